@@ -1,0 +1,182 @@
+//! `/api/v1/events`, `/api/v1/head`, `/api/v1/verify`.
+
+use std::collections::HashSet;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::body::read_json;
+use super::{ApiError, AppState};
+use crate::ledger::event::{EventJson, SERVER_ASSIGNED_FIELDS};
+use crate::ledger::{EntityRef, Event, EventDraft, EventKind, EventRequest};
+use crate::store::{Appended, EventFilter};
+
+/// The actor recorded while the server runs without authentication.
+pub const UNAUTHENTICATED_ACTOR: &str = "anonymous";
+
+/// `POST /api/v1/events`: one event, or `{"events": [...]}` appended
+/// atomically and in order. 201 when written; 200 with
+/// `Idempotent-Replayed: true` when the idempotency keys show a retry.
+pub async fn append(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
+    let (drafts, is_batch) = parse_append_body(body, state.limits.max_batch_events)?;
+    let appended = state.store.writer().append(UNAUTHENTICATED_ACTOR.to_owned(), drafts).await?;
+    let (status, replayed) = match &appended {
+        Appended::Created(_) => (StatusCode::CREATED, false),
+        Appended::Replayed(_) => (StatusCode::OK, true),
+    };
+    let events = appended.events();
+    let mut response = HttpResponse::build(status);
+    if replayed {
+        response.insert_header(("Idempotent-Replayed", "true"));
+    }
+    if is_batch {
+        let json: Result<Vec<_>, _> = events.iter().map(Event::to_json).collect();
+        Ok(response.json(EventsBatch { events: json.map_err(ApiError::internal)? }))
+    } else {
+        let event = events.first().ok_or_else(|| ApiError::internal("append returned no event"))?;
+        response.insert_header((header::LOCATION, format!("/api/v1/events/{}", event.seq)));
+        Ok(response.json(event.to_json().map_err(ApiError::internal)?))
+    }
+}
+
+/// Splits a request body into validated drafts; `true` for the batch form.
+pub fn parse_append_body(body: serde_json::Value, max_batch: usize) -> Result<(Vec<EventDraft>, bool), ApiError> {
+    let (items, batch) = match body {
+        serde_json::Value::Object(mut map) if map.contains_key("events") => {
+            if map.len() != 1 {
+                return Err(ApiError::bad_request("invalid_request", "a batch body must contain only `events`"));
+            }
+            match map.remove("events") {
+                Some(serde_json::Value::Array(items)) => (items, true),
+                _ => return Err(ApiError::bad_request("invalid_request", "`events` must be an array")),
+            }
+        }
+        single => (vec![single], false),
+    };
+    if items.is_empty() {
+        return Err(ApiError::unprocessable("empty_batch", "`events` must contain at least one event"));
+    }
+    if items.len() > max_batch {
+        return Err(ApiError::unprocessable(
+            "batch_too_large",
+            format!("a batch may hold at most {max_batch} events; this one has {}", items.len()),
+        ));
+    }
+    let mut drafts = Vec::with_capacity(items.len());
+    let mut keys = HashSet::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let at = |msg: String| if batch { format!("events[{i}]: {msg}") } else { msg };
+        let serde_json::Value::Object(fields) = &item else {
+            return Err(ApiError::bad_request("invalid_request", at("an event must be a JSON object".into())));
+        };
+        if let Some(field) = SERVER_ASSIGNED_FIELDS.iter().find(|f| fields.contains_key(**f)) {
+            return Err(ApiError::unprocessable(
+                "server_assigned_field",
+                at(format!("`{field}` is assigned by the server and must not be sent")),
+            ));
+        }
+        let request: EventRequest = serde_json::from_value(item)
+            .map_err(|e| ApiError::bad_request("invalid_request", at(e.to_string())))?;
+        let draft = EventDraft::from_request(request)
+            .map_err(|e| ApiError::unprocessable("invalid_event", at(e.to_string())))?;
+        if let Some(key) = &draft.idempotency_key {
+            if !keys.insert(key.clone()) {
+                return Err(ApiError::unprocessable(
+                    "invalid_event",
+                    at(format!("idempotency_key {key:?} is used twice in this request")),
+                ));
+            }
+        }
+        drafts.push(draft);
+    }
+    Ok((drafts, batch))
+}
+
+/// `GET /api/v1/events/{seq}`.
+pub async fn get(state: web::Data<AppState>, seq: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+    let seq = seq.into_inner();
+    let store = state.store.clone();
+    let event = web::block(move || store.event(seq)).await??;
+    match event {
+        Some(event) => Ok(HttpResponse::Ok().json(event.to_json().map_err(ApiError::internal)?)),
+        None => Err(ApiError::not_found(format!("no event with seq {seq}"))),
+    }
+}
+
+/// Query string of `GET /api/v1/events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    kind: Option<String>,
+    subject: Option<String>,
+    actor: Option<String>,
+    after_seq: Option<u64>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/events?kind=&subject=&actor=&after_seq=&limit=`, ascending
+/// by seq. `next_after_seq` is the cursor for the next page, `null` on the
+/// last one.
+pub async fn list(state: web::Data<AppState>, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let limit = q.limit.unwrap_or(state.limits.default_page_size);
+    if limit == 0 || limit > state.limits.max_page_size {
+        return Err(ApiError::unprocessable(
+            "invalid_limit",
+            format!("limit must be between 1 and {}", state.limits.max_page_size),
+        ));
+    }
+    if let Some(kind) = &q.kind {
+        EventKind::parse(kind).map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
+    }
+    if let Some(subject) = &q.subject {
+        EntityRef::parse(subject).map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
+    }
+    let filter = EventFilter {
+        kind: q.kind,
+        subject: q.subject,
+        actor: q.actor,
+        after_seq: q.after_seq.unwrap_or(0),
+        // One more than asked, to know whether another page follows.
+        limit: limit + 1,
+    };
+    let store = state.store.clone();
+    let mut events = web::block(move || store.list(&filter)).await??;
+    let more = events.len() > limit as usize;
+    events.truncate(limit as usize);
+    let next_after_seq = if more { events.last().map(|e| e.seq) } else { None };
+    let json: Result<Vec<_>, _> = events.iter().map(Event::to_json).collect();
+    Ok(HttpResponse::Ok().json(EventsPage { events: json.map_err(ApiError::internal)?, next_after_seq }))
+}
+
+/// The answer to a batch append.
+#[derive(serde::Serialize)]
+struct EventsBatch<'a> {
+    events: Vec<EventJson<'a>>,
+}
+
+/// A page of a listing; `next_after_seq` is `null` on the last page.
+#[derive(serde::Serialize)]
+struct EventsPage<'a> {
+    events: Vec<EventJson<'a>>,
+    next_after_seq: Option<u64>,
+}
+
+/// `GET /api/v1/head`: the ledger's size and last hash.
+pub async fn head(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    let head = web::block(move || store.head()).await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "size": head.size,
+        "head_hash": head.hash.map(hex::encode),
+    })))
+}
+
+/// `GET /api/v1/verify`: recomputes the whole chain, like `govledger verify`.
+pub async fn verify(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    let report = web::block(move || store.verify()).await??;
+    Ok(HttpResponse::Ok().json(report))
+}

@@ -1,0 +1,45 @@
+//! The HTTP API: decode the request, call the store, encode the response.
+//! All wiring is here; one module per resource.
+
+pub mod body;
+pub mod error;
+pub mod events;
+pub mod health;
+
+use actix_web::web;
+
+pub use error::ApiError;
+
+use crate::config::Limits;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub limits: Limits,
+}
+
+/// Registers every route and the JSON error handlers for extractor failures.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::QueryConfig::default().error_handler(|err, _| {
+        ApiError::bad_request("invalid_query", err.to_string()).into()
+    }))
+    .app_data(web::PathConfig::default().error_handler(|err, _| {
+        ApiError::bad_request("invalid_path", err.to_string()).into()
+    }))
+    .route("/healthz", web::get().to(health::healthz))
+    .service(
+        web::scope("/api/v1")
+            .route("/events", web::post().to(events::append))
+            .route("/events", web::get().to(events::list))
+            .route("/events/{seq}", web::get().to(events::get))
+            .route("/head", web::get().to(events::head))
+            .route("/verify", web::get().to(events::verify)),
+    )
+    .default_service(web::to(not_found));
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!("no route for {} {}", req.method(), req.path())))
+}

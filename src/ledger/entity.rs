@@ -1,0 +1,123 @@
+//! Entity references of the form `type:name@version` (version optional).
+
+use std::fmt;
+
+use super::event::ValidationError;
+
+/// A parsed entity reference such as `model:fraud-detector@3` or
+/// `deployment:prod/fraud-detector`.
+///
+/// Parsing is strict so that two spellings never name one entity: the type is
+/// lower-case, the name and version use a small portable alphabet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntityRef {
+    entity_type: String,
+    name: String,
+    version: Option<String>,
+}
+
+const MAX_TYPE_LEN: usize = 32;
+const MAX_NAME_LEN: usize = 200;
+const MAX_VERSION_LEN: usize = 64;
+
+impl EntityRef {
+    /// Parses `type:name@version`.
+    pub fn parse(input: &str) -> Result<Self, ValidationError> {
+        let bad = |why: &str| ValidationError::new(format!("invalid entity reference {input:?}: {why}"));
+        let (entity_type, rest) = input
+            .split_once(':')
+            .ok_or_else(|| bad("expected `type:name` or `type:name@version`"))?;
+        if entity_type.is_empty() || entity_type.len() > MAX_TYPE_LEN {
+            return Err(bad("type must be 1 to 32 characters"));
+        }
+        let mut type_chars = entity_type.chars();
+        let first_is_letter = type_chars.next().is_some_and(|c| c.is_ascii_lowercase());
+        if !first_is_letter || !type_chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            return Err(bad("type must be lower-case letters, digits or `_`, starting with a letter"));
+        }
+        let (name, version) = match rest.split_once('@') {
+            Some((name, version)) => (name, Some(version)),
+            None => (rest, None),
+        };
+        if name.is_empty() || name.len() > MAX_NAME_LEN {
+            return Err(bad("name must be 1 to 200 characters"));
+        }
+        if !name.chars().all(is_name_char) {
+            return Err(bad("name may contain only letters, digits and `.`, `_`, `-`, `/`"));
+        }
+        if name.starts_with('/') || name.ends_with('/') || name.contains("//") {
+            return Err(bad("name segments separated by `/` must not be empty"));
+        }
+        if let Some(version) = version {
+            if version.is_empty() || version.len() > MAX_VERSION_LEN {
+                return Err(bad("version after `@` must be 1 to 64 characters"));
+            }
+            if !version.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+')) {
+                return Err(bad("version may contain only letters, digits and `.`, `_`, `-`, `+`"));
+            }
+        }
+        Ok(Self {
+            entity_type: entity_type.to_owned(),
+            name: name.to_owned(),
+            version: version.map(str::to_owned),
+        })
+    }
+
+    /// The entity type, e.g. `model`.
+    pub fn entity_type(&self) -> &str {
+        &self.entity_type
+    }
+
+    /// The entity name, e.g. `fraud-detector`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The version, if the reference names one.
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')
+}
+
+impl fmt::Display for EntityRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.entity_type, self.name)?;
+        if let Some(version) = &self.version {
+            write!(f, "@{version}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_all_three_parts() {
+        let r = EntityRef::parse("model:fraud-detector@3").unwrap();
+        assert_eq!((r.entity_type(), r.name(), r.version()), ("model", "fraud-detector", Some("3")));
+        assert_eq!(r.to_string(), "model:fraud-detector@3");
+    }
+
+    #[test]
+    fn version_is_optional_and_names_may_have_paths() {
+        let r = EntityRef::parse("deployment:prod/fraud-detector").unwrap();
+        assert_eq!(r.name(), "prod/fraud-detector");
+        assert_eq!(r.version(), None);
+    }
+
+    #[test]
+    fn rejects_malformed_references() {
+        for bad in [
+            "", "model", ":x", "Model:x", "1model:x", "model:", "model:x@", "model:a b", "model:x@1@2",
+            "model:/x", "model:x//y", "model:x/", "mo-del:x", "model:é", "model:x@v 1",
+        ] {
+            assert!(EntityRef::parse(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Events: what a client asks to record ([`EventRequest`]), its validated
+//! form ([`EventDraft`]), and the stored, chained [`Event`].
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::encoding::Hash;
+use super::entity::EntityRef;
+use super::timestamp;
+
+/// Why a client's event was refused. The message names the offending field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ValidationError {
+    message: String,
+}
+
+impl ValidationError {
+    /// A validation error with a message for the client.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into() }
+    }
+
+    /// The same error, with the field path in front (`events[2].subject: ...`).
+    pub fn in_field(self, field: &str) -> Self {
+        Self { message: format!("{field}: {}", self.message) }
+    }
+}
+
+/// Fields that only the server assigns; a request carrying one is refused
+/// rather than silently ignored, so a client never believes it set them.
+pub const SERVER_ASSIGNED_FIELDS: [&str; 6] = ["seq", "id", "recorded_at", "actor", "prev_hash", "hash"];
+
+const MAX_KIND_LEN: usize = 64;
+const MAX_PROJECT_LEN: usize = 64;
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+const MAX_REFS: usize = 1000;
+
+/// An event as a client sends it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRequest {
+    pub kind: String,
+    pub subject: String,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub inputs: Option<Vec<String>>,
+    #[serde(default)]
+    pub outputs: Option<Vec<String>>,
+    #[serde(default)]
+    pub attributes: Option<serde_json::Value>,
+    #[serde(default)]
+    pub occurred_at: Option<String>,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+/// A dotted event kind such as `model.registered`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventKind(String);
+
+impl EventKind {
+    /// Parses a kind: two or more dot-separated segments of lower-case
+    /// letters, digits and `_`, each starting with a letter.
+    pub fn parse(input: &str) -> Result<Self, ValidationError> {
+        let bad = |why: &str| ValidationError::new(format!("invalid kind {input:?}: {why}"));
+        if input.is_empty() || input.len() > MAX_KIND_LEN {
+            return Err(bad("must be 1 to 64 characters"));
+        }
+        let segments: Vec<&str> = input.split('.').collect();
+        if segments.len() < 2 {
+            return Err(bad("expected a dotted name such as `model.registered`"));
+        }
+        for segment in segments {
+            let mut chars = segment.chars();
+            let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+            if !starts_with_letter || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                return Err(bad("each segment must be lower-case letters, digits or `_`, starting with a letter"));
+            }
+        }
+        Ok(Self(input.to_owned()))
+    }
+
+    /// The kind as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A validated event that has not been given its place in the chain yet.
+///
+/// `attributes` is already in canonical JSON (sorted keys, no whitespace):
+/// those exact bytes are stored and hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDraft {
+    pub kind: EventKind,
+    pub subject: EntityRef,
+    pub project: Option<String>,
+    pub inputs: Vec<EntityRef>,
+    pub outputs: Vec<EntityRef>,
+    pub attributes: String,
+    pub occurred_at: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+impl EventDraft {
+    /// Validates a request into a draft.
+    pub fn from_request(request: EventRequest) -> Result<Self, ValidationError> {
+        let kind = EventKind::parse(&request.kind).map_err(|e| e.in_field("kind"))?;
+        let subject = EntityRef::parse(&request.subject).map_err(|e| e.in_field("subject"))?;
+        let project = request.project.map(|p| validate_project(&p).map(|()| p)).transpose()?;
+        let inputs = parse_refs("inputs", request.inputs.unwrap_or_default())?;
+        let outputs = parse_refs("outputs", request.outputs.unwrap_or_default())?;
+        let attributes = match request.attributes {
+            None => "{}".to_owned(),
+            Some(value @ serde_json::Value::Object(_)) => canonical_json(&value),
+            Some(_) => return Err(ValidationError::new("attributes: must be a JSON object")),
+        };
+        let occurred_at = request
+            .occurred_at
+            .map(|t| timestamp::normalize(&t))
+            .transpose()
+            .map_err(|e| e.in_field("occurred_at"))?;
+        let idempotency_key = request
+            .idempotency_key
+            .map(|k| validate_idempotency_key(&k).map(|()| k))
+            .transpose()?;
+        Ok(Self { kind, subject, project, inputs, outputs, attributes, occurred_at, idempotency_key })
+    }
+
+    /// Whether a stored event records exactly what this draft asks for, so that
+    /// a retry with the same idempotency key may be answered with it.
+    pub fn matches(&self, event: &Event) -> bool {
+        self.kind.as_str() == event.kind
+            && self.subject.to_string() == event.subject
+            && self.project == event.project
+            && refs_match(&self.inputs, &event.inputs)
+            && refs_match(&self.outputs, &event.outputs)
+            && self.attributes == event.attributes
+            && self.occurred_at == event.occurred_at
+            && self.idempotency_key == event.idempotency_key
+    }
+}
+
+fn refs_match(drafted: &[EntityRef], stored: &[String]) -> bool {
+    drafted.len() == stored.len() && drafted.iter().zip(stored).all(|(d, s)| d.to_string() == *s)
+}
+
+fn parse_refs(field: &str, refs: Vec<String>) -> Result<Vec<EntityRef>, ValidationError> {
+    if refs.len() > MAX_REFS {
+        return Err(ValidationError::new(format!("{field}: at most {MAX_REFS} entries")));
+    }
+    let mut seen = BTreeSet::new();
+    refs.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let parsed = EntityRef::parse(r).map_err(|e| e.in_field(&format!("{field}[{i}]")))?;
+            if !seen.insert(parsed.clone()) {
+                return Err(ValidationError::new(format!("{field}[{i}]: {r:?} is listed twice")));
+            }
+            Ok(parsed)
+        })
+        .collect()
+}
+
+fn validate_project(project: &str) -> Result<(), ValidationError> {
+    let ok = !project.is_empty()
+        && project.len() <= MAX_PROJECT_LEN
+        && project.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && project != "*";
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(format!(
+            "project: invalid project {project:?}: 1 to 64 letters, digits, `.`, `_` or `-`"
+        )))
+    }
+}
+
+fn validate_idempotency_key(key: &str) -> Result<(), ValidationError> {
+    let ok = !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN && key.chars().all(|c| c.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new("idempotency_key: 1 to 128 printable ASCII characters without spaces"))
+    }
+}
+
+/// Canonical JSON: object keys sorted by their UTF-8 bytes, no insignificant
+/// whitespace, numbers and strings as serde_json writes them. serde_json's map
+/// is a `BTreeMap` (the `preserve_order` feature must stay off), which gives
+/// the ordering.
+pub fn canonical_json(value: &serde_json::Value) -> String {
+    value.to_string()
+}
+
+/// An event as stored in the ledger, with its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub seq: u64,
+    pub id: String,
+    pub recorded_at: String,
+    pub actor: String,
+    pub kind: String,
+    pub subject: String,
+    pub project: Option<String>,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    /// Canonical JSON text, exactly the bytes that were hashed.
+    pub attributes: String,
+    pub occurred_at: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub prev_hash: Hash,
+    pub hash: Hash,
+}
+
+/// The JSON shape of an event in API responses and bundles. `attributes` is
+/// written as the stored canonical bytes verbatim, so a verifier can hash
+/// what it received without re-serialising it.
+#[derive(Debug, Serialize)]
+pub struct EventJson<'a> {
+    pub seq: u64,
+    pub id: &'a str,
+    pub recorded_at: &'a str,
+    pub actor: &'a str,
+    pub kind: &'a str,
+    pub subject: &'a str,
+    pub project: Option<&'a str>,
+    pub inputs: &'a [String],
+    pub outputs: &'a [String],
+    pub attributes: &'a serde_json::value::RawValue,
+    pub occurred_at: Option<&'a str>,
+    pub idempotency_key: Option<&'a str>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl Event {
+    /// The response shape. Fails only if the stored attributes are not JSON,
+    /// which means the row was damaged outside the server.
+    pub fn to_json(&self) -> Result<EventJson<'_>, serde_json::Error> {
+        let attributes: &serde_json::value::RawValue = serde_json::from_str(&self.attributes)?;
+        Ok(EventJson {
+            seq: self.seq,
+            id: &self.id,
+            recorded_at: &self.recorded_at,
+            actor: &self.actor,
+            kind: &self.kind,
+            subject: &self.subject,
+            project: self.project.as_deref(),
+            inputs: &self.inputs,
+            outputs: &self.outputs,
+            attributes,
+            occurred_at: self.occurred_at.as_deref(),
+            idempotency_key: self.idempotency_key.as_deref(),
+            prev_hash: hex::encode(self.prev_hash),
+            hash: hex::encode(self.hash),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(json: serde_json::Value) -> Result<EventDraft, String> {
+        let req: EventRequest = serde_json::from_value(json).map_err(|e| e.to_string())?;
+        EventDraft::from_request(req).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn kinds_are_dotted_lower_case() {
+        assert!(EventKind::parse("model.registered").is_ok());
+        assert!(EventKind::parse("a.b_c.d2").is_ok());
+        for bad in ["model", "Model.registered", "model..x", ".x", "x.", "model.2x", "model.re gistered"] {
+            assert!(EventKind::parse(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn attributes_are_canonicalised() {
+        let d = request(serde_json::json!({
+            "kind": "model.evaluated", "subject": "model:m@1",
+            "attributes": {"b": 1, "a": {"z": [1, 2], "y": "é"}}
+        }))
+        .unwrap();
+        assert_eq!(d.attributes, r#"{"a":{"y":"é","z":[1,2]},"b":1}"#);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = request(serde_json::json!({"kind": "x.y", "subject": "m:x", "inputs": ["dataset:a", "bad"]}))
+            .unwrap_err();
+        assert!(e.starts_with("inputs[1]: invalid entity reference"), "{e}");
+        let e = request(serde_json::json!({"kind": "x.y", "subject": "m:x", "attributes": [1]})).unwrap_err();
+        assert!(e.starts_with("attributes:"), "{e}");
+        let e = request(serde_json::json!({"kind": "x.y", "subject": "m:x", "occurred_at": "soon"})).unwrap_err();
+        assert!(e.starts_with("occurred_at:"), "{e}");
+        let e = request(serde_json::json!({"kind": "x.y", "subject": "m:x", "inputs": ["d:a", "d:a"]})).unwrap_err();
+        assert!(e.contains("listed twice"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let e = request(serde_json::json!({"kind": "x.y", "subject": "m:x", "colour": "red"})).unwrap_err();
+        assert!(e.contains("unknown field `colour`"), "{e}");
+    }
+}

@@ -1,0 +1,14 @@
+//! The ledger core: the event model, its canonical encoding and hash, and
+//! chain verification. Plain Rust over bytes: no web framework and no
+//! database, so that the server and any offline verifier share one definition.
+
+pub mod encoding;
+pub mod entity;
+pub mod event;
+pub mod timestamp;
+pub mod verify;
+
+pub use encoding::{canonical_encoding, event_hash, Hash, GENESIS_PREV_HASH};
+pub use entity::EntityRef;
+pub use event::{Event, EventDraft, EventKind, EventRequest, ValidationError};
+pub use verify::{ChainVerifier, VerifyFailure, VerifyFailureKind};

@@ -1,0 +1,16 @@
+//! govledger: an append-only, hash-chained governance ledger for machine
+//! learning in production.
+//!
+//! Layers, data flowing down only: [`http`] decodes requests and calls the
+//! [`store`]; the [`ledger`] core (event model, canonical encoding, hashing,
+//! verification) depends on neither, so offline verifiers share it.
+//!
+//! Error policy: each layer has one `thiserror` type ([`ledger::ValidationError`],
+//! [`store::StoreError`], [`http::ApiError`], [`startup::StartupError`]);
+//! they convert at layer boundaries. `anyhow` is used in `main` only.
+
+pub mod config;
+pub mod http;
+pub mod ledger;
+pub mod startup;
+pub mod store;

@@ -1,0 +1,72 @@
+//! Building and running the server: the seam that `main` and the tests share.
+
+use std::net::TcpListener;
+use std::thread::JoinHandle;
+
+use actix_web::{dev::Server, web, App, HttpServer};
+
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::store::{Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {bind}: {source}")]
+    Bind { bind: String, source: std::io::Error },
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    writer_thread: JoinHandle<()>,
+}
+
+impl Application {
+    /// Opens storage (running migrations), starts the writer and binds.
+    pub fn build(config: Config) -> Result<Self, StartupError> {
+        let (store, writer_thread) = Store::open(config.storage.clone(), config.pool_size, config.writer.clone())?;
+        let listener =
+            TcpListener::bind(&config.bind).map_err(|source| StartupError::Bind { bind: config.bind.clone(), source })?;
+        let port = listener.local_addr().map_err(|source| StartupError::Bind { bind: config.bind.clone(), source })?.port();
+        let state = web::Data::new(AppState { store, limits: config.limits.clone() });
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(http::configure)
+        })
+        // In-flight requests (and so in-flight commits) get this long to finish on SIGTERM/SIGINT.
+        .shutdown_timeout(30);
+        if config.workers > 0 {
+            server = server.workers(config.workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartupError::Bind { bind: config.bind.clone(), source })?
+            .run();
+        Ok(Self { port, server, writer_thread })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server from elsewhere (tests, signal handlers).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (SIGTERM/SIGINT or the handle), then waits for
+    /// the writer to commit what was already queued.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await?;
+        // The last writer handle went away with the workers' app state.
+        let writer = self.writer_thread;
+        tokio::task::spawn_blocking(move || writer.join()).await.ok();
+        Ok(())
+    }
+}

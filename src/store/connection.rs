@@ -1,0 +1,184 @@
+//! Connections for both backends, their per-connection settings, migrations,
+//! and an r2d2 manager over them.
+
+use std::path::{Path, PathBuf};
+
+use diesel::pg::PgConnection;
+use diesel::sqlite::SqliteConnection;
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::{Connection, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use super::StoreError;
+use crate::with_conn;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Advisory lock key that serialises appends across every process sharing a
+/// PostgreSQL database ("govledgr" in ASCII).
+pub const PG_APPEND_LOCK: i64 = 0x676f_766c_6564_6772;
+/// Advisory lock key held while migrations run, so replicas starting together
+/// do not race.
+const PG_MIGRATION_LOCK: i64 = PG_APPEND_LOCK + 1;
+
+/// The file name of the SQLite database inside the data directory.
+pub const SQLITE_FILE: &str = "govledger.db";
+
+/// Which database holds the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageTarget {
+    /// An SQLite file in the data directory.
+    Sqlite { path: PathBuf },
+    /// A PostgreSQL database.
+    Postgres { url: String },
+}
+
+impl StorageTarget {
+    /// The embedded default: `DATA_DIR/govledger.db`, or PostgreSQL when a URL is given.
+    pub fn resolve(data_dir: &Path, database_url: Option<&str>) -> Result<Self, StoreError> {
+        match database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Self::Postgres { url: url.to_owned() })
+            }
+            Some(other) => Err(StoreError::UnsupportedUrl(other.to_owned())),
+            None => Ok(Self::Sqlite { path: data_dir.join(SQLITE_FILE) }),
+        }
+    }
+
+    /// A description without credentials, for logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite { path } => format!("sqlite {}", path.display()),
+            Self::Postgres { url } => {
+                let host = url.rsplit('@').next().unwrap_or(url);
+                format!("postgresql {}", host.trim_start_matches("postgres://").trim_start_matches("postgresql://"))
+            }
+        }
+    }
+}
+
+/// A connection to either backend.
+pub enum DbConn {
+    Sqlite(SqliteConnection),
+    Pg(PgConnection),
+}
+
+impl DbConn {
+    /// Opens a connection with the ledger's per-connection settings.
+    pub fn establish(target: &StorageTarget) -> Result<Self, StoreError> {
+        match target {
+            StorageTarget::Sqlite { path } => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|source| StoreError::DataDir { path: dir.display().to_string(), source })?;
+                }
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+                // WAL lets readers run beside the writer; synchronous=FULL makes
+                // every commit durable before it is acknowledged (NORMAL can
+                // lose the last commits on power loss). busy_timeout covers
+                // other processes (verify, backups) holding the lock briefly.
+                for pragma in [
+                    "PRAGMA busy_timeout = 10000",
+                    "PRAGMA journal_mode = WAL",
+                    "PRAGMA synchronous = FULL",
+                    "PRAGMA foreign_keys = ON",
+                ] {
+                    diesel::sql_query(pragma).execute(&mut conn)?;
+                }
+                Ok(Self::Sqlite(conn))
+            }
+            StorageTarget::Postgres { url } => Ok(Self::Pg(PgConnection::establish(url)?)),
+        }
+    }
+
+    /// Starts the append transaction and takes the chain lock: SQLite's
+    /// `BEGIN IMMEDIATE` (a deferred transaction could fail to upgrade to a
+    /// write without the busy handler running), PostgreSQL's advisory lock
+    /// (held until commit, so the next writer reads the head after ours).
+    pub fn begin_append(&mut self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+            Self::Pg(c) => {
+                AnsiTransactionManager::begin_transaction(c)?;
+                if let Err(e) = diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PG_APPEND_LOCK})")).execute(c) {
+                    AnsiTransactionManager::rollback_transaction(c).ok();
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits the append transaction.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        with_conn!(self, |c| AnsiTransactionManager::commit_transaction(c))?;
+        Ok(())
+    }
+
+    /// Rolls back; errors are ignored because the writer drops the connection
+    /// after any failure anyway.
+    pub fn rollback(&mut self) {
+        with_conn!(self, |c| AnsiTransactionManager::rollback_transaction(c)).ok();
+    }
+
+    /// Whether the connection still answers.
+    pub fn ping(&mut self) -> Result<(), StoreError> {
+        with_conn!(self, |c| diesel::sql_query("SELECT 1").execute(c))?;
+        Ok(())
+    }
+}
+
+/// Opens connections for the pool and the writer.
+#[derive(Clone)]
+pub struct ConnectionManager {
+    target: StorageTarget,
+}
+
+impl ConnectionManager {
+    /// A manager for `target`; checks that a connection can be made.
+    pub fn new(target: StorageTarget) -> Result<Self, StoreError> {
+        let manager = Self { target };
+        manager.connect()?;
+        Ok(manager)
+    }
+
+    /// A fresh connection.
+    pub fn connect(&self) -> Result<DbConn, StoreError> {
+        DbConn::establish(&self.target)
+    }
+
+    /// Brings the schema up to date.
+    pub fn run_migrations(&self) -> Result<(), StoreError> {
+        let migration_error = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
+        match self.connect()? {
+            DbConn::Sqlite(mut c) => {
+                c.run_pending_migrations(SQLITE_MIGRATIONS).map_err(migration_error)?;
+            }
+            DbConn::Pg(mut c) => {
+                diesel::sql_query(format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})")).execute(&mut c)?;
+                let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})")).execute(&mut c)?;
+                result.map_err(migration_error)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConn;
+    type Error = StoreError;
+
+    fn connect(&self) -> Result<DbConn, StoreError> {
+        DbConn::establish(&self.target)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), StoreError> {
+        conn.ping()
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}

@@ -1,0 +1,205 @@
+//! Queries on the `events` table. Every function takes `&mut DbConn` so the
+//! same query runs on a pooled connection or inside the writer's transaction.
+
+use diesel::prelude::*;
+
+use super::schema::events;
+use super::{DbConn, StoreError};
+use crate::ledger::{Event, Hash};
+use crate::with_conn;
+
+/// A row of the `events` table as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = events)]
+pub struct EventRow {
+    pub seq: i64,
+    pub id: String,
+    pub recorded_at: String,
+    pub actor: String,
+    pub kind: String,
+    pub subject: String,
+    pub project: Option<String>,
+    pub inputs: String,
+    pub outputs: String,
+    pub attributes: String,
+    pub occurred_at: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+impl EventRow {
+    /// The row for a chained event.
+    pub fn from_event(e: &Event) -> Self {
+        Self {
+            seq: i64::try_from(e.seq).unwrap_or(i64::MAX),
+            id: e.id.clone(),
+            recorded_at: e.recorded_at.clone(),
+            actor: e.actor.clone(),
+            kind: e.kind.clone(),
+            subject: e.subject.clone(),
+            project: e.project.clone(),
+            inputs: refs_json(&e.inputs),
+            outputs: refs_json(&e.outputs),
+            attributes: e.attributes.clone(),
+            occurred_at: e.occurred_at.clone(),
+            idempotency_key: e.idempotency_key.clone(),
+            prev_hash: e.prev_hash.to_vec(),
+            hash: e.hash.to_vec(),
+        }
+    }
+
+    /// The event in this row; a row that cannot be one was damaged outside
+    /// the server and is reported as such.
+    pub fn into_event(self) -> Result<Event, StoreError> {
+        let seq = u64::try_from(self.seq).map_err(|_| corrupt(0, "negative seq"))?;
+        let parse_refs = |field: &str, text: &str| {
+            serde_json::from_str::<Vec<String>>(text)
+                .map_err(|e| corrupt(seq, &format!("{field} is not a JSON array of strings: {e}")))
+        };
+        let hash_of = |field: &str, bytes: &[u8]| {
+            Hash::try_from(bytes).map_err(|_| corrupt(seq, &format!("{field} is {} bytes, not 32", bytes.len())))
+        };
+        Ok(Event {
+            seq,
+            inputs: parse_refs("inputs", &self.inputs)?,
+            outputs: parse_refs("outputs", &self.outputs)?,
+            prev_hash: hash_of("prev_hash", &self.prev_hash)?,
+            hash: hash_of("hash", &self.hash)?,
+            id: self.id,
+            recorded_at: self.recorded_at,
+            actor: self.actor,
+            kind: self.kind,
+            subject: self.subject,
+            project: self.project,
+            attributes: self.attributes,
+            occurred_at: self.occurred_at,
+            idempotency_key: self.idempotency_key,
+        })
+    }
+}
+
+fn corrupt(seq: u64, reason: &str) -> StoreError {
+    StoreError::CorruptRow { seq, reason: reason.to_owned() }
+}
+
+/// Entity references are stored as a JSON array of strings.
+pub fn refs_json(refs: &[String]) -> String {
+    serde_json::Value::from(refs.to_vec()).to_string()
+}
+
+/// The end of the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Head {
+    /// The number of events (= the last seq).
+    pub size: u64,
+    /// The last event's hash; `None` for an empty ledger.
+    pub hash: Option<Hash>,
+    /// The last event's `recorded_at`.
+    pub recorded_at: Option<String>,
+}
+
+/// Reads the head. Inside the append transaction this is the value the next
+/// event chains to.
+pub fn head(conn: &mut DbConn) -> Result<Head, StoreError> {
+    let row: Option<(i64, Vec<u8>, String)> = with_conn!(conn, |c| events::table
+        .select((events::seq, events::hash, events::recorded_at))
+        .order(events::seq.desc())
+        .first(c)
+        .optional())?;
+    match row {
+        None => Ok(Head::default()),
+        Some((seq, hash, recorded_at)) => {
+            let size = u64::try_from(seq).map_err(|_| corrupt(0, "negative seq"))?;
+            let hash = Hash::try_from(hash.as_slice()).map_err(|_| corrupt(size, "hash is not 32 bytes"))?;
+            Ok(Head { size, hash: Some(hash), recorded_at: Some(recorded_at) })
+        }
+    }
+}
+
+/// One event by seq.
+pub fn by_seq(conn: &mut DbConn, seq: u64) -> Result<Option<Event>, StoreError> {
+    let Ok(seq) = i64::try_from(seq) else { return Ok(None) };
+    let row: Option<EventRow> = with_conn!(conn, |c| events::table
+        .find(seq)
+        .select(EventRow::as_select())
+        .first(c)
+        .optional())?;
+    row.map(EventRow::into_event).transpose()
+}
+
+/// Rows with `seq > after`, in order, at most `limit`; undecoded so that the
+/// verifier can report a damaged row instead of failing the read.
+pub fn raw_range(conn: &mut DbConn, after: u64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    Ok(with_conn!(conn, |c| events::table
+        .filter(events::seq.gt(after))
+        .order(events::seq.asc())
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(c))?)
+}
+
+/// Events already recorded under any of `keys` (for any actor).
+pub fn by_idempotency_keys(conn: &mut DbConn, keys: &[String]) -> Result<Vec<Event>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<EventRow> = with_conn!(conn, |c| events::table
+        .filter(events::idempotency_key.eq_any(keys))
+        .select(EventRow::as_select())
+        .load(c))?;
+    rows.into_iter().map(EventRow::into_event).collect()
+}
+
+/// Rows per INSERT statement: well under SQLite's bound-parameter limit.
+const INSERT_CHUNK: usize = 500;
+
+/// Inserts chained events (inside the append transaction).
+pub fn insert(conn: &mut DbConn, rows: &[EventRow]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        with_conn!(conn, |c| diesel::insert_into(events::table).values(chunk).execute(c))?;
+    }
+    Ok(())
+}
+
+/// Filters for listing events. `subject` without a version matches every
+/// version of that entity.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub kind: Option<String>,
+    pub subject: Option<String>,
+    pub actor: Option<String>,
+    pub after_seq: u64,
+    pub limit: u32,
+}
+
+/// A page of events with `seq > after_seq`, ascending.
+pub fn list(conn: &mut DbConn, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
+    let after = i64::try_from(filter.after_seq).unwrap_or(i64::MAX);
+    let rows: Vec<EventRow> = with_conn!(conn, |c| {
+        let mut query = events::table
+            .filter(events::seq.gt(after))
+            .select(EventRow::as_select())
+            .order(events::seq.asc())
+            .limit(i64::from(filter.limit))
+            .into_boxed();
+        if let Some(kind) = &filter.kind {
+            query = query.filter(events::kind.eq(kind.clone()));
+        }
+        if let Some(actor) = &filter.actor {
+            query = query.filter(events::actor.eq(actor.clone()));
+        }
+        if let Some(subject) = &filter.subject {
+            if subject.contains('@') {
+                query = query.filter(events::subject.eq(subject.clone()));
+            } else {
+                // Entity names cannot contain LIKE wildcards except `_`, escaped here.
+                let pattern = format!("{}@%", subject.replace('\\', "\\\\").replace('_', "\\_").replace('%', "\\%"));
+                query = query.filter(events::subject.eq(subject.clone()).or(events::subject.like(pattern).escape('\\')));
+            }
+        }
+        query.load(c)
+    })?;
+    rows.into_iter().map(EventRow::into_event).collect()
+}

@@ -1,0 +1,300 @@
+//! The group-commit writer: one thread owns the write connection and turns
+//! whatever append requests have queued up into one transaction and one
+//! durable commit. Requests are answered only after that commit returns, so
+//! an acknowledged event is never lost; throughput comes from sharing the
+//! fsync, not from weakening it.
+
+use std::collections::HashMap;
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::events::{self, EventRow, Head};
+use super::{ConnectionManager, DbConn, StoreError};
+use crate::ledger::encoding::{hash_with, EncodingInput};
+use crate::ledger::{timestamp, Event, EventDraft, GENESIS_PREV_HASH};
+
+/// Tuning for the writer.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Most events one transaction takes (a single larger request still goes
+    /// through whole, alone).
+    pub max_batch_events: usize,
+    /// Requests that may wait for the writer before callers are held back.
+    pub queue_capacity: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self { max_batch_events: 2000, queue_capacity: 8192 }
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone)]
+pub enum Appended {
+    /// The events were added to the chain.
+    Created(Vec<Event>),
+    /// A retry: the same idempotency keys were already recorded for the same
+    /// content; these are the original events and nothing was written.
+    Replayed(Vec<Event>),
+}
+
+impl Appended {
+    /// The events, created or original.
+    pub fn events(&self) -> &[Event] {
+        match self {
+            Self::Created(e) | Self::Replayed(e) => e,
+        }
+    }
+}
+
+/// Why an append was refused or failed. Nothing was written in either case.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
+    #[error("idempotency key {key:?} was already used for a different event")]
+    IdempotencyConflict { key: String },
+    #[error("storage failed, nothing was written: {0}")]
+    Storage(String),
+    #[error("the ledger writer has stopped")]
+    WriterStopped,
+}
+
+struct Job {
+    actor: String,
+    drafts: Vec<EventDraft>,
+    reply: oneshot::Sender<Result<Appended, AppendError>>,
+}
+
+/// A cloneable handle for submitting appends to the writer thread.
+#[derive(Clone)]
+pub struct LedgerWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl LedgerWriter {
+    /// Appends `drafts` atomically and in order, as `actor`.
+    pub async fn append(&self, actor: String, drafts: Vec<EventDraft>) -> Result<Appended, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(Job { actor, drafts, reply }).await.map_err(|_| AppendError::WriterStopped)?;
+        answer.await.map_err(|_| AppendError::WriterStopped)?
+    }
+
+    /// The same, for callers outside an async runtime (CLI tools, benchmarks).
+    pub fn append_blocking(&self, actor: String, drafts: Vec<EventDraft>) -> Result<Appended, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.blocking_send(Job { actor, drafts, reply }).map_err(|_| AppendError::WriterStopped)?;
+        answer.blocking_recv().map_err(|_| AppendError::WriterStopped)?
+    }
+}
+
+/// Starts the writer thread. It runs until every [`LedgerWriter`] is dropped,
+/// then finishes the requests already queued and exits.
+pub fn spawn(manager: ConnectionManager, config: WriterConfig) -> Result<(LedgerWriter, JoinHandle<()>), StoreError> {
+    let conn = manager.connect()?;
+    let (tx, rx) = mpsc::channel(config.queue_capacity);
+    let handle = std::thread::Builder::new()
+        .name("ledger-writer".into())
+        .spawn(move || run(manager, conn, rx, config))
+        .map_err(|source| StoreError::DataDir { path: "ledger-writer thread".into(), source })?;
+    Ok((LedgerWriter { jobs: tx }, handle))
+}
+
+/// How often a batch is retried after a transient failure (a lost connection,
+/// a serialization failure) before its callers get an error.
+const MAX_ATTEMPTS: usize = 3;
+
+fn run(manager: ConnectionManager, conn: DbConn, mut rx: mpsc::Receiver<Job>, config: WriterConfig) {
+    let mut conn = Some(conn);
+    let mut scratch = Vec::with_capacity(1024);
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        let mut events_in_batch = jobs[0].drafts.len();
+        while events_in_batch < config.max_batch_events {
+            match rx.try_recv() {
+                Ok(job) => {
+                    events_in_batch += job.drafts.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut outcome = Err(AppendError::Storage("not attempted".into()));
+        for attempt in 1..=MAX_ATTEMPTS {
+            let c = match conn.as_mut() {
+                Some(c) => c,
+                None => match manager.connect() {
+                    Ok(fresh) => conn.insert(fresh),
+                    Err(e) => {
+                        outcome = Err(AppendError::Storage(e.to_string()));
+                        continue;
+                    }
+                },
+            };
+            match commit_batch(c, &jobs, &mut scratch) {
+                Ok(results) => {
+                    outcome = Ok(results);
+                    break;
+                }
+                Err(BatchFailure { error, commit_sent }) => {
+                    tracing::warn!(%error, attempt, events = events_in_batch, commit_sent, "append batch failed");
+                    // The connection may be broken or mid-transaction: start afresh.
+                    conn = None;
+                    outcome = Err(AppendError::Storage(error.to_string()));
+                    if commit_sent {
+                        // The commit may have landed: retrying could record the
+                        // events twice. The callers retry with their idempotency
+                        // keys, which resolves it either way.
+                        break;
+                    }
+                }
+            }
+        }
+        match outcome {
+            Ok(results) => {
+                for (job, result) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(e) => {
+                for job in jobs {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for all `jobs`. Jobs refused for idempotency conflicts are
+/// left out of the transaction; if the transaction fails, none is written.
+fn commit_batch(
+    conn: &mut DbConn,
+    jobs: &[Job],
+    scratch: &mut Vec<u8>,
+) -> Result<Vec<Result<Appended, AppendError>>, BatchFailure> {
+    let before_commit = |error| BatchFailure { error, commit_sent: false };
+    conn.begin_append().map_err(before_commit)?;
+    match chain_and_insert(conn, jobs, scratch) {
+        Ok(results) => {
+            conn.commit().map_err(|error| BatchFailure { error, commit_sent: true })?;
+            Ok(results)
+        }
+        Err(e) => {
+            conn.rollback();
+            Err(before_commit(e))
+        }
+    }
+}
+
+struct BatchFailure {
+    error: StoreError,
+    /// Whether COMMIT had been sent, which leaves the outcome unknown.
+    commit_sent: bool,
+}
+
+fn chain_and_insert(
+    conn: &mut DbConn,
+    jobs: &[Job],
+    scratch: &mut Vec<u8>,
+) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+    let head = events::head(conn)?;
+    let keys: Vec<String> =
+        jobs.iter().flat_map(|j| j.drafts.iter().filter_map(|d| d.idempotency_key.clone())).collect();
+    let mut by_key: HashMap<(String, String), Event> = events::by_idempotency_keys(conn, &keys)?
+        .into_iter()
+        .filter_map(|e| Some(((e.actor.clone(), e.idempotency_key.clone()?), e)))
+        .collect();
+
+    let mut chain = ChainTip::new(&head);
+    let mut rows = Vec::new();
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match replay_of(job, &by_key) {
+            Some(replay) => results.push(replay),
+            None => {
+                let created: Vec<Event> =
+                    job.drafts.iter().map(|d| chain.append(&job.actor, d, scratch)).collect();
+                for event in &created {
+                    rows.push(EventRow::from_event(event));
+                    if let Some(key) = &event.idempotency_key {
+                        by_key.insert((event.actor.clone(), key.clone()), event.clone());
+                    }
+                }
+                results.push(Ok(Appended::Created(created)));
+            }
+        }
+    }
+    events::insert(conn, &rows)?;
+    Ok(results)
+}
+
+/// `None` when the job is new. A job is a replay only when every one of its
+/// events carries a key already recorded by the same actor for the same
+/// content; any partial or differing match is a conflict, because requests
+/// are atomic and a partial match cannot come from a retry.
+fn replay_of(job: &Job, by_key: &HashMap<(String, String), Event>) -> Option<Result<Appended, AppendError>> {
+    let mut originals = Vec::with_capacity(job.drafts.len());
+    let mut conflict = None;
+    for draft in &job.drafts {
+        let found = draft.idempotency_key.as_ref().and_then(|k| by_key.get(&(job.actor.clone(), k.clone())));
+        match found {
+            Some(original) if draft.matches(original) => originals.push(original.clone()),
+            Some(_) => conflict = conflict.or(draft.idempotency_key.clone()),
+            None => {}
+        }
+    }
+    if originals.is_empty() && conflict.is_none() {
+        return None;
+    }
+    if let Some(key) = conflict {
+        return Some(Err(AppendError::IdempotencyConflict { key }));
+    }
+    if originals.len() != job.drafts.len() {
+        let key = originals.first().and_then(|e| e.idempotency_key.clone()).unwrap_or_default();
+        return Some(Err(AppendError::IdempotencyConflict { key }));
+    }
+    Some(Ok(Appended::Replayed(originals)))
+}
+
+/// The running end of the chain while a batch is being built.
+struct ChainTip {
+    next_seq: u64,
+    prev_hash: crate::ledger::Hash,
+    recorded_at: String,
+}
+
+impl ChainTip {
+    fn new(head: &Head) -> Self {
+        // recorded_at never goes backwards along the chain, even if this
+        // process's clock is behind another replica's: as-of queries rely on it.
+        let now = timestamp::now();
+        let recorded_at = match &head.recorded_at {
+            Some(last) if *last > now => last.clone(),
+            _ => now,
+        };
+        Self { next_seq: head.size + 1, prev_hash: head.hash.unwrap_or(GENESIS_PREV_HASH), recorded_at }
+    }
+
+    fn append(&mut self, actor: &str, draft: &EventDraft, scratch: &mut Vec<u8>) -> Event {
+        let mut event = Event {
+            seq: self.next_seq,
+            id: uuid::Uuid::now_v7().to_string(),
+            recorded_at: self.recorded_at.clone(),
+            actor: actor.to_owned(),
+            kind: draft.kind.as_str().to_owned(),
+            subject: draft.subject.to_string(),
+            project: draft.project.clone(),
+            inputs: draft.inputs.iter().map(ToString::to_string).collect(),
+            outputs: draft.outputs.iter().map(ToString::to_string).collect(),
+            attributes: draft.attributes.clone(),
+            occurred_at: draft.occurred_at.clone(),
+            idempotency_key: draft.idempotency_key.clone(),
+            prev_hash: self.prev_hash,
+            hash: [0; 32],
+        };
+        event.hash = hash_with(&EncodingInput::from(&event), scratch);
+        self.prev_hash = event.hash;
+        self.next_seq += 1;
+        event
+    }
+}
