@@ -19,7 +19,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024, max_batch_events: 1000, max_page_size: 1000, default_page_size: 100 }
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_batch_events: 1000,
+            max_page_size: 1000,
+            default_page_size: 100,
+        }
     }
 }
 

@@ -11,7 +11,11 @@ use govledger::startup::Application;
 use govledger::store::{self, DbConn, StorageTarget};
 
 #[derive(Parser)]
-#[command(name = "govledger", version, about = "Append-only, hash-chained governance ledger for ML in production")]
+#[command(
+    name = "govledger",
+    version,
+    about = "Append-only, hash-chained governance ledger for ML in production"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,7 +33,10 @@ struct StorageArgs {
 
 impl StorageArgs {
     fn target(&self) -> anyhow::Result<StorageTarget> {
-        Ok(StorageTarget::resolve(&self.data_dir, self.database_url.as_deref())?)
+        Ok(StorageTarget::resolve(
+            &self.data_dir,
+            self.database_url.as_deref(),
+        )?)
     }
 }
 
@@ -74,7 +81,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { bind, storage, workers } => {
+        Command::Serve {
+            bind,
+            storage,
+            workers,
+        } => {
             let mut config = Config::new(bind, storage.target()?);
             config.workers = workers;
             serve(config)?;
@@ -86,11 +97,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     let described = config.storage.describe();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let app = Application::build(config).context("cannot start the server")?;
         // Tests and scripts read this line to learn the port when binding port 0.
-        println!("govledger listening on http://127.0.0.1:{} ({described})", app.port());
+        println!(
+            "govledger listening on http://127.0.0.1:{} ({described})",
+            app.port()
+        );
         tracing::info!(port = app.port(), storage = %described, "govledger serving");
         app.run_until_stopped().await?;
         tracing::info!("govledger stopped");
@@ -100,9 +116,14 @@ fn serve(config: Config) -> anyhow::Result<()> {
 
 fn verify(target: &StorageTarget, json: bool) -> anyhow::Result<ExitCode> {
     if let StorageTarget::Sqlite { path } = target {
-        anyhow::ensure!(path.exists(), "no ledger at {} (use --data-dir or --database-url)", path.display());
+        anyhow::ensure!(
+            path.exists(),
+            "no ledger at {} (use --data-dir or --database-url)",
+            path.display()
+        );
     }
-    let mut conn = DbConn::establish(target).with_context(|| format!("cannot open {}", target.describe()))?;
+    let mut conn =
+        DbConn::establish(target).with_context(|| format!("cannot open {}", target.describe()))?;
     let started = std::time::Instant::now();
     let report = store::verify_chain(&mut conn)?;
     let elapsed = started.elapsed();
@@ -112,7 +133,9 @@ fn verify(target: &StorageTarget, json: bool) -> anyhow::Result<ExitCode> {
         println!(
             "BROKEN at seq {}: {} ({}); {} events before it verified",
             failure.seq,
-            serde_json::to_value(failure.kind)?.as_str().unwrap_or("broken"),
+            serde_json::to_value(failure.kind)?
+                .as_str()
+                .unwrap_or("broken"),
             failure.message,
             report.verified
         );
@@ -124,5 +147,9 @@ fn verify(target: &StorageTarget, json: bool) -> anyhow::Result<ExitCode> {
             report.head_hash.as_deref().unwrap_or("(empty ledger)")
         );
     }
-    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -15,7 +15,10 @@ pub enum StartupError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {bind}: {source}")]
-    Bind { bind: String, source: std::io::Error },
+    Bind {
+        bind: String,
+        source: std::io::Error,
+    },
 }
 
 /// A bound, ready-to-run server.
@@ -28,11 +31,26 @@ pub struct Application {
 impl Application {
     /// Opens storage (running migrations), starts the writer and binds.
     pub fn build(config: Config) -> Result<Self, StartupError> {
-        let (store, writer_thread) = Store::open(config.storage.clone(), config.pool_size, config.writer.clone())?;
-        let listener =
-            TcpListener::bind(&config.bind).map_err(|source| StartupError::Bind { bind: config.bind.clone(), source })?;
-        let port = listener.local_addr().map_err(|source| StartupError::Bind { bind: config.bind.clone(), source })?.port();
-        let state = web::Data::new(AppState { store, limits: config.limits.clone() });
+        let (store, writer_thread) = Store::open(
+            config.storage.clone(),
+            config.pool_size,
+            config.writer.clone(),
+        )?;
+        let listener = TcpListener::bind(&config.bind).map_err(|source| StartupError::Bind {
+            bind: config.bind.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                bind: config.bind.clone(),
+                source,
+            })?
+            .port();
+        let state = web::Data::new(AppState {
+            store,
+            limits: config.limits.clone(),
+        });
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -45,9 +63,16 @@ impl Application {
         }
         let server = server
             .listen(listener)
-            .map_err(|source| StartupError::Bind { bind: config.bind.clone(), source })?
+            .map_err(|source| StartupError::Bind {
+                bind: config.bind.clone(),
+                source,
+            })?
             .run();
-        Ok(Self { port, server, writer_thread })
+        Ok(Self {
+            port,
+            server,
+            writer_thread,
+        })
     }
 
     /// The port actually bound.
@@ -66,7 +91,9 @@ impl Application {
         self.server.await?;
         // The last writer handle went away with the workers' app state.
         let writer = self.writer_thread;
-        tokio::task::spawn_blocking(move || writer.join()).await.ok();
+        tokio::task::spawn_blocking(move || writer.join())
+            .await
+            .ok();
         Ok(())
     }
 }

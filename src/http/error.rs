@@ -27,7 +27,11 @@ struct ErrorBody<'a> {
 impl ApiError {
     /// An error with an explicit status and stable code.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// 400: the request cannot be read.
@@ -48,7 +52,11 @@ impl ApiError {
     /// 500 with an opaque message; the cause goes to the log only.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error; see the server log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal server error; see the server log",
+        )
     }
 
     /// The stable error code.
@@ -63,7 +71,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(ErrorBody { error: self.code, message: &self.message })
+        HttpResponse::build(self.status).json(ErrorBody {
+            error: self.code,
+            message: &self.message,
+        })
     }
 }
 
@@ -78,7 +89,11 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Pool(_) | StoreError::Connection(_) => {
                 tracing::error!(cause = %e, "database unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "the database is unavailable")
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the database is unavailable",
+                )
             }
             other => Self::internal(other),
         }
@@ -88,7 +103,9 @@ impl From<StoreError> for ApiError {
 impl From<AppendError> for ApiError {
     fn from(e: AppendError) -> Self {
         match e {
-            AppendError::IdempotencyConflict { .. } => Self::unprocessable("idempotency_key_reused", e.to_string()),
+            AppendError::IdempotencyConflict { .. } => {
+                Self::unprocessable("idempotency_key_reused", e.to_string())
+            }
             AppendError::Storage(cause) => {
                 tracing::error!(%cause, "append failed");
                 Self::new(
@@ -97,9 +114,11 @@ impl From<AppendError> for ApiError {
                     "the append could not be committed and was not recorded; retry with the same idempotency key",
                 )
             }
-            AppendError::WriterStopped => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down")
-            }
+            AppendError::WriterStopped => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is shutting down",
+            ),
         }
     }
 }

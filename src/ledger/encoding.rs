@@ -142,8 +142,20 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
         return None;
     }
     let mut event = Event {
-        seq, id, recorded_at, actor, kind, subject, project, inputs, outputs, attributes, occurred_at,
-        idempotency_key, prev_hash, hash: [0; 32],
+        seq,
+        id,
+        recorded_at,
+        actor,
+        kind,
+        subject,
+        project,
+        inputs,
+        outputs,
+        attributes,
+        occurred_at,
+        idempotency_key,
+        prev_hash,
+        hash: [0; 32],
     };
     event.hash = event_hash(&event);
     Some(event)

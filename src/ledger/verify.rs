@@ -46,18 +46,33 @@ impl Default for ChainVerifier {
 impl ChainVerifier {
     /// A verifier expecting the chain to start at seq 1.
     pub fn new() -> Self {
-        Self { expected_seq: 1, last_hash: GENESIS_PREV_HASH, scratch: Vec::with_capacity(512) }
+        Self {
+            expected_seq: 1,
+            last_hash: GENESIS_PREV_HASH,
+            scratch: Vec::with_capacity(512),
+        }
     }
 
     /// Checks the next event.
     pub fn push(&mut self, event: &Event) -> Result<(), VerifyFailure> {
         if event.seq != self.expected_seq {
             let message = if event.seq > self.expected_seq {
-                format!("seq {} is missing: the next stored event is seq {}", self.expected_seq, event.seq)
+                format!(
+                    "seq {} is missing: the next stored event is seq {}",
+                    self.expected_seq, event.seq
+                )
             } else {
-                format!("seq {} appears after seq {}", event.seq, self.expected_seq - 1)
+                format!(
+                    "seq {} appears after seq {}",
+                    event.seq,
+                    self.expected_seq - 1
+                )
             };
-            return Err(VerifyFailure { seq: self.expected_seq, kind: VerifyFailureKind::Gap, message });
+            return Err(VerifyFailure {
+                seq: self.expected_seq,
+                kind: VerifyFailureKind::Gap,
+                message,
+            });
         }
         if event.prev_hash != self.last_hash {
             return Err(VerifyFailure {

@@ -58,7 +58,8 @@ impl EventRow {
                 .map_err(|e| corrupt(seq, &format!("{field} is not a JSON array of strings: {e}")))
         };
         let hash_of = |field: &str, bytes: &[u8]| {
-            Hash::try_from(bytes).map_err(|_| corrupt(seq, &format!("{field} is {} bytes, not 32", bytes.len())))
+            Hash::try_from(bytes)
+                .map_err(|_| corrupt(seq, &format!("{field} is {} bytes, not 32", bytes.len())))
         };
         Ok(Event {
             seq,
@@ -80,7 +81,10 @@ impl EventRow {
 }
 
 fn corrupt(seq: u64, reason: &str) -> StoreError {
-    StoreError::CorruptRow { seq, reason: reason.to_owned() }
+    StoreError::CorruptRow {
+        seq,
+        reason: reason.to_owned(),
+    }
 }
 
 /// Entity references are stored as a JSON array of strings.
@@ -111,15 +115,22 @@ pub fn head(conn: &mut DbConn) -> Result<Head, StoreError> {
         None => Ok(Head::default()),
         Some((seq, hash, recorded_at)) => {
             let size = u64::try_from(seq).map_err(|_| corrupt(0, "negative seq"))?;
-            let hash = Hash::try_from(hash.as_slice()).map_err(|_| corrupt(size, "hash is not 32 bytes"))?;
-            Ok(Head { size, hash: Some(hash), recorded_at: Some(recorded_at) })
+            let hash = Hash::try_from(hash.as_slice())
+                .map_err(|_| corrupt(size, "hash is not 32 bytes"))?;
+            Ok(Head {
+                size,
+                hash: Some(hash),
+                recorded_at: Some(recorded_at),
+            })
         }
     }
 }
 
 /// One event by seq.
 pub fn by_seq(conn: &mut DbConn, seq: u64) -> Result<Option<Event>, StoreError> {
-    let Ok(seq) = i64::try_from(seq) else { return Ok(None) };
+    let Ok(seq) = i64::try_from(seq) else {
+        return Ok(None);
+    };
     let row: Option<EventRow> = with_conn!(conn, |c| events::table
         .find(seq)
         .select(EventRow::as_select())
@@ -158,7 +169,9 @@ const INSERT_CHUNK: usize = 500;
 /// Inserts chained events (inside the append transaction).
 pub fn insert(conn: &mut DbConn, rows: &[EventRow]) -> Result<(), StoreError> {
     for chunk in rows.chunks(INSERT_CHUNK) {
-        with_conn!(conn, |c| diesel::insert_into(events::table).values(chunk).execute(c))?;
+        with_conn!(conn, |c| diesel::insert_into(events::table)
+            .values(chunk)
+            .execute(c))?;
     }
     Ok(())
 }
@@ -195,8 +208,18 @@ pub fn list(conn: &mut DbConn, filter: &EventFilter) -> Result<Vec<Event>, Store
                 query = query.filter(events::subject.eq(subject.clone()));
             } else {
                 // Entity names cannot contain LIKE wildcards except `_`, escaped here.
-                let pattern = format!("{}@%", subject.replace('\\', "\\\\").replace('_', "\\_").replace('%', "\\%"));
-                query = query.filter(events::subject.eq(subject.clone()).or(events::subject.like(pattern).escape('\\')));
+                let pattern = format!(
+                    "{}@%",
+                    subject
+                        .replace('\\', "\\\\")
+                        .replace('_', "\\_")
+                        .replace('%', "\\%")
+                );
+                query = query.filter(
+                    events::subject
+                        .eq(subject.clone())
+                        .or(events::subject.like(pattern).escape('\\')),
+                );
             }
         }
         query.load(c)

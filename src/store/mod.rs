@@ -30,7 +30,10 @@ pub enum StoreError {
     #[error("migrations failed: {0}")]
     Migration(String),
     #[error("cannot prepare the data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("unsupported database URL {0:?}: expected postgres:// or postgresql://")]
     UnsupportedUrl(String),
     #[error("stored event seq {seq} is damaged: {reason}")]
@@ -74,7 +77,11 @@ pub struct ChainReport {
 
 impl Store {
     /// Connects, runs migrations and starts the writer thread.
-    pub fn open(target: StorageTarget, pool_size: u32, writer_config: WriterConfig) -> Result<(Self, std::thread::JoinHandle<()>), StoreError> {
+    pub fn open(
+        target: StorageTarget,
+        pool_size: u32,
+        writer_config: WriterConfig,
+    ) -> Result<(Self, std::thread::JoinHandle<()>), StoreError> {
         let manager = ConnectionManager::new(target.clone())?;
         manager.run_migrations()?;
         let pool = r2d2::Pool::builder()
@@ -82,7 +89,14 @@ impl Store {
             .connection_timeout(std::time::Duration::from_secs(10))
             .build(manager.clone())?;
         let (writer, handle) = writer::spawn(manager, writer_config)?;
-        Ok((Self { pool, writer, target: Arc::new(target) }, handle))
+        Ok((
+            Self {
+                pool,
+                writer,
+                target: Arc::new(target),
+            },
+            handle,
+        ))
     }
 
     /// The writer handle.

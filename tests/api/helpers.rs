@@ -1,0 +1,238 @@
+//! Spawning real servers on real databases for the tests.
+
+use diesel::{Connection, RunQueryDsl};
+use govledger::config::Config;
+use govledger::startup::Application;
+use govledger::store::StorageTarget;
+use serde_json::{json, Value};
+
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database on `backend`, dropped when this goes away.
+pub struct TestDatabase {
+    pub target: StorageTarget,
+    pub dir: tempfile::TempDir,
+    pg_admin: Option<(String, String)>,
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// The PostgreSQL server for tests, or `None` (with the reason printed) when
+/// there is none outside CI. Inside CI a missing PostgreSQL fails the test.
+pub fn postgres_base_url() -> Option<String> {
+    let url = std::env::var("GOVLEDGER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+    match diesel::pg::PgConnection::establish(&url) {
+        Ok(_) => Some(url),
+        Err(e) if in_ci() => {
+            panic!("CI must run the PostgreSQL tests, but {url} is unreachable: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: PostgreSQL tests need a server at {url} (set GOVLEDGER_TEST_POSTGRES_URL): {e}");
+            None
+        }
+    }
+}
+
+impl TestDatabase {
+    pub fn create(backend: Backend) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        match backend {
+            Backend::Sqlite => {
+                let target = StorageTarget::resolve(dir.path(), None).expect("sqlite target");
+                Some(Self {
+                    target,
+                    dir,
+                    pg_admin: None,
+                })
+            }
+            Backend::Postgres => {
+                let base = postgres_base_url()?;
+                let name = format!("govledger_test_{}", uuid_like());
+                let mut admin =
+                    diesel::pg::PgConnection::establish(&base).expect("connect to postgres");
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .expect("create database");
+                let (prefix, _) = base.rsplit_once('/').expect("database url has a path");
+                let url = format!("{prefix}/{name}");
+                Some(Self {
+                    target: StorageTarget::Postgres { url },
+                    dir,
+                    pg_admin: Some((base, name)),
+                })
+            }
+        }
+    }
+
+    /// `--data-dir` / `--database-url` arguments for the binary.
+    pub fn cli_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--data-dir".to_owned(),
+            self.dir.path().display().to_string(),
+        ];
+        if let StorageTarget::Postgres { url } = &self.target {
+            args.push("--database-url".to_owned());
+            args.push(url.clone());
+        }
+        args
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((base, name)) = &self.pg_admin {
+            if let Ok(mut admin) = diesel::pg::PgConnection::establish(base) {
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .ok();
+            }
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    use rand::Rng;
+    let n: u64 = rand::thread_rng().gen();
+    format!("{n:016x}")
+}
+
+/// A real server on a real database, listening on a random port.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub db: Option<TestDatabase>,
+    handle: Option<actix_web::dev::ServerHandle>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
+        let db = TestDatabase::create(backend)?;
+        let mut config = Config::new("127.0.0.1:0", db.target.clone());
+        config.workers = 2;
+        config.pool_size = 4;
+        tweak(&mut config);
+        let app = Application::build(config).expect("server starts");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        Some(Self {
+            base,
+            client: reqwest::Client::new(),
+            db: Some(db),
+            handle: Some(handle),
+        })
+    }
+
+    /// A client for a server running elsewhere (another process).
+    pub fn attach(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            client: reqwest::Client::new(),
+            db: None,
+            handle: None,
+        }
+    }
+
+    /// The database of an in-process server.
+    pub fn db(&self) -> &TestDatabase {
+        self.db.as_ref().expect("in-process server")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post_events(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/events"))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("json body")
+    }
+
+    pub async fn size(&self) -> u64 {
+        self.get_json("/api/v1/head").await["size"]
+            .as_u64()
+            .expect("size")
+    }
+
+    /// Appends one simple event and returns it.
+    pub async fn append(&self, kind: &str, subject: &str) -> Value {
+        let response = self
+            .post_events(&json!({"kind": kind, "subject": subject}))
+            .await;
+        assert_eq!(response.status(), 201);
+        response.json().await.expect("json body")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // The stop command is sent on the call; the returned future only waits for it.
+        if let Some(handle) = &self.handle {
+            drop(handle.stop(false));
+        }
+    }
+}
+
+/// Reads every event through the paginated listing.
+pub async fn all_events(app: &TestApp) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = app
+            .get_json(&format!("/api/v1/events?limit=1000&after_seq={after}"))
+            .await;
+        events.extend(page["events"].as_array().expect("events").iter().cloned());
+        match page["next_after_seq"].as_u64() {
+            Some(next) => after = next,
+            None => return events,
+        }
+    }
+}
+
+/// Declares one test per backend running the same async body.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:path) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $body($crate::helpers::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $body($crate::helpers::Backend::Postgres).await;
+            }
+        }
+    };
+}

@@ -1,0 +1,8 @@
+//! Integration tests: real servers on real SQLite files and a real PostgreSQL.
+//! One test binary keeps link time down.
+
+mod append;
+mod concurrency;
+mod helpers;
+mod listing;
+mod tamper;

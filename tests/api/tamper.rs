@@ -1,0 +1,180 @@
+//! `govledger verify` against ledgers altered directly in the database, the
+//! way someone with access to the files would do it.
+
+use std::process::Command;
+
+use diesel::RunQueryDsl;
+use govledger::ledger::{EventDraft, EventRequest};
+use govledger::store::{DbConn, Store, WriterConfig};
+use serde_json::json;
+
+use crate::helpers::{Backend, TestDatabase};
+
+/// A database with `n` events appended through the real writer.
+fn ledger_with_events(backend: Backend, n: usize) -> Option<TestDatabase> {
+    let db = TestDatabase::create(backend)?;
+    let (store, writer_thread) =
+        Store::open(db.target.clone(), 2, WriterConfig::default()).unwrap();
+    let drafts = (1..=n)
+        .map(|i| {
+            let request: EventRequest = serde_json::from_value(json!({
+                "kind": "model.evaluated",
+                "subject": format!("model:fraud@{i}"),
+                "attributes": {"auc": 0.9, "rows": i},
+            }))
+            .unwrap();
+            EventDraft::from_request(request).unwrap()
+        })
+        .collect();
+    store
+        .writer()
+        .append_blocking("tester".into(), drafts)
+        .unwrap();
+    drop(store);
+    writer_thread.join().unwrap();
+    Some(db)
+}
+
+/// Runs SQL with the append-only triggers out of the way.
+fn tamper(db: &TestDatabase, statements: &[&str]) {
+    let mut conn = DbConn::establish(&db.target).unwrap();
+    let disable: &[&str] = match conn {
+        DbConn::Sqlite(_) => &[
+            "DROP TRIGGER events_no_update",
+            "DROP TRIGGER events_no_delete",
+        ],
+        DbConn::Pg(_) => &["ALTER TABLE events DISABLE TRIGGER USER"],
+    };
+    for sql in disable.iter().chain(statements) {
+        govledger::with_conn!(&mut conn, |c| diesel::sql_query(*sql).execute(c)).unwrap();
+    }
+}
+
+fn run_verify(db: &TestDatabase) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_govledger"))
+        .arg("verify")
+        .args(db.cli_args())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code().unwrap_or(-1), stdout)
+}
+
+fn assert_verify_catches(backend: Backend, statements: &[&str], expected: &str) {
+    let Some(db) = ledger_with_events(backend, 12) else {
+        return;
+    };
+    let (code, out) = run_verify(&db);
+    assert_eq!(code, 0, "intact ledger must verify: {out}");
+    assert!(out.starts_with("OK: 12 events verified"), "{out}");
+    tamper(&db, statements);
+    let (code, out) = run_verify(&db);
+    assert_eq!(code, 1, "tampered ledger verified: {out}");
+    assert!(
+        out.starts_with(expected),
+        "expected {expected:?}, got {out:?}"
+    );
+}
+
+const MODIFIED_ATTRIBUTE: &[&str] =
+    &[r#"UPDATE events SET attributes = '{"auc":0.99,"rows":5}' WHERE seq = 5"#];
+const MODIFIED_HASH_SQLITE: &[&str] = &["UPDATE events SET hash = randomblob(32) WHERE seq = 7"];
+const MODIFIED_HASH_PG: &[&str] = &["UPDATE events SET hash = sha256('forged') WHERE seq = 7"];
+const DELETED_ROW: &[&str] = &["DELETE FROM events WHERE seq = 9"];
+const SWAPPED_ROWS: &[&str] = &[
+    "UPDATE events SET seq = 1000 WHERE seq = 3",
+    "UPDATE events SET seq = 3 WHERE seq = 4",
+    "UPDATE events SET seq = 4 WHERE seq = 1000",
+];
+
+#[test]
+fn verify_catches_a_modified_attribute() {
+    assert_verify_catches(
+        Backend::Sqlite,
+        MODIFIED_ATTRIBUTE,
+        "BROKEN at seq 5: hash_mismatch",
+    );
+    assert_verify_catches(
+        Backend::Postgres,
+        MODIFIED_ATTRIBUTE,
+        "BROKEN at seq 5: hash_mismatch",
+    );
+}
+
+#[test]
+fn verify_catches_a_modified_hash() {
+    assert_verify_catches(
+        Backend::Sqlite,
+        MODIFIED_HASH_SQLITE,
+        "BROKEN at seq 7: hash_mismatch",
+    );
+    assert_verify_catches(
+        Backend::Postgres,
+        MODIFIED_HASH_PG,
+        "BROKEN at seq 7: hash_mismatch",
+    );
+}
+
+#[test]
+fn verify_catches_a_deleted_row() {
+    assert_verify_catches(Backend::Sqlite, DELETED_ROW, "BROKEN at seq 9: gap");
+    assert_verify_catches(Backend::Postgres, DELETED_ROW, "BROKEN at seq 9: gap");
+}
+
+#[test]
+fn verify_catches_a_swapped_pair_of_rows() {
+    assert_verify_catches(
+        Backend::Sqlite,
+        SWAPPED_ROWS,
+        "BROKEN at seq 3: broken_link",
+    );
+    assert_verify_catches(
+        Backend::Postgres,
+        SWAPPED_ROWS,
+        "BROKEN at seq 3: broken_link",
+    );
+}
+
+#[test]
+fn the_database_itself_refuses_updates_and_deletes() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(db) = ledger_with_events(backend, 3) else {
+            continue;
+        };
+        let mut conn = DbConn::establish(&db.target).unwrap();
+        for sql in [
+            "UPDATE events SET actor = 'mallory' WHERE seq = 2",
+            "DELETE FROM events WHERE seq = 3",
+        ] {
+            let result = govledger::with_conn!(&mut conn, |c| diesel::sql_query(sql).execute(c));
+            let error = result.expect_err("append-only trigger must refuse");
+            assert!(error.to_string().contains("append-only"), "{error}");
+        }
+        let (code, _) = run_verify(&db);
+        assert_eq!(code, 0);
+    }
+}
+
+#[test]
+fn verify_reports_json_and_a_missing_ledger_is_an_error() {
+    let Some(db) = ledger_with_events(Backend::Sqlite, 2) else {
+        return;
+    };
+    let output = Command::new(env!("CARGO_BIN_EXE_govledger"))
+        .args(["verify", "--json"])
+        .args(db.cli_args())
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["verified"], 2);
+
+    let empty = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_govledger"))
+        .args(["verify", "--data-dir"])
+        .arg(empty.path().join("nothing"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no ledger at"));
+}
