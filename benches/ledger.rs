@@ -1,1 +1,391 @@
-fn main() {}
+//! Ledger benchmarks (docs/BENCHMARKS.md):
+//!
+//! - durable single-event appends over HTTP with 64 concurrent keep-alive
+//!   connections, against the baseline of the storage underneath measured in
+//!   the same run (SQLite: single-row insert transactions with the same
+//!   pragmas; PostgreSQL: `pgbench`, 16 clients, one insert per transaction);
+//! - `verify` throughput over a ledger of 1,000,000 events.
+//!
+//! `cargo bench --bench ledger -- [append-sqlite] [append-postgres] [verify]`
+//! (all by default). `GOVLEDGER_BENCH_SECONDS` (default 10) sets each load
+//! phase; `GOVLEDGER_BENCH_VERIFY_EVENTS` (default 1000000) the ledger size;
+//! `GOVLEDGER_TEST_POSTGRES_URL` the PostgreSQL server.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use diesel::{Connection, RunQueryDsl};
+use govledger::config::Config;
+use govledger::ledger::{EventDraft, EventRequest};
+use govledger::startup::Application;
+use govledger::store::{self, DbConn, StorageTarget, Store, WriterConfig};
+use serde_json::json;
+
+const CONNECTIONS: usize = 64;
+const PGBENCH_CLIENTS: usize = 16;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wants = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
+    let seconds = env_u64("GOVLEDGER_BENCH_SECONDS", 10);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    if wants("append-sqlite") {
+        let dir = tempfile::tempdir().unwrap();
+        let baseline = sqlite_baseline(&dir.path().join("baseline.db"), seconds);
+        let target = StorageTarget::resolve(dir.path(), None).unwrap();
+        let result = runtime.block_on(http_appends(target, seconds));
+        report(
+            "sqlite",
+            &result,
+            baseline,
+            "single-row INSERT transactions, WAL + synchronous=FULL, 1 connection",
+        );
+    }
+    if wants("append-postgres") {
+        let base = std::env::var("GOVLEDGER_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let url = fresh_pg_database(&base);
+        let baseline = pgbench_baseline(&url, seconds);
+        let result = runtime.block_on(http_appends(StorageTarget::Postgres { url }, seconds));
+        report(
+            "postgresql",
+            &result,
+            baseline,
+            "pgbench -c 16, one INSERT per transaction",
+        );
+    }
+    if wants("verify") {
+        verify_throughput(env_u64("GOVLEDGER_BENCH_VERIFY_EVENTS", 1_000_000));
+    }
+}
+
+struct LoadResult {
+    appends: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+    mean_batch: f64,
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index] as f64 / 1000.0
+}
+
+fn report(backend: &str, r: &LoadResult, baseline_per_s: f64, baseline_name: &str) {
+    let rate = r.appends as f64 / r.elapsed.as_secs_f64();
+    println!("== append over HTTP, {backend}, {CONNECTIONS} keep-alive connections");
+    println!(
+        "govledger: {:.0} appends/s ({} in {:.1}s), p50 {:.2} ms, p99 {:.2} ms, mean events per commit {:.1}",
+        rate,
+        r.appends,
+        r.elapsed.as_secs_f64(),
+        percentile(&r.latencies_us, 0.50),
+        percentile(&r.latencies_us, 0.99),
+        r.mean_batch
+    );
+    println!("baseline ({baseline_name}): {baseline_per_s:.0} tx/s");
+    println!("ratio govledger / baseline: {:.2}x", rate / baseline_per_s);
+}
+
+async fn http_appends(target: StorageTarget, seconds: u64) -> LoadResult {
+    let mut config = Config::new("127.0.0.1:0", target.clone());
+    config.workers = 2;
+    let app = Application::build(config).unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let addr = base.trim_start_matches("http://").to_owned();
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|t| {
+            let addr = addr.clone();
+            tokio::spawn(async move {
+                let mut connection = RawHttp::connect(&addr).await;
+                let mut latencies = Vec::new();
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let body = json!({
+                        "kind": "run.completed",
+                        "subject": format!("run:bench-{t}@{n}"),
+                        "project": "bench",
+                        "inputs": [format!("dataset:bench-{t}@1")],
+                        "attributes": {"accuracy": 0.93, "rows": 12345, "task": t},
+                    })
+                    .to_string();
+                    let sent = Instant::now();
+                    let status = connection.post_json("/api/v1/events", &body).await;
+                    assert_eq!(status, 201);
+                    latencies.push(sent.elapsed().as_micros() as u64);
+                    n += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies_us = Vec::new();
+    for task in tasks {
+        latencies_us.extend(task.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    handle.stop(true).await;
+    server.await.unwrap().unwrap();
+    latencies_us.sort_unstable();
+    let appends = latencies_us.len();
+    let commits = count_commits_hint(&target, appends);
+    LoadResult {
+        appends,
+        elapsed,
+        latencies_us,
+        mean_batch: commits,
+    }
+}
+
+/// Mean events per commit, from how many distinct `recorded_at` values the
+/// appended events carry (one per transaction).
+fn count_commits_hint(target: &StorageTarget, appends: usize) -> f64 {
+    let mut conn = DbConn::establish(target).unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let sql = "SELECT COUNT(DISTINCT recorded_at) AS n FROM events";
+    let counted: Count =
+        govledger::with_conn!(&mut conn, |c| diesel::sql_query(sql).get_result(c)).unwrap();
+    appends as f64 / counted.n.max(1) as f64
+}
+
+fn sqlite_baseline(path: &std::path::Path, seconds: u64) -> f64 {
+    let mut conn = diesel::sqlite::SqliteConnection::establish(&path.to_string_lossy()).unwrap();
+    for pragma in [
+        "PRAGMA busy_timeout = 10000",
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = FULL",
+    ] {
+        diesel::sql_query(pragma).execute(&mut conn).unwrap();
+    }
+    diesel::sql_query("CREATE TABLE baseline (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)")
+        .execute(&mut conn)
+        .unwrap();
+    let payload = "x".repeat(300);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        conn.immediate_transaction(|c| {
+            diesel::sql_query("INSERT INTO baseline (payload) VALUES (?)")
+                .bind::<diesel::sql_types::Text, _>(&payload)
+                .execute(c)
+        })
+        .unwrap();
+        n += 1;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn fresh_pg_database(base: &str) -> String {
+    let mut admin = diesel::pg::PgConnection::establish(base).expect("PostgreSQL reachable");
+    let name = format!("govledger_bench_{}", std::process::id());
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .unwrap();
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
+
+fn pgbench_baseline(url: &str, seconds: u64) -> f64 {
+    let mut conn = diesel::pg::PgConnection::establish(url).unwrap();
+    diesel::sql_query("CREATE TABLE baseline (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL)")
+        .execute(&mut conn)
+        .unwrap();
+    let script = std::env::temp_dir().join(format!("govledger-pgbench-{}.sql", std::process::id()));
+    std::fs::write(
+        &script,
+        format!(
+            "INSERT INTO baseline (payload) VALUES ('{}');\n",
+            "x".repeat(300)
+        ),
+    )
+    .unwrap();
+    let output = Command::new("pgbench")
+        .args([
+            "-n",
+            "-c",
+            &PGBENCH_CLIENTS.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+            "-f",
+        ])
+        .arg(&script)
+        .arg(url)
+        .output()
+        .expect("pgbench runs (apt-get install postgresql-contrib)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no tps in pgbench output: {stdout}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+}
+
+fn verify_throughput(events: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    if let Ok(keep) = std::env::var("GOVLEDGER_BENCH_KEEP") {
+        // For profiling verify repeatedly without reloading.
+        let _ = std::fs::remove_file(&keep);
+        std::mem::forget(dir);
+        let dir = tempfile::tempdir().unwrap().keep();
+        std::fs::write(&keep, dir.display().to_string()).unwrap();
+        return verify_throughput_in(&dir, events);
+    }
+    verify_throughput_in(dir.path(), events);
+}
+
+fn verify_throughput_in(dir: &std::path::Path, events: u64) {
+    let target = StorageTarget::resolve(dir, None).unwrap();
+    let (store, writer_thread) = Store::open(target.clone(), 2, WriterConfig::default()).unwrap();
+    let started = Instant::now();
+    let batch = 2000u64;
+    for start in (0..events).step_by(batch as usize) {
+        let drafts = (start..(start + batch).min(events))
+            .map(|i| {
+                let request: EventRequest = serde_json::from_value(json!({
+                    "kind": "model.evaluated",
+                    "subject": format!("model:m{}@{}", i % 5000, i),
+                    "project": "bench",
+                    "inputs": [format!("dataset:d{}@1", i % 700)],
+                    "attributes": {"auc": 0.91, "rows": i},
+                }))
+                .unwrap();
+                EventDraft::from_request(request).unwrap()
+            })
+            .collect();
+        store
+            .writer()
+            .append_blocking("bench".into(), drafts)
+            .unwrap();
+    }
+    let load = started.elapsed();
+    drop(store);
+    writer_thread.join().unwrap();
+    let db_bytes = std::fs::metadata(dir.join("govledger.db"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!(
+        "== verify, sqlite, {events} events ({:.0} MB database, loaded in {:.1}s)",
+        db_bytes as f64 / 1e6,
+        load.as_secs_f64()
+    );
+    let binary = env!("CARGO_MANIFEST_DIR").to_owned() + "/target/release/govledger";
+    let started = Instant::now();
+    let report = store::verify_target(&target).unwrap();
+    let elapsed = started.elapsed();
+    assert!(report.ok && report.verified == events);
+    println!(
+        "in-process verify_chain: {:.0} events/s ({:.2}s)",
+        events as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    if std::path::Path::new(&binary).exists() {
+        let started = Instant::now();
+        let output = Command::new(&binary)
+            .arg("verify")
+            .arg("--data-dir")
+            .arg(dir)
+            .output()
+            .unwrap();
+        let elapsed = started.elapsed();
+        assert!(output.status.success());
+        println!(
+            "`govledger verify` (whole command): {:.0} events/s ({:.2}s): {}",
+            events as f64 / elapsed.as_secs_f64(),
+            elapsed.as_secs_f64(),
+            String::from_utf8_lossy(&output.stdout).trim()
+        );
+    }
+}
+
+/// A minimal HTTP/1.1 keep-alive client, so that the load generator, which
+/// shares the machine's two cores with the server, costs as little as possible.
+struct RawHttp {
+    reader: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    request: Vec<u8>,
+    line: String,
+}
+
+impl RawHttp {
+    async fn connect(addr: &str) -> Self {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (read, writer) = stream.into_split();
+        Self {
+            reader: tokio::io::BufReader::new(read),
+            writer,
+            request: Vec::new(),
+            line: String::new(),
+        }
+    }
+
+    async fn post_json(&mut self, path: &str, body: &str) -> u16 {
+        use std::io::Write;
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        self.request.clear();
+        write!(
+            self.request,
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        self.writer.write_all(&self.request).await.unwrap();
+        let mut status = 0;
+        let mut length = 0usize;
+        loop {
+            self.line.clear();
+            self.reader.read_line(&mut self.line).await.unwrap();
+            let line = self.line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(rest) = line.strip_prefix("HTTP/1.1 ") {
+                status = rest[..3].parse().unwrap();
+            } else if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        self.reader.read_exact(&mut body).await.unwrap();
+        status
+    }
+}

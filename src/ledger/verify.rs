@@ -31,9 +31,16 @@ pub struct VerifyFailure {
 }
 
 /// Checks events in order; stops at the first failure.
+///
+/// A verifier may start in the middle of the chain (to check ranges in
+/// parallel); it then takes the first event's `prev_hash` on trust and
+/// reports it through [`ChainVerifier::first_prev_hash`], for the caller to
+/// link to the previous range.
 pub struct ChainVerifier {
+    first_seq: u64,
     expected_seq: u64,
-    last_hash: Hash,
+    last_hash: Option<Hash>,
+    first_prev_hash: Option<Hash>,
     scratch: Vec<u8>,
 }
 
@@ -46,9 +53,17 @@ impl Default for ChainVerifier {
 impl ChainVerifier {
     /// A verifier expecting the chain to start at seq 1.
     pub fn new() -> Self {
+        Self::starting_at(1, Some(GENESIS_PREV_HASH))
+    }
+
+    /// A verifier for the range starting at `seq`, whose predecessor's hash is
+    /// `prev_hash` when known.
+    pub fn starting_at(seq: u64, prev_hash: Option<Hash>) -> Self {
         Self {
-            expected_seq: 1,
-            last_hash: GENESIS_PREV_HASH,
+            first_seq: seq,
+            expected_seq: seq,
+            last_hash: prev_hash,
+            first_prev_hash: None,
             scratch: Vec::with_capacity(512),
         }
     }
@@ -57,10 +72,9 @@ impl ChainVerifier {
     pub fn push(&mut self, event: &Event) -> Result<(), VerifyFailure> {
         if event.seq != self.expected_seq {
             let message = if event.seq > self.expected_seq {
-                format!(
-                    "seq {} is missing: the next stored event is seq {}",
-                    self.expected_seq, event.seq
-                )
+                // Same wording as a range that ends short, so that parallel
+                // and sequential verification report identically.
+                format!("seq {} is missing", self.expected_seq)
             } else {
                 format!(
                     "seq {} appears after seq {}",
@@ -74,7 +88,11 @@ impl ChainVerifier {
                 message,
             });
         }
-        if event.prev_hash != self.last_hash {
+        let expected_prev = self.last_hash.unwrap_or(event.prev_hash);
+        if self.expected_seq == self.first_seq {
+            self.first_prev_hash = Some(event.prev_hash);
+        }
+        if event.prev_hash != expected_prev {
             return Err(VerifyFailure {
                 seq: event.seq,
                 kind: VerifyFailureKind::BrokenLink,
@@ -82,7 +100,7 @@ impl ChainVerifier {
                     "prev_hash {} does not match the hash of seq {} ({})",
                     hex::encode(event.prev_hash),
                     event.seq - 1,
-                    hex::encode(self.last_hash)
+                    hex::encode(expected_prev)
                 ),
             });
         }
@@ -98,18 +116,28 @@ impl ChainVerifier {
                 ),
             });
         }
-        self.last_hash = event.hash;
+        self.last_hash = Some(event.hash);
         self.expected_seq += 1;
         Ok(())
     }
 
-    /// How many events verified so far.
-    pub fn verified(&self) -> u64 {
+    /// The seq of the last event verified (`first - 1` before any).
+    pub fn last_verified_seq(&self) -> u64 {
         self.expected_seq - 1
     }
 
-    /// The hash of the last verified event (zeros before the first).
-    pub fn last_hash(&self) -> Hash {
+    /// How many events verified so far.
+    pub fn verified(&self) -> u64 {
+        self.expected_seq - self.first_seq
+    }
+
+    /// The hash of the last verified event, or the starting `prev_hash`.
+    pub fn last_hash(&self) -> Option<Hash> {
         self.last_hash
+    }
+
+    /// The `prev_hash` the first event carried, once one was pushed.
+    pub fn first_prev_hash(&self) -> Option<Hash> {
+        self.first_prev_hash
     }
 }

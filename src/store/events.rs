@@ -1,6 +1,9 @@
 //! Queries on the `events` table. Every function takes `&mut DbConn` so the
 //! same query runs on a pooled connection or inside the writer's transaction.
 
+use std::ops::ControlFlow;
+
+use diesel::connection::DefaultLoadingMode;
 use diesel::prelude::*;
 
 use super::schema::events;
@@ -139,16 +142,30 @@ pub fn by_seq(conn: &mut DbConn, seq: u64) -> Result<Option<Event>, StoreError> 
     row.map(EventRow::into_event).transpose()
 }
 
-/// Rows with `seq > after`, in order, at most `limit`; undecoded so that the
-/// verifier can report a damaged row instead of failing the read.
-pub fn raw_range(conn: &mut DbConn, after: u64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
-    let after = i64::try_from(after).unwrap_or(i64::MAX);
-    Ok(with_conn!(conn, |c| events::table
-        .filter(events::seq.gt(after))
-        .order(events::seq.asc())
-        .limit(limit)
-        .select(EventRow::as_select())
-        .load(c))?)
+/// Streams the rows with `first <= seq <= last` in order, undecoded so that
+/// the verifier can report a damaged row instead of failing the read. Stops
+/// early when `visit` breaks.
+pub fn for_each_in_range(
+    conn: &mut DbConn,
+    first: u64,
+    last: u64,
+    mut visit: impl FnMut(EventRow) -> ControlFlow<()>,
+) -> Result<(), StoreError> {
+    let first = i64::try_from(first).unwrap_or(i64::MAX);
+    let last = i64::try_from(last).unwrap_or(i64::MAX);
+    with_conn!(conn, |c| {
+        let rows = events::table
+            .filter(events::seq.ge(first).and(events::seq.le(last)))
+            .order(events::seq.asc())
+            .select(EventRow::as_select())
+            .load_iter::<EventRow, DefaultLoadingMode>(c)?;
+        for row in rows {
+            if visit(row?).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Events already recorded under any of `keys` (for any actor).

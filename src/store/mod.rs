@@ -16,7 +16,9 @@ pub use connection::{ConnectionManager, DbConn, StorageTarget};
 pub use events::{EventFilter, Head};
 pub use writer::{AppendError, Appended, LedgerWriter, WriterConfig};
 
-use crate::ledger::{ChainVerifier, Event, VerifyFailure};
+use std::ops::ControlFlow;
+
+use crate::ledger::{ChainVerifier, Event, VerifyFailure, VerifyFailureKind};
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +52,6 @@ macro_rules! with_conn {
         }
     };
 }
-
-/// How many rows verification reads per query.
-const VERIFY_CHUNK: i64 = 20_000;
 
 /// The ledger's storage: a pool for reads and the single group-commit writer.
 #[derive(Clone)]
@@ -131,57 +130,163 @@ impl Store {
 
     /// Recomputes the whole chain.
     pub fn verify(&self) -> Result<ChainReport, StoreError> {
-        verify_chain(&mut *self.conn()?)
+        verify_chain(|| self.conn())
     }
 }
 
-/// Recomputes the chain up to the head as it stood when verification began,
-/// reading in chunks so memory stays flat.
-pub fn verify_chain(conn: &mut DbConn) -> Result<ChainReport, StoreError> {
-    let head = events::head(conn)?;
-    let mut verifier = ChainVerifier::new();
-    let mut after = 0u64;
-    let mut failure = None;
-    'chunks: while after < head.size {
-        let rows = events::raw_range(conn, after, VERIFY_CHUNK)?;
-        if rows.is_empty() {
-            break;
-        }
-        for row in rows {
-            let seq = u64::try_from(row.seq).unwrap_or(0);
-            after = seq;
-            if seq > head.size {
-                break 'chunks;
-            }
-            let result = match row.into_event() {
-                Ok(event) => verifier.push(&event),
-                Err(StoreError::CorruptRow { seq, reason }) => Err(VerifyFailure {
-                    seq,
-                    kind: crate::ledger::VerifyFailureKind::CorruptRow,
-                    message: reason,
-                }),
-                Err(other) => return Err(other),
-            };
-            if let Err(f) = result {
-                failure = Some(f);
-                break 'chunks;
+/// Verifies the chain in `target`, opening its own connections.
+pub fn verify_target(target: &StorageTarget) -> Result<ChainReport, StoreError> {
+    verify_chain(|| DbConn::establish(target).map(Box::new))
+}
+
+/// Ledgers smaller than this are verified on one thread.
+const PARALLEL_VERIFY_MIN: u64 = 50_000;
+
+/// Recomputes the chain up to the head as it stood when verification began.
+///
+/// The seq range is split across one thread per core, each streaming its
+/// range on its own connection; the ranges are then linked (each range's
+/// first `prev_hash` must equal the previous range's last hash). The first
+/// failure in seq order is reported, exactly as a sequential scan would.
+pub fn verify_chain<C, F>(connect: F) -> Result<ChainReport, StoreError>
+where
+    C: std::ops::DerefMut<Target = DbConn>,
+    F: Fn() -> Result<C, StoreError> + Sync,
+{
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8) as u64;
+    verify_chain_in_ranges(connect, cores, PARALLEL_VERIFY_MIN)
+}
+
+/// [`verify_chain`] with `ranges` parallel ranges once the ledger has at
+/// least `min_parallel` events (tests use small ledgers).
+pub fn verify_chain_in_ranges<C, F>(
+    connect: F,
+    ranges: u64,
+    min_parallel: u64,
+) -> Result<ChainReport, StoreError>
+where
+    C: std::ops::DerefMut<Target = DbConn>,
+    F: Fn() -> Result<C, StoreError> + Sync,
+{
+    let size = events::head(&mut *connect()?)?.size;
+    let threads = if size < min_parallel {
+        1
+    } else {
+        ranges.max(1)
+    };
+    let per_range = size.div_ceil(threads).max(1);
+    let bounds: Vec<(u64, u64)> = (0..threads)
+        .map(|i| (i * per_range + 1, ((i + 1) * per_range).min(size)))
+        .filter(|(first, last)| first <= last)
+        .collect();
+    let outcomes: Vec<Result<RangeOutcome, StoreError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = bounds
+            .iter()
+            .map(|&(first, last)| {
+                let connect = &connect;
+                scope.spawn(move || {
+                    let prev = (first == 1).then_some(crate::ledger::GENESIS_PREV_HASH);
+                    verify_range(&mut *connect()?, first, last, prev)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    Err(StoreError::Migration("verifier thread panicked".into()))
+                })
+            })
+            .collect()
+    });
+    let outcomes = outcomes.into_iter().collect::<Result<Vec<_>, _>>()?;
+
+    let mut failures: Vec<VerifyFailure> =
+        outcomes.iter().filter_map(|o| o.failure.clone()).collect();
+    for pair in outcomes.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        if let (Some(last), Some(first_prev)) = (before.last_hash, after.first_prev_hash) {
+            if before.failure.is_none() && last != first_prev {
+                failures.push(VerifyFailure {
+                    seq: after.first,
+                    kind: VerifyFailureKind::BrokenLink,
+                    message: format!(
+                        "prev_hash {} does not match the hash of seq {} ({})",
+                        hex::encode(first_prev),
+                        after.first - 1,
+                        hex::encode(last)
+                    ),
+                });
             }
         }
     }
-    if failure.is_none() && verifier.verified() < head.size {
-        // The highest seq exists but lower ones are missing at the end of the scan.
-        failure = Some(VerifyFailure {
-            seq: verifier.verified() + 1,
-            kind: crate::ledger::VerifyFailureKind::Gap,
-            message: format!("seq {} is missing", verifier.verified() + 1),
-        });
-    }
-    let verified = verifier.verified();
+    let failure = failures.into_iter().min_by_key(|f| f.seq);
+    let verified = failure.as_ref().map_or(size, |f| f.seq - 1);
+    let head_hash = outcomes
+        .iter()
+        .rev()
+        .find(|o| o.last_verified_seq >= o.first && o.last_verified_seq <= verified)
+        .and_then(|o| o.last_hash)
+        .map(hex::encode);
     Ok(ChainReport {
         ok: failure.is_none(),
         verified,
-        size: head.size,
-        head_hash: (verified > 0).then(|| hex::encode(verifier.last_hash())),
+        size,
+        head_hash,
+        failure,
+    })
+}
+
+struct RangeOutcome {
+    first: u64,
+    last_verified_seq: u64,
+    first_prev_hash: Option<crate::ledger::Hash>,
+    last_hash: Option<crate::ledger::Hash>,
+    failure: Option<VerifyFailure>,
+}
+
+fn verify_range(
+    conn: &mut DbConn,
+    first: u64,
+    last: u64,
+    prev: Option<crate::ledger::Hash>,
+) -> Result<RangeOutcome, StoreError> {
+    let mut verifier = ChainVerifier::starting_at(first, prev);
+    let mut failure = None;
+    events::for_each_in_range(conn, first, last, |row| {
+        let checked = match row.into_event() {
+            Ok(event) => verifier.push(&event),
+            Err(e) => Err(VerifyFailure {
+                seq: verifier.last_verified_seq() + 1,
+                kind: VerifyFailureKind::CorruptRow,
+                message: e.to_string(),
+            }),
+        };
+        match checked {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(f) => {
+                failure = Some(f);
+                ControlFlow::Break(())
+            }
+        }
+    })?;
+    if failure.is_none() && verifier.last_verified_seq() < last {
+        let missing = verifier.last_verified_seq() + 1;
+        failure = Some(VerifyFailure {
+            seq: missing,
+            kind: VerifyFailureKind::Gap,
+            message: format!("seq {missing} is missing"),
+        });
+    }
+    Ok(RangeOutcome {
+        first,
+        last_verified_seq: verifier.last_verified_seq(),
+        first_prev_hash: verifier.first_prev_hash(),
+        last_hash: (verifier.verified() > 0)
+            .then(|| verifier.last_hash())
+            .flatten(),
         failure,
     })
 }

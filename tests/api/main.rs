@@ -4,5 +4,6 @@
 mod append;
 mod concurrency;
 mod helpers;
+mod interop;
 mod listing;
 mod tamper;

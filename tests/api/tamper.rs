@@ -178,3 +178,44 @@ fn verify_reports_json_and_a_missing_ledger_is_an_error() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no ledger at"));
 }
+
+/// The parallel verifier splits 12 events into ranges 1-4, 5-8, 9-12 and must
+/// report exactly what a sequential scan reports, including at range edges.
+#[test]
+fn parallel_verification_reports_what_a_sequential_scan_reports() {
+    let cases: &[&[&str]] = &[
+        &[],
+        &[r#"UPDATE events SET attributes = '{}' WHERE seq = 4"#],
+        &[r#"UPDATE events SET attributes = '{}' WHERE seq = 5"#],
+        &[r#"UPDATE events SET attributes = '{}' WHERE seq = 9"#],
+        &["UPDATE events SET hash = randomblob(32) WHERE seq = 8"],
+        &["UPDATE events SET hash = randomblob(32) WHERE seq = 4"],
+        &["DELETE FROM events WHERE seq = 5"],
+        &["DELETE FROM events WHERE seq = 8"],
+        &["DELETE FROM events WHERE seq = 1"],
+        &["DELETE FROM events WHERE seq = 12"],
+        &["UPDATE events SET inputs = 'not json' WHERE seq = 9"],
+        &[
+            "UPDATE events SET seq = 1000 WHERE seq = 4",
+            "UPDATE events SET seq = 4 WHERE seq = 5",
+            "UPDATE events SET seq = 5 WHERE seq = 1000",
+        ],
+        &[
+            r#"UPDATE events SET attributes = '{}' WHERE seq = 10"#,
+            "DELETE FROM events WHERE seq = 6",
+        ],
+    ];
+    for statements in cases {
+        let db = ledger_with_events(Backend::Sqlite, 12).unwrap();
+        tamper(&db, statements);
+        let connect = || DbConn::establish(&db.target).map(Box::new);
+        let sequential = govledger::store::verify_chain_in_ranges(connect, 1, 0).unwrap();
+        let parallel = govledger::store::verify_chain_in_ranges(connect, 3, 0).unwrap();
+        assert_eq!(parallel, sequential, "{statements:?}");
+        assert_eq!(
+            sequential.ok,
+            statements.is_empty() || statements[0].contains("seq = 12"),
+            "{statements:?}: {sequential:?}"
+        );
+    }
+}

@@ -1,5 +1,8 @@
 -- The ledger: the only source of truth. seq is the rowid (INTEGER PRIMARY KEY)
--- and is assigned by the single writer under BEGIN IMMEDIATE.
+-- and is assigned as head + 1 by the single writer under BEGIN IMMEDIATE, which
+-- excludes every other writer: the primary key alone rules out a fork. Unlike
+-- PostgreSQL, no UNIQUE index on prev_hash/hash: those random keys would dirty
+-- one index page per event and halve group-commit throughput.
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY CHECK (seq > 0),
     id TEXT NOT NULL UNIQUE,
@@ -13,8 +16,8 @@ CREATE TABLE events (
     attributes TEXT NOT NULL,
     occurred_at TEXT,
     idempotency_key TEXT,
-    prev_hash BLOB NOT NULL UNIQUE CHECK (length(prev_hash) = 32),
-    hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32)
+    prev_hash BLOB NOT NULL CHECK (length(prev_hash) = 32),
+    hash BLOB NOT NULL CHECK (length(hash) = 32)
 );
 
 CREATE UNIQUE INDEX events_idempotency ON events (actor, idempotency_key) WHERE idempotency_key IS NOT NULL;

@@ -1,0 +1,54 @@
+//! The chain as served verifies with an independent implementation of
+//! docs/LEDGER_FORMAT.md (examples/verify_chain.py, standard-library Python).
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp};
+
+fn python() -> Option<&'static str> {
+    let found = Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Some("python3");
+    }
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+        panic!("CI must run the Python interop test, but python3 is missing");
+    }
+    eprintln!("SKIPPED: the interop test needs python3 on PATH");
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_python_verifier_accepts_the_served_chain() {
+    let Some(python) = python() else { return };
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    app.post_events(&json!({"events": [
+        {"kind": "dataset.registered", "subject": "dataset:loans@1", "project": "credit",
+         "attributes": {"owner": "Zoë 李", "rows": 10, "personal": true, "quote": "a \"b\"\n"}},
+        {"kind": "model.evaluated", "subject": "model:credit@1", "inputs": ["dataset:loans@1"],
+         "attributes": {"auc": 0.8125, "gini": 0.625e0, "thresholds": [0.1, 1e-7, 12345678.9]},
+         "occurred_at": "2026-01-01T00:00:00Z", "idempotency_key": "eval-1"},
+    ]}))
+    .await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/verify_chain.py");
+    let base = app.base.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python).args([script, "--url", &base]).output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout.trim(), "OK: 2 events verified independently");
+}
