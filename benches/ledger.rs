@@ -25,35 +25,20 @@ const CONNECTIONS: usize = 64;
 const PGBENCH_CLIENTS: usize = 16;
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wants = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
     let seconds = env_u64("GOVLEDGER_BENCH_SECONDS", 10);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     if wants("append-sqlite") {
         let dir = tempfile::tempdir().unwrap();
         let baseline = sqlite_baseline(&dir.path().join("baseline.db"), seconds);
         let target = StorageTarget::resolve(dir.path(), None).unwrap();
         let result = runtime.block_on(http_appends(target, seconds));
-        report(
-            "sqlite",
-            &result,
-            baseline,
-            "single-row INSERT transactions, WAL + synchronous=FULL, 1 connection",
-        );
+        report("sqlite", &result, baseline, "single-row INSERT transactions, WAL + synchronous=FULL, 1 connection");
     }
     if wants("append-postgres") {
         let base = std::env::var("GOVLEDGER_TEST_POSTGRES_URL")
@@ -61,12 +46,7 @@ fn main() {
         let url = fresh_pg_database(&base);
         let baseline = pgbench_baseline(&url, seconds);
         let result = runtime.block_on(http_appends(StorageTarget::Postgres { url }, seconds));
-        report(
-            "postgresql",
-            &result,
-            baseline,
-            "pgbench -c 16, one INSERT per transaction",
-        );
+        report("postgresql", &result, baseline, "pgbench -c 16, one INSERT per transaction");
     }
     if wants("verify") {
         verify_throughput(env_u64("GOVLEDGER_BENCH_VERIFY_EVENTS", 1_000_000));
@@ -105,7 +85,11 @@ fn report(backend: &str, r: &LoadResult, baseline_per_s: f64, baseline_name: &st
 }
 
 async fn http_appends(target: StorageTarget, seconds: u64) -> LoadResult {
-    let mut config = Config::new("127.0.0.1:0", target.clone());
+    let mut config = Config::new(
+        "127.0.0.1:0",
+        target.clone(),
+        &std::env::temp_dir().join(format!("govledger-bench-key-{}", std::process::id())),
+    );
     config.workers = 2;
     let app = Application::build(config).unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -150,12 +134,7 @@ async fn http_appends(target: StorageTarget, seconds: u64) -> LoadResult {
     latencies_us.sort_unstable();
     let appends = latencies_us.len();
     let commits = count_commits_hint(&target, appends);
-    LoadResult {
-        appends,
-        elapsed,
-        latencies_us,
-        mean_batch: commits,
-    }
+    LoadResult { appends, elapsed, latencies_us, mean_batch: commits }
 }
 
 /// Mean events per commit, from how many distinct `recorded_at` values the
@@ -168,18 +147,13 @@ fn count_commits_hint(target: &StorageTarget, appends: usize) -> f64 {
         n: i64,
     }
     let sql = "SELECT COUNT(DISTINCT recorded_at) AS n FROM events";
-    let counted: Count =
-        govledger::with_conn!(&mut conn, |c| diesel::sql_query(sql).get_result(c)).unwrap();
+    let counted: Count = govledger::with_conn!(&mut conn, |c| diesel::sql_query(sql).get_result(c)).unwrap();
     appends as f64 / counted.n.max(1) as f64
 }
 
 fn sqlite_baseline(path: &std::path::Path, seconds: u64) -> f64 {
     let mut conn = diesel::sqlite::SqliteConnection::establish(&path.to_string_lossy()).unwrap();
-    for pragma in [
-        "PRAGMA busy_timeout = 10000",
-        "PRAGMA journal_mode = WAL",
-        "PRAGMA synchronous = FULL",
-    ] {
+    for pragma in ["PRAGMA busy_timeout = 10000", "PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL"] {
         diesel::sql_query(pragma).execute(&mut conn).unwrap();
     }
     diesel::sql_query("CREATE TABLE baseline (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)")
@@ -204,12 +178,8 @@ fn sqlite_baseline(path: &std::path::Path, seconds: u64) -> f64 {
 fn fresh_pg_database(base: &str) -> String {
     let mut admin = diesel::pg::PgConnection::establish(base).expect("PostgreSQL reachable");
     let name = format!("govledger_bench_{}", std::process::id());
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .unwrap();
-    diesel::sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .unwrap();
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).unwrap();
+    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).unwrap();
     let (prefix, _) = base.rsplit_once('/').unwrap();
     format!("{prefix}/{name}")
 }
@@ -220,25 +190,9 @@ fn pgbench_baseline(url: &str, seconds: u64) -> f64 {
         .execute(&mut conn)
         .unwrap();
     let script = std::env::temp_dir().join(format!("govledger-pgbench-{}.sql", std::process::id()));
-    std::fs::write(
-        &script,
-        format!(
-            "INSERT INTO baseline (payload) VALUES ('{}');\n",
-            "x".repeat(300)
-        ),
-    )
-    .unwrap();
+    std::fs::write(&script, format!("INSERT INTO baseline (payload) VALUES ('{}');\n", "x".repeat(300))).unwrap();
     let output = Command::new("pgbench")
-        .args([
-            "-n",
-            "-c",
-            &PGBENCH_CLIENTS.to_string(),
-            "-j",
-            "2",
-            "-T",
-            &seconds.to_string(),
-            "-f",
-        ])
+        .args(["-n", "-c", &PGBENCH_CLIENTS.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
         .arg(&script)
         .arg(url)
         .output()
@@ -249,12 +203,7 @@ fn pgbench_baseline(url: &str, seconds: u64) -> f64 {
         .find(|l| l.starts_with("tps = "))
         .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no tps in pgbench output: {stdout}{}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        })
+        .unwrap_or_else(|| panic!("no tps in pgbench output: {stdout}{}", String::from_utf8_lossy(&output.stderr)))
 }
 
 fn verify_throughput(events: u64) {
@@ -289,17 +238,12 @@ fn verify_throughput_in(dir: &std::path::Path, events: u64) {
                 EventDraft::from_request(request).unwrap()
             })
             .collect();
-        store
-            .writer()
-            .append_blocking("bench".into(), drafts)
-            .unwrap();
+        store.writer().append_blocking("bench".into(), drafts).unwrap();
     }
     let load = started.elapsed();
     drop(store);
     writer_thread.join().unwrap();
-    let db_bytes = std::fs::metadata(dir.join("govledger.db"))
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let db_bytes = std::fs::metadata(dir.join("govledger.db")).map(|m| m.len()).unwrap_or(0);
     println!(
         "== verify, sqlite, {events} events ({:.0} MB database, loaded in {:.1}s)",
         db_bytes as f64 / 1e6,
@@ -317,12 +261,7 @@ fn verify_throughput_in(dir: &std::path::Path, events: u64) {
     );
     if std::path::Path::new(&binary).exists() {
         let started = Instant::now();
-        let output = Command::new(&binary)
-            .arg("verify")
-            .arg("--data-dir")
-            .arg(dir)
-            .output()
-            .unwrap();
+        let output = Command::new(&binary).arg("verify").arg("--data-dir").arg(dir).output().unwrap();
         let elapsed = started.elapsed();
         assert!(output.status.success());
         println!(
@@ -348,12 +287,7 @@ impl RawHttp {
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
         let (read, writer) = stream.into_split();
-        Self {
-            reader: tokio::io::BufReader::new(read),
-            writer,
-            request: Vec::new(),
-            line: String::new(),
-        }
+        Self { reader: tokio::io::BufReader::new(read), writer, request: Vec::new(), line: String::new() }
     }
 
     async fn post_json(&mut self, path: &str, body: &str) -> u16 {

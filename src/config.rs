@@ -1,6 +1,9 @@
 //! Runtime configuration, built once in `main` and passed down as a value so
 //! that tests can run many servers in one process.
 
+use std::time::Duration;
+
+use crate::proofs::keys::SigningKeyConfig;
 use crate::store::{StorageTarget, WriterConfig};
 
 /// Request limits. A request over any of them is refused with a JSON error
@@ -19,12 +22,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 1024 * 1024,
-            max_batch_events: 1000,
-            max_page_size: 1000,
-            default_page_size: 100,
-        }
+        Self { max_body_bytes: 1024 * 1024, max_batch_events: 1000, max_page_size: 1000, default_page_size: 100 }
     }
 }
 
@@ -40,12 +38,24 @@ pub struct Config {
     /// Read connections in the pool.
     pub pool_size: u32,
     pub writer: WriterConfig,
+    /// The checkpoint signing key and origin.
+    pub signing_key: SigningKeyConfig,
+    /// How often a checkpoint is published when the ledger has grown
+    /// (`None`: only on demand).
+    pub checkpoint_interval: Option<Duration>,
 }
 
+/// The checkpoint origin when none is configured. Operators should set a
+/// unique one (e.g. `ledger.example.com/ml`): it names the log in every
+/// checkpoint.
+pub const DEFAULT_ORIGIN: &str = "govledger";
+
 impl Config {
-    /// Defaults for `storage`.
-    pub fn new(bind: impl Into<String>, storage: StorageTarget) -> Self {
+    /// Defaults for `storage`, with the signing key in `data_dir`.
+    pub fn new(bind: impl Into<String>, storage: StorageTarget, data_dir: &std::path::Path) -> Self {
         Self {
+            signing_key: SigningKeyConfig::in_data_dir(data_dir, DEFAULT_ORIGIN),
+            checkpoint_interval: Some(Duration::from_secs(60)),
             bind: bind.into(),
             storage,
             limits: Limits::default(),

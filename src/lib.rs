@@ -12,5 +12,6 @@
 pub mod config;
 pub mod http;
 pub mod ledger;
+pub mod proofs;
 pub mod startup;
 pub mod store;

@@ -1,14 +1,19 @@
 //! The `govledger` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use govledger::config::Config;
+use govledger::config::{Config, DEFAULT_ORIGIN};
+use govledger::ledger::bundle::{self, BundleContents};
+use govledger::ledger::checkpoint::{Checkpoint, NoteVerifier};
+use govledger::proofs::keys::{self, SigningKeyConfig};
+use govledger::proofs::{self, Proofs};
 use govledger::startup::Application;
-use govledger::store::{self, StorageTarget};
+use govledger::store::{events, DbConn, EventFilter, StorageTarget, Store, WriterConfig};
 
 // mimalloc: the verifier and the writer allocate many short-lived strings;
 // glibc's allocator spent a quarter of verify's time consolidating them.
@@ -16,11 +21,7 @@ use govledger::store::{self, StorageTarget};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(
-    name = "govledger",
-    version,
-    about = "Append-only, hash-chained governance ledger for ML in production"
-)]
+#[command(name = "govledger", version, about = "Append-only, hash-chained governance ledger for ML in production")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,10 +39,36 @@ struct StorageArgs {
 
 impl StorageArgs {
     fn target(&self) -> anyhow::Result<StorageTarget> {
-        Ok(StorageTarget::resolve(
-            &self.data_dir,
-            self.database_url.as_deref(),
-        )?)
+        Ok(StorageTarget::resolve(&self.data_dir, self.database_url.as_deref())?)
+    }
+
+    /// For commands that read an existing ledger: refuse to create an empty one.
+    fn existing_target(&self) -> anyhow::Result<StorageTarget> {
+        let target = self.target()?;
+        if let StorageTarget::Sqlite { path } = &target {
+            anyhow::ensure!(path.exists(), "no ledger at {} (use --data-dir or --database-url)", path.display());
+        }
+        Ok(target)
+    }
+}
+
+#[derive(Args, Clone)]
+struct KeyArgs {
+    /// The checkpoint signing key (PKCS#8 Ed25519); default DATA_DIR/checkpoint-signing.key.
+    /// Replicas sharing a PostgreSQL database must share this file.
+    #[arg(long, env = "GOVLEDGER_SIGNING_KEY")]
+    signing_key: Option<PathBuf>,
+    /// The log's origin line in checkpoints, also the key name.
+    #[arg(long, env = "GOVLEDGER_ORIGIN", default_value = DEFAULT_ORIGIN)]
+    origin: String,
+}
+
+impl KeyArgs {
+    fn config(&self, data_dir: &Path) -> SigningKeyConfig {
+        match &self.signing_key {
+            Some(path) => SigningKeyConfig { path: path.clone(), origin: self.origin.clone() },
+            None => SigningKeyConfig::in_data_dir(data_dir, &self.origin),
+        }
     }
 }
 
@@ -54,25 +81,83 @@ enum Command {
         bind: String,
         #[command(flatten)]
         storage: StorageArgs,
+        #[command(flatten)]
+        key: KeyArgs,
         /// HTTP worker threads (default: one per core).
         #[arg(long, env = "GOVLEDGER_WORKERS", default_value_t = 0)]
         workers: usize,
+        /// Seconds between checkpoints while the ledger grows (0: only on demand).
+        #[arg(long, env = "GOVLEDGER_CHECKPOINT_INTERVAL", default_value_t = 60)]
+        checkpoint_interval: u64,
     },
-    /// Recompute the whole chain offline; exit 0 when intact, 1 when broken.
+    /// Recompute the whole chain and check every checkpoint against it, offline.
+    /// Exit 0 when intact, 1 when broken.
     Verify {
         #[command(flatten)]
         storage: StorageArgs,
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Also check a checkpoint you kept (a signed note file).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// The verifier key (signed-note format) to check signatures with;
+        /// default: the data directory's signing key.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// The checkpoint signing key.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Write an evidence bundle: events, their inclusion proofs, a signed
+    /// checkpoint and the verifier key.
+    Export {
+        /// The folder to write (created).
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Only events about this entity (`type:name` matches every version).
+        #[arg(long)]
+        subject: Option<String>,
+        /// First seq to include.
+        #[arg(long)]
+        from_seq: Option<u64>,
+        /// Last seq to include.
+        #[arg(long)]
+        to_seq: Option<u64>,
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Verify an evidence bundle offline: no server, no database.
+    VerifyBundle {
+        /// The bundle folder.
+        dir: PathBuf,
+        /// The verifier key to trust (signed-note format). Without it the
+        /// bundle's own key.pub is used, which proves integrity, not origin.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Print the verifier key in signed-note format (creating the signing key if none exists).
+    Show {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        key: KeyArgs,
     },
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()) {
@@ -86,32 +171,36 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve {
-            bind,
-            storage,
-            workers,
-        } => {
-            let mut config = Config::new(bind, storage.target()?);
+        Command::Serve { bind, storage, key, workers, checkpoint_interval } => {
+            let mut config = Config::new(bind, storage.target()?, &storage.data_dir);
             config.workers = workers;
+            config.signing_key = key.config(&storage.data_dir);
+            config.checkpoint_interval = (checkpoint_interval > 0).then(|| Duration::from_secs(checkpoint_interval));
             serve(config)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { storage, json } => verify(&storage.target()?, json),
+        Command::Verify { storage, key, checkpoint, key_file, json } => {
+            verify(&storage, &key, checkpoint.as_deref(), key_file.as_deref(), json)
+        }
+        Command::Key { command: KeyCommand::Show { storage, key } } => {
+            let signer = keys::load_or_create(&key.config(&storage.data_dir))?;
+            println!("{}", signer.verifier().to_vkey());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export { bundle, subject, from_seq, to_seq, storage, key } => {
+            export(&bundle, subject.as_deref(), from_seq, to_seq, &storage, &key)
+        }
+        Command::VerifyBundle { dir, key } => verify_bundle(&dir, key.as_deref()),
     }
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
     let described = config.storage.describe();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let app = Application::build(config).context("cannot start the server")?;
         // Tests and scripts read this line to learn the port when binding port 0.
-        println!(
-            "govledger listening on http://127.0.0.1:{} ({described})",
-            app.port()
-        );
+        println!("govledger listening on http://127.0.0.1:{} ({described})", app.port());
         tracing::info!(port = app.port(), storage = %described, "govledger serving");
         app.run_until_stopped().await?;
         tracing::info!("govledger stopped");
@@ -119,41 +208,142 @@ fn serve(config: Config) -> anyhow::Result<()> {
     })
 }
 
-fn verify(target: &StorageTarget, json: bool) -> anyhow::Result<ExitCode> {
-    if let StorageTarget::Sqlite { path } = target {
-        anyhow::ensure!(
-            path.exists(),
-            "no ledger at {} (use --data-dir or --database-url)",
-            path.display()
-        );
-    }
+fn read_verifier(path: &Path) -> anyhow::Result<NoteVerifier> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    NoteVerifier::parse(&text).with_context(|| format!("{} is not a verifier key", path.display()))
+}
+
+fn verify(
+    storage: &StorageArgs,
+    key: &KeyArgs,
+    kept: Option<&Path>,
+    key_file: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let target = storage.existing_target()?;
+    let verifier = match key_file {
+        Some(path) => Some(read_verifier(path)?),
+        None => keys::load_existing(&key.config(&storage.data_dir))?.map(|s| s.verifier()),
+    };
+    let kept_note = match kept {
+        Some(path) => {
+            anyhow::ensure!(verifier.is_some(), "checking a kept checkpoint needs the verifier key: pass --key-file");
+            Some(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?)
+        }
+        None => None,
+    };
     let started = std::time::Instant::now();
-    let report = store::verify_target(target)
-        .with_context(|| format!("cannot verify {}", target.describe()))?;
+    let report =
+        proofs::verify_ledger(|| DbConn::establish(&target).map(Box::new), verifier.as_ref(), kept_note.as_deref())
+            .with_context(|| format!("cannot verify {}", target.describe()))?;
     let elapsed = started.elapsed();
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else if let Some(failure) = &report.failure {
         println!(
-            "BROKEN at seq {}: {} ({}); {} events before it verified",
+            "BROKEN at seq {}: {} ({}); {} events verified",
             failure.seq,
-            serde_json::to_value(failure.kind)?
-                .as_str()
-                .unwrap_or("broken"),
+            serde_json::to_value(failure.kind)?.as_str().unwrap_or("broken"),
             failure.message,
             report.verified
         );
     } else {
+        let signatures = if verifier.is_some() { "signed" } else { "unsigned: no key to check signatures with" };
         println!(
-            "OK: {} events verified in {:.2}s, head {}",
+            "OK: {} events verified, {} checkpoints consistent ({signatures}), in {:.2}s, head {}",
             report.verified,
+            report.checkpoints_verified,
             elapsed.as_secs_f64(),
             report.head_hash.as_deref().unwrap_or("(empty ledger)")
         );
     }
-    Ok(if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn export(
+    dir: &Path,
+    subject: Option<&str>,
+    from_seq: Option<u64>,
+    to_seq: Option<u64>,
+    storage: &StorageArgs,
+    key: &KeyArgs,
+) -> anyhow::Result<ExitCode> {
+    if let Some(subject) = subject {
+        govledger::ledger::EntityRef::parse(subject)?;
+    }
+    anyhow::ensure!(
+        !dir.exists() || std::fs::read_dir(dir)?.next().is_none(),
+        "{} exists and is not empty",
+        dir.display()
+    );
+    let target = storage.existing_target()?;
+    let signer = keys::load_existing(&key.config(&storage.data_dir))?
+        .context("no checkpoint signing key: start the server once, or pass --signing-key")?;
+    let (store, writer_thread) = Store::open(target, 2, WriterConfig::default())?;
+    let proofs = Proofs::new(store.clone(), signer, key.origin.clone())?;
+    let checkpoint = proofs.publish()?.context("the ledger is empty: nothing to export")?;
+    let from = from_seq.unwrap_or(1).max(1);
+    let to = to_seq.unwrap_or(checkpoint.tree_size).min(checkpoint.tree_size);
+    anyhow::ensure!(from <= to, "--from-seq must not be after --to-seq");
+    let mut selected = Vec::new();
+    let mut after = from - 1;
+    loop {
+        let filter =
+            EventFilter { subject: subject.map(str::to_owned), after_seq: after, limit: 1000, ..Default::default() };
+        let page = events::list(&mut *store.conn()?, &filter)?;
+        let Some(last) = page.last().map(|e| e.seq) else { break };
+        selected.extend(page.into_iter().filter(|e| e.seq <= to));
+        if last >= to {
+            break;
+        }
+        after = last;
+    }
+    anyhow::ensure!(!selected.is_empty(), "no events match the selection");
+    let paths =
+        selected.iter().map(|e| proofs.audit_path(e.seq, checkpoint.tree_size)).collect::<Result<Vec<_>, _>>()?;
+    let statement = Checkpoint::from_note_unverified(&checkpoint.note)?;
+    let verifier = proofs.verifier();
+    bundle::write(
+        dir,
+        &BundleContents {
+            checkpoint_note: &checkpoint.note,
+            verifier: &verifier,
+            checkpoint: &statement,
+            events: selected.iter().zip(paths).collect(),
+        },
+    )
+    .with_context(|| format!("cannot write the bundle to {}", dir.display()))?;
+    drop(proofs);
+    drop(store);
+    writer_thread.join().ok();
+    println!(
+        "wrote {} events with inclusion proofs against checkpoint {} (root {}) to {}",
+        selected.len(),
+        statement.size,
+        hex::encode(statement.root),
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_bundle(dir: &Path, key: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let pinned = key.map(read_verifier).transpose()?;
+    match bundle::verify(dir, pinned.as_ref()) {
+        Ok(report) => {
+            let trust = if report.key_pinned {
+                "the given key"
+            } else {
+                "the bundle's own key.pub: pass --key to check who signed"
+            };
+            println!(
+                "OK: {} events verified against checkpoint {} (root {}), signed by key {} ({trust})",
+                report.events, report.tree_size, report.root_hash, report.key_id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("FAILED: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }

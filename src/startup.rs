@@ -7,6 +7,10 @@ use actix_web::{dev::Server, web, App, HttpServer};
 
 use crate::config::Config;
 use crate::http::{self, AppState};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::proofs::{keys, ProofError, Proofs};
 use crate::store::{Store, StoreError};
 
 /// Why the server could not start.
@@ -14,11 +18,10 @@ use crate::store::{Store, StoreError};
 pub enum StartupError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Proofs(#[from] ProofError),
     #[error("cannot listen on {bind}: {source}")]
-    Bind {
-        bind: String,
-        source: std::io::Error,
-    },
+    Bind { bind: String, source: std::io::Error },
 }
 
 /// A bound, ready-to-run server.
@@ -26,53 +29,30 @@ pub struct Application {
     port: u16,
     server: Server,
     writer_thread: JoinHandle<()>,
+    proofs: Arc<Proofs>,
+    checkpoint_interval: Option<Duration>,
 }
 
 impl Application {
     /// Opens storage (running migrations), starts the writer and binds.
     pub fn build(config: Config) -> Result<Self, StartupError> {
-        let (store, writer_thread) = Store::open(
-            config.storage.clone(),
-            config.pool_size,
-            config.writer.clone(),
-        )?;
-        let listener = TcpListener::bind(&config.bind).map_err(|source| StartupError::Bind {
-            bind: config.bind.clone(),
-            source,
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind {
-                bind: config.bind.clone(),
-                source,
-            })?
-            .port();
-        let state = web::Data::new(AppState {
-            store,
-            limits: config.limits.clone(),
-        });
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .configure(http::configure)
-        })
-        // In-flight requests (and so in-flight commits) get this long to finish on SIGTERM/SIGINT.
-        .shutdown_timeout(30);
+        let (store, writer_thread) = Store::open(config.storage.clone(), config.pool_size, config.writer.clone())?;
+        let listener = TcpListener::bind(&config.bind)
+            .map_err(|source| StartupError::Bind { bind: config.bind.clone(), source })?;
+        let port =
+            listener.local_addr().map_err(|source| StartupError::Bind { bind: config.bind.clone(), source })?.port();
+        let signer = keys::load_or_create(&config.signing_key)?;
+        let proofs = Arc::new(Proofs::new(store.clone(), signer, config.signing_key.origin.clone())?);
+        let state = web::Data::new(AppState { store, proofs: proofs.clone(), limits: config.limits.clone() });
+        let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::configure))
+            // In-flight requests (and so in-flight commits) get this long to finish on SIGTERM/SIGINT.
+            .shutdown_timeout(30);
         if config.workers > 0 {
             server = server.workers(config.workers);
         }
-        let server = server
-            .listen(listener)
-            .map_err(|source| StartupError::Bind {
-                bind: config.bind.clone(),
-                source,
-            })?
-            .run();
-        Ok(Self {
-            port,
-            server,
-            writer_thread,
-        })
+        let server =
+            server.listen(listener).map_err(|source| StartupError::Bind { bind: config.bind.clone(), source })?.run();
+        Ok(Self { port, server, writer_thread, proofs, checkpoint_interval: config.checkpoint_interval })
     }
 
     /// The port actually bound.
@@ -88,12 +68,34 @@ impl Application {
     /// Serves until stopped (SIGTERM/SIGINT or the handle), then waits for
     /// the writer to commit what was already queued.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await?;
+        let publisher =
+            self.checkpoint_interval.map(|every| tokio::spawn(publish_checkpoints(self.proofs.clone(), every)));
+        let served = self.server.await;
+        if let Some(publisher) = publisher {
+            publisher.abort();
+        }
+        drop(self.proofs);
+        served?;
         // The last writer handle went away with the workers' app state.
         let writer = self.writer_thread;
-        tokio::task::spawn_blocking(move || writer.join())
-            .await
-            .ok();
+        tokio::task::spawn_blocking(move || writer.join()).await.ok();
         Ok(())
+    }
+}
+
+/// Publishes a checkpoint every `every` while the ledger grows. Signing runs
+/// on the blocking pool, never in the writer, so appends are not held up.
+async fn publish_checkpoints(proofs: Arc<Proofs>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let proofs = proofs.clone();
+        match tokio::task::spawn_blocking(move || proofs.publish()).await {
+            Ok(Ok(Some(cp))) => tracing::debug!(tree_size = cp.tree_size, "checkpoint published"),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot publish a checkpoint"),
+            Err(e) => tracing::warn!(error = %e, "checkpoint task failed"),
+        }
     }
 }

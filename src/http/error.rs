@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::ledger::ValidationError;
+use crate::proofs::ProofError;
 use crate::store::{AppendError, StoreError};
 
 /// An error answered to an HTTP client.
@@ -27,11 +28,7 @@ struct ErrorBody<'a> {
 impl ApiError {
     /// An error with an explicit status and stable code.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
+        Self { status, code, message: message.into() }
     }
 
     /// 400: the request cannot be read.
@@ -52,11 +49,7 @@ impl ApiError {
     /// 500 with an opaque message; the cause goes to the log only.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal server error; see the server log",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error; see the server log")
     }
 
     /// The stable error code.
@@ -71,10 +64,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(ErrorBody {
-            error: self.code,
-            message: &self.message,
-        })
+        HttpResponse::build(self.status).json(ErrorBody { error: self.code, message: &self.message })
     }
 }
 
@@ -89,11 +79,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Pool(_) | StoreError::Connection(_) => {
                 tracing::error!(cause = %e, "database unavailable");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_unavailable",
-                    "the database is unavailable",
-                )
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "the database is unavailable")
             }
             other => Self::internal(other),
         }
@@ -103,9 +89,7 @@ impl From<StoreError> for ApiError {
 impl From<AppendError> for ApiError {
     fn from(e: AppendError) -> Self {
         match e {
-            AppendError::IdempotencyConflict { .. } => {
-                Self::unprocessable("idempotency_key_reused", e.to_string())
-            }
+            AppendError::IdempotencyConflict { .. } => Self::unprocessable("idempotency_key_reused", e.to_string()),
             AppendError::Storage(cause) => {
                 tracing::error!(%cause, "append failed");
                 Self::new(
@@ -114,11 +98,9 @@ impl From<AppendError> for ApiError {
                     "the append could not be committed and was not recorded; retry with the same idempotency key",
                 )
             }
-            AppendError::WriterStopped => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "the server is shutting down",
-            ),
+            AppendError::WriterStopped => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down")
+            }
         }
     }
 }
@@ -126,5 +108,15 @@ impl From<AppendError> for ApiError {
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(e: actix_web::error::BlockingError) -> Self {
         Self::internal(e)
+    }
+}
+
+impl From<ProofError> for ApiError {
+    fn from(e: ProofError) -> Self {
+        match e {
+            ProofError::OutOfRange(message) => Self::unprocessable("out_of_range", message),
+            ProofError::Store(e) => e.into(),
+            other => Self::internal(other),
+        }
     }
 }

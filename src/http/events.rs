@@ -25,11 +25,7 @@ pub async fn append(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
     let (drafts, is_batch) = parse_append_body(body, state.limits.max_batch_events)?;
-    let appended = state
-        .store
-        .writer()
-        .append(UNAUTHENTICATED_ACTOR.to_owned(), drafts)
-        .await?;
+    let appended = state.store.writer().append(UNAUTHENTICATED_ACTOR.to_owned(), drafts).await?;
     let (status, replayed) = match &appended {
         Appended::Created(_) => (StatusCode::CREATED, false),
         Appended::Replayed(_) => (StatusCode::OK, true),
@@ -41,56 +37,35 @@ pub async fn append(
     }
     if is_batch {
         let json: Result<Vec<_>, _> = events.iter().map(Event::to_json).collect();
-        Ok(response.json(EventsBatch {
-            events: json.map_err(ApiError::internal)?,
-        }))
+        Ok(response.json(EventsBatch { events: json.map_err(ApiError::internal)? }))
     } else {
-        let event = events
-            .first()
-            .ok_or_else(|| ApiError::internal("append returned no event"))?;
+        let event = events.first().ok_or_else(|| ApiError::internal("append returned no event"))?;
         response.insert_header((header::LOCATION, format!("/api/v1/events/{}", event.seq)));
         Ok(response.json(event.to_json().map_err(ApiError::internal)?))
     }
 }
 
 /// Splits a request body into validated drafts; `true` for the batch form.
-pub fn parse_append_body(
-    body: serde_json::Value,
-    max_batch: usize,
-) -> Result<(Vec<EventDraft>, bool), ApiError> {
+pub fn parse_append_body(body: serde_json::Value, max_batch: usize) -> Result<(Vec<EventDraft>, bool), ApiError> {
     let (items, batch) = match body {
         serde_json::Value::Object(mut map) if map.contains_key("events") => {
             if map.len() != 1 {
-                return Err(ApiError::bad_request(
-                    "invalid_request",
-                    "a batch body must contain only `events`",
-                ));
+                return Err(ApiError::bad_request("invalid_request", "a batch body must contain only `events`"));
             }
             match map.remove("events") {
                 Some(serde_json::Value::Array(items)) => (items, true),
-                _ => {
-                    return Err(ApiError::bad_request(
-                        "invalid_request",
-                        "`events` must be an array",
-                    ))
-                }
+                _ => return Err(ApiError::bad_request("invalid_request", "`events` must be an array")),
             }
         }
         single => (vec![single], false),
     };
     if items.is_empty() {
-        return Err(ApiError::unprocessable(
-            "empty_batch",
-            "`events` must contain at least one event",
-        ));
+        return Err(ApiError::unprocessable("empty_batch", "`events` must contain at least one event"));
     }
     if items.len() > max_batch {
         return Err(ApiError::unprocessable(
             "batch_too_large",
-            format!(
-                "a batch may hold at most {max_batch} events; this one has {}",
-                items.len()
-            ),
+            format!("a batch may hold at most {max_batch} events; this one has {}", items.len()),
         ));
     }
     let mut drafts = Vec::with_capacity(items.len());
@@ -104,33 +79,23 @@ pub fn parse_append_body(
             }
         };
         let serde_json::Value::Object(fields) = &item else {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                at("an event must be a JSON object".into()),
-            ));
+            return Err(ApiError::bad_request("invalid_request", at("an event must be a JSON object".into())));
         };
-        if let Some(field) = SERVER_ASSIGNED_FIELDS
-            .iter()
-            .find(|f| fields.contains_key(**f))
-        {
+        if let Some(field) = SERVER_ASSIGNED_FIELDS.iter().find(|f| fields.contains_key(**f)) {
             return Err(ApiError::unprocessable(
                 "server_assigned_field",
-                at(format!(
-                    "`{field}` is assigned by the server and must not be sent"
-                )),
+                at(format!("`{field}` is assigned by the server and must not be sent")),
             ));
         }
-        let request: EventRequest = serde_json::from_value(item)
-            .map_err(|e| ApiError::bad_request("invalid_request", at(e.to_string())))?;
+        let request: EventRequest =
+            serde_json::from_value(item).map_err(|e| ApiError::bad_request("invalid_request", at(e.to_string())))?;
         let draft = EventDraft::from_request(request)
             .map_err(|e| ApiError::unprocessable("invalid_event", at(e.to_string())))?;
         if let Some(key) = &draft.idempotency_key {
             if !keys.insert(key.clone()) {
                 return Err(ApiError::unprocessable(
                     "invalid_event",
-                    at(format!(
-                        "idempotency_key {key:?} is used twice in this request"
-                    )),
+                    at(format!("idempotency_key {key:?} is used twice in this request")),
                 ));
             }
         }
@@ -140,10 +105,7 @@ pub fn parse_append_body(
 }
 
 /// `GET /api/v1/events/{seq}`.
-pub async fn get(
-    state: web::Data<AppState>,
-    seq: web::Path<u64>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get(state: web::Data<AppState>, seq: web::Path<u64>) -> Result<HttpResponse, ApiError> {
     let seq = seq.into_inner();
     let store = state.store.clone();
     let event = web::block(move || store.event(seq)).await??;
@@ -167,10 +129,7 @@ pub struct ListQuery {
 /// `GET /api/v1/events?kind=&subject=&actor=&after_seq=&limit=`, ascending
 /// by seq. `next_after_seq` is the cursor for the next page, `null` on the
 /// last one.
-pub async fn list(
-    state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: web::Data<AppState>, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     let limit = q.limit.unwrap_or(state.limits.default_page_size);
     if limit == 0 || limit > state.limits.max_page_size {
@@ -180,12 +139,10 @@ pub async fn list(
         ));
     }
     if let Some(kind) = &q.kind {
-        EventKind::parse(kind)
-            .map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
+        EventKind::parse(kind).map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
     }
     if let Some(subject) = &q.subject {
-        EntityRef::parse(subject)
-            .map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
+        EntityRef::parse(subject).map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
     }
     let filter = EventFilter {
         kind: q.kind,
@@ -199,16 +156,9 @@ pub async fn list(
     let mut events = web::block(move || store.list(&filter)).await??;
     let more = events.len() > limit as usize;
     events.truncate(limit as usize);
-    let next_after_seq = if more {
-        events.last().map(|e| e.seq)
-    } else {
-        None
-    };
+    let next_after_seq = if more { events.last().map(|e| e.seq) } else { None };
     let json: Result<Vec<_>, _> = events.iter().map(Event::to_json).collect();
-    Ok(HttpResponse::Ok().json(EventsPage {
-        events: json.map_err(ApiError::internal)?,
-        next_after_seq,
-    }))
+    Ok(HttpResponse::Ok().json(EventsPage { events: json.map_err(ApiError::internal)?, next_after_seq }))
 }
 
 /// The answer to a batch append.
@@ -236,7 +186,7 @@ pub async fn head(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
 
 /// `GET /api/v1/verify`: recomputes the whole chain, like `govledger verify`.
 pub async fn verify(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let store = state.store.clone();
-    let report = web::block(move || store.verify()).await??;
+    let proofs = state.proofs.clone();
+    let report = web::block(move || proofs.verify()).await??;
     Ok(HttpResponse::Ok().json(report))
 }

@@ -5,18 +5,23 @@ pub mod body;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod proofs;
 
 use actix_web::web;
 
 pub use error::ApiError;
 
+use std::sync::Arc;
+
 use crate::config::Limits;
+use crate::proofs::Proofs;
 use crate::store::Store;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    pub proofs: Arc<Proofs>,
     pub limits: Limits,
 }
 
@@ -37,15 +42,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/events", web::get().to(events::list))
             .route("/events/{seq}", web::get().to(events::get))
             .route("/head", web::get().to(events::head))
-            .route("/verify", web::get().to(events::verify)),
+            .route("/verify", web::get().to(events::verify))
+            .route("/checkpoint", web::get().to(proofs::checkpoint))
+            .route("/checkpoint/key", web::get().to(proofs::verifier_key))
+            .route("/proofs/inclusion", web::get().to(proofs::inclusion))
+            .route("/proofs/consistency", web::get().to(proofs::consistency)),
     )
     .default_service(web::to(not_found));
 }
 
 async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::not_found(format!(
-        "no route for {} {}",
-        req.method(),
-        req.path()
-    )))
+    Err(ApiError::not_found(format!("no route for {} {}", req.method(), req.path())))
 }

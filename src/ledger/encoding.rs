@@ -215,13 +215,7 @@ mod tests {
             .map(|v| {
                 let e = &v["event"];
                 let text = |k: &str| e[k].as_str().map(str::to_owned);
-                let list = |k: &str| {
-                    e[k].as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|s| s.as_str().unwrap().to_owned())
-                        .collect()
-                };
+                let list = |k: &str| e[k].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
                 let hash_of = |s: &str| Hash::try_from(hex::decode(s).unwrap().as_slice()).unwrap();
                 let event = Event {
                     seq: e["seq"].as_u64().unwrap(),
@@ -250,12 +244,7 @@ mod tests {
         assert_eq!(vectors.len(), 3);
         let mut verifier = ChainVerifier::new();
         for (event, encoding_hex) in &vectors {
-            assert_eq!(
-                hex::encode(canonical_encoding(event)),
-                *encoding_hex,
-                "seq {}",
-                event.seq
-            );
+            assert_eq!(hex::encode(canonical_encoding(event)), *encoding_hex, "seq {}", event.seq);
             assert_eq!(event_hash(event), event.hash, "seq {}", event.seq);
             verifier.push(event).unwrap();
         }

@@ -23,22 +23,16 @@ const MAX_VERSION_LEN: usize = 64;
 impl EntityRef {
     /// Parses `type:name@version`.
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
-        let bad =
-            |why: &str| ValidationError::new(format!("invalid entity reference {input:?}: {why}"));
-        let (entity_type, rest) = input
-            .split_once(':')
-            .ok_or_else(|| bad("expected `type:name` or `type:name@version`"))?;
+        let bad = |why: &str| ValidationError::new(format!("invalid entity reference {input:?}: {why}"));
+        let (entity_type, rest) =
+            input.split_once(':').ok_or_else(|| bad("expected `type:name` or `type:name@version`"))?;
         if entity_type.is_empty() || entity_type.len() > MAX_TYPE_LEN {
             return Err(bad("type must be 1 to 32 characters"));
         }
         let mut type_chars = entity_type.chars();
         let first_is_letter = type_chars.next().is_some_and(|c| c.is_ascii_lowercase());
-        if !first_is_letter
-            || !type_chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
-            return Err(bad(
-                "type must be lower-case letters, digits or `_`, starting with a letter",
-            ));
+        if !first_is_letter || !type_chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            return Err(bad("type must be lower-case letters, digits or `_`, starting with a letter"));
         }
         let (name, version) = match rest.split_once('@') {
             Some((name, version)) => (name, Some(version)),
@@ -48,9 +42,7 @@ impl EntityRef {
             return Err(bad("name must be 1 to 200 characters"));
         }
         if !name.chars().all(is_name_char) {
-            return Err(bad(
-                "name may contain only letters, digits and `.`, `_`, `-`, `/`",
-            ));
+            return Err(bad("name may contain only letters, digits and `.`, `_`, `-`, `/`"));
         }
         if name.starts_with('/') || name.ends_with('/') || name.contains("//") {
             return Err(bad("name segments separated by `/` must not be empty"));
@@ -59,20 +51,11 @@ impl EntityRef {
             if version.is_empty() || version.len() > MAX_VERSION_LEN {
                 return Err(bad("version after `@` must be 1 to 64 characters"));
             }
-            if !version
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
-            {
-                return Err(bad(
-                    "version may contain only letters, digits and `.`, `_`, `-`, `+`",
-                ));
+            if !version.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+')) {
+                return Err(bad("version may contain only letters, digits and `.`, `_`, `-`, `+`"));
             }
         }
-        Ok(Self {
-            entity_type: entity_type.to_owned(),
-            name: name.to_owned(),
-            version: version.map(str::to_owned),
-        })
+        Ok(Self { entity_type: entity_type.to_owned(), name: name.to_owned(), version: version.map(str::to_owned) })
     }
 
     /// The entity type, e.g. `model`.
@@ -112,10 +95,7 @@ mod tests {
     #[test]
     fn parses_all_three_parts() {
         let r = EntityRef::parse("model:fraud-detector@3").unwrap();
-        assert_eq!(
-            (r.entity_type(), r.name(), r.version()),
-            ("model", "fraud-detector", Some("3"))
-        );
+        assert_eq!((r.entity_type(), r.name(), r.version()), ("model", "fraud-detector", Some("3")));
         assert_eq!(r.to_string(), "model:fraud-detector@3");
     }
 

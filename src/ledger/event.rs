@@ -20,23 +20,18 @@ pub struct ValidationError {
 impl ValidationError {
     /// A validation error with a message for the client.
     pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-        }
+        Self { message: message.into() }
     }
 
     /// The same error, with the field path in front (`events[2].subject: ...`).
     pub fn in_field(self, field: &str) -> Self {
-        Self {
-            message: format!("{field}: {}", self.message),
-        }
+        Self { message: format!("{field}: {}", self.message) }
     }
 }
 
 /// Fields that only the server assigns; a request carrying one is refused
 /// rather than silently ignored, so a client never believes it set them.
-pub const SERVER_ASSIGNED_FIELDS: [&str; 6] =
-    ["seq", "id", "recorded_at", "actor", "prev_hash", "hash"];
+pub const SERVER_ASSIGNED_FIELDS: [&str; 6] = ["seq", "id", "recorded_at", "actor", "prev_hash", "hash"];
 
 const MAX_KIND_LEN: usize = 64;
 const MAX_PROJECT_LEN: usize = 64;
@@ -82,9 +77,7 @@ impl EventKind {
         for segment in segments {
             let mut chars = segment.chars();
             let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-            if !starts_with_letter
-                || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            {
+            if !starts_with_letter || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
                 return Err(bad("each segment must be lower-case letters, digits or `_`, starting with a letter"));
             }
         }
@@ -124,10 +117,7 @@ impl EventDraft {
     pub fn from_request(request: EventRequest) -> Result<Self, ValidationError> {
         let kind = EventKind::parse(&request.kind).map_err(|e| e.in_field("kind"))?;
         let subject = EntityRef::parse(&request.subject).map_err(|e| e.in_field("subject"))?;
-        let project = request
-            .project
-            .map(|p| validate_project(&p).map(|()| p))
-            .transpose()?;
+        let project = request.project.map(|p| validate_project(&p).map(|()| p)).transpose()?;
         let inputs = parse_refs("inputs", request.inputs.unwrap_or_default())?;
         let outputs = parse_refs("outputs", request.outputs.unwrap_or_default())?;
         let attributes = match request.attributes {
@@ -135,25 +125,10 @@ impl EventDraft {
             Some(value @ serde_json::Value::Object(_)) => canonical_json(&value),
             Some(_) => return Err(ValidationError::new("attributes: must be a JSON object")),
         };
-        let occurred_at = request
-            .occurred_at
-            .map(|t| timestamp::normalize(&t))
-            .transpose()
-            .map_err(|e| e.in_field("occurred_at"))?;
-        let idempotency_key = request
-            .idempotency_key
-            .map(|k| validate_idempotency_key(&k).map(|()| k))
-            .transpose()?;
-        Ok(Self {
-            kind,
-            subject,
-            project,
-            inputs,
-            outputs,
-            attributes,
-            occurred_at,
-            idempotency_key,
-        })
+        let occurred_at =
+            request.occurred_at.map(|t| timestamp::normalize(&t)).transpose().map_err(|e| e.in_field("occurred_at"))?;
+        let idempotency_key = request.idempotency_key.map(|k| validate_idempotency_key(&k).map(|()| k)).transpose()?;
+        Ok(Self { kind, subject, project, inputs, outputs, attributes, occurred_at, idempotency_key })
     }
 
     /// Whether a stored event records exactly what this draft asks for, so that
@@ -176,9 +151,7 @@ fn refs_match(drafted: &[EntityRef], stored: &[String]) -> bool {
 
 fn parse_refs(field: &str, refs: Vec<String>) -> Result<Vec<EntityRef>, ValidationError> {
     if refs.len() > MAX_REFS {
-        return Err(ValidationError::new(format!(
-            "{field}: at most {MAX_REFS} entries"
-        )));
+        return Err(ValidationError::new(format!("{field}: at most {MAX_REFS} entries")));
     }
     let mut seen = BTreeSet::new();
     refs.iter()
@@ -186,9 +159,7 @@ fn parse_refs(field: &str, refs: Vec<String>) -> Result<Vec<EntityRef>, Validati
         .map(|(i, r)| {
             let parsed = EntityRef::parse(r).map_err(|e| e.in_field(&format!("{field}[{i}]")))?;
             if !seen.insert(parsed.clone()) {
-                return Err(ValidationError::new(format!(
-                    "{field}[{i}]: {r:?} is listed twice"
-                )));
+                return Err(ValidationError::new(format!("{field}[{i}]: {r:?} is listed twice")));
             }
             Ok(parsed)
         })
@@ -198,9 +169,7 @@ fn parse_refs(field: &str, refs: Vec<String>) -> Result<Vec<EntityRef>, Validati
 fn validate_project(project: &str) -> Result<(), ValidationError> {
     let ok = !project.is_empty()
         && project.len() <= MAX_PROJECT_LEN
-        && project
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && project.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         && project != "*";
     if ok {
         Ok(())
@@ -212,15 +181,11 @@ fn validate_project(project: &str) -> Result<(), ValidationError> {
 }
 
 fn validate_idempotency_key(key: &str) -> Result<(), ValidationError> {
-    let ok = !key.is_empty()
-        && key.len() <= MAX_IDEMPOTENCY_KEY_LEN
-        && key.chars().all(|c| c.is_ascii_graphic());
+    let ok = !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN && key.chars().all(|c| c.is_ascii_graphic());
     if ok {
         Ok(())
     } else {
-        Err(ValidationError::new(
-            "idempotency_key: 1 to 128 printable ASCII characters without spaces",
-        ))
+        Err(ValidationError::new("idempotency_key: 1 to 128 printable ASCII characters without spaces"))
     }
 }
 
@@ -310,15 +275,7 @@ mod tests {
     fn kinds_are_dotted_lower_case() {
         assert!(EventKind::parse("model.registered").is_ok());
         assert!(EventKind::parse("a.b_c.d2").is_ok());
-        for bad in [
-            "model",
-            "Model.registered",
-            "model..x",
-            ".x",
-            "x.",
-            "model.2x",
-            "model.re gistered",
-        ] {
+        for bad in ["model", "Model.registered", "model..x", ".x", "x.", "model.2x", "model.re gistered"] {
             assert!(EventKind::parse(bad).is_err(), "accepted {bad:?}");
         }
     }
@@ -335,28 +292,20 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = request(
-            serde_json::json!({"kind": "x.y", "subject": "m:x", "inputs": ["dataset:a", "bad"]}),
-        )
-        .unwrap_err();
+        let e =
+            request(serde_json::json!({"kind": "x.y", "subject": "m:x", "inputs": ["dataset:a", "bad"]})).unwrap_err();
         assert!(e.starts_with("inputs[1]: invalid entity reference"), "{e}");
-        let e = request(serde_json::json!({"kind": "x.y", "subject": "m:x", "attributes": [1]}))
-            .unwrap_err();
+        let e = request(serde_json::json!({"kind": "x.y", "subject": "m:x", "attributes": [1]})).unwrap_err();
         assert!(e.starts_with("attributes:"), "{e}");
-        let e =
-            request(serde_json::json!({"kind": "x.y", "subject": "m:x", "occurred_at": "soon"}))
-                .unwrap_err();
+        let e = request(serde_json::json!({"kind": "x.y", "subject": "m:x", "occurred_at": "soon"})).unwrap_err();
         assert!(e.starts_with("occurred_at:"), "{e}");
-        let e =
-            request(serde_json::json!({"kind": "x.y", "subject": "m:x", "inputs": ["d:a", "d:a"]}))
-                .unwrap_err();
+        let e = request(serde_json::json!({"kind": "x.y", "subject": "m:x", "inputs": ["d:a", "d:a"]})).unwrap_err();
         assert!(e.contains("listed twice"), "{e}");
     }
 
     #[test]
     fn unknown_fields_are_refused() {
-        let e = request(serde_json::json!({"kind": "x.y", "subject": "m:x", "colour": "red"}))
-            .unwrap_err();
+        let e = request(serde_json::json!({"kind": "x.y", "subject": "m:x", "colour": "red"})).unwrap_err();
         assert!(e.contains("unknown field `colour`"), "{e}");
     }
 }

@@ -2,9 +2,12 @@
 //! chain verification. Plain Rust over bytes: no web framework and no
 //! database, so that the server and any offline verifier share one definition.
 
+pub mod bundle;
+pub mod checkpoint;
 pub mod encoding;
 pub mod entity;
 pub mod event;
+pub mod merkle;
 pub mod timestamp;
 pub mod verify;
 

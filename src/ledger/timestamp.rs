@@ -21,9 +21,7 @@ pub fn now() -> String {
 /// Parses any RFC 3339 timestamp (with offset) and returns its canonical form.
 pub fn normalize(input: &str) -> Result<String, ValidationError> {
     let parsed = DateTime::parse_from_rfc3339(input).map_err(|e| {
-        ValidationError::new(format!(
-            "invalid timestamp {input:?}: {e} (expected RFC 3339, e.g. 2026-03-03T09:00:00Z)"
-        ))
+        ValidationError::new(format!("invalid timestamp {input:?}: {e} (expected RFC 3339, e.g. 2026-03-03T09:00:00Z)"))
     })?;
     Ok(format(parsed.with_timezone(&Utc)))
 }
@@ -34,14 +32,8 @@ mod tests {
 
     #[test]
     fn normalizes_offsets_to_utc_micros() {
-        assert_eq!(
-            normalize("2026-03-03T10:00:00+01:00").unwrap(),
-            "2026-03-03T09:00:00.000000Z"
-        );
-        assert_eq!(
-            normalize("2026-03-03T09:00:00.5Z").unwrap(),
-            "2026-03-03T09:00:00.500000Z"
-        );
+        assert_eq!(normalize("2026-03-03T10:00:00+01:00").unwrap(), "2026-03-03T09:00:00.000000Z");
+        assert_eq!(normalize("2026-03-03T09:00:00.5Z").unwrap(), "2026-03-03T09:00:00.500000Z");
     }
 
     #[test]

@@ -20,6 +20,13 @@ pub enum VerifyFailureKind {
     HashMismatch,
     /// A stored row cannot be read as an event at all.
     CorruptRow,
+    /// A checkpoint covers more events than the ledger holds: it was truncated.
+    CheckpointTruncated,
+    /// The ledger's tree head at a checkpoint's size differs from the signed
+    /// one: history was rewritten after the checkpoint.
+    CheckpointMismatch,
+    /// A checkpoint's signature does not verify with the server's key.
+    CheckpointSignature,
 }
 
 /// The first place where the chain does not verify.
@@ -76,17 +83,9 @@ impl ChainVerifier {
                 // and sequential verification report identically.
                 format!("seq {} is missing", self.expected_seq)
             } else {
-                format!(
-                    "seq {} appears after seq {}",
-                    event.seq,
-                    self.expected_seq - 1
-                )
+                format!("seq {} appears after seq {}", event.seq, self.expected_seq - 1)
             };
-            return Err(VerifyFailure {
-                seq: self.expected_seq,
-                kind: VerifyFailureKind::Gap,
-                message,
-            });
+            return Err(VerifyFailure { seq: self.expected_seq, kind: VerifyFailureKind::Gap, message });
         }
         let expected_prev = self.last_hash.unwrap_or(event.prev_hash);
         if self.expected_seq == self.first_seq {

@@ -39,14 +39,10 @@ impl StorageTarget {
     pub fn resolve(data_dir: &Path, database_url: Option<&str>) -> Result<Self, StoreError> {
         match database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Ok(Self::Postgres {
-                    url: url.to_owned(),
-                })
+                Ok(Self::Postgres { url: url.to_owned() })
             }
             Some(other) => Err(StoreError::UnsupportedUrl(other.to_owned())),
-            None => Ok(Self::Sqlite {
-                path: data_dir.join(SQLITE_FILE),
-            }),
+            None => Ok(Self::Sqlite { path: data_dir.join(SQLITE_FILE) }),
         }
     }
 
@@ -56,11 +52,7 @@ impl StorageTarget {
             Self::Sqlite { path } => format!("sqlite {}", path.display()),
             Self::Postgres { url } => {
                 let host = url.rsplit('@').next().unwrap_or(url);
-                format!(
-                    "postgresql {}",
-                    host.trim_start_matches("postgres://")
-                        .trim_start_matches("postgresql://")
-                )
+                format!("postgresql {}", host.trim_start_matches("postgres://").trim_start_matches("postgresql://"))
             }
         }
     }
@@ -78,10 +70,8 @@ impl DbConn {
         match target {
             StorageTarget::Sqlite { path } => {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
-                        path: dir.display().to_string(),
-                        source,
-                    })?;
+                    std::fs::create_dir_all(dir)
+                        .map_err(|source| StoreError::DataDir { path: dir.display().to_string(), source })?;
                 }
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
                 // WAL lets readers run beside the writer; synchronous=FULL makes
@@ -114,9 +104,7 @@ impl DbConn {
             Self::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
             Self::Pg(c) => {
                 AnsiTransactionManager::begin_transaction(c)?;
-                if let Err(e) =
-                    diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PG_APPEND_LOCK})"))
-                        .execute(c)
+                if let Err(e) = diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PG_APPEND_LOCK})")).execute(c)
                 {
                     AnsiTransactionManager::rollback_transaction(c).ok();
                     return Err(e.into());
@@ -166,19 +154,15 @@ impl ConnectionManager {
 
     /// Brings the schema up to date.
     pub fn run_migrations(&self) -> Result<(), StoreError> {
-        let migration_error =
-            |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
+        let migration_error = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
         match self.connect()? {
             DbConn::Sqlite(mut c) => {
-                c.run_pending_migrations(SQLITE_MIGRATIONS)
-                    .map_err(migration_error)?;
+                c.run_pending_migrations(SQLITE_MIGRATIONS).map_err(migration_error)?;
             }
             DbConn::Pg(mut c) => {
-                diesel::sql_query(format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})"))
-                    .execute(&mut c)?;
+                diesel::sql_query(format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})")).execute(&mut c)?;
                 let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
-                diesel::sql_query(format!("SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})"))
-                    .execute(&mut c)?;
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})")).execute(&mut c)?;
                 result.map_err(migration_error)?;
             }
         }

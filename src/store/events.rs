@@ -61,8 +61,7 @@ impl EventRow {
                 .map_err(|e| corrupt(seq, &format!("{field} is not a JSON array of strings: {e}")))
         };
         let hash_of = |field: &str, bytes: &[u8]| {
-            Hash::try_from(bytes)
-                .map_err(|_| corrupt(seq, &format!("{field} is {} bytes, not 32", bytes.len())))
+            Hash::try_from(bytes).map_err(|_| corrupt(seq, &format!("{field} is {} bytes, not 32", bytes.len())))
         };
         Ok(Event {
             seq,
@@ -84,10 +83,7 @@ impl EventRow {
 }
 
 fn corrupt(seq: u64, reason: &str) -> StoreError {
-    StoreError::CorruptRow {
-        seq,
-        reason: reason.to_owned(),
-    }
+    StoreError::CorruptRow { seq, reason: reason.to_owned() }
 }
 
 /// Entity references are stored as a JSON array of strings.
@@ -118,13 +114,8 @@ pub fn head(conn: &mut DbConn) -> Result<Head, StoreError> {
         None => Ok(Head::default()),
         Some((seq, hash, recorded_at)) => {
             let size = u64::try_from(seq).map_err(|_| corrupt(0, "negative seq"))?;
-            let hash = Hash::try_from(hash.as_slice())
-                .map_err(|_| corrupt(size, "hash is not 32 bytes"))?;
-            Ok(Head {
-                size,
-                hash: Some(hash),
-                recorded_at: Some(recorded_at),
-            })
+            let hash = Hash::try_from(hash.as_slice()).map_err(|_| corrupt(size, "hash is not 32 bytes"))?;
+            Ok(Head { size, hash: Some(hash), recorded_at: Some(recorded_at) })
         }
     }
 }
@@ -134,11 +125,8 @@ pub fn by_seq(conn: &mut DbConn, seq: u64) -> Result<Option<Event>, StoreError> 
     let Ok(seq) = i64::try_from(seq) else {
         return Ok(None);
     };
-    let row: Option<EventRow> = with_conn!(conn, |c| events::table
-        .find(seq)
-        .select(EventRow::as_select())
-        .first(c)
-        .optional())?;
+    let row: Option<EventRow> =
+        with_conn!(conn, |c| events::table.find(seq).select(EventRow::as_select()).first(c).optional())?;
     row.map(EventRow::into_event).transpose()
 }
 
@@ -186,9 +174,7 @@ const INSERT_CHUNK: usize = 500;
 /// Inserts chained events (inside the append transaction).
 pub fn insert(conn: &mut DbConn, rows: &[EventRow]) -> Result<(), StoreError> {
     for chunk in rows.chunks(INSERT_CHUNK) {
-        with_conn!(conn, |c| diesel::insert_into(events::table)
-            .values(chunk)
-            .execute(c))?;
+        with_conn!(conn, |c| diesel::insert_into(events::table).values(chunk).execute(c))?;
     }
     Ok(())
 }
@@ -225,21 +211,66 @@ pub fn list(conn: &mut DbConn, filter: &EventFilter) -> Result<Vec<Event>, Store
                 query = query.filter(events::subject.eq(subject.clone()));
             } else {
                 // Entity names cannot contain LIKE wildcards except `_`, escaped here.
-                let pattern = format!(
-                    "{}@%",
-                    subject
-                        .replace('\\', "\\\\")
-                        .replace('_', "\\_")
-                        .replace('%', "\\%")
-                );
-                query = query.filter(
-                    events::subject
-                        .eq(subject.clone())
-                        .or(events::subject.like(pattern).escape('\\')),
-                );
+                let pattern = format!("{}@%", subject.replace('\\', "\\\\").replace('_', "\\_").replace('%', "\\%"));
+                query =
+                    query.filter(events::subject.eq(subject.clone()).or(events::subject.like(pattern).escape('\\')));
             }
         }
         query.load(c)
     })?;
     rows.into_iter().map(EventRow::into_event).collect()
+}
+
+/// The hashes of events `first..first + count` (by seq), in order: the Merkle
+/// leaves of one tile.
+pub fn hashes(conn: &mut DbConn, first: u64, count: u64) -> Result<Vec<Hash>, StoreError> {
+    let from = i64::try_from(first).unwrap_or(i64::MAX);
+    let to = i64::try_from(first.saturating_add(count).saturating_sub(1)).unwrap_or(i64::MAX);
+    let rows: Vec<(i64, Vec<u8>)> = with_conn!(conn, |c| events::table
+        .filter(events::seq.ge(from).and(events::seq.le(to)))
+        .order(events::seq.asc())
+        .select((events::seq, events::hash))
+        .load(c))?;
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, (seq, hash))| {
+            let expected = first + i as u64;
+            if u64::try_from(seq).ok() != Some(expected) {
+                return Err(corrupt(expected, "missing from the ledger"));
+            }
+            Hash::try_from(hash.as_slice()).map_err(|_| corrupt(expected, "hash is not 32 bytes"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|v| {
+            if v.len() as u64 == count {
+                Ok(v)
+            } else {
+                Err(corrupt(first + v.len() as u64, "missing from the ledger"))
+            }
+        })
+}
+
+/// Streams the hashes of events `seq > after`, in order, up to `until`.
+pub fn for_each_hash_after(
+    conn: &mut DbConn,
+    after: u64,
+    until: u64,
+    mut visit: impl FnMut(u64, Hash),
+) -> Result<(), StoreError> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let until = i64::try_from(until).unwrap_or(i64::MAX);
+    with_conn!(conn, |c| {
+        let rows = events::table
+            .filter(events::seq.gt(after).and(events::seq.le(until)))
+            .order(events::seq.asc())
+            .select((events::seq, events::hash))
+            .load_iter::<(i64, Vec<u8>), DefaultLoadingMode>(c)?;
+        for row in rows {
+            let (seq, hash) = row?;
+            let seq = u64::try_from(seq).map_err(|_| corrupt(0, "negative seq"))?;
+            let hash = Hash::try_from(hash.as_slice()).map_err(|_| corrupt(seq, "hash is not 32 bytes"))?;
+            visit(seq, hash);
+        }
+        Ok(())
+    })
 }

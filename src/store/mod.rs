@@ -5,6 +5,7 @@
 //! query body type-checks against both connections. Backend-specific SQL
 //! (locking, pragmas) is an explicit `match`.
 
+pub mod checkpoints;
 pub mod connection;
 pub mod events;
 pub mod schema;
@@ -32,10 +33,7 @@ pub enum StoreError {
     #[error("migrations failed: {0}")]
     Migration(String),
     #[error("cannot prepare the data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    DataDir { path: String, source: std::io::Error },
     #[error("unsupported database URL {0:?}: expected postgres:// or postgresql://")]
     UnsupportedUrl(String),
     #[error("stored event seq {seq} is damaged: {reason}")]
@@ -71,6 +69,8 @@ pub struct ChainReport {
     pub size: u64,
     /// Hex hash of the last verified event.
     pub head_hash: Option<String>,
+    /// Signed checkpoints found consistent with the ledger.
+    pub checkpoints_verified: u64,
     pub failure: Option<VerifyFailure>,
 }
 
@@ -88,14 +88,7 @@ impl Store {
             .connection_timeout(std::time::Duration::from_secs(10))
             .build(manager.clone())?;
         let (writer, handle) = writer::spawn(manager, writer_config)?;
-        Ok((
-            Self {
-                pool,
-                writer,
-                target: Arc::new(target),
-            },
-            handle,
-        ))
+        Ok((Self { pool, writer, target: Arc::new(target) }, handle))
     }
 
     /// The writer handle.
@@ -153,29 +146,19 @@ where
     C: std::ops::DerefMut<Target = DbConn>,
     F: Fn() -> Result<C, StoreError> + Sync,
 {
-    let cores = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8) as u64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8) as u64;
     verify_chain_in_ranges(connect, cores, PARALLEL_VERIFY_MIN)
 }
 
 /// [`verify_chain`] with `ranges` parallel ranges once the ledger has at
 /// least `min_parallel` events (tests use small ledgers).
-pub fn verify_chain_in_ranges<C, F>(
-    connect: F,
-    ranges: u64,
-    min_parallel: u64,
-) -> Result<ChainReport, StoreError>
+pub fn verify_chain_in_ranges<C, F>(connect: F, ranges: u64, min_parallel: u64) -> Result<ChainReport, StoreError>
 where
     C: std::ops::DerefMut<Target = DbConn>,
     F: Fn() -> Result<C, StoreError> + Sync,
 {
     let size = events::head(&mut *connect()?)?.size;
-    let threads = if size < min_parallel {
-        1
-    } else {
-        ranges.max(1)
-    };
+    let threads = if size < min_parallel { 1 } else { ranges.max(1) };
     let per_range = size.div_ceil(threads).max(1);
     let bounds: Vec<(u64, u64)> = (0..threads)
         .map(|i| (i * per_range + 1, ((i + 1) * per_range).min(size)))
@@ -194,17 +177,12 @@ where
             .collect();
         workers
             .into_iter()
-            .map(|w| {
-                w.join().unwrap_or_else(|_| {
-                    Err(StoreError::Migration("verifier thread panicked".into()))
-                })
-            })
+            .map(|w| w.join().unwrap_or_else(|_| Err(StoreError::Migration("verifier thread panicked".into()))))
             .collect()
     });
     let outcomes = outcomes.into_iter().collect::<Result<Vec<_>, _>>()?;
 
-    let mut failures: Vec<VerifyFailure> =
-        outcomes.iter().filter_map(|o| o.failure.clone()).collect();
+    let mut failures: Vec<VerifyFailure> = outcomes.iter().filter_map(|o| o.failure.clone()).collect();
     for pair in outcomes.windows(2) {
         let (before, after) = (&pair[0], &pair[1]);
         if let (Some(last), Some(first_prev)) = (before.last_hash, after.first_prev_hash) {
@@ -230,13 +208,7 @@ where
         .find(|o| o.last_verified_seq >= o.first && o.last_verified_seq <= verified)
         .and_then(|o| o.last_hash)
         .map(hex::encode);
-    Ok(ChainReport {
-        ok: failure.is_none(),
-        verified,
-        size,
-        head_hash,
-        failure,
-    })
+    Ok(ChainReport { ok: failure.is_none(), verified, size, head_hash, checkpoints_verified: 0, failure })
 }
 
 struct RangeOutcome {
@@ -284,9 +256,7 @@ fn verify_range(
         first,
         last_verified_seq: verifier.last_verified_seq(),
         first_prev_hash: verifier.first_prev_hash(),
-        last_hash: (verifier.verified() > 0)
-            .then(|| verifier.last_hash())
-            .flatten(),
+        last_hash: (verifier.verified() > 0).then(|| verifier.last_hash()).flatten(),
         failure,
     })
 }

@@ -18,3 +18,12 @@ diesel::table! {
         hash -> Binary,
     }
 }
+
+diesel::table! {
+    checkpoints (tree_size) {
+        tree_size -> BigInt,
+        root_hash -> Binary,
+        note -> Text,
+        created_at -> Text,
+    }
+}

@@ -26,10 +26,7 @@ pub struct WriterConfig {
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        Self {
-            max_batch_events: 2000,
-            queue_capacity: 8192,
-        }
+        Self { max_batch_events: 2000, queue_capacity: 8192 }
     }
 }
 
@@ -77,58 +74,29 @@ pub struct LedgerWriter {
 
 impl LedgerWriter {
     /// Appends `drafts` atomically and in order, as `actor`.
-    pub async fn append(
-        &self,
-        actor: String,
-        drafts: Vec<EventDraft>,
-    ) -> Result<Appended, AppendError> {
+    pub async fn append(&self, actor: String, drafts: Vec<EventDraft>) -> Result<Appended, AppendError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job {
-                actor,
-                drafts,
-                reply,
-            })
-            .await
-            .map_err(|_| AppendError::WriterStopped)?;
+        self.jobs.send(Job { actor, drafts, reply }).await.map_err(|_| AppendError::WriterStopped)?;
         answer.await.map_err(|_| AppendError::WriterStopped)?
     }
 
     /// The same, for callers outside an async runtime (CLI tools, benchmarks).
-    pub fn append_blocking(
-        &self,
-        actor: String,
-        drafts: Vec<EventDraft>,
-    ) -> Result<Appended, AppendError> {
+    pub fn append_blocking(&self, actor: String, drafts: Vec<EventDraft>) -> Result<Appended, AppendError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .blocking_send(Job {
-                actor,
-                drafts,
-                reply,
-            })
-            .map_err(|_| AppendError::WriterStopped)?;
-        answer
-            .blocking_recv()
-            .map_err(|_| AppendError::WriterStopped)?
+        self.jobs.blocking_send(Job { actor, drafts, reply }).map_err(|_| AppendError::WriterStopped)?;
+        answer.blocking_recv().map_err(|_| AppendError::WriterStopped)?
     }
 }
 
 /// Starts the writer thread. It runs until every [`LedgerWriter`] is dropped,
 /// then finishes the requests already queued and exits.
-pub fn spawn(
-    manager: ConnectionManager,
-    config: WriterConfig,
-) -> Result<(LedgerWriter, JoinHandle<()>), StoreError> {
+pub fn spawn(manager: ConnectionManager, config: WriterConfig) -> Result<(LedgerWriter, JoinHandle<()>), StoreError> {
     let conn = manager.connect()?;
     let (tx, rx) = mpsc::channel(config.queue_capacity);
     let handle = std::thread::Builder::new()
         .name("ledger-writer".into())
         .spawn(move || run(manager, conn, rx, config))
-        .map_err(|source| StoreError::DataDir {
-            path: "ledger-writer thread".into(),
-            source,
-        })?;
+        .map_err(|source| StoreError::DataDir { path: "ledger-writer thread".into(), source })?;
     Ok((LedgerWriter { jobs: tx }, handle))
 }
 
@@ -136,12 +104,7 @@ pub fn spawn(
 /// a serialization failure) before its callers get an error.
 const MAX_ATTEMPTS: usize = 3;
 
-fn run(
-    manager: ConnectionManager,
-    conn: DbConn,
-    mut rx: mpsc::Receiver<Job>,
-    config: WriterConfig,
-) {
+fn run(manager: ConnectionManager, conn: DbConn, mut rx: mpsc::Receiver<Job>, config: WriterConfig) {
     let mut conn = Some(conn);
     let mut scratch = Vec::with_capacity(1024);
     while let Some(first) = rx.blocking_recv() {
@@ -209,17 +172,11 @@ fn commit_batch(
     jobs: &[Job],
     scratch: &mut Vec<u8>,
 ) -> Result<Vec<Result<Appended, AppendError>>, BatchFailure> {
-    let before_commit = |error| BatchFailure {
-        error,
-        commit_sent: false,
-    };
+    let before_commit = |error| BatchFailure { error, commit_sent: false };
     conn.begin_append().map_err(before_commit)?;
     match chain_and_insert(conn, jobs, scratch) {
         Ok(results) => {
-            conn.commit().map_err(|error| BatchFailure {
-                error,
-                commit_sent: true,
-            })?;
+            conn.commit().map_err(|error| BatchFailure { error, commit_sent: true })?;
             Ok(results)
         }
         Err(e) => {
@@ -241,10 +198,8 @@ fn chain_and_insert(
     scratch: &mut Vec<u8>,
 ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
     let head = events::head(conn)?;
-    let keys: Vec<String> = jobs
-        .iter()
-        .flat_map(|j| j.drafts.iter().filter_map(|d| d.idempotency_key.clone()))
-        .collect();
+    let keys: Vec<String> =
+        jobs.iter().flat_map(|j| j.drafts.iter().filter_map(|d| d.idempotency_key.clone())).collect();
     let mut by_key: HashMap<(String, String), Event> = events::by_idempotency_keys(conn, &keys)?
         .into_iter()
         .filter_map(|e| Some(((e.actor.clone(), e.idempotency_key.clone()?), e)))
@@ -257,11 +212,7 @@ fn chain_and_insert(
         match replay_of(job, &by_key) {
             Some(replay) => results.push(replay),
             None => {
-                let created: Vec<Event> = job
-                    .drafts
-                    .iter()
-                    .map(|d| chain.append(&job.actor, d, scratch))
-                    .collect();
+                let created: Vec<Event> = job.drafts.iter().map(|d| chain.append(&job.actor, d, scratch)).collect();
                 for event in &created {
                     rows.push(EventRow::from_event(event));
                     if let Some(key) = &event.idempotency_key {
@@ -280,17 +231,11 @@ fn chain_and_insert(
 /// events carries a key already recorded by the same actor for the same
 /// content; any partial or differing match is a conflict, because requests
 /// are atomic and a partial match cannot come from a retry.
-fn replay_of(
-    job: &Job,
-    by_key: &HashMap<(String, String), Event>,
-) -> Option<Result<Appended, AppendError>> {
+fn replay_of(job: &Job, by_key: &HashMap<(String, String), Event>) -> Option<Result<Appended, AppendError>> {
     let mut originals = Vec::with_capacity(job.drafts.len());
     let mut conflict = None;
     for draft in &job.drafts {
-        let found = draft
-            .idempotency_key
-            .as_ref()
-            .and_then(|k| by_key.get(&(job.actor.clone(), k.clone())));
+        let found = draft.idempotency_key.as_ref().and_then(|k| by_key.get(&(job.actor.clone(), k.clone())));
         match found {
             Some(original) if draft.matches(original) => originals.push(original.clone()),
             Some(_) => conflict = conflict.or(draft.idempotency_key.clone()),
@@ -304,10 +249,7 @@ fn replay_of(
         return Some(Err(AppendError::IdempotencyConflict { key }));
     }
     if originals.len() != job.drafts.len() {
-        let key = originals
-            .first()
-            .and_then(|e| e.idempotency_key.clone())
-            .unwrap_or_default();
+        let key = originals.first().and_then(|e| e.idempotency_key.clone()).unwrap_or_default();
         return Some(Err(AppendError::IdempotencyConflict { key }));
     }
     Some(Ok(Appended::Replayed(originals)))
@@ -329,11 +271,7 @@ impl ChainTip {
             Some(last) if *last > now => last.clone(),
             _ => now,
         };
-        Self {
-            next_seq: head.size + 1,
-            prev_hash: head.hash.unwrap_or(GENESIS_PREV_HASH),
-            recorded_at,
-        }
+        Self { next_seq: head.size + 1, prev_hash: head.hash.unwrap_or(GENESIS_PREV_HASH), recorded_at }
     }
 
     fn append(&mut self, actor: &str, draft: &EventDraft, scratch: &mut Vec<u8>) -> Event {

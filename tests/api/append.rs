@@ -7,9 +7,7 @@ async fn appended_event_is_stored_chained_and_readable(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let first = app
-        .append("dataset.registered", "dataset:transactions@2026-10")
-        .await;
+    let first = app.append("dataset.registered", "dataset:transactions@2026-10").await;
     let response = app
         .post_events(&json!({
             "kind": "model.registered",
@@ -32,14 +30,8 @@ async fn appended_event_is_stored_chained_and_readable(backend: Backend) {
     assert_eq!(second["actor"], "anonymous");
     assert_eq!(second["project"], "fraud");
     assert_eq!(second["occurred_at"], "2026-03-03T09:00:00.000000Z");
-    assert_eq!(
-        second["attributes"],
-        json!({"framework": "xgboost", "metrics": {"auc": 0.93}})
-    );
-    assert_eq!(
-        second["inputs"],
-        json!(["dataset:transactions@2026-10", "run:train-17"])
-    );
+    assert_eq!(second["attributes"], json!({"framework": "xgboost", "metrics": {"auc": 0.93}}));
+    assert_eq!(second["inputs"], json!(["dataset:transactions@2026-10", "run:train-17"]));
 
     let read = app.get_json("/api/v1/events/2").await;
     assert_eq!(read, second);
@@ -50,10 +42,7 @@ async fn appended_event_is_stored_chained_and_readable(backend: Backend) {
     assert_eq!(report["verified"], 2);
     assert_eq!(report["head_hash"], second["hash"]);
 }
-on_both_backends!(
-    appended_event_is_stored_chained_and_readable,
-    appended_event_is_stored_chained_and_readable
-);
+on_both_backends!(appended_event_is_stored_chained_and_readable, appended_event_is_stored_chained_and_readable);
 
 async fn batch_is_appended_in_order(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
@@ -69,18 +58,8 @@ async fn batch_is_appended_in_order(backend: Backend) {
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
     let events = body["events"].as_array().unwrap();
-    let kinds: Vec<_> = events
-        .iter()
-        .map(|e| (e["seq"].as_u64().unwrap(), e["kind"].as_str().unwrap()))
-        .collect();
-    assert_eq!(
-        kinds,
-        [
-            (1, "run.started"),
-            (2, "run.completed"),
-            (3, "model.registered")
-        ]
-    );
+    let kinds: Vec<_> = events.iter().map(|e| (e["seq"].as_u64().unwrap(), e["kind"].as_str().unwrap())).collect();
+    assert_eq!(kinds, [(1, "run.started"), (2, "run.completed"), (3, "model.registered")]);
     assert_eq!(events[1]["prev_hash"], events[0]["hash"]);
     assert_eq!(events[2]["prev_hash"], events[1]["hash"]);
 }
@@ -122,10 +101,7 @@ async fn retried_append_with_same_key_writes_nothing(backend: Backend) {
     assert_eq!(replayed.json::<Value>().await.unwrap(), created);
     assert_eq!(app.size().await, 3);
 }
-on_both_backends!(
-    retried_append_with_same_key_writes_nothing,
-    retried_append_with_same_key_writes_nothing
-);
+on_both_backends!(retried_append_with_same_key_writes_nothing, retried_append_with_same_key_writes_nothing);
 
 async fn concurrent_retries_record_one_event(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
@@ -137,19 +113,12 @@ async fn concurrent_retries_record_one_event(backend: Backend) {
     let mut seqs = Vec::new();
     for response in responses {
         assert!(response.status() == 200 || response.status() == 201);
-        seqs.push(
-            response.json::<Value>().await.unwrap()["seq"]
-                .as_u64()
-                .unwrap(),
-        );
+        seqs.push(response.json::<Value>().await.unwrap()["seq"].as_u64().unwrap());
     }
     assert!(seqs.iter().all(|s| *s == 1), "{seqs:?}");
     assert_eq!(app.size().await, 1);
 }
-on_both_backends!(
-    concurrent_retries_record_one_event,
-    concurrent_retries_record_one_event
-);
+on_both_backends!(concurrent_retries_record_one_event, concurrent_retries_record_one_event);
 
 /// Each bad request gets the expected 4xx JSON error and leaves the ledger as it was.
 async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
@@ -161,42 +130,12 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
 
     let valid = json!({"kind": "run.started", "subject": "run:r"});
     let cases: Vec<(&str, Value, u16, &str)> = vec![
-        (
-            "wrong type",
-            json!({"kind": 5, "subject": "run:r"}),
-            400,
-            "invalid_request",
-        ),
-        (
-            "missing subject",
-            json!({"kind": "run.started"}),
-            400,
-            "invalid_request",
-        ),
-        (
-            "unknown field",
-            json!({"kind": "run.started", "subject": "run:r", "colour": "red"}),
-            400,
-            "invalid_request",
-        ),
-        (
-            "bad subject",
-            json!({"kind": "run.started", "subject": "run r"}),
-            422,
-            "invalid_event",
-        ),
-        (
-            "bad input ref",
-            json!({"kind": "run.started", "subject": "run:r", "inputs": ["nope"]}),
-            422,
-            "invalid_event",
-        ),
-        (
-            "bad kind",
-            json!({"kind": "Started", "subject": "run:r"}),
-            422,
-            "invalid_event",
-        ),
+        ("wrong type", json!({"kind": 5, "subject": "run:r"}), 400, "invalid_request"),
+        ("missing subject", json!({"kind": "run.started"}), 400, "invalid_request"),
+        ("unknown field", json!({"kind": "run.started", "subject": "run:r", "colour": "red"}), 400, "invalid_request"),
+        ("bad subject", json!({"kind": "run.started", "subject": "run r"}), 422, "invalid_event"),
+        ("bad input ref", json!({"kind": "run.started", "subject": "run:r", "inputs": ["nope"]}), 422, "invalid_event"),
+        ("bad kind", json!({"kind": "Started", "subject": "run:r"}), 422, "invalid_event"),
         (
             "array attributes",
             json!({"kind": "run.started", "subject": "run:r", "attributes": [1]}),
@@ -209,49 +148,24 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
             422,
             "invalid_event",
         ),
-        (
-            "client seq",
-            json!({"kind": "run.started", "subject": "run:r", "seq": 1}),
-            422,
-            "server_assigned_field",
-        ),
-        (
-            "client hash",
-            json!({"kind": "run.started", "subject": "run:r", "hash": "00"}),
-            422,
-            "server_assigned_field",
-        ),
+        ("client seq", json!({"kind": "run.started", "subject": "run:r", "seq": 1}), 422, "server_assigned_field"),
+        ("client hash", json!({"kind": "run.started", "subject": "run:r", "hash": "00"}), 422, "server_assigned_field"),
         (
             "client actor",
             json!({"kind": "run.started", "subject": "run:r", "actor": "root"}),
             422,
             "server_assigned_field",
         ),
-        (
-            "not an object",
-            json!([valid.clone()]),
-            400,
-            "invalid_request",
-        ),
+        ("not an object", json!([valid.clone()]), 400, "invalid_request"),
         ("empty batch", json!({"events": []}), 422, "empty_batch"),
-        (
-            "batch with extra key",
-            json!({"events": [valid.clone()], "x": 1}),
-            400,
-            "invalid_request",
-        ),
+        ("batch with extra key", json!({"events": [valid.clone()], "x": 1}), 400, "invalid_request"),
         (
             "one bad event in a batch",
             json!({"events": [valid.clone(), {"kind": "run.started", "subject": "bad"}]}),
             422,
             "invalid_event",
         ),
-        (
-            "batch too large",
-            json!({"events": vec![valid.clone(); 6]}),
-            422,
-            "batch_too_large",
-        ),
+        ("batch too large", json!({"events": vec![valid.clone(); 6]}), 422, "batch_too_large"),
         (
             "duplicate key in a batch",
             json!({"events": [
@@ -264,39 +178,15 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
     for (name, body, status, code) in cases {
         let response = app.post_events(&body).await;
         assert_eq!(response.status().as_u16(), status, "{name}");
-        let error: Value = response
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("{name}: body is not JSON: {e}"));
+        let error: Value = response.json().await.unwrap_or_else(|e| panic!("{name}: body is not JSON: {e}"));
         assert_eq!(error["error"], code, "{name}: {error}");
-        assert!(
-            error["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "{name}"
-        );
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{name}");
     }
 
     let raw_cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
-        (
-            "malformed json",
-            "application/json",
-            b"{\"kind\": ".to_vec(),
-            400,
-            "malformed_json",
-        ),
-        (
-            "wrong content type",
-            "text/plain",
-            serde_json::to_vec(&valid).unwrap(),
-            415,
-            "unsupported_media_type",
-        ),
-        (
-            "oversize body",
-            "application/json",
-            vec![b' '; 2 * 1024 * 1024],
-            413,
-            "payload_too_large",
-        ),
+        ("malformed json", "application/json", b"{\"kind\": ".to_vec(), 400, "malformed_json"),
+        ("wrong content type", "text/plain", serde_json::to_vec(&valid).unwrap(), 415, "unsupported_media_type"),
+        ("oversize body", "application/json", vec![b' '; 2 * 1024 * 1024], 413, "payload_too_large"),
     ];
     for (name, content_type, body, status, code) in raw_cases {
         let response = app
@@ -312,16 +202,9 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
         assert_eq!(error["error"], code, "{name}");
     }
 
-    assert_eq!(
-        app.get_json("/api/v1/head").await,
-        head_before,
-        "a refused request changed the ledger"
-    );
+    assert_eq!(app.get_json("/api/v1/head").await, head_before, "a refused request changed the ledger");
 }
-on_both_backends!(
-    bad_input_is_refused_and_writes_nothing,
-    bad_input_is_refused_and_writes_nothing
-);
+on_both_backends!(bad_input_is_refused_and_writes_nothing, bad_input_is_refused_and_writes_nothing);
 
 async fn reads_of_missing_or_malformed_things_are_json_errors(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {

@@ -59,18 +59,14 @@ async fn sixteen_concurrent_writers_make_one_gapless_chain(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let writers: Vec<_> = (0..WRITERS)
-        .map(|w| tokio::spawn(write_events(app.base.clone(), w, EVENTS_PER_WRITER)))
-        .collect();
+    let writers: Vec<_> =
+        (0..WRITERS).map(|w| tokio::spawn(write_events(app.base.clone(), w, EVENTS_PER_WRITER))).collect();
     for writer in writers {
         writer.await.expect("writer finished");
     }
     assert_one_complete_chain(&app, app.db()).await;
 }
-on_both_backends!(
-    sixteen_concurrent_writers_make_one_gapless_chain,
-    sixteen_concurrent_writers_make_one_gapless_chain
-);
+on_both_backends!(sixteen_concurrent_writers_make_one_gapless_chain, sixteen_concurrent_writers_make_one_gapless_chain);
 
 /// A `govledger serve` process and the port it bound.
 struct ServerProcess {
@@ -91,9 +87,7 @@ impl ServerProcess {
             .expect("server process starts");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("reads the listening line");
+        BufReader::new(stdout).read_line(&mut line).expect("reads the listening line");
         let addr = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
@@ -103,10 +97,7 @@ impl ServerProcess {
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
     }
 }
@@ -131,11 +122,7 @@ async fn two_server_processes_on_one_postgres_make_one_gapless_chain() {
     });
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
-            let base = if w % 2 == 0 {
-                a.base.clone()
-            } else {
-                b.base.clone()
-            };
+            let base = if w % 2 == 0 { a.base.clone() } else { b.base.clone() };
             tokio::spawn(write_events(base, w, EVENTS_PER_WRITER))
         })
         .collect();
@@ -163,9 +150,7 @@ async fn sigterm_stops_cleanly_and_keeps_every_acknowledged_event() {
                         .send()
                         .await;
                     match sent {
-                        Ok(r) if r.status() == 201 => {
-                            acknowledged.push(r.json::<Value>().await.unwrap())
-                        }
+                        Ok(r) if r.status() == 201 => acknowledged.push(r.json::<Value>().await.unwrap()),
                         _ if Instant::now() > deadline => break,
                         Ok(r) => panic!("unexpected status {} before shutdown", r.status()),
                         Err(e) => panic!("request failed before shutdown: {e}"),
@@ -184,18 +169,12 @@ async fn sigterm_stops_cleanly_and_keeps_every_acknowledged_event() {
     let mut server = server;
     let status = server.child.wait().unwrap();
     assert!(status.success(), "server exited with {status}");
-    assert!(
-        acknowledged.len() > 50,
-        "too few appends to mean anything: {}",
-        acknowledged.len()
-    );
+    assert!(acknowledged.len() > 50, "too few appends to mean anything: {}", acknowledged.len());
 
     let mut conn = DbConn::establish(&db.target).unwrap();
     for event in &acknowledged {
         let seq = event["seq"].as_u64().unwrap();
-        let stored = store::events::by_seq(&mut conn, seq)
-            .unwrap()
-            .expect("acknowledged event is stored");
+        let stored = store::events::by_seq(&mut conn, seq).unwrap().expect("acknowledged event is stored");
         assert_eq!(hex::encode(stored.hash), event["hash"].as_str().unwrap());
     }
     let report = store::verify_target(&db.target).unwrap();

@@ -28,8 +28,7 @@ fn in_ci() -> bool {
 /// The PostgreSQL server for tests, or `None` (with the reason printed) when
 /// there is none outside CI. Inside CI a missing PostgreSQL fails the test.
 pub fn postgres_base_url() -> Option<String> {
-    let url = std::env::var("GOVLEDGER_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+    let url = std::env::var("GOVLEDGER_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
     match diesel::pg::PgConnection::establish(&url) {
         Ok(_) => Some(url),
         Err(e) if in_ci() => {
@@ -48,37 +47,23 @@ impl TestDatabase {
         match backend {
             Backend::Sqlite => {
                 let target = StorageTarget::resolve(dir.path(), None).expect("sqlite target");
-                Some(Self {
-                    target,
-                    dir,
-                    pg_admin: None,
-                })
+                Some(Self { target, dir, pg_admin: None })
             }
             Backend::Postgres => {
                 let base = postgres_base_url()?;
                 let name = format!("govledger_test_{}", uuid_like());
-                let mut admin =
-                    diesel::pg::PgConnection::establish(&base).expect("connect to postgres");
-                diesel::sql_query(format!("CREATE DATABASE {name}"))
-                    .execute(&mut admin)
-                    .expect("create database");
+                let mut admin = diesel::pg::PgConnection::establish(&base).expect("connect to postgres");
+                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).expect("create database");
                 let (prefix, _) = base.rsplit_once('/').expect("database url has a path");
                 let url = format!("{prefix}/{name}");
-                Some(Self {
-                    target: StorageTarget::Postgres { url },
-                    dir,
-                    pg_admin: Some((base, name)),
-                })
+                Some(Self { target: StorageTarget::Postgres { url }, dir, pg_admin: Some((base, name)) })
             }
         }
     }
 
     /// `--data-dir` / `--database-url` arguments for the binary.
     pub fn cli_args(&self) -> Vec<String> {
-        let mut args = vec![
-            "--data-dir".to_owned(),
-            self.dir.path().display().to_string(),
-        ];
+        let mut args = vec!["--data-dir".to_owned(), self.dir.path().display().to_string()];
         if let StorageTarget::Postgres { url } = &self.target {
             args.push("--database-url".to_owned());
             args.push(url.clone());
@@ -91,9 +76,7 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Some((base, name)) = &self.pg_admin {
             if let Ok(mut admin) = diesel::pg::PgConnection::establish(base) {
-                diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .ok();
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).ok();
             }
         }
     }
@@ -120,7 +103,7 @@ impl TestApp {
 
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
         let db = TestDatabase::create(backend)?;
-        let mut config = Config::new("127.0.0.1:0", db.target.clone());
+        let mut config = Config::new("127.0.0.1:0", db.target.clone(), db.dir.path());
         config.workers = 2;
         config.pool_size = 4;
         tweak(&mut config);
@@ -128,22 +111,12 @@ impl TestApp {
         let base = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
-        Some(Self {
-            base,
-            client: reqwest::Client::new(),
-            db: Some(db),
-            handle: Some(handle),
-        })
+        Some(Self { base, client: reqwest::Client::new(), db: Some(db), handle: Some(handle) })
     }
 
     /// A client for a server running elsewhere (another process).
     pub fn attach(base: &str) -> Self {
-        Self {
-            base: base.to_owned(),
-            client: reqwest::Client::new(),
-            db: None,
-            handle: None,
-        }
+        Self { base: base.to_owned(), client: reqwest::Client::new(), db: None, handle: None }
     }
 
     /// The database of an in-process server.
@@ -156,20 +129,11 @@ impl TestApp {
     }
 
     pub async fn post_events(&self, body: &Value) -> reqwest::Response {
-        self.client
-            .post(self.url("/api/v1/events"))
-            .json(body)
-            .send()
-            .await
-            .expect("request sent")
+        self.client.post(self.url("/api/v1/events")).json(body).send().await.expect("request sent")
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request sent")
+        self.client.get(self.url(path)).send().await.expect("request sent")
     }
 
     pub async fn get_json(&self, path: &str) -> Value {
@@ -179,16 +143,12 @@ impl TestApp {
     }
 
     pub async fn size(&self) -> u64 {
-        self.get_json("/api/v1/head").await["size"]
-            .as_u64()
-            .expect("size")
+        self.get_json("/api/v1/head").await["size"].as_u64().expect("size")
     }
 
     /// Appends one simple event and returns it.
     pub async fn append(&self, kind: &str, subject: &str) -> Value {
-        let response = self
-            .post_events(&json!({"kind": kind, "subject": subject}))
-            .await;
+        let response = self.post_events(&json!({"kind": kind, "subject": subject})).await;
         assert_eq!(response.status(), 201);
         response.json().await.expect("json body")
     }
@@ -208,9 +168,7 @@ pub async fn all_events(app: &TestApp) -> Vec<Value> {
     let mut events = Vec::new();
     let mut after = 0;
     loop {
-        let page = app
-            .get_json(&format!("/api/v1/events?limit=1000&after_seq={after}"))
-            .await;
+        let page = app.get_json(&format!("/api/v1/events?limit=1000&after_seq={after}")).await;
         events.extend(page["events"].as_array().expect("events").iter().cloned());
         match page["next_after_seq"].as_u64() {
             Some(next) => after = next,

@@ -8,10 +8,7 @@ use serde_json::json;
 use crate::helpers::{Backend, TestApp};
 
 fn python() -> Option<&'static str> {
-    let found = Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let found = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
     if found {
         return Some("python3");
     }
@@ -38,17 +35,11 @@ async fn independent_python_verifier_accepts_the_served_chain() {
     .await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/verify_chain.py");
     let base = app.base.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python).args([script, "--url", &base]).output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let output = tokio::task::spawn_blocking(move || Command::new(python).args([script, "--url", &base]).output())
+        .await
+        .unwrap()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(stdout.trim(), "OK: 2 events verified independently");
 }

@@ -17,18 +17,11 @@ async fn listing_filters_and_paginates(backend: Backend) {
         batch.push(json!({"kind": "model.registered", "subject": format!("model:fraud@{v}")}));
     }
     for i in 11..=20 {
-        let kind = if i % 2 == 0 {
-            "run.completed"
-        } else {
-            "dataset.registered"
-        };
+        let kind = if i % 2 == 0 { "run.completed" } else { "dataset.registered" };
         batch.push(json!({"kind": kind, "subject": format!("dataset:d_{i}@1")}));
     }
     batch.push(json!({"kind": "model.registered", "subject": "model:fraudx@1"}));
-    assert_eq!(
-        app.post_events(&json!({ "events": batch })).await.status(),
-        201
-    );
+    assert_eq!(app.post_events(&json!({ "events": batch })).await.status(), 201);
 
     let page = app.get_json("/api/v1/events?limit=4").await;
     assert_eq!(seqs(page["events"].as_array().unwrap()), [1, 2, 3, 4]);
@@ -40,9 +33,7 @@ async fn listing_filters_and_paginates(backend: Backend) {
     let mut walked = Vec::new();
     let mut after = 0;
     loop {
-        let page = app
-            .get_json(&format!("/api/v1/events?limit=3&after_seq={after}"))
-            .await;
+        let page = app.get_json(&format!("/api/v1/events?limit=3&after_seq={after}")).await;
         walked.extend(seqs(page["events"].as_array().unwrap()));
         match page["next_after_seq"].as_u64() {
             Some(next) => after = next,
@@ -52,27 +43,19 @@ async fn listing_filters_and_paginates(backend: Backend) {
     assert_eq!(walked, (1..=21).collect::<Vec<_>>());
 
     let by_kind = app.get_json("/api/v1/events?kind=run.completed").await;
-    assert_eq!(
-        seqs(by_kind["events"].as_array().unwrap()),
-        [12, 14, 16, 18, 20]
-    );
+    assert_eq!(seqs(by_kind["events"].as_array().unwrap()), [12, 14, 16, 18, 20]);
     assert_eq!(by_kind["next_after_seq"], Value::Null);
 
     // A subject without a version matches all its versions, and only that entity.
     let all_versions = app.get_json("/api/v1/events?subject=model:fraud").await;
-    assert_eq!(
-        seqs(all_versions["events"].as_array().unwrap()),
-        (1..=10).collect::<Vec<_>>()
-    );
+    assert_eq!(seqs(all_versions["events"].as_array().unwrap()), (1..=10).collect::<Vec<_>>());
     let one_version = app.get_json("/api/v1/events?subject=model:fraud@7").await;
     assert_eq!(seqs(one_version["events"].as_array().unwrap()), [7]);
     // `_` in a name is literal, not a wildcard.
     let underscore = app.get_json("/api/v1/events?subject=dataset:d_11").await;
     assert_eq!(seqs(underscore["events"].as_array().unwrap()), [11]);
 
-    let combined = app
-        .get_json("/api/v1/events?kind=model.registered&actor=anonymous&after_seq=8&limit=5")
-        .await;
+    let combined = app.get_json("/api/v1/events?kind=model.registered&actor=anonymous&after_seq=8&limit=5").await;
     assert_eq!(seqs(combined["events"].as_array().unwrap()), [9, 10, 21]);
     let nobody = app.get_json("/api/v1/events?actor=mallory").await;
     assert!(nobody["events"].as_array().unwrap().is_empty());

@@ -6,4 +6,5 @@ mod concurrency;
 mod helpers;
 mod interop;
 mod listing;
+mod merkle_reference;
 mod tamper;

@@ -13,8 +13,7 @@ use crate::helpers::{Backend, TestDatabase};
 /// A database with `n` events appended through the real writer.
 fn ledger_with_events(backend: Backend, n: usize) -> Option<TestDatabase> {
     let db = TestDatabase::create(backend)?;
-    let (store, writer_thread) =
-        Store::open(db.target.clone(), 2, WriterConfig::default()).unwrap();
+    let (store, writer_thread) = Store::open(db.target.clone(), 2, WriterConfig::default()).unwrap();
     let drafts = (1..=n)
         .map(|i| {
             let request: EventRequest = serde_json::from_value(json!({
@@ -26,10 +25,7 @@ fn ledger_with_events(backend: Backend, n: usize) -> Option<TestDatabase> {
             EventDraft::from_request(request).unwrap()
         })
         .collect();
-    store
-        .writer()
-        .append_blocking("tester".into(), drafts)
-        .unwrap();
+    store.writer().append_blocking("tester".into(), drafts).unwrap();
     drop(store);
     writer_thread.join().unwrap();
     Some(db)
@@ -39,10 +35,7 @@ fn ledger_with_events(backend: Backend, n: usize) -> Option<TestDatabase> {
 fn tamper(db: &TestDatabase, statements: &[&str]) {
     let mut conn = DbConn::establish(&db.target).unwrap();
     let disable: &[&str] = match conn {
-        DbConn::Sqlite(_) => &[
-            "DROP TRIGGER events_no_update",
-            "DROP TRIGGER events_no_delete",
-        ],
+        DbConn::Sqlite(_) => &["DROP TRIGGER events_no_update", "DROP TRIGGER events_no_delete"],
         DbConn::Pg(_) => &["ALTER TABLE events DISABLE TRIGGER USER"],
     };
     for sql in disable.iter().chain(statements) {
@@ -51,11 +44,7 @@ fn tamper(db: &TestDatabase, statements: &[&str]) {
 }
 
 fn run_verify(db: &TestDatabase) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_govledger"))
-        .arg("verify")
-        .args(db.cli_args())
-        .output()
-        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_govledger")).arg("verify").args(db.cli_args()).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     (output.status.code().unwrap_or(-1), stdout)
 }
@@ -70,14 +59,10 @@ fn assert_verify_catches(backend: Backend, statements: &[&str], expected: &str) 
     tamper(&db, statements);
     let (code, out) = run_verify(&db);
     assert_eq!(code, 1, "tampered ledger verified: {out}");
-    assert!(
-        out.starts_with(expected),
-        "expected {expected:?}, got {out:?}"
-    );
+    assert!(out.starts_with(expected), "expected {expected:?}, got {out:?}");
 }
 
-const MODIFIED_ATTRIBUTE: &[&str] =
-    &[r#"UPDATE events SET attributes = '{"auc":0.99,"rows":5}' WHERE seq = 5"#];
+const MODIFIED_ATTRIBUTE: &[&str] = &[r#"UPDATE events SET attributes = '{"auc":0.99,"rows":5}' WHERE seq = 5"#];
 const MODIFIED_HASH_SQLITE: &[&str] = &["UPDATE events SET hash = randomblob(32) WHERE seq = 7"];
 const MODIFIED_HASH_PG: &[&str] = &["UPDATE events SET hash = sha256('forged') WHERE seq = 7"];
 const DELETED_ROW: &[&str] = &["DELETE FROM events WHERE seq = 9"];
@@ -89,30 +74,14 @@ const SWAPPED_ROWS: &[&str] = &[
 
 #[test]
 fn verify_catches_a_modified_attribute() {
-    assert_verify_catches(
-        Backend::Sqlite,
-        MODIFIED_ATTRIBUTE,
-        "BROKEN at seq 5: hash_mismatch",
-    );
-    assert_verify_catches(
-        Backend::Postgres,
-        MODIFIED_ATTRIBUTE,
-        "BROKEN at seq 5: hash_mismatch",
-    );
+    assert_verify_catches(Backend::Sqlite, MODIFIED_ATTRIBUTE, "BROKEN at seq 5: hash_mismatch");
+    assert_verify_catches(Backend::Postgres, MODIFIED_ATTRIBUTE, "BROKEN at seq 5: hash_mismatch");
 }
 
 #[test]
 fn verify_catches_a_modified_hash() {
-    assert_verify_catches(
-        Backend::Sqlite,
-        MODIFIED_HASH_SQLITE,
-        "BROKEN at seq 7: hash_mismatch",
-    );
-    assert_verify_catches(
-        Backend::Postgres,
-        MODIFIED_HASH_PG,
-        "BROKEN at seq 7: hash_mismatch",
-    );
+    assert_verify_catches(Backend::Sqlite, MODIFIED_HASH_SQLITE, "BROKEN at seq 7: hash_mismatch");
+    assert_verify_catches(Backend::Postgres, MODIFIED_HASH_PG, "BROKEN at seq 7: hash_mismatch");
 }
 
 #[test]
@@ -123,16 +92,8 @@ fn verify_catches_a_deleted_row() {
 
 #[test]
 fn verify_catches_a_swapped_pair_of_rows() {
-    assert_verify_catches(
-        Backend::Sqlite,
-        SWAPPED_ROWS,
-        "BROKEN at seq 3: broken_link",
-    );
-    assert_verify_catches(
-        Backend::Postgres,
-        SWAPPED_ROWS,
-        "BROKEN at seq 3: broken_link",
-    );
+    assert_verify_catches(Backend::Sqlite, SWAPPED_ROWS, "BROKEN at seq 3: broken_link");
+    assert_verify_catches(Backend::Postgres, SWAPPED_ROWS, "BROKEN at seq 3: broken_link");
 }
 
 #[test]
@@ -142,10 +103,7 @@ fn the_database_itself_refuses_updates_and_deletes() {
             continue;
         };
         let mut conn = DbConn::establish(&db.target).unwrap();
-        for sql in [
-            "UPDATE events SET actor = 'mallory' WHERE seq = 2",
-            "DELETE FROM events WHERE seq = 3",
-        ] {
+        for sql in ["UPDATE events SET actor = 'mallory' WHERE seq = 2", "DELETE FROM events WHERE seq = 3"] {
             let result = govledger::with_conn!(&mut conn, |c| diesel::sql_query(sql).execute(c));
             let error = result.expect_err("append-only trigger must refuse");
             assert!(error.to_string().contains("append-only"), "{error}");
@@ -160,11 +118,8 @@ fn verify_reports_json_and_a_missing_ledger_is_an_error() {
     let Some(db) = ledger_with_events(Backend::Sqlite, 2) else {
         return;
     };
-    let output = Command::new(env!("CARGO_BIN_EXE_govledger"))
-        .args(["verify", "--json"])
-        .args(db.cli_args())
-        .output()
-        .unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_govledger")).args(["verify", "--json"]).args(db.cli_args()).output().unwrap();
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["ok"], true);
     assert_eq!(report["verified"], 2);
@@ -200,10 +155,7 @@ fn parallel_verification_reports_what_a_sequential_scan_reports() {
             "UPDATE events SET seq = 4 WHERE seq = 5",
             "UPDATE events SET seq = 5 WHERE seq = 1000",
         ],
-        &[
-            r#"UPDATE events SET attributes = '{}' WHERE seq = 10"#,
-            "DELETE FROM events WHERE seq = 6",
-        ],
+        &[r#"UPDATE events SET attributes = '{}' WHERE seq = 10"#, "DELETE FROM events WHERE seq = 6"],
     ];
     for statements in cases {
         let db = ledger_with_events(Backend::Sqlite, 12).unwrap();

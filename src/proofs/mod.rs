@@ -1,0 +1,320 @@
+//! Proofs an auditor can check without trusting us: the Merkle index that
+//! follows the ledger, inclusion and consistency proofs, and signed
+//! checkpoints.
+//!
+//! The index is a projection kept in memory (complete subtrees of 16 leaves
+//! and up, about 4 MB per million events), rebuilt from the event hashes at
+//! start and extended from the database on demand, so every replica sharing
+//! a PostgreSQL database serves the same proofs.
+
+pub mod keys;
+
+use std::sync::RwLock;
+
+use serde::Serialize;
+
+use crate::ledger::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
+use crate::ledger::merkle::{self, IndexSource, MerkleIndex};
+use crate::ledger::{timestamp, Hash};
+use crate::store::checkpoints::{self, StoredCheckpoint};
+use crate::store::{events, DbConn, Store, StoreError};
+
+/// Errors of the proof service.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    OutOfRange(String),
+    #[error("checkpoint signing key: {0}")]
+    Key(String),
+    #[error("the ledger is not a contiguous chain: {0}")]
+    Ledger(String),
+}
+
+/// An inclusion proof for one event.
+#[derive(Debug, Clone, Serialize)]
+pub struct InclusionProof {
+    pub seq: u64,
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    /// The event's hash (the leaf before the 0x00 leaf prefix is applied).
+    pub event_hash: String,
+    pub root_hash: String,
+    /// RFC 9162 audit path, hex, leaf-most first.
+    pub audit_path: Vec<String>,
+}
+
+/// A consistency proof between two tree sizes.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsistencyProof {
+    pub from: u64,
+    pub to: u64,
+    pub from_root: String,
+    pub to_root: String,
+    /// RFC 9162 consistency proof, hex.
+    pub proof: Vec<String>,
+}
+
+/// The proof service for one ledger.
+pub struct Proofs {
+    store: Store,
+    index: RwLock<MerkleIndex>,
+    signer: NoteSigner,
+    origin: String,
+}
+
+impl Proofs {
+    /// Builds the index from the stored events.
+    pub fn new(store: Store, signer: NoteSigner, origin: String) -> Result<Self, ProofError> {
+        let proofs = Self { store, index: RwLock::new(MerkleIndex::new()), signer, origin };
+        proofs.sync()?;
+        Ok(proofs)
+    }
+
+    /// The verifier key for this server's checkpoints.
+    pub fn verifier(&self) -> NoteVerifier {
+        self.signer.verifier()
+    }
+
+    /// Extends the index to the current head; returns the ledger size.
+    pub fn sync(&self) -> Result<u64, ProofError> {
+        let size = self.store.head()?.size;
+        if self.read_index().size() >= size {
+            return Ok(size);
+        }
+        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        extend_index(&mut index, &mut *self.store.conn()?, size)?;
+        Ok(size)
+    }
+
+    fn read_index(&self) -> std::sync::RwLockReadGuard<'_, MerkleIndex> {
+        self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes sure the index covers `size` leaves and runs `f` on it.
+    fn with_tree<T>(
+        &self,
+        size: u64,
+        f: impl FnOnce(
+            &mut IndexSource<'_, &mut dyn FnMut(u64, u64) -> Result<Vec<Hash>, StoreError>>,
+        ) -> Result<T, StoreError>,
+    ) -> Result<T, ProofError> {
+        if self.read_index().size() < size {
+            let ledger_size = self.sync()?;
+            if ledger_size < size {
+                return Err(ProofError::OutOfRange(format!(
+                    "tree size {size} is larger than the ledger ({ledger_size} events)"
+                )));
+            }
+        }
+        let index = self.read_index();
+        let mut conn = None;
+        let mut read = |first: u64, count: u64| -> Result<Vec<Hash>, StoreError> {
+            if conn.is_none() {
+                conn = Some(self.store.conn()?);
+            }
+            let c = conn.as_mut().map(|c| &mut **c).ok_or_else(|| StoreError::Migration("no connection".into()))?;
+            events::hashes(c, first + 1, count)
+        };
+        let mut source =
+            IndexSource::new(&index, &mut read as &mut dyn FnMut(u64, u64) -> Result<Vec<Hash>, StoreError>);
+        Ok(f(&mut source)?)
+    }
+
+    /// The tree head over the first `size` events.
+    pub fn root(&self, size: u64) -> Result<Hash, ProofError> {
+        self.with_tree(size, |src| merkle::root(src, size))
+    }
+
+    /// Proof that event `seq` is in the tree of `tree_size` leaves (the
+    /// current ledger size when `None`).
+    pub fn inclusion(&self, seq: u64, tree_size: Option<u64>) -> Result<InclusionProof, ProofError> {
+        let tree_size = match tree_size {
+            Some(size) => size,
+            None => self.sync()?,
+        };
+        if seq == 0 || seq > tree_size {
+            return Err(ProofError::OutOfRange(format!("seq must be between 1 and tree_size ({tree_size})")));
+        }
+        let (path, root) = self.with_tree(tree_size, |src| {
+            Ok((merkle::inclusion_proof(src, seq - 1, tree_size)?, merkle::root(src, tree_size)?))
+        })?;
+        let event_hash = events::hashes(&mut *self.store.conn()?, seq, 1)?[0];
+        Ok(InclusionProof {
+            seq,
+            leaf_index: seq - 1,
+            tree_size,
+            event_hash: hex::encode(event_hash),
+            root_hash: hex::encode(root),
+            audit_path: path.iter().map(hex::encode).collect(),
+        })
+    }
+
+    /// Proof that the tree of `to` leaves extends the tree of `from` leaves.
+    pub fn consistency(&self, from: u64, to: u64) -> Result<ConsistencyProof, ProofError> {
+        if from == 0 || from > to {
+            return Err(ProofError::OutOfRange("need 1 <= from <= to".into()));
+        }
+        let (proof, from_root, to_root) = self.with_tree(to, |src| {
+            Ok((merkle::consistency_proof(src, from, to)?, merkle::root(src, from)?, merkle::root(src, to)?))
+        })?;
+        Ok(ConsistencyProof {
+            from,
+            to,
+            from_root: hex::encode(from_root),
+            to_root: hex::encode(to_root),
+            proof: proof.iter().map(hex::encode).collect(),
+        })
+    }
+
+    /// Signs and stores a checkpoint of the current ledger, unless the
+    /// ledger is empty or a checkpoint of this size exists already.
+    pub fn publish(&self) -> Result<Option<StoredCheckpoint>, ProofError> {
+        let size = self.sync()?;
+        if size == 0 {
+            return Ok(None);
+        }
+        let mut conn = self.store.conn()?;
+        if let Some(existing) = checkpoints::by_size(&mut conn, size)? {
+            return Ok(Some(existing));
+        }
+        let root = self.root(size)?;
+        let note = self.signer.sign(&Checkpoint { origin: self.origin.clone(), size, root });
+        let stored = StoredCheckpoint { tree_size: size, root_hash: root, note, created_at: timestamp::now() };
+        Ok(Some(checkpoints::insert_or_get(&mut conn, &stored)?))
+    }
+
+    /// The checkpoint for `size`, or the latest (publishing one for the
+    /// current head if the ledger has grown since).
+    pub fn checkpoint(&self, size: Option<u64>) -> Result<Option<StoredCheckpoint>, ProofError> {
+        match size {
+            Some(size) => Ok(checkpoints::by_size(&mut *self.store.conn()?, size)?),
+            None => self.publish(),
+        }
+    }
+}
+
+/// Appends the hashes of events `index.size()+1 ..= size` to `index`.
+pub fn extend_index(index: &mut MerkleIndex, conn: &mut DbConn, size: u64) -> Result<(), ProofError> {
+    let mut gap = None;
+    events::for_each_hash_after(conn, index.size(), size, |seq, hash| {
+        if gap.is_none() && seq != index.size() + 1 {
+            gap = Some(format!("seq {} is missing", index.size() + 1));
+        }
+        if gap.is_none() {
+            index.push(&hash);
+        }
+    })?;
+    if let Some(gap) = gap {
+        return Err(ProofError::Ledger(gap));
+    }
+    if index.size() < size {
+        return Err(ProofError::Ledger(format!("seq {} is missing", index.size() + 1)));
+    }
+    Ok(())
+}
+
+/// The tree head over the first `size` leaves of `index`, reading small
+/// subtrees' leaves through `conn`.
+pub fn root_with(index: &MerkleIndex, conn: &mut DbConn, size: u64) -> Result<Hash, StoreError> {
+    let mut read = |first: u64, count: u64| events::hashes(conn, first + 1, count);
+    merkle::root(&mut IndexSource::new(index, &mut read), size)
+}
+
+/// Verifies the chain and then every stored checkpoint (and `kept`, a
+/// checkpoint an auditor kept) against it: each must be signed by
+/// `verifier` (when given), cover no more events than the ledger holds, and
+/// have the root the ledger has at that size. Only a checkpoint held by
+/// someone else catches a log that was truncated and re-grown, because the
+/// hash chain of the rewritten log is internally consistent.
+pub fn verify_ledger<C, F>(
+    connect: F,
+    verifier: Option<&NoteVerifier>,
+    kept: Option<&str>,
+) -> Result<crate::store::ChainReport, ProofError>
+where
+    C: std::ops::DerefMut<Target = DbConn>,
+    F: Fn() -> Result<C, StoreError> + Sync,
+{
+    use crate::ledger::{VerifyFailure, VerifyFailureKind};
+    let mut report = crate::store::verify_chain(&connect)?;
+    let mut conn = connect()?;
+    let mut notes: Vec<(String, String)> = checkpoints::all(&mut conn)?
+        .into_iter()
+        .map(|cp| (format!("stored checkpoint at tree size {}", cp.tree_size), cp.note))
+        .collect();
+    if let Some(note) = kept {
+        notes.push(("the given checkpoint".to_owned(), note.to_owned()));
+    }
+    if !report.ok || notes.is_empty() {
+        return Ok(report);
+    }
+    let mut index = MerkleIndex::new();
+    extend_index(&mut index, &mut conn, report.size)?;
+    for (what, note) in notes {
+        let parsed = match verifier {
+            Some(v) => v.verify(&note),
+            None => Checkpoint::from_note_unverified(&note),
+        };
+        let checkpoint = match parsed {
+            Ok(cp) => cp,
+            Err(e) => {
+                report.failure = Some(VerifyFailure {
+                    seq: 0,
+                    kind: VerifyFailureKind::CheckpointSignature,
+                    message: format!("{what}: {e}"),
+                });
+                break;
+            }
+        };
+        if checkpoint.size > report.size {
+            report.failure = Some(VerifyFailure {
+                seq: report.size + 1,
+                kind: VerifyFailureKind::CheckpointTruncated,
+                message: format!(
+                    "{what} covers {} events but the ledger holds {}: events were removed",
+                    checkpoint.size, report.size
+                ),
+            });
+            break;
+        }
+        let root = root_with(&index, &mut conn, checkpoint.size)?;
+        if root != checkpoint.root {
+            report.failure = Some(VerifyFailure {
+                seq: checkpoint.size,
+                kind: VerifyFailureKind::CheckpointMismatch,
+                message: format!(
+                    "{what}: the ledger's first {} events have root {} but the checkpoint signed {}: history was rewritten",
+                    checkpoint.size,
+                    hex::encode(root),
+                    hex::encode(checkpoint.root)
+                ),
+            });
+            break;
+        }
+        report.checkpoints_verified += 1;
+    }
+    report.ok = report.failure.is_none();
+    Ok(report)
+}
+
+impl Proofs {
+    /// [`verify_ledger`] with this server's key, over the pool.
+    pub fn verify(&self) -> Result<crate::store::ChainReport, ProofError> {
+        verify_ledger(|| self.store.conn(), Some(&self.verifier()), None)
+    }
+
+    /// The audit path of event `seq` in the tree of `tree_size` leaves.
+    pub fn audit_path(&self, seq: u64, tree_size: u64) -> Result<Vec<Hash>, ProofError> {
+        if seq == 0 || seq > tree_size {
+            return Err(ProofError::OutOfRange(format!("seq must be between 1 and tree_size ({tree_size})")));
+        }
+        self.with_tree(tree_size, |src| merkle::inclusion_proof(src, seq - 1, tree_size))
+    }
+
+    /// The store this service reads.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
