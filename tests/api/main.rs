@@ -7,4 +7,5 @@ mod helpers;
 mod interop;
 mod listing;
 mod merkle_reference;
+mod proofs;
 mod tamper;
