@@ -171,3 +171,76 @@ fn parallel_verification_reports_what_a_sequential_scan_reports() {
         );
     }
 }
+
+/// A ledger whose events use every field, so that every column can be altered.
+fn ledger_with_full_events(n: usize) -> TestDatabase {
+    let db = TestDatabase::create(Backend::Sqlite).unwrap();
+    let (store, writer_thread) = Store::open(db.target.clone(), 2, WriterConfig::default()).unwrap();
+    let drafts = (1..=n)
+        .map(|i| {
+            let request: EventRequest = serde_json::from_value(json!({
+                "kind": "model.registered",
+                "subject": format!("model:fraud@{i}"),
+                "project": "fraud",
+                "inputs": [format!("dataset:d@{i}")],
+                "outputs": [format!("artifact:a@{i}")],
+                "attributes": {"rows": i},
+                "occurred_at": "2026-03-03T09:00:00Z",
+                "idempotency_key": format!("key-{i}"),
+            }))
+            .unwrap();
+            EventDraft::from_request(request).unwrap()
+        })
+        .collect();
+    store.writer().append_blocking("tester".into(), drafts).unwrap();
+    drop(store);
+    writer_thread.join().unwrap();
+    db
+}
+
+#[test]
+fn verify_catches_a_change_to_any_stored_field() {
+    let changes = [
+        ("id", "UPDATE events SET id = 'forged-id' WHERE seq = 6"),
+        ("recorded_at", "UPDATE events SET recorded_at = '2020-01-01T00:00:00.000000Z' WHERE seq = 6"),
+        ("actor", "UPDATE events SET actor = 'mallory' WHERE seq = 6"),
+        ("kind", "UPDATE events SET kind = 'model.retired' WHERE seq = 6"),
+        ("subject", "UPDATE events SET subject = 'model:fraud@99' WHERE seq = 6"),
+        ("project", "UPDATE events SET project = 'other' WHERE seq = 6"),
+        ("project removed", "UPDATE events SET project = NULL WHERE seq = 6"),
+        ("inputs", r#"UPDATE events SET inputs = '["dataset:d@7"]' WHERE seq = 6"#),
+        ("inputs reordered", r#"UPDATE events SET inputs = '[]' WHERE seq = 6"#),
+        ("outputs", r#"UPDATE events SET outputs = '["artifact:a@7"]' WHERE seq = 6"#),
+        ("attributes", r#"UPDATE events SET attributes = '{"rows":7}' WHERE seq = 6"#),
+        ("occurred_at", "UPDATE events SET occurred_at = NULL WHERE seq = 6"),
+        ("idempotency_key", "UPDATE events SET idempotency_key = 'key-x' WHERE seq = 6"),
+        ("prev_hash", "UPDATE events SET prev_hash = randomblob(32) WHERE seq = 6"),
+        ("hash", "UPDATE events SET hash = randomblob(32) WHERE seq = 6"),
+    ];
+    for (field, statement) in changes {
+        let db = ledger_with_full_events(10);
+        tamper(&db, &[statement]);
+        let (code, out) = run_verify(&db);
+        assert_eq!(code, 1, "a changed {field} verified: {out}");
+        assert!(out.starts_with("BROKEN at seq 6:"), "{field}: {out}");
+    }
+}
+
+#[test]
+fn verify_catches_an_inserted_event() {
+    let db = ledger_with_full_events(10);
+    // Make room at seq 6 and insert a forged event that chains correctly to seq 5.
+    tamper(
+        &db,
+        &[
+            "UPDATE events SET seq = seq + 1000 WHERE seq >= 6",
+            "UPDATE events SET seq = seq - 999 WHERE seq >= 1006",
+            "INSERT INTO events (seq, id, recorded_at, actor, kind, subject, project, inputs, outputs, attributes, \
+             occurred_at, idempotency_key, prev_hash, hash) SELECT 6, 'forged', recorded_at, actor, kind, subject, \
+             project, inputs, outputs, attributes, occurred_at, 'forged-key', hash, randomblob(32) FROM events WHERE seq = 5",
+        ],
+    );
+    let (code, out) = run_verify(&db);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("BROKEN at seq 6:"), "{out}");
+}
