@@ -48,8 +48,22 @@ fn main() {
         let result = runtime.block_on(http_appends(StorageTarget::Postgres { url }, seconds));
         report("postgresql", &result, baseline, "pgbench -c 16, one INSERT per transaction");
     }
-    if wants("verify") {
-        verify_throughput(env_u64("GOVLEDGER_BENCH_VERIFY_EVENTS", 1_000_000));
+    if wants("verify") || wants("proofs") {
+        let events = env_u64("GOVLEDGER_BENCH_VERIFY_EVENTS", 1_000_000);
+        let dir = match std::env::var("GOVLEDGER_BENCH_DIR") {
+            Ok(dir) => std::path::PathBuf::from(dir),
+            Err(_) => tempfile::tempdir().unwrap().keep(),
+        };
+        load_ledger(&dir, events);
+        if wants("verify") {
+            verify_throughput(&dir, events);
+        }
+        if wants("proofs") {
+            proof_latency(&dir, events, &runtime);
+        }
+        if std::env::var("GOVLEDGER_BENCH_DIR").is_err() {
+            std::fs::remove_dir_all(&dir).ok();
+        }
     }
 }
 
@@ -91,6 +105,9 @@ async fn http_appends(target: StorageTarget, seconds: u64) -> LoadResult {
         &std::env::temp_dir().join(format!("govledger-bench-key-{}", std::process::id())),
     );
     config.workers = 2;
+    // Checkpoints are signed every second during the run, to show signing
+    // does not hold up appends.
+    config.checkpoint_interval = Some(Duration::from_secs(1));
     let app = Application::build(config).unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
@@ -206,25 +223,14 @@ fn pgbench_baseline(url: &str, seconds: u64) -> f64 {
         .unwrap_or_else(|| panic!("no tps in pgbench output: {stdout}{}", String::from_utf8_lossy(&output.stderr)))
 }
 
-fn verify_throughput(events: u64) {
-    let dir = tempfile::tempdir().unwrap();
-    if let Ok(keep) = std::env::var("GOVLEDGER_BENCH_KEEP") {
-        // For profiling verify repeatedly without reloading.
-        let _ = std::fs::remove_file(&keep);
-        std::mem::forget(dir);
-        let dir = tempfile::tempdir().unwrap().keep();
-        std::fs::write(&keep, dir.display().to_string()).unwrap();
-        return verify_throughput_in(&dir, events);
-    }
-    verify_throughput_in(dir.path(), events);
-}
-
-fn verify_throughput_in(dir: &std::path::Path, events: u64) {
+/// Fills `dir` with `events` events through the real writer, unless it holds them already.
+fn load_ledger(dir: &std::path::Path, events: u64) {
     let target = StorageTarget::resolve(dir, None).unwrap();
     let (store, writer_thread) = Store::open(target.clone(), 2, WriterConfig::default()).unwrap();
+    let have = store.head().unwrap().size;
     let started = Instant::now();
     let batch = 2000u64;
-    for start in (0..events).step_by(batch as usize) {
+    for start in (have..events).step_by(batch as usize) {
         let drafts = (start..(start + batch).min(events))
             .map(|i| {
                 let request: EventRequest = serde_json::from_value(json!({
@@ -245,10 +251,15 @@ fn verify_throughput_in(dir: &std::path::Path, events: u64) {
     writer_thread.join().unwrap();
     let db_bytes = std::fs::metadata(dir.join("govledger.db")).map(|m| m.len()).unwrap_or(0);
     println!(
-        "== verify, sqlite, {events} events ({:.0} MB database, loaded in {:.1}s)",
+        "== ledger of {events} events, sqlite ({:.0} MB database, {} loaded in {:.1}s)",
         db_bytes as f64 / 1e6,
+        events.saturating_sub(have),
         load.as_secs_f64()
     );
+}
+
+fn verify_throughput(dir: &std::path::Path, events: u64) {
+    let target = StorageTarget::resolve(dir, None).unwrap();
     let binary = env!("CARGO_MANIFEST_DIR").to_owned() + "/target/release/govledger";
     let started = Instant::now();
     let report = store::verify_target(&target).unwrap();
@@ -290,9 +301,15 @@ impl RawHttp {
         Self { reader: tokio::io::BufReader::new(read), writer, request: Vec::new(), line: String::new() }
     }
 
+    async fn get(&mut self, path: &str) -> u16 {
+        use std::io::Write;
+        self.request.clear();
+        write!(self.request, "GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").unwrap();
+        self.exchange().await
+    }
+
     async fn post_json(&mut self, path: &str, body: &str) -> u16 {
         use std::io::Write;
-        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
         self.request.clear();
         write!(
             self.request,
@@ -300,6 +317,11 @@ impl RawHttp {
             body.len()
         )
         .unwrap();
+        self.exchange().await
+    }
+
+    async fn exchange(&mut self) -> u16 {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
         self.writer.write_all(&self.request).await.unwrap();
         let mut status = 0;
         let mut length = 0usize;
@@ -322,4 +344,87 @@ impl RawHttp {
         self.reader.read_exact(&mut body).await.unwrap();
         status
     }
+}
+
+fn stats(name: &str, mut micros: Vec<u64>) {
+    micros.sort_unstable();
+    println!(
+        "{name}: {} runs, p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        micros.len(),
+        percentile(&micros, 0.50),
+        percentile(&micros, 0.99),
+        micros.last().copied().unwrap_or(0) as f64 / 1000.0
+    );
+}
+
+fn proof_latency(dir: &std::path::Path, events: u64, runtime: &tokio::runtime::Runtime) {
+    use govledger::proofs::keys::{self, SigningKeyConfig};
+    use govledger::proofs::Proofs;
+    use rand::{Rng, SeedableRng};
+    let target = StorageTarget::resolve(dir, None).unwrap();
+    let key = SigningKeyConfig::in_data_dir(dir, "govledger");
+    let (store, writer_thread) = Store::open(target.clone(), 4, WriterConfig::default()).unwrap();
+    let started = Instant::now();
+    let proofs = Proofs::new(store.clone(), keys::load_or_create(&key).unwrap(), "govledger".into()).unwrap();
+    println!("== proofs at {events} events");
+    println!("Merkle index built from the ledger at start in {:.2}s", started.elapsed().as_secs_f64());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let runs = 5000;
+    let mut inclusion = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let seq = rng.gen_range(1..=events);
+        let t = Instant::now();
+        proofs.inclusion(seq, Some(events)).unwrap();
+        inclusion.push(t.elapsed().as_micros() as u64);
+    }
+    stats("inclusion proof, in-process", inclusion);
+    let mut consistency = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let from = rng.gen_range(1..=events);
+        let t = Instant::now();
+        proofs.consistency(from, events).unwrap();
+        consistency.push(t.elapsed().as_micros() as u64);
+    }
+    stats("consistency proof, in-process", consistency);
+    let t = Instant::now();
+    proofs.publish().unwrap();
+    println!("checkpoint signed and stored in {:.3} ms", t.elapsed().as_secs_f64() * 1000.0);
+    drop(proofs);
+    drop(store);
+    writer_thread.join().unwrap();
+
+    runtime.block_on(async {
+        let mut config = Config::new("127.0.0.1:0", target.clone(), dir);
+        config.workers = 2;
+        let app = Application::build(config).unwrap();
+        let addr = format!("127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        let server = tokio::spawn(app.run_until_stopped());
+        let mut connection = RawHttp::connect(&addr).await;
+        for (name, make) in [
+            (
+                "inclusion proof, HTTP",
+                Box::new(|r: &mut rand::rngs::StdRng| {
+                    format!("/api/v1/proofs/inclusion?seq={}&tree_size={events}", r.gen_range(1..=events))
+                }) as Box<dyn Fn(&mut rand::rngs::StdRng) -> String>,
+            ),
+            (
+                "consistency proof, HTTP",
+                Box::new(|r: &mut rand::rngs::StdRng| {
+                    format!("/api/v1/proofs/consistency?from={}&to={events}", r.gen_range(1..=events))
+                }),
+            ),
+        ] {
+            let mut micros = Vec::new();
+            for _ in 0..2000 {
+                let path = make(&mut rng);
+                let t = Instant::now();
+                assert_eq!(connection.get(&path).await, 200);
+                micros.push(t.elapsed().as_micros() as u64);
+            }
+            stats(name, micros);
+        }
+        handle.stop(true).await;
+        server.await.unwrap().unwrap();
+    });
 }

@@ -240,16 +240,35 @@ impl MerkleIndex {
         self.size
     }
 
+    /// An index over `event_hashes`, hashing the tiles on `threads` threads.
+    pub fn from_event_hashes(event_hashes: &[Hash], threads: usize) -> Self {
+        let full_tiles = event_hashes.len() / TILE_SIZE as usize;
+        let per_thread = full_tiles.div_ceil(threads.max(1)).max(1);
+        let tile_roots: Vec<Hash> = std::thread::scope(|scope| {
+            let workers: Vec<_> = event_hashes[..full_tiles * TILE_SIZE as usize]
+                .chunks(per_thread * TILE_SIZE as usize)
+                .map(|chunk| scope.spawn(move || chunk.chunks(TILE_SIZE as usize).map(tile_root).collect::<Vec<_>>()))
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+        });
+        let mut index = Self::new();
+        for root in tile_roots {
+            index.add_complete(0, root);
+        }
+        index.size = (full_tiles * TILE_SIZE as usize) as u64;
+        for hash in &event_hashes[full_tiles * TILE_SIZE as usize..] {
+            index.push(hash);
+        }
+        index
+    }
+
     /// Appends the next leaf (an event hash).
     pub fn push(&mut self, event_hash: &Hash) {
         self.pending.push(leaf_hash(event_hash));
         self.size += 1;
         if self.pending.len() as u64 == TILE_SIZE {
-            let mut level: Vec<Hash> = std::mem::take(&mut self.pending);
-            while level.len() > 1 {
-                level = level.chunks(2).map(|p| node_hash(&p[0], &p[1])).collect();
-            }
-            self.add_complete(0, level[0]);
+            let leaves = std::mem::take(&mut self.pending);
+            self.add_complete(0, root_of_leaves(leaves));
         }
     }
 
@@ -283,6 +302,19 @@ impl MerkleIndex {
         let from = (start - tile_start) as usize;
         Some(&self.pending[from..from + len as usize])
     }
+}
+
+/// The root of a complete tile, from its event hashes.
+fn tile_root(event_hashes: &[Hash]) -> Hash {
+    root_of_leaves(event_hashes.iter().map(|h| leaf_hash(h)).collect())
+}
+
+/// The root over a power-of-two number of leaf hashes.
+fn root_of_leaves(mut level: Vec<Hash>) -> Hash {
+    while level.len() > 1 {
+        level = level.chunks(2).map(|p| node_hash(&p[0], &p[1])).collect();
+    }
+    level[0]
 }
 
 /// A [`SubtreeSource`] over a [`MerkleIndex`], reading the leaves of small
@@ -326,10 +358,6 @@ impl<E, F: FnMut(u64, u64) -> Result<Vec<Hash>, E>> SubtreeSource for IndexSourc
         let tile = start / TILE_SIZE;
         let offset = (start - tile * TILE_SIZE) as usize;
         let leaves = self.tile_leaves(tile)?;
-        let mut level: Vec<Hash> = leaves[offset..offset + size as usize].to_vec();
-        while level.len() > 1 {
-            level = level.chunks(2).map(|p| node_hash(&p[0], &p[1])).collect();
-        }
-        Ok(level[0])
+        Ok(root_of_leaves(leaves[offset..offset + size as usize].to_vec()))
     }
 }

@@ -67,7 +67,18 @@ pub struct Proofs {
 impl Proofs {
     /// Builds the index from the stored events.
     pub fn new(store: Store, signer: NoteSigner, origin: String) -> Result<Self, ProofError> {
-        let proofs = Self { store, index: RwLock::new(MerkleIndex::new()), signer, origin };
+        let size = store.head()?.size;
+        let mut hashes = Vec::with_capacity(size as usize);
+        events::for_each_hash_after(&mut *store.conn()?, 0, size, |seq, hash| {
+            if seq == hashes.len() as u64 + 1 {
+                hashes.push(hash);
+            }
+        })?;
+        if (hashes.len() as u64) < size {
+            return Err(ProofError::Ledger(format!("seq {} is missing", hashes.len() + 1)));
+        }
+        let index = MerkleIndex::from_event_hashes(&hashes, crate::store::cores() as usize);
+        let proofs = Self { store, index: RwLock::new(index), signer, origin };
         proofs.sync()?;
         Ok(proofs)
     }
@@ -114,7 +125,7 @@ impl Proofs {
             if conn.is_none() {
                 conn = Some(self.store.conn()?);
             }
-            let c = conn.as_mut().map(|c| &mut **c).ok_or_else(|| StoreError::Migration("no connection".into()))?;
+            let c = conn.as_deref_mut().ok_or_else(|| StoreError::Migration("no connection".into()))?;
             events::hashes(c, first + 1, count)
         };
         let mut source =
@@ -238,7 +249,12 @@ where
     F: Fn() -> Result<C, StoreError> + Sync,
 {
     use crate::ledger::{VerifyFailure, VerifyFailureKind};
-    let mut report = crate::store::verify_chain(&connect)?;
+    let (mut report, hashes) = crate::store::verify_chain_collecting(
+        &connect,
+        crate::store::cores(),
+        crate::store::PARALLEL_VERIFY_MIN,
+        true,
+    )?;
     let mut conn = connect()?;
     let mut notes: Vec<(String, String)> = checkpoints::all(&mut conn)?
         .into_iter()
@@ -250,8 +266,7 @@ where
     if !report.ok || notes.is_empty() {
         return Ok(report);
     }
-    let mut index = MerkleIndex::new();
-    extend_index(&mut index, &mut conn, report.size)?;
+    let index = MerkleIndex::from_event_hashes(&hashes, crate::store::cores() as usize);
     for (what, note) in notes {
         let parsed = match verifier {
             Some(v) => v.verify(&note),

@@ -133,7 +133,7 @@ pub fn verify_target(target: &StorageTarget) -> Result<ChainReport, StoreError> 
 }
 
 /// Ledgers smaller than this are verified on one thread.
-const PARALLEL_VERIFY_MIN: u64 = 50_000;
+pub const PARALLEL_VERIFY_MIN: u64 = 50_000;
 
 /// Recomputes the chain up to the head as it stood when verification began.
 ///
@@ -146,13 +146,33 @@ where
     C: std::ops::DerefMut<Target = DbConn>,
     F: Fn() -> Result<C, StoreError> + Sync,
 {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8) as u64;
-    verify_chain_in_ranges(connect, cores, PARALLEL_VERIFY_MIN)
+    Ok(verify_chain_collecting(connect, cores(), PARALLEL_VERIFY_MIN, false)?.0)
+}
+
+/// Threads for parallel work: one per core, at most 8.
+pub fn cores() -> u64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8) as u64
 }
 
 /// [`verify_chain`] with `ranges` parallel ranges once the ledger has at
 /// least `min_parallel` events (tests use small ledgers).
 pub fn verify_chain_in_ranges<C, F>(connect: F, ranges: u64, min_parallel: u64) -> Result<ChainReport, StoreError>
+where
+    C: std::ops::DerefMut<Target = DbConn>,
+    F: Fn() -> Result<C, StoreError> + Sync,
+{
+    Ok(verify_chain_collecting(connect, ranges, min_parallel, false)?.0)
+}
+
+/// [`verify_chain_in_ranges`], also returning the hashes of the verified
+/// events when `collect` is set (the Merkle leaves, for checkpoint checks
+/// without a second pass over the ledger).
+pub fn verify_chain_collecting<C, F>(
+    connect: F,
+    ranges: u64,
+    min_parallel: u64,
+    collect: bool,
+) -> Result<(ChainReport, Vec<crate::ledger::Hash>), StoreError>
 where
     C: std::ops::DerefMut<Target = DbConn>,
     F: Fn() -> Result<C, StoreError> + Sync,
@@ -171,7 +191,7 @@ where
                 let connect = &connect;
                 scope.spawn(move || {
                     let prev = (first == 1).then_some(crate::ledger::GENESIS_PREV_HASH);
-                    verify_range(&mut *connect()?, first, last, prev)
+                    verify_range(&mut *connect()?, first, last, prev, collect)
                 })
             })
             .collect();
@@ -208,11 +228,19 @@ where
         .find(|o| o.last_verified_seq >= o.first && o.last_verified_seq <= verified)
         .and_then(|o| o.last_hash)
         .map(hex::encode);
-    Ok(ChainReport { ok: failure.is_none(), verified, size, head_hash, checkpoints_verified: 0, failure })
+    let mut hashes = Vec::new();
+    if collect && failure.is_none() {
+        hashes.reserve(size as usize);
+        for outcome in outcomes {
+            hashes.extend(outcome.hashes);
+        }
+    }
+    Ok((ChainReport { ok: failure.is_none(), verified, size, head_hash, checkpoints_verified: 0, failure }, hashes))
 }
 
 struct RangeOutcome {
     first: u64,
+    hashes: Vec<crate::ledger::Hash>,
     last_verified_seq: u64,
     first_prev_hash: Option<crate::ledger::Hash>,
     last_hash: Option<crate::ledger::Hash>,
@@ -224,12 +252,19 @@ fn verify_range(
     first: u64,
     last: u64,
     prev: Option<crate::ledger::Hash>,
+    collect: bool,
 ) -> Result<RangeOutcome, StoreError> {
     let mut verifier = ChainVerifier::starting_at(first, prev);
     let mut failure = None;
+    let mut hashes = Vec::new();
     events::for_each_in_range(conn, first, last, |row| {
         let checked = match row.into_event() {
-            Ok(event) => verifier.push(&event),
+            Ok(event) => {
+                if collect {
+                    hashes.push(event.hash);
+                }
+                verifier.push(&event)
+            }
             Err(e) => Err(VerifyFailure {
                 seq: verifier.last_verified_seq() + 1,
                 kind: VerifyFailureKind::CorruptRow,
@@ -254,6 +289,7 @@ fn verify_range(
     }
     Ok(RangeOutcome {
         first,
+        hashes,
         last_verified_seq: verifier.last_verified_seq(),
         first_prev_hash: verifier.first_prev_hash(),
         last_hash: (verifier.verified() > 0).then(|| verifier.last_hash()).flatten(),

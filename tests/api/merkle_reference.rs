@@ -183,3 +183,20 @@ fn a_hundred_thousand_leaves_at_random_points_with_logarithmic_reads() {
         assert!(merkle::verify_consistency(old as u64, size as u64, &old_root, &root, &proof));
     }
 }
+
+#[test]
+fn an_index_built_in_parallel_equals_one_built_leaf_by_leaf() {
+    let all = leaves(1000, 5);
+    for n in (1..=70).chain([255, 256, 257, 999, 1000]) {
+        let d = &all[..n];
+        for threads in [1, 2, 3, 8] {
+            let parallel = MerkleIndex::from_event_hashes(d, threads);
+            assert_eq!(parallel.size(), n as u64);
+            let mut reads = 0;
+            let mut src = source(&parallel, d, &mut reads);
+            assert_eq!(merkle::root(&mut src, n as u64).unwrap(), rfc::mth(d), "n {n} threads {threads}");
+            let m = n / 2;
+            assert_eq!(merkle::inclusion_proof(&mut src, m as u64, n as u64).unwrap(), rfc::path(m, d));
+        }
+    }
+}

@@ -162,10 +162,13 @@ async fn a_truncated_log_and_a_forged_checkpoint_are_caught() {
     // A stored checkpoint whose signature was tampered with.
     sql(app.db(), &["DELETE FROM checkpoints"]);
     let forged = kept.replace("\n10\n", "\n8\n");
-    sql(app.db(), &[&format!(
-        "INSERT INTO checkpoints (tree_size, root_hash, note, created_at) VALUES (8, zeroblob(32), '{}', 'x')",
-        forged.replace('\'', "''")
-    )]);
+    sql(
+        app.db(),
+        &[&format!(
+            "INSERT INTO checkpoints (tree_size, root_hash, note, created_at) VALUES (8, zeroblob(32), '{}', 'x')",
+            forged.replace('\'', "''")
+        )],
+    );
     let (code, out) = govledger(&["verify"], app.db());
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("checkpoint_signature"), "{out}");
