@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use diesel::connection::SimpleConnection;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::pg::PgConnection;
 use diesel::sqlite::SqliteConnection;
@@ -104,8 +105,8 @@ impl DbConn {
             Self::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
             Self::Pg(c) => {
                 AnsiTransactionManager::begin_transaction(c)?;
-                if let Err(e) = diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PG_APPEND_LOCK})")).execute(c)
-                {
+                // batch_execute: one round trip for the lock, on the writer's hot path.
+                if let Err(e) = c.batch_execute(&format!("SELECT pg_advisory_xact_lock({PG_APPEND_LOCK})")) {
                     AnsiTransactionManager::rollback_transaction(c).ok();
                     return Err(e.into());
                 }

@@ -1,7 +1,9 @@
 -- The ledger: the only source of truth. seq is NOT a sequence (aborted
 -- transactions would leave gaps): the writer assigns head + 1 while holding
 -- a transaction-scoped advisory lock; UNIQUE(seq) and UNIQUE(prev_hash) make
--- any fork impossible even if that protocol were broken.
+-- any fork impossible even if that protocol were broken. (No UNIQUE(hash):
+-- the hash covers seq, so it cannot repeat, and a random-key index costs a
+-- page write per event.)
 CREATE TABLE events (
     seq BIGINT PRIMARY KEY CHECK (seq > 0),
     id TEXT NOT NULL UNIQUE,
@@ -16,7 +18,7 @@ CREATE TABLE events (
     occurred_at TEXT,
     idempotency_key TEXT,
     prev_hash BYTEA NOT NULL UNIQUE CHECK (length(prev_hash) = 32),
-    hash BYTEA NOT NULL UNIQUE CHECK (length(hash) = 32)
+    hash BYTEA NOT NULL CHECK (length(hash) = 32)
 );
 
 CREATE UNIQUE INDEX events_idempotency ON events (actor, idempotency_key) WHERE idempotency_key IS NOT NULL;
