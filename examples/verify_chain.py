@@ -3,11 +3,13 @@
 docs/LEDGER_FORMAT.md alone (standard library only).
 
     python3 examples/verify_chain.py --vectors docs/ledger-test-vectors.json
-    python3 examples/verify_chain.py --url http://127.0.0.1:8080
+    GOVLEDGER_TOKEN=... python3 examples/verify_chain.py --url http://127.0.0.1:8080
 
 With --vectors it checks the published test vectors; with --url it pages
-through GET /api/v1/events and recomputes every hash and link.
+through GET /api/v1/events (with the bearer token in GOVLEDGER_TOKEN, which
+must be allowed to read every project) and recomputes every hash and link.
 """
+import os
 import argparse
 import hashlib
 import json
@@ -91,7 +93,10 @@ def raw_attributes(body):
 def fetch_events(url):
     events, after = [], 0
     while True:
-        with urllib.request.urlopen(f"{url}/api/v1/events?limit=1000&after_seq={after}") as r:
+        request = urllib.request.Request(f"{url}/api/v1/events?limit=1000&after_seq={after}")
+        if os.environ.get("GOVLEDGER_TOKEN"):
+            request.add_header("Authorization", f"Bearer {os.environ['GOVLEDGER_TOKEN']}")
+        with urllib.request.urlopen(request) as r:
             body = r.read().decode("utf-8")
         page = json.loads(body)
         for e, raw in zip(page["events"], raw_attributes(body)):

@@ -3,12 +3,15 @@
 proofs, written from the C2SP signed-note / tlog-checkpoint specifications and
 RFC 9162 (needs the `cryptography` package for Ed25519).
 
-    python3 examples/verify_checkpoint.py --url http://127.0.0.1:8080 [--key FILE] [--seq N]
+    GOVLEDGER_TOKEN=... python3 examples/verify_checkpoint.py --url http://127.0.0.1:8080 [--key FILE] [--seq N]
 
 Fetches the latest checkpoint, checks its signature with the verifier key
 (from --key, or the server's /api/v1/checkpoint/key), and with --seq checks
-that event N is included in the checkpointed tree.
+that event N is included in the checkpointed tree (the proof needs a bearer
+token allowed to read that event, in GOVLEDGER_TOKEN; the checkpoint and the
+key are public).
 """
+import os
 import argparse
 import base64
 import hashlib
@@ -21,7 +24,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 
 def get(url):
-    with urllib.request.urlopen(url) as r:
+    request = urllib.request.Request(url)
+    if os.environ.get("GOVLEDGER_TOKEN"):
+        request.add_header("Authorization", f"Bearer {os.environ['GOVLEDGER_TOKEN']}")
+    with urllib.request.urlopen(request) as r:
         return r.read().decode("utf-8")
 
 

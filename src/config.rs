@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::auth::TokenConfig;
 use crate::proofs::keys::SigningKeyConfig;
 use crate::store::{StorageTarget, WriterConfig};
 
@@ -43,6 +44,8 @@ pub struct Config {
     /// How often a checkpoint is published when the ledger has grown
     /// (`None`: only on demand).
     pub checkpoint_interval: Option<Duration>,
+    /// Token keys, issuer and audience.
+    pub tokens: TokenConfig,
 }
 
 /// The checkpoint origin when none is configured. Operators should set a
@@ -56,6 +59,7 @@ impl Config {
         Self {
             signing_key: SigningKeyConfig::in_data_dir(data_dir, DEFAULT_ORIGIN),
             checkpoint_interval: Some(Duration::from_secs(60)),
+            tokens: TokenConfig::in_data_dir(data_dir),
             bind: bind.into(),
             storage,
             limits: Limits::default(),

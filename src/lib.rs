@@ -9,8 +9,10 @@
 //! [`store::StoreError`], [`http::ApiError`], [`startup::StartupError`]);
 //! they convert at layer boundaries. `anyhow` is used in `main` only.
 
+pub mod auth;
 pub mod config;
 pub mod http;
+pub mod keyfile;
 pub mod ledger;
 pub mod proofs;
 pub mod startup;

@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+use govledger::auth::access::{parse_ttl, Access};
+use govledger::auth::TokenConfig;
 use govledger::config::{Config, DEFAULT_ORIGIN};
 use govledger::ledger::bundle::{self, BundleContents};
 use govledger::ledger::checkpoint::{Checkpoint, NoteVerifier};
@@ -72,6 +74,39 @@ impl KeyArgs {
     }
 }
 
+#[derive(Args, Clone)]
+struct TokenArgs {
+    /// `iss` of the server's tokens.
+    #[arg(long, env = "GOVLEDGER_TOKEN_ISSUER", default_value = "govledger")]
+    token_issuer: String,
+    /// `aud` every accepted token must carry.
+    #[arg(long, env = "GOVLEDGER_TOKEN_AUDIENCE", default_value = "govledger")]
+    token_audience: String,
+    /// The server's token key (Ed25519 PKCS#8); default DATA_DIR/token-signing.key.
+    #[arg(long, env = "GOVLEDGER_TOKEN_KEY")]
+    token_key: Option<PathBuf>,
+    /// Public keys (JWKS file) of an external identity provider whose tokens are accepted.
+    #[arg(long, env = "GOVLEDGER_JWKS")]
+    jwks: Option<PathBuf>,
+    /// `iss` of the identity provider's tokens (required with --jwks).
+    #[arg(long, env = "GOVLEDGER_IDP_ISSUER")]
+    idp_issuer: Option<String>,
+}
+
+impl TokenArgs {
+    fn config(&self, data_dir: &Path) -> TokenConfig {
+        let mut config = TokenConfig::in_data_dir(data_dir);
+        if let Some(path) = &self.token_key {
+            config.key_path = path.clone();
+        }
+        config.issuer = self.token_issuer.clone();
+        config.audience = self.token_audience.clone();
+        config.jwks_path = self.jwks.clone();
+        config.idp_issuer = self.idp_issuer.clone();
+        config
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server.
@@ -83,6 +118,8 @@ enum Command {
         storage: StorageArgs,
         #[command(flatten)]
         key: KeyArgs,
+        #[command(flatten)]
+        tokens: TokenArgs,
         /// HTTP worker threads (default: one per core).
         #[arg(long, env = "GOVLEDGER_WORKERS", default_value_t = 0)]
         workers: usize,
@@ -107,6 +144,11 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Tokens for CI systems and the first administrator.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
     },
     /// The checkpoint signing key.
     Key {
@@ -145,6 +187,30 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint a token with the data directory's key, offline, and record
+    /// `token.issued` in the ledger (never the token itself).
+    Issue {
+        /// The token's subject: the actor recorded for what it appends.
+        #[arg(long)]
+        sub: String,
+        /// A role (repeatable): admin, ci, data_scientist, risk_officer, auditor, viewer.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// A project the token may act in (repeatable); default `*`, every project.
+        #[arg(long = "project")]
+        projects: Vec<String>,
+        /// Lifetime: 90d, 12h, 30m or seconds.
+        #[arg(long, default_value = "90d")]
+        ttl: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        tokens: TokenArgs,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeyCommand {
     /// Print the verifier key in signed-note format (creating the signing key if none exists).
     Show {
@@ -171,9 +237,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { bind, storage, key, workers, checkpoint_interval } => {
+        Command::Serve { bind, storage, key, tokens, workers, checkpoint_interval } => {
             let mut config = Config::new(bind, storage.target()?, &storage.data_dir);
             config.workers = workers;
+            config.tokens = tokens.config(&storage.data_dir);
             config.signing_key = key.config(&storage.data_dir);
             config.checkpoint_interval = (checkpoint_interval > 0).then(|| Duration::from_secs(checkpoint_interval));
             serve(config)?;
@@ -181,6 +248,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Verify { storage, key, checkpoint, key_file, json } => {
             verify(&storage, &key, checkpoint.as_deref(), key_file.as_deref(), json)
+        }
+        Command::Token { command: TokenCommand::Issue { sub, roles, projects, ttl, storage, tokens } } => {
+            issue_token(&sub, &roles, &projects, &ttl, &storage, &tokens)
         }
         Command::Key { command: KeyCommand::Show { storage, key } } => {
             let signer = keys::load_or_create(&key.config(&storage.data_dir))?;
@@ -198,7 +268,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let described = config.storage.describe();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let app = Application::build(config).context("cannot start the server")?;
+        let app = Application::build(config).await.context("cannot start the server")?;
         // Tests and scripts read this line to learn the port when binding port 0.
         println!("govledger listening on http://127.0.0.1:{} ({described})", app.port());
         tracing::info!(port = app.port(), storage = %described, "govledger serving");
@@ -206,6 +276,40 @@ fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("govledger stopped");
         anyhow::Ok(())
     })
+}
+
+/// The actor recorded for tokens minted on the command line: whoever can
+/// read the data directory's key.
+const LOCAL_ADMIN: &str = "local-admin";
+
+fn issue_token(
+    sub: &str,
+    roles: &[String],
+    projects: &[String],
+    ttl: &str,
+    storage: &StorageArgs,
+    tokens: &TokenArgs,
+) -> anyhow::Result<ExitCode> {
+    let ttl = parse_ttl(ttl).map_err(anyhow::Error::msg)?;
+    let projects = if projects.is_empty() { vec!["*".to_owned()] } else { projects.to_vec() };
+    let (store, writer_thread) = Store::open(storage.target()?, 2, WriterConfig::default())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let issued = runtime.block_on(async {
+        let access = Access::load(&tokens.config(&storage.data_dir), &store).await?;
+        access.issue_token(&store, LOCAL_ADMIN, sub, roles, &projects, ttl).await
+    })?;
+    drop(store);
+    writer_thread.join().ok();
+    println!("{}", issued.token);
+    eprintln!(
+        "issued token {} for {} (roles {}, projects {}), expires at {}",
+        issued.jti,
+        issued.sub,
+        issued.roles.join(","),
+        issued.projects.join(","),
+        issued.expires_at
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn read_verifier(path: &Path) -> anyhow::Result<NoteVerifier> {

@@ -10,6 +10,7 @@ use crate::http::{self, AppState};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::access::{Access, AccessError};
 use crate::proofs::{keys, ProofError, Proofs};
 use crate::store::{Store, StoreError};
 
@@ -20,6 +21,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Proofs(#[from] ProofError),
+    #[error(transparent)]
+    Access(#[from] AccessError),
     #[error("cannot listen on {bind}: {source}")]
     Bind { bind: String, source: std::io::Error },
 }
@@ -31,11 +34,13 @@ pub struct Application {
     writer_thread: JoinHandle<()>,
     proofs: Arc<Proofs>,
     checkpoint_interval: Option<Duration>,
+    access: Arc<Access>,
+    store: Store,
 }
 
 impl Application {
     /// Opens storage (running migrations), starts the writer and binds.
-    pub fn build(config: Config) -> Result<Self, StartupError> {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
         let (store, writer_thread) = Store::open(config.storage.clone(), config.pool_size, config.writer.clone())?;
         let listener = TcpListener::bind(&config.bind)
             .map_err(|source| StartupError::Bind { bind: config.bind.clone(), source })?;
@@ -43,7 +48,13 @@ impl Application {
             listener.local_addr().map_err(|source| StartupError::Bind { bind: config.bind.clone(), source })?.port();
         let signer = keys::load_or_create(&config.signing_key)?;
         let proofs = Arc::new(Proofs::new(store.clone(), signer, config.signing_key.origin.clone())?);
-        let state = web::Data::new(AppState { store, proofs: proofs.clone(), limits: config.limits.clone() });
+        let access = Arc::new(Access::load(&config.tokens, &store).await?);
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            proofs: proofs.clone(),
+            access: access.clone(),
+            limits: config.limits.clone(),
+        });
         let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::configure))
             // In-flight requests (and so in-flight commits) get this long to finish on SIGTERM/SIGINT.
             .shutdown_timeout(30);
@@ -52,7 +63,7 @@ impl Application {
         }
         let server =
             server.listen(listener).map_err(|source| StartupError::Bind { bind: config.bind.clone(), source })?.run();
-        Ok(Self { port, server, writer_thread, proofs, checkpoint_interval: config.checkpoint_interval })
+        Ok(Self { port, server, writer_thread, proofs, checkpoint_interval: config.checkpoint_interval, access, store })
     }
 
     /// The port actually bound.
@@ -70,11 +81,15 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let publisher =
             self.checkpoint_interval.map(|every| tokio::spawn(publish_checkpoints(self.proofs.clone(), every)));
+        let follower = tokio::spawn(follow_access(self.access.clone(), self.store.clone()));
         let served = self.server.await;
         if let Some(publisher) = publisher {
             publisher.abort();
         }
+        follower.abort();
         drop(self.proofs);
+        drop(self.access);
+        drop(self.store);
         served?;
         // The last writer handle went away with the workers' app state.
         let writer = self.writer_thread;
@@ -96,6 +111,20 @@ async fn publish_checkpoints(proofs: Arc<Proofs>, every: Duration) {
             Ok(Ok(None)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot publish a checkpoint"),
             Err(e) => tracing::warn!(error = %e, "checkpoint task failed"),
+        }
+    }
+}
+
+/// How often a replica picks up policy changes and revocations made through
+/// another replica (the bound documented in docs/ACCESS.md).
+pub const ACCESS_FOLLOW_INTERVAL: Duration = Duration::from_secs(2);
+
+async fn follow_access(access: Arc<Access>, store: Store) {
+    let mut ticks = tokio::time::interval(ACCESS_FOLLOW_INTERVAL);
+    loop {
+        ticks.tick().await;
+        if let Err(e) = access.follow_ledger(&store).await {
+            tracing::warn!(error = %e, "cannot follow policy and revocation events");
         }
     }
 }

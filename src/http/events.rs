@@ -6,26 +6,28 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use super::auth::Caller;
 use super::body::read_json;
 use super::{ApiError, AppState};
 use crate::ledger::event::{EventJson, SERVER_ASSIGNED_FIELDS};
 use crate::ledger::{EntityRef, Event, EventDraft, EventKind, EventRequest};
-use crate::store::{Appended, EventFilter};
-
-/// The actor recorded while the server runs without authentication.
-pub const UNAUTHENTICATED_ACTOR: &str = "anonymous";
+use crate::store::{events, Appended, EventFilter};
 
 /// `POST /api/v1/events`: one event, or `{"events": [...]}` appended
 /// atomically and in order. 201 when written; 200 with
 /// `Idempotent-Replayed: true` when the idempotency keys show a retry.
 pub async fn append(
     state: web::Data<AppState>,
+    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
     let (drafts, is_batch) = parse_append_body(body, state.limits.max_batch_events)?;
-    let appended = state.store.writer().append(UNAUTHENTICATED_ACTOR.to_owned(), drafts).await?;
+    for draft in &drafts {
+        caller.require(&format!("events/{}", draft.kind), "append", draft.project.as_deref())?;
+    }
+    let appended = state.store.writer().append(caller.sub().to_owned(), drafts).await?;
     let (status, replayed) = match &appended {
         Appended::Created(_) => (StatusCode::CREATED, false),
         Appended::Replayed(_) => (StatusCode::OK, true),
@@ -105,11 +107,13 @@ pub fn parse_append_body(body: serde_json::Value, max_batch: usize) -> Result<(V
 }
 
 /// `GET /api/v1/events/{seq}`.
-pub async fn get(state: web::Data<AppState>, seq: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+/// An event the caller may not read is answered exactly like one that does
+/// not exist.
+pub async fn get(state: web::Data<AppState>, caller: Caller, seq: web::Path<u64>) -> Result<HttpResponse, ApiError> {
     let seq = seq.into_inner();
     let store = state.store.clone();
     let event = web::block(move || store.event(seq)).await??;
-    match event {
+    match event.filter(|e| caller.may("events", "read", e.project.as_deref())) {
         Some(event) => Ok(HttpResponse::Ok().json(event.to_json().map_err(ApiError::internal)?)),
         None => Err(ApiError::not_found(format!("no event with seq {seq}"))),
     }
@@ -129,7 +133,11 @@ pub struct ListQuery {
 /// `GET /api/v1/events?kind=&subject=&actor=&after_seq=&limit=`, ascending
 /// by seq. `next_after_seq` is the cursor for the next page, `null` on the
 /// last one.
-pub async fn list(state: web::Data<AppState>, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     let limit = q.limit.unwrap_or(state.limits.default_page_size);
     if limit == 0 || limit > state.limits.max_page_size {
@@ -144,10 +152,24 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<ListQuery>) -> R
     if let Some(subject) = &q.subject {
         EntityRef::parse(subject).map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
     }
+    let store = state.store.clone();
+    let projects = web::block(move || {
+        let mut unknown = None;
+        let readable = caller.readable_projects(|| match store.conn().and_then(|mut c| events::projects(&mut c)) {
+            Ok(projects) => projects,
+            Err(e) => {
+                unknown = Some(e);
+                Vec::new()
+            }
+        });
+        unknown.map_or(Ok(readable), Err)
+    })
+    .await??;
     let filter = EventFilter {
         kind: q.kind,
         subject: q.subject,
         actor: q.actor,
+        projects,
         after_seq: q.after_seq.unwrap_or(0),
         // One more than asked, to know whether another page follows.
         limit: limit + 1,
@@ -175,7 +197,8 @@ struct EventsPage<'a> {
 }
 
 /// `GET /api/v1/head`: the ledger's size and last hash.
-pub async fn head(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn head(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require("events", "read", None)?;
     let store = state.store.clone();
     let head = web::block(move || store.head()).await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -185,7 +208,8 @@ pub async fn head(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
 }
 
 /// `GET /api/v1/verify`: recomputes the whole chain, like `govledger verify`.
-pub async fn verify(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn verify(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require("proofs", "read", None)?;
     let proofs = state.proofs.clone();
     let report = web::block(move || proofs.verify()).await??;
     Ok(HttpResponse::Ok().json(report))

@@ -1,6 +1,8 @@
 //! The HTTP API: decode the request, call the store, encode the response.
 //! All wiring is here; one module per resource.
 
+pub mod admin;
+pub mod auth;
 pub mod body;
 pub mod error;
 pub mod events;
@@ -13,6 +15,7 @@ pub use error::ApiError;
 
 use std::sync::Arc;
 
+use crate::auth::access::Access;
 use crate::config::Limits;
 use crate::proofs::Proofs;
 use crate::store::Store;
@@ -22,6 +25,7 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Store,
     pub proofs: Arc<Proofs>,
+    pub access: Arc<Access>,
     pub limits: Limits,
 }
 
@@ -46,7 +50,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/checkpoint", web::get().to(proofs::checkpoint))
             .route("/checkpoint/key", web::get().to(proofs::verifier_key))
             .route("/proofs/inclusion", web::get().to(proofs::inclusion))
-            .route("/proofs/consistency", web::get().to(proofs::consistency)),
+            .route("/proofs/consistency", web::get().to(proofs::consistency))
+            .route("/tokens", web::post().to(admin::issue_token))
+            .route("/tokens/{jti}/revoke", web::post().to(admin::revoke_token))
+            .route("/policies", web::get().to(admin::get_policy))
+            .route("/policies", web::put().to(admin::put_policy)),
     )
     .default_service(web::to(not_found));
 }

@@ -3,6 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
+use super::auth::Caller;
 use super::{ApiError, AppState};
 
 /// Query of `GET /api/v1/checkpoint`.
@@ -46,12 +47,19 @@ pub struct InclusionQuery {
     tree_size: Option<u64>,
 }
 
-/// `GET /api/v1/proofs/inclusion?seq=N[&tree_size=M]`.
+/// `GET /api/v1/proofs/inclusion?seq=N[&tree_size=M]`. An event the caller
+/// may not read is answered like one that does not exist.
 pub async fn inclusion(
     state: web::Data<AppState>,
+    caller: Caller,
     query: web::Query<InclusionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let InclusionQuery { seq, tree_size } = query.into_inner();
+    let store = state.store.clone();
+    let event = web::block(move || store.event(seq)).await??;
+    if !event.is_some_and(|e| caller.may("events", "read", e.project.as_deref())) {
+        return Err(ApiError::not_found(format!("no event with seq {seq}")));
+    }
     let proofs = state.proofs.clone();
     let proof = web::block(move || proofs.inclusion(seq, tree_size)).await??;
     Ok(HttpResponse::Ok().json(proof))
@@ -68,8 +76,10 @@ pub struct ConsistencyQuery {
 /// `GET /api/v1/proofs/consistency?from=A&to=B`.
 pub async fn consistency(
     state: web::Data<AppState>,
+    caller: Caller,
     query: web::Query<ConsistencyQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require("proofs", "read", None)?;
     let ConsistencyQuery { from, to } = query.into_inner();
     let proofs = state.proofs.clone();
     let proof = web::block(move || proofs.consistency(from, to)).await??;

@@ -1,10 +1,9 @@
 //! The checkpoint signing key: created at first start in the data directory
 //! (mode 0600), or given by path so that replicas share one key.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::ledger::checkpoint::{generate_pkcs8, NoteSigner};
+use crate::ledger::checkpoint::NoteSigner;
 
 use super::ProofError;
 
@@ -29,26 +28,7 @@ impl SigningKeyConfig {
 
 /// Loads the key, creating it (readable by its owner only) if it does not exist.
 pub fn load_or_create(config: &SigningKeyConfig) -> Result<NoteSigner, ProofError> {
-    let io = |e: std::io::Error| ProofError::Key(format!("{}: {e}", config.path.display()));
-    let pkcs8 = match std::fs::read(&config.path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let pkcs8 = generate_pkcs8().map_err(|e| ProofError::Key(e.to_string()))?;
-            if let Some(dir) = config.path.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
-            }
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&config.path).map_err(io)?;
-            file.write_all(&pkcs8).map_err(io)?;
-            file.sync_all().map_err(io)?;
-            tracing::info!(path = %config.path.display(), "created the checkpoint signing key");
-            pkcs8
-        }
-        Err(e) => return Err(io(e)),
-    };
+    let pkcs8 = crate::keyfile::load_or_create_ed25519(&config.path).map_err(ProofError::Key)?;
     NoteSigner::from_pkcs8(&config.origin, &pkcs8)
         .map_err(|e| ProofError::Key(format!("{}: {e}", config.path.display())))
 }

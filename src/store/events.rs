@@ -186,6 +186,8 @@ pub struct EventFilter {
     pub kind: Option<String>,
     pub subject: Option<String>,
     pub actor: Option<String>,
+    /// Only events in these projects (`None`: any project or none).
+    pub projects: Option<Vec<String>>,
     pub after_seq: u64,
     pub limit: u32,
 }
@@ -205,6 +207,9 @@ pub fn list(conn: &mut DbConn, filter: &EventFilter) -> Result<Vec<Event>, Store
         }
         if let Some(actor) = &filter.actor {
             query = query.filter(events::actor.eq(actor.clone()));
+        }
+        if let Some(projects) = &filter.projects {
+            query = query.filter(events::project.eq_any(projects.clone()));
         }
         if let Some(subject) = &filter.subject {
             if subject.contains('@') {
@@ -273,4 +278,10 @@ pub fn for_each_hash_after(
         }
         Ok(())
     })
+}
+
+/// Every project that has events.
+pub fn projects(conn: &mut DbConn) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<Option<String>> = with_conn!(conn, |c| events::table.select(events::project).distinct().load(c))?;
+    Ok(rows.into_iter().flatten().collect())
 }

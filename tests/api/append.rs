@@ -27,7 +27,7 @@ async fn appended_event_is_stored_chained_and_readable(backend: Backend) {
     assert_eq!(first["prev_hash"], "0".repeat(64));
     assert_eq!(second["seq"], 2);
     assert_eq!(second["prev_hash"], first["hash"]);
-    assert_eq!(second["actor"], "anonymous");
+    assert_eq!(second["actor"], crate::helpers::TEST_ADMIN);
     assert_eq!(second["project"], "fraud");
     assert_eq!(second["occurred_at"], "2026-03-03T09:00:00.000000Z");
     assert_eq!(second["attributes"], json!({"framework": "xgboost", "metrics": {"auc": 0.93}}));

@@ -13,8 +13,8 @@ const WRITERS: usize = 16;
 const EVENTS_PER_WRITER: usize = 500;
 
 /// Posts `count` events as writer `w`, each on its own keep-alive connection.
-async fn write_events(base: String, w: usize, count: usize) {
-    let client = reqwest::Client::new();
+async fn write_events(base: String, token: String, w: usize, count: usize) {
+    let client = crate::helpers::client_with(&token);
     for n in 0..count {
         let response = client
             .post(format!("{base}/api/v1/events"))
@@ -59,8 +59,9 @@ async fn sixteen_concurrent_writers_make_one_gapless_chain(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let writers: Vec<_> =
-        (0..WRITERS).map(|w| tokio::spawn(write_events(app.base.clone(), w, EVENTS_PER_WRITER))).collect();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| tokio::spawn(write_events(app.base.clone(), app.admin_token.clone(), w, EVENTS_PER_WRITER)))
+        .collect();
     for writer in writers {
         writer.await.expect("writer finished");
     }
@@ -120,28 +121,31 @@ async fn two_server_processes_on_one_postgres_make_one_gapless_chain() {
         let b = s.spawn(|| ServerProcess::start(&db));
         (a.join().unwrap(), b.join().unwrap())
     });
+    let token = crate::helpers::mint(db.dir.path(), "writer", &["admin"], &["*"]);
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let base = if w % 2 == 0 { a.base.clone() } else { b.base.clone() };
-            tokio::spawn(write_events(base, w, EVENTS_PER_WRITER))
+            tokio::spawn(write_events(base, token.clone(), w, EVENTS_PER_WRITER))
         })
         .collect();
     for writer in writers {
         writer.await.expect("writer finished");
     }
-    assert_one_complete_chain(&TestApp::attach(&b.base), &db).await;
+    assert_one_complete_chain(&TestApp::attach(&b.base, &token), &db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_cleanly_and_keeps_every_acknowledged_event() {
     let db = TestDatabase::create(Backend::Sqlite).expect("sqlite");
     let server = ServerProcess::start(&db);
+    let token = crate::helpers::mint(db.dir.path(), "writer", &["admin"], &["*"]);
     let deadline = Instant::now() + Duration::from_millis(1500);
     let writers: Vec<_> = (0..8)
         .map(|w| {
             let base = server.base.clone();
+            let token = token.clone();
             tokio::spawn(async move {
-                let client = reqwest::Client::new();
+                let client = crate::helpers::client_with(&token);
                 let mut acknowledged = Vec::new();
                 for n in 0.. {
                     let sent = client

@@ -88,10 +88,32 @@ fn uuid_like() -> String {
     format!("{n:016x}")
 }
 
+/// The subject of the admin token tests use by default.
+pub const TEST_ADMIN: &str = "test-admin";
+
+/// Mints a token with the server's token key in `data_dir`.
+pub fn mint(data_dir: &std::path::Path, sub: &str, roles: &[&str], projects: &[&str]) -> String {
+    let config = govledger::auth::TokenConfig::in_data_dir(data_dir);
+    let (issuer, _) = govledger::auth::TokenIssuer::load_or_create(&config).expect("token key");
+    let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+    let projects: Vec<String> = projects.iter().map(|p| p.to_string()).collect();
+    issuer.issue(sub, &roles, &projects, 3600).expect("token").0
+}
+
+/// An HTTP client that sends `token` with every request.
+pub fn client_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder().default_headers(headers).build().expect("client")
+}
+
 /// A real server on a real database, listening on a random port.
 pub struct TestApp {
     pub base: String,
+    /// Sends an admin token (all projects) with every request.
     pub client: reqwest::Client,
+    pub admin_token: String,
     pub db: Option<TestDatabase>,
     handle: Option<actix_web::dev::ServerHandle>,
 }
@@ -107,16 +129,28 @@ impl TestApp {
         config.workers = 2;
         config.pool_size = 4;
         tweak(&mut config);
-        let app = Application::build(config).expect("server starts");
+        let app = Application::build(config).await.expect("server starts");
         let base = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
-        Some(Self { base, client: reqwest::Client::new(), db: Some(db), handle: Some(handle) })
+        let admin_token = mint(db.dir.path(), TEST_ADMIN, &["admin"], &["*"]);
+        Some(Self { base, client: client_with(&admin_token), admin_token, db: Some(db), handle: Some(handle) })
     }
 
-    /// A client for a server running elsewhere (another process).
-    pub fn attach(base: &str) -> Self {
-        Self { base: base.to_owned(), client: reqwest::Client::new(), db: None, handle: None }
+    /// A client for a server running elsewhere (another process), with `token`.
+    pub fn attach(base: &str, token: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            client: client_with(token),
+            admin_token: token.to_owned(),
+            db: None,
+            handle: None,
+        }
+    }
+
+    /// Mints a token for this server.
+    pub fn token(&self, sub: &str, roles: &[&str], projects: &[&str]) -> String {
+        mint(self.db().dir.path(), sub, roles, projects)
     }
 
     /// The database of an in-process server.

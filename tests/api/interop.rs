@@ -35,10 +35,13 @@ async fn independent_python_verifier_accepts_the_served_chain() {
     .await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/verify_chain.py");
     let base = app.base.clone();
-    let output = tokio::task::spawn_blocking(move || Command::new(python).args([script, "--url", &base]).output())
-        .await
-        .unwrap()
-        .unwrap();
+    let token = app.admin_token.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python).args([script, "--url", &base]).env("GOVLEDGER_TOKEN", token).output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(stdout.trim(), "OK: 2 events verified independently");
@@ -66,8 +69,9 @@ async fn independent_python_checker_accepts_checkpoints_and_inclusion_proofs() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/verify_checkpoint.py");
     for seq in ["1", "13", "21"] {
         let base = app.base.clone();
+        let token = app.admin_token.clone();
         let output = tokio::task::spawn_blocking(move || {
-            Command::new(python).args([script, "--url", &base, "--seq", seq]).output()
+            Command::new(python).args([script, "--url", &base, "--seq", seq]).env("GOVLEDGER_TOKEN", token).output()
         })
         .await
         .unwrap()

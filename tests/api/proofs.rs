@@ -73,8 +73,8 @@ async fn checkpoints_and_proofs_verify_over_http(backend: Backend) {
     assert!(merkle::verify_consistency(13, 33, &cp13.root, &cp33.root, &hashes(&consistency["proof"])));
 
     for (path, status) in [
-        ("/api/v1/proofs/inclusion?seq=0&tree_size=33", 422),
-        ("/api/v1/proofs/inclusion?seq=34&tree_size=33", 422),
+        ("/api/v1/proofs/inclusion?seq=0&tree_size=33", 404),
+        ("/api/v1/proofs/inclusion?seq=34&tree_size=33", 404),
         ("/api/v1/proofs/inclusion?seq=3&tree_size=34", 422),
         ("/api/v1/proofs/inclusion?seq=x", 400),
         ("/api/v1/proofs/consistency?from=20&to=13", 422),

@@ -1,0 +1,114 @@
+//! `/api/v1/tokens` and `/api/v1/policies`: access administration.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::body::read_json;
+use super::{ApiError, AppState};
+use crate::auth::access::{parse_ttl, AccessError};
+use crate::auth::PolicyError;
+
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Invalid(message) => ApiError::unprocessable("invalid_request", message),
+            AccessError::Policy(PolicyError::Invalid { line, reason }) => {
+                ApiError::unprocessable("invalid_policy", format!("line {line}: {reason}"))
+            }
+            AccessError::Append(e) => e.into(),
+            AccessError::Store(e) => e.into(),
+            AccessError::Auth(e) => e.into(),
+            AccessError::Policy(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// Body of `POST /api/v1/tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    sub: String,
+    roles: Vec<String>,
+    projects: Vec<String>,
+    /// `90d`, `12h`, `30m` or seconds; default 90 days.
+    #[serde(default)]
+    ttl: Option<String>,
+}
+
+/// `POST /api/v1/tokens` (admin): mints a token; `token.issued` goes on the record.
+pub async fn issue_token(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("tokens", "issue", None)?;
+    let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
+    let request: TokenRequest =
+        serde_json::from_value(body).map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
+    let ttl = parse_ttl(request.ttl.as_deref().unwrap_or("90d"))
+        .map_err(|e| ApiError::unprocessable("invalid_request", e))?;
+    let issued = state
+        .access
+        .issue_token(&state.store, caller.sub(), &request.sub, &request.roles, &request.projects, ttl)
+        .await?;
+    Ok(HttpResponse::Created().json(issued))
+}
+
+/// Body of `POST /api/v1/tokens/{jti}/revoke`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/tokens/{jti}/revoke` (admin): `token.revoked` goes on the record.
+pub async fn revoke_token(
+    state: web::Data<AppState>,
+    caller: Caller,
+    jti: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("tokens", "revoke", None)?;
+    let jti = jti.into_inner();
+    if jti.is_empty() || jti.len() > 128 || !jti.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(ApiError::unprocessable("invalid_request", "jti must be letters, digits and `-`"));
+    }
+    let has_body = req.headers().get("content-length").and_then(|v| v.to_str().ok()).is_some_and(|v| v != "0");
+    let request: RevokeRequest = if has_body {
+        serde_json::from_value(read_json(&req, payload, state.limits.max_body_bytes).await?)
+            .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?
+    } else {
+        RevokeRequest::default()
+    };
+    state.access.revoke_token(&state.store, caller.sub(), &jti, request.reason.as_deref()).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"jti": jti, "revoked": true})))
+}
+
+/// `GET /api/v1/policies`: the policy in force, as casbin CSV text.
+pub async fn get_policy(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require("policies", "read", None)?;
+    Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(state.access.authorizer.rules().text))
+}
+
+/// `PUT /api/v1/policies` (admin): replaces the policy, atomically, with
+/// `policy.changed` on the record. Body: casbin CSV text (`text/csv` or
+/// `text/plain`).
+pub async fn put_policy(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("policies", "write", None)?;
+    if body.len() > state.limits.max_body_bytes {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "policy too large"));
+    }
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("invalid_request", "the policy must be UTF-8 text"))?;
+    state.access.set_policy(&state.store, caller.sub(), text).await?;
+    Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(text.to_owned()))
+}

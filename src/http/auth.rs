@@ -1,0 +1,88 @@
+//! The one place requests are authenticated and authorized: the [`Caller`]
+//! extractor verifies the bearer token before a handler runs, and handlers
+//! declare the object, action and project of what they are about to do with
+//! [`Caller::require`]; casbin decides. Handlers never look at roles.
+
+use std::future::{ready, Ready};
+use std::sync::Arc;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+
+use super::{ApiError, AppState};
+use crate::auth::{AuthError, Authorizer, Principal};
+
+/// An authenticated caller.
+pub struct Caller {
+    principal: Arc<Principal>,
+    authorizer: Authorizer,
+}
+
+impl Caller {
+    /// The token's subject: the actor recorded for what this caller appends.
+    pub fn sub(&self) -> &str {
+        &self.principal.sub
+    }
+
+    /// Whether the caller may `action` on `object` in `project`.
+    pub fn may(&self, object: &str, action: &str, project: Option<&str>) -> bool {
+        self.authorizer.allows(&self.principal, object, action, project)
+    }
+
+    /// 403 unless the caller may `action` on `object` in `project`.
+    pub fn require(&self, object: &str, action: &str, project: Option<&str>) -> Result<(), ApiError> {
+        if self.may(object, action, project) {
+            Ok(())
+        } else {
+            Err(ApiError::from(AuthError::Forbidden(format!(
+                "{} may not {action} {object}{}",
+                self.principal.sub,
+                project.map(|p| format!(" in project {p}")).unwrap_or_default()
+            ))))
+        }
+    }
+
+    /// The projects whose events the caller may read: `None` for all of them.
+    pub fn readable_projects(&self, all_projects: impl FnOnce() -> Vec<String>) -> Option<Vec<String>> {
+        if self.principal.all_projects() && self.may("events", "read", None) {
+            return None;
+        }
+        let candidates: Vec<String> =
+            if self.principal.all_projects() { all_projects() } else { self.principal.projects.clone() };
+        Some(candidates.into_iter().filter(|p| self.may("events", "read", Some(p))).collect())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            AuthError::Key(message) => ApiError::internal(message),
+            other => {
+                tracing::info!(reason = %other, "authentication failed");
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", other.to_string())
+            }
+        }
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal("no application state"))?;
+    let value = req.headers().get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
+    let text = value.to_str().map_err(|_| AuthError::Invalid("the Authorization header is not text".into()))?;
+    let token = text
+        .strip_prefix("Bearer ")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| AuthError::Invalid("expected `Authorization: Bearer <token>`".into()))?;
+    let principal = state.access.authenticator.authenticate(token.trim())?;
+    Ok(Caller { principal, authorizer: state.access.authorizer.clone() })
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
