@@ -33,33 +33,37 @@ fn main() {
     let wants = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
     let seconds = env_u64("GOVLEDGER_BENCH_SECONDS", 10);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let every_second = Some(Duration::from_secs(1));
     if wants("append-sqlite") {
-        let dir = tempfile::tempdir().unwrap();
+        let fresh = || {
+            let dir = tempfile::tempdir().unwrap();
+            let target = StorageTarget::resolve(dir.path(), None).unwrap();
+            (dir, target)
+        };
+        let (dir, target) = fresh();
         let baseline = sqlite_baseline(&dir.path().join("baseline.db"), seconds);
-        let target = StorageTarget::resolve(dir.path(), None).unwrap();
-        let result = runtime.block_on(http_appends(target, seconds, Some(Duration::from_secs(1))));
+        let result = runtime.block_on(http_appends(target, seconds, every_second, true));
         report("sqlite", &result, baseline, "single-row INSERT transactions, WAL + synchronous=FULL, 1 connection");
-        let quiet_dir = tempfile::tempdir().unwrap();
-        let quiet =
-            runtime.block_on(http_appends(StorageTarget::resolve(quiet_dir.path(), None).unwrap(), seconds, None));
-        println!(
-            "same load without checkpoint signing: {:.0} appends/s (with a checkpoint every second: {:.1}% of that)",
-            quiet.appends as f64 / quiet.elapsed.as_secs_f64(),
-            100.0 * (result.appends as f64 / result.elapsed.as_secs_f64())
-                / (quiet.appends as f64 / quiet.elapsed.as_secs_f64())
-        );
+        let (_quiet_dir, target) = fresh();
+        let quiet = runtime.block_on(http_appends(target, seconds, None, true));
+        compare("without checkpoint signing", &result, &quiet);
+        let (_open_dir, target) = fresh();
+        let open = runtime.block_on(http_appends(target, seconds, every_second, false));
+        compare("without authentication", &result, &open);
     }
     if wants("append-postgres") {
         let base = std::env::var("GOVLEDGER_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let url = fresh_pg_database(&base);
         let baseline = pgbench_baseline(&url, seconds);
-        let result = runtime.block_on(http_appends(
-            StorageTarget::Postgres { url: url.clone() },
-            seconds,
-            Some(Duration::from_secs(1)),
-        ));
+        let result =
+            runtime.block_on(http_appends(StorageTarget::Postgres { url: url.clone() }, seconds, every_second, true));
         report("postgresql", &result, baseline, "pgbench -c 16, one INSERT per transaction");
+        drop_pg_database(&base, &url);
+        let url = fresh_pg_database(&base);
+        let open =
+            runtime.block_on(http_appends(StorageTarget::Postgres { url: url.clone() }, seconds, every_second, false));
+        compare("without authentication", &result, &open);
         drop_pg_database(&base, &url);
     }
     if wants("verify") || wants("proofs") {
@@ -112,15 +116,34 @@ fn report(backend: &str, r: &LoadResult, baseline_per_s: f64, baseline_name: &st
     println!("ratio govledger / baseline: {:.2}x", rate / baseline_per_s);
 }
 
-async fn http_appends(target: StorageTarget, seconds: u64, checkpoint_interval: Option<Duration>) -> LoadResult {
-    let mut config = Config::new(
-        "127.0.0.1:0",
-        target.clone(),
-        &std::env::temp_dir().join(format!("govledger-bench-key-{}", std::process::id())),
+fn compare(what: &str, measured: &LoadResult, other: &LoadResult) {
+    let rate = |r: &LoadResult| r.appends as f64 / r.elapsed.as_secs_f64();
+    println!(
+        "same load {what}: {:.0} appends/s, p99 {:.2} ms (the measured run above is {:.1}% of that)",
+        rate(other),
+        percentile(&other.latencies_us, 0.99),
+        100.0 * rate(measured) / rate(other)
     );
+}
+
+/// Appends over HTTP with tokens of the `ci` role (each connection its own),
+/// or with authentication switched off to measure what it costs.
+async fn http_appends(
+    target: StorageTarget,
+    seconds: u64,
+    checkpoint_interval: Option<Duration>,
+    authenticated: bool,
+) -> LoadResult {
+    let key_dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new("127.0.0.1:0", target.clone(), key_dir.path());
     config.workers = 2;
     config.checkpoint_interval = checkpoint_interval;
-    let app = Application::build(config).unwrap();
+    config.benchmark_without_authentication = !authenticated;
+    let (issuer, _) = govledger::auth::TokenIssuer::load_or_create(&config.tokens).unwrap();
+    let tokens: Vec<String> = (0..CONNECTIONS)
+        .map(|t| issuer.issue(&format!("ci-{t}"), &["ci".into()], &["bench".into()], 3600).unwrap().0)
+        .collect();
+    let app = Application::build(config).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
@@ -130,8 +153,10 @@ async fn http_appends(target: StorageTarget, seconds: u64, checkpoint_interval: 
     let tasks: Vec<_> = (0..CONNECTIONS)
         .map(|t| {
             let addr = addr.clone();
+            let token = tokens[t].clone();
             tokio::spawn(async move {
                 let mut connection = RawHttp::connect(&addr).await;
+                connection.token = Some(token);
                 let mut latencies = Vec::new();
                 let mut n = 0u64;
                 while Instant::now() < deadline {
@@ -309,6 +334,7 @@ struct RawHttp {
     writer: tokio::net::tcp::OwnedWriteHalf,
     request: Vec<u8>,
     line: String,
+    token: Option<String>,
 }
 
 impl RawHttp {
@@ -316,13 +342,14 @@ impl RawHttp {
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
         let (read, writer) = stream.into_split();
-        Self { reader: tokio::io::BufReader::new(read), writer, request: Vec::new(), line: String::new() }
+        Self { reader: tokio::io::BufReader::new(read), writer, request: Vec::new(), line: String::new(), token: None }
     }
 
     async fn get(&mut self, path: &str) -> u16 {
         use std::io::Write;
         self.request.clear();
-        write!(self.request, "GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").unwrap();
+        write!(self.request, "GET {path} HTTP/1.1\r\nHost: bench\r\n").unwrap();
+        self.finish_headers();
         self.exchange().await
     }
 
@@ -331,11 +358,21 @@ impl RawHttp {
         self.request.clear();
         write!(
             self.request,
-            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
             body.len()
         )
         .unwrap();
+        self.finish_headers();
+        self.request.extend_from_slice(body.as_bytes());
         self.exchange().await
+    }
+
+    fn finish_headers(&mut self) {
+        use std::io::Write;
+        if let Some(token) = &self.token {
+            write!(self.request, "Authorization: Bearer {token}\r\n").unwrap();
+        }
+        self.request.extend_from_slice(b"\r\n");
     }
 
     async fn exchange(&mut self) -> u16 {
@@ -414,11 +451,14 @@ fn proof_latency(dir: &std::path::Path, events: u64, runtime: &tokio::runtime::R
     runtime.block_on(async {
         let mut config = Config::new("127.0.0.1:0", target.clone(), dir);
         config.workers = 2;
-        let app = Application::build(config).unwrap();
+        let (issuer, _) = govledger::auth::TokenIssuer::load_or_create(&config.tokens).unwrap();
+        let auditor = issuer.issue("auditor", &["auditor".into()], &["*".into()], 3600).unwrap().0;
+        let app = Application::build(config).await.unwrap();
         let addr = format!("127.0.0.1:{}", app.port());
         let handle = app.handle();
         let server = tokio::spawn(app.run_until_stopped());
         let mut connection = RawHttp::connect(&addr).await;
+        connection.token = Some(auditor);
         for (name, make) in [
             (
                 "inclusion proof, HTTP",

@@ -46,6 +46,10 @@ pub struct Config {
     pub checkpoint_interval: Option<Duration>,
     /// Token keys, issuer and audience.
     pub tokens: TokenConfig,
+    /// Only for measuring what authentication costs (benches/): every
+    /// request is treated as an all-projects admin. Not reachable from the
+    /// command line, the environment or any configuration file.
+    pub benchmark_without_authentication: bool,
 }
 
 /// The checkpoint origin when none is configured. Operators should set a
@@ -60,6 +64,7 @@ impl Config {
             signing_key: SigningKeyConfig::in_data_dir(data_dir, DEFAULT_ORIGIN),
             checkpoint_interval: Some(Duration::from_secs(60)),
             tokens: TokenConfig::in_data_dir(data_dir),
+            benchmark_without_authentication: false,
             bind: bind.into(),
             storage,
             limits: Limits::default(),

@@ -54,6 +54,7 @@ impl Application {
             proofs: proofs.clone(),
             access: access.clone(),
             limits: config.limits.clone(),
+            benchmark_without_authentication: config.benchmark_without_authentication,
         });
         let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::configure))
             // In-flight requests (and so in-flight commits) get this long to finish on SIGTERM/SIGINT.

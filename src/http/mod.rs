@@ -27,6 +27,8 @@ pub struct AppState {
     pub proofs: Arc<Proofs>,
     pub access: Arc<Access>,
     pub limits: Limits,
+    /// See [`crate::config::Config::benchmark_without_authentication`].
+    pub benchmark_without_authentication: bool,
 }
 
 /// Registers every route and the JSON error handlers for extractor failures.

@@ -1,6 +1,7 @@
 //! Integration tests: real servers on real SQLite files and a real PostgreSQL.
 //! One test binary keeps link time down.
 
+mod access;
 mod append;
 mod concurrency;
 mod helpers;

@@ -1,0 +1,404 @@
+//! Who may do what, on a real server: the role × route matrix, the JWT
+//! attack suite, project isolation, and policy and token administration.
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{client_with, Backend, TestApp};
+
+const ROLES: [&str; 6] = ["admin", "ci", "data_scientist", "risk_officer", "auditor", "viewer"];
+
+fn event(kind: &str) -> Value {
+    json!({"kind": kind, "subject": "model:fraud@1", "project": "fraud"})
+}
+
+struct Route {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    text_body: Option<String>,
+    allowed: &'static [&'static str],
+}
+
+fn route(method: Method, path: &str, body: Option<Value>, allowed: &'static [&'static str]) -> Route {
+    Route { method, path: path.to_owned(), body, text_body: None, allowed }
+}
+
+async fn send(app: &TestApp, client: &reqwest::Client, r: &Route) -> reqwest::Response {
+    let mut request = client.request(r.method.clone(), app.url(&r.path));
+    if let Some(body) = &r.body {
+        request = request.json(body);
+    }
+    if let Some(text) = &r.text_body {
+        request = request.header("content-type", "text/csv").body(text.clone());
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_on_every_route() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.post_events(&event("model.registered")).await;
+    let all_readers: &[&str] = &ROLES;
+    let policy = app.client.get(app.url("/api/v1/policies")).send().await.unwrap().text().await.unwrap();
+    let mut routes = vec![
+        route(Method::POST, "/api/v1/events", Some(event("dataset.registered")), &["admin", "ci", "data_scientist"]),
+        route(Method::POST, "/api/v1/events", Some(event("run.completed")), &["admin", "ci", "data_scientist"]),
+        route(Method::POST, "/api/v1/events", Some(event("model.evaluated")), &["admin", "ci", "data_scientist"]),
+        route(Method::POST, "/api/v1/events", Some(event("approval.requested")), &["admin", "ci", "data_scientist"]),
+        route(Method::POST, "/api/v1/events", Some(event("approval.granted")), &["admin", "risk_officer"]),
+        route(Method::POST, "/api/v1/events", Some(event("approval.rejected")), &["admin", "risk_officer"]),
+        route(Method::POST, "/api/v1/events", Some(event("deployment.succeeded")), &["admin", "ci"]),
+        route(Method::POST, "/api/v1/events", Some(event("policy.changed")), &[]),
+        route(Method::POST, "/api/v1/events", Some(event("token.issued")), &[]),
+        route(Method::GET, "/api/v1/events", None, all_readers),
+        route(Method::GET, "/api/v1/events/1", None, all_readers),
+        route(Method::GET, "/api/v1/head", None, all_readers),
+        route(Method::GET, "/api/v1/verify", None, &["admin", "risk_officer", "auditor"]),
+        route(Method::GET, "/api/v1/proofs/inclusion?seq=1", None, all_readers),
+        route(Method::GET, "/api/v1/proofs/consistency?from=1&to=1", None, &["admin", "risk_officer", "auditor"]),
+        route(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"sub": "x", "roles": ["viewer"], "projects": ["*"]})),
+            &["admin"],
+        ),
+        route(Method::POST, "/api/v1/tokens/01a2052c-0000-7000-8000-000000000000/revoke", None, &["admin"]),
+        route(Method::GET, "/api/v1/policies", None, &["admin", "auditor"]),
+    ];
+    routes.push(Route {
+        method: Method::PUT,
+        path: "/api/v1/policies".into(),
+        body: None,
+        text_body: Some(policy),
+        allowed: &["admin"],
+    });
+    let public = [
+        route(Method::GET, "/healthz", None, &[]),
+        route(Method::GET, "/api/v1/checkpoint", None, &[]),
+        route(Method::GET, "/api/v1/checkpoint/key", None, &[]),
+    ];
+
+    let anonymous = reqwest::Client::new();
+    for r in &routes {
+        let response = send(&app, &anonymous, r).await;
+        assert_eq!(response.status(), 401, "{} {} without a token", r.method, r.path);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "unauthenticated");
+    }
+    for r in &public {
+        assert_eq!(send(&app, &anonymous, r).await.status(), 200, "{} is public", r.path);
+    }
+    for role in ROLES {
+        let client = client_with(&app.token(&format!("{role}-user"), &[role], &["*"]));
+        for r in &routes {
+            let response = send(&app, &client, r).await;
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            if r.allowed.contains(&role) {
+                assert!(status < 400, "{role} must be allowed {} {}: {status} {text}", r.method, r.path);
+            } else {
+                assert_eq!(status, 403, "{role} must be refused {} {}: {text}", r.method, r.path);
+                let body: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(body["error"], "forbidden");
+            }
+        }
+    }
+}
+
+fn key_pkcs8(app: &TestApp) -> Vec<u8> {
+    std::fs::read(app.db().dir.path().join(govledger::auth::tokens::TOKEN_KEY_FILE)).unwrap()
+}
+
+fn kid_of(app: &TestApp) -> String {
+    jsonwebtoken::decode_header(&app.admin_token).unwrap().kid.unwrap()
+}
+
+fn claims(overrides: Value) -> Value {
+    let now = govledger::auth::tokens::now();
+    let mut c = json!({
+        "iss": "govledger", "aud": "govledger", "sub": "mallory", "jti": "attack-1",
+        "iat": now, "nbf": now, "exp": now + 600, "roles": ["admin"], "projects": ["*"]
+    });
+    for (k, v) in overrides.as_object().unwrap() {
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    c
+}
+
+fn signed(app: &TestApp, claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(kid_of(app));
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&key_pkcs8(app))).unwrap()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_attacks_are_refused_and_write_nothing() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.post_events(&event("model.registered")).await;
+    let now = govledger::auth::tokens::now();
+    let kid = kid_of(&app);
+    let good = signed(&app, &claims(json!({})));
+    let parts: Vec<&str> = good.split('.').collect();
+
+    let none_alg =
+        format!("{}.{}.", b64(json!({"alg": "none", "typ": "JWT", "kid": kid}).to_string().as_bytes()), parts[1]);
+    let public_key = {
+        use ring::signature::KeyPair;
+        ring::signature::Ed25519KeyPair::from_pkcs8(&key_pkcs8(&app)).unwrap().public_key().as_ref().to_vec()
+    };
+    let mut hs_header = Header::new(Algorithm::HS256);
+    hs_header.kid = Some(kid.clone());
+    let confusion =
+        jsonwebtoken::encode(&hs_header, &claims(json!({})), &EncodingKey::from_secret(&public_key)).unwrap();
+    let tampered_payload =
+        format!("{}.{}.{}", parts[0], b64(claims(json!({"sub": "root"})).to_string().as_bytes()), parts[2]);
+    let mut unknown_kid_header = Header::new(Algorithm::EdDSA);
+    unknown_kid_header.kid = Some("0000000000000000".into());
+    let unknown_kid =
+        jsonwebtoken::encode(&unknown_kid_header, &claims(json!({})), &EncodingKey::from_ed_der(&key_pkcs8(&app)))
+            .unwrap();
+    let no_kid = jsonwebtoken::encode(
+        &Header::new(Algorithm::EdDSA),
+        &claims(json!({})),
+        &EncodingKey::from_ed_der(&key_pkcs8(&app)),
+    )
+    .unwrap();
+
+    let attacks: Vec<(&str, String)> = vec![
+        ("alg none", none_alg),
+        ("HS256 signed with the public key", confusion),
+        ("tampered payload", tampered_payload),
+        ("expired", signed(&app, &claims(json!({"exp": now - 120, "nbf": now - 600, "iat": now - 600})))),
+        ("not yet valid", signed(&app, &claims(json!({"nbf": now + 600, "exp": now + 1200})))),
+        ("wrong issuer", signed(&app, &claims(json!({"iss": "evil"})))),
+        ("wrong audience", signed(&app, &claims(json!({"aud": "another-service"})))),
+        ("missing sub", signed(&app, &claims(json!({"sub": null})))),
+        ("missing jti", signed(&app, &claims(json!({"jti": null})))),
+        ("missing exp", signed(&app, &claims(json!({"exp": null})))),
+        ("unknown kid", unknown_kid),
+        ("no kid", no_kid),
+        ("garbage", "not.a.token".into()),
+        ("empty", String::new()),
+    ];
+    let head = app.get_json("/api/v1/head").await;
+    for (name, token) in attacks {
+        let response = app
+            .client
+            .post(app.url("/api/v1/events"))
+            .header("authorization", format!("Bearer {token}"))
+            .json(&event("dataset.registered"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{name}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "unauthenticated", "{name}");
+    }
+
+    // A valid token works until it is revoked.
+    let issued: Value = app
+        .client
+        .post(app.url("/api/v1/tokens"))
+        .json(&json!({"sub": "ci-fraud", "roles": ["ci"], "projects": ["fraud"], "ttl": "1h"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ci = client_with(issued["token"].as_str().unwrap());
+    assert_eq!(
+        ci.post(app.url("/api/v1/events")).json(&event("dataset.registered")).send().await.unwrap().status(),
+        201
+    );
+    let jti = issued["jti"].as_str().unwrap();
+    let revoke = app.client.post(app.url(&format!("/api/v1/tokens/{jti}/revoke"))).send().await.unwrap();
+    assert_eq!(revoke.status(), 200);
+    let head = json!({"size": head["size"].as_u64().unwrap() + 3});
+    let after_revoke = ci.post(app.url("/api/v1/events")).json(&event("dataset.registered")).send().await.unwrap();
+    assert_eq!(after_revoke.status(), 401);
+    assert!(after_revoke.text().await.unwrap().contains("revoked"));
+
+    // A token for another project is authenticated but not allowed.
+    let other = client_with(&app.token("ci-credit", &["ci"], &["credit"]));
+    let forbidden = other.post(app.url("/api/v1/events")).json(&event("dataset.registered")).send().await.unwrap();
+    assert_eq!(forbidden.status(), 403);
+
+    // Nothing any refused request sent was written: only the issued token,
+    // the one accepted event and the revocation were added.
+    assert_eq!(app.get_json("/api/v1/head").await["size"], head["size"]);
+    let kinds: Vec<String> = crate::helpers::all_events(&app)
+        .await
+        .iter()
+        .map(|e| format!("{}:{}", e["kind"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "model.registered:test-admin",
+            "token.issued:test-admin",
+            "dataset.registered:ci-fraud",
+            "token.revoked:test-admin"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_token_sees_only_its_project() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.post_events(&json!({"events": [
+        {"kind": "dataset.registered", "subject": "dataset:tx@1", "project": "fraud"},
+        {"kind": "dataset.registered", "subject": "dataset:loans@1", "project": "credit"},
+        {"kind": "model.registered", "subject": "model:fraud@1", "project": "fraud"},
+        {"kind": "dataset.registered", "subject": "dataset:shared@1"},
+    ]}))
+    .await;
+    let fraud = client_with(&app.token("ci-fraud", &["ci"], &["fraud"]));
+    let page: Value = fraud.get(app.url("/api/v1/events")).send().await.unwrap().json().await.unwrap();
+    let seqs: Vec<u64> = page["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 3]);
+    // Another project's event, or one outside any project, is indistinguishable from a missing one.
+    for seq in [2, 4, 99] {
+        let response = fraud.get(app.url(&format!("/api/v1/events/{seq}"))).send().await.unwrap();
+        assert_eq!(response.status(), 404, "seq {seq}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["message"], format!("no event with seq {seq}"));
+        let proof = fraud.get(app.url(&format!("/api/v1/proofs/inclusion?seq={seq}"))).send().await.unwrap();
+        assert_eq!(proof.status(), 404, "proof of seq {seq}");
+    }
+    assert_eq!(fraud.get(app.url("/api/v1/events/3")).send().await.unwrap().status(), 200);
+    // Counting the whole ledger would leak the other projects' activity.
+    assert_eq!(fraud.get(app.url("/api/v1/head")).send().await.unwrap().status(), 403);
+    // It may not write into another project either.
+    let write = fraud
+        .post(app.url("/api/v1/events"))
+        .json(&json!({"kind": "run.completed", "subject": "run:x", "project": "credit"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), 403);
+    // An auditor with every project sees everything.
+    let auditor = client_with(&app.token("auditor", &["auditor"], &["*"]));
+    let page: Value = auditor.get(app.url("/api/v1/events")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page["events"].as_array().unwrap().len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_changes_are_validated_applied_and_recorded() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let scientist = client_with(&app.token("dana", &["data_scientist"], &["*"]));
+    let append = || scientist.post(app.url("/api/v1/events")).json(&event("dataset.registered")).send();
+    assert_eq!(append().await.unwrap().status(), 201);
+
+    let bad = app
+        .client
+        .put(app.url("/api/v1/policies"))
+        .header("content-type", "text/csv")
+        .body("p, admin, *, *, *, allow\np, data_scientist, *, events/dataset.*, explode, allow\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_policy");
+    assert!(body["message"].as_str().unwrap().starts_with("line 2:"), "{body}");
+    assert_eq!(append().await.unwrap().status(), 201, "a refused policy changes nothing");
+
+    let without_datasets =
+        govledger::auth::policy::DEFAULT_POLICY.replace("p, data_scientist, *, events/dataset.*, append, allow\n", "");
+    let changed = app
+        .client
+        .put(app.url("/api/v1/policies"))
+        .header("content-type", "text/csv")
+        .body(without_datasets.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    assert_eq!(append().await.unwrap().status(), 403);
+    assert_eq!(
+        app.client.get(app.url("/api/v1/policies")).send().await.unwrap().text().await.unwrap(),
+        without_datasets
+    );
+
+    let recorded = app.get_json("/api/v1/events?kind=policy.changed").await;
+    let recorded = &recorded["events"][0];
+    assert_eq!(recorded["actor"], "test-admin");
+    assert_eq!(recorded["attributes"]["policy"], without_datasets);
+
+    // A restarted server (or another replica) enforces the recorded policy.
+    let access = govledger::auth::access::Access::load(
+        &govledger::auth::TokenConfig::in_data_dir(app.db().dir.path()),
+        &govledger::store::Store::open(app.db().target.clone(), 1, Default::default()).unwrap().0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(access.authorizer.rules().text, without_datasets);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issued_tokens_are_recorded_without_the_token() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let response = app
+        .client
+        .post(app.url("/api/v1/tokens"))
+        .json(&json!({"sub": "ci-fraud", "roles": ["ci"], "projects": ["fraud"], "ttl": "90d"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let issued: Value = response.json().await.unwrap();
+    let token = issued["token"].as_str().unwrap();
+    let events = crate::helpers::all_events(&app).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["kind"], "token.issued");
+    assert_eq!(events[0]["subject"], format!("token:{}", issued["jti"].as_str().unwrap()));
+    assert_eq!(events[0]["attributes"]["sub"], "ci-fraud");
+    assert!(!events[0].to_string().contains(token), "the token itself must never be recorded");
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(!events[0].to_string().contains(signature));
+
+    for (body, code) in [
+        (json!({"sub": "x", "roles": [], "projects": ["*"]}), 422),
+        (json!({"sub": "x", "roles": ["ci"], "projects": []}), 422),
+        (json!({"sub": "x", "roles": ["ci"], "projects": ["*"], "ttl": "5y"}), 422),
+        (json!({"sub": "x", "roles": ["ci"], "projects": ["*"], "ttl": "9999d"}), 422),
+        (json!({"sub": "x", "roles": ["ci"]}), 400),
+    ] {
+        let response = app.client.post(app.url("/api/v1/tokens")).json(&body).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), code, "{body}");
+    }
+    assert_eq!(crate::helpers::all_events(&app).await.len(), 1);
+}
+
+#[test]
+fn token_issue_on_the_command_line_mints_a_working_token() {
+    let db = crate::helpers::TestDatabase::create(Backend::Sqlite).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_govledger"))
+        .args(["token", "issue", "--sub", "first-admin", "--role", "admin", "--ttl", "1h"])
+        .args(db.cli_args())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.alg, Algorithm::EdDSA);
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_govledger"))
+        .args(["token", "issue", "--sub", "x", "--role", "admin", "--ttl", "soon"])
+        .args(db.cli_args())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid ttl"));
+}
