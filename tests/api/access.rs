@@ -402,3 +402,122 @@ fn token_issue_on_the_command_line_mints_a_working_token() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid ttl"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_an_external_identity_provider_are_accepted_for_its_keys() {
+    use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let point = pair.public_key().as_ref().to_vec();
+    let jwks = json!({"keys": [{
+        "kty": "EC", "crv": "P-256", "kid": "idp-key-1", "alg": "ES256", "use": "sig",
+        "x": b64(&point[1..33]), "y": b64(&point[33..65]),
+    }]});
+    let idp_dir = tempfile::tempdir().unwrap();
+    let jwks_path = idp_dir.path().join("jwks.json");
+    std::fs::write(&jwks_path, jwks.to_string()).unwrap();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.tokens.jwks_path = Some(jwks_path.clone());
+        c.tokens.idp_issuer = Some("https://idp.example.com".into());
+    })
+    .await
+    .unwrap();
+
+    let now = govledger::auth::tokens::now();
+    let idp_token = |iss: &str, kid: &str| {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(kid.into());
+        let claims = json!({
+            "iss": iss, "aud": "govledger", "sub": "alice@example.com", "jti": "idp-1",
+            "iat": now, "nbf": now, "exp": now + 600, "roles": ["data_scientist"], "projects": ["*"]
+        });
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(pkcs8.as_ref())).unwrap()
+    };
+    let alice = client_with(&idp_token("https://idp.example.com", "idp-key-1"));
+    let response = alice.post(app.url("/api/v1/events")).json(&event("dataset.registered")).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.json::<Value>().await.unwrap()["actor"], "alice@example.com");
+
+    // The identity provider's key cannot speak for the server's issuer, and
+    // the server's kid cannot be used with another algorithm.
+    for token in [idp_token("govledger", "idp-key-1"), idp_token("https://idp.example.com", &kid_of(&app))] {
+        let response = client_with(&token).get(app.url("/api/v1/events")).send().await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
+}
+
+/// The shipped model and policy follow casbin's standard syntax: the
+/// reference Python implementation (pycasbin) loads them and decides exactly
+/// as govledger does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_policy_decides_the_same_in_pycasbin() {
+    let python_ok =
+        std::process::Command::new("python3").args(["-c", "import casbin"]).output().is_ok_and(|o| o.status.success());
+    if !python_ok {
+        if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+            panic!("CI must run the pycasbin cross-check, but `pip install casbin` is missing");
+        }
+        eprintln!("SKIPPED: the pycasbin cross-check needs python3 with `pip install casbin`");
+        return;
+    }
+    let authorizer =
+        govledger::auth::Authorizer::new(govledger::auth::PolicyRules::default_policy().unwrap()).await.unwrap();
+    let objects = [
+        ("events/dataset.registered", "append"),
+        ("events/approval.granted", "append"),
+        ("events/approval.requested", "append"),
+        ("events/deployment.succeeded", "append"),
+        ("events/policy.changed", "append"),
+        ("events/token.revoked", "append"),
+        ("events/custom.thing", "append"),
+        ("events", "read"),
+        ("proofs", "read"),
+        ("tokens", "issue"),
+        ("tokens", "revoke"),
+        ("policies", "read"),
+        ("policies", "write"),
+    ];
+    let mut requests = Vec::new();
+    for role in ROLES.iter().chain(&["nobody"]) {
+        for domain in ["*", "fraud"] {
+            for (object, action) in objects {
+                requests.push((role.to_string(), domain.to_string(), object.to_string(), action.to_string()));
+            }
+        }
+    }
+    let script = format!(
+        "import casbin, json, sys\ne = casbin.Enforcer({:?}, {:?})\nfor r in json.load(sys.stdin):\n    print('1' if e.enforce(*r) else '0')\n",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/policies/model.conf"),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/policies/policy.csv"),
+    );
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(serde_json::to_string(&requests).unwrap().as_bytes()).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let python: Vec<bool> = String::from_utf8(output.stdout).unwrap().lines().map(|l| l == "1").collect();
+    assert_eq!(python.len(), requests.len());
+    let mut allowed = 0;
+    for ((role, domain, object, action), py) in requests.iter().zip(python) {
+        let principal = govledger::auth::Principal {
+            sub: "x".into(),
+            roles: vec![role.clone()],
+            projects: vec!["*".into()],
+            jti: "j".into(),
+            exp: u64::MAX,
+        };
+        let project = (domain != "*").then_some(domain.as_str());
+        let rust = authorizer.allows(&principal, object, action, project);
+        assert_eq!(rust, py, "({role}, {domain}, {object}, {action})");
+        allowed += usize::from(rust);
+    }
+    assert!(allowed > 20 && allowed < requests.len() / 2, "{allowed} of {} allowed", requests.len());
+}
