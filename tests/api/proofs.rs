@@ -286,3 +286,22 @@ on_both_backends!(
     evidence_bundles_verify_offline_and_catch_any_changed_byte,
     evidence_bundles_verify_offline_and_catch_any_changed_byte
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_show_prints_the_key_the_server_signs_with() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
+    let (code, out) = govledger(&["key", "show"], app.db());
+    assert_eq!(code, 0, "{out}");
+    let served = app.get("/api/v1/checkpoint/key").await.text().await.unwrap();
+    let printed = out.lines().find(|l| l.starts_with("govledger+")).unwrap_or_default();
+    assert_eq!(format!("{printed}\n"), served);
+    append_n(&app, 0, 3).await;
+    let note = checkpoint_text(&app, "").await;
+    assert_eq!(NoteVerifier::parse(printed).unwrap().verify(&note).unwrap().size, 3);
+    let key_file = app.db().dir.path().join(govledger::proofs::keys::SIGNING_KEY_FILE);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
