@@ -12,16 +12,20 @@ use crate::helpers::{Backend, TestDatabase};
 
 /// A database with `n` events appended through the real writer.
 fn ledger_with_events(backend: Backend, n: usize) -> Option<TestDatabase> {
+    ledger_with(
+        backend,
+        n,
+        |i| json!({"kind": "model.evaluated", "subject": format!("model:fraud@{i}"), "attributes": {"auc": 0.9, "rows": i}}),
+    )
+}
+
+/// A database holding `make(1..=n)`, appended through the real writer.
+fn ledger_with(backend: Backend, n: usize, make: impl Fn(usize) -> serde_json::Value) -> Option<TestDatabase> {
     let db = TestDatabase::create(backend)?;
     let (store, writer_thread) = Store::open(db.target.clone(), 2, WriterConfig::default()).unwrap();
     let drafts = (1..=n)
         .map(|i| {
-            let request: EventRequest = serde_json::from_value(json!({
-                "kind": "model.evaluated",
-                "subject": format!("model:fraud@{i}"),
-                "attributes": {"auc": 0.9, "rows": i},
-            }))
-            .unwrap();
+            let request: EventRequest = serde_json::from_value(make(i)).unwrap();
             EventDraft::from_request(request).unwrap()
         })
         .collect();
@@ -174,28 +178,19 @@ fn parallel_verification_reports_what_a_sequential_scan_reports() {
 
 /// A ledger whose events use every field, so that every column can be altered.
 fn ledger_with_full_events(n: usize) -> TestDatabase {
-    let db = TestDatabase::create(Backend::Sqlite).unwrap();
-    let (store, writer_thread) = Store::open(db.target.clone(), 2, WriterConfig::default()).unwrap();
-    let drafts = (1..=n)
-        .map(|i| {
-            let request: EventRequest = serde_json::from_value(json!({
-                "kind": "model.registered",
-                "subject": format!("model:fraud@{i}"),
-                "project": "fraud",
-                "inputs": [format!("dataset:d@{i}")],
-                "outputs": [format!("artifact:a@{i}")],
-                "attributes": {"rows": i},
-                "occurred_at": "2026-03-03T09:00:00Z",
-                "idempotency_key": format!("key-{i}"),
-            }))
-            .unwrap();
-            EventDraft::from_request(request).unwrap()
+    ledger_with(Backend::Sqlite, n, |i| {
+        json!({
+            "kind": "model.registered",
+            "subject": format!("model:fraud@{i}"),
+            "project": "fraud",
+            "inputs": [format!("dataset:d@{i}")],
+            "outputs": [format!("artifact:a@{i}")],
+            "attributes": {"rows": i},
+            "occurred_at": "2026-03-03T09:00:00Z",
+            "idempotency_key": format!("key-{i}"),
         })
-        .collect();
-    store.writer().append_blocking("tester".into(), drafts).unwrap();
-    drop(store);
-    writer_thread.join().unwrap();
-    db
+    })
+    .unwrap()
 }
 
 #[test]
