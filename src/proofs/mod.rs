@@ -122,10 +122,10 @@ impl Proofs {
         let index = self.read_index();
         let mut conn = None;
         let mut read = |first: u64, count: u64| -> Result<Vec<Hash>, StoreError> {
-            if conn.is_none() {
-                conn = Some(self.store.conn()?);
-            }
-            let c = conn.as_deref_mut().ok_or_else(|| StoreError::Migration("no connection".into()))?;
+            let c = match &mut conn {
+                Some(c) => c,
+                None => conn.insert(self.store.conn()?),
+            };
             events::hashes(c, first + 1, count)
         };
         let mut source =

@@ -36,6 +36,8 @@ pub enum StoreError {
     DataDir { path: String, source: std::io::Error },
     #[error("unsupported database URL {0:?}: expected postgres:// or postgresql://")]
     UnsupportedUrl(String),
+    #[error("{0}")]
+    Thread(String),
     #[error("stored event seq {seq} is damaged: {reason}")]
     CorruptRow { seq: u64, reason: String },
 }
@@ -197,7 +199,7 @@ where
             .collect();
         workers
             .into_iter()
-            .map(|w| w.join().unwrap_or_else(|_| Err(StoreError::Migration("verifier thread panicked".into()))))
+            .map(|w| w.join().unwrap_or_else(|_| Err(StoreError::Thread("a verifier thread panicked".into()))))
             .collect()
     });
     let outcomes = outcomes.into_iter().collect::<Result<Vec<_>, _>>()?;

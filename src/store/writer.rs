@@ -96,7 +96,7 @@ pub fn spawn(manager: ConnectionManager, config: WriterConfig) -> Result<(Ledger
     let handle = std::thread::Builder::new()
         .name("ledger-writer".into())
         .spawn(move || run(manager, conn, rx, config))
-        .map_err(|source| StoreError::DataDir { path: "ledger-writer thread".into(), source })?;
+        .map_err(|e| StoreError::Thread(format!("cannot start the ledger writer thread: {e}")))?;
     Ok((LedgerWriter { jobs: tx }, handle))
 }
 
