@@ -20,7 +20,7 @@ pub const GENESIS_PREV_HASH: Hash = [0u8; 32];
 
 /// The fields that enter the hash, borrowed, so the writer can hash an event
 /// before it owns one.
-pub struct EncodingInput<'a> {
+pub struct EncodingInput<'a, S: AsRef<str> = String> {
     pub seq: u64,
     pub prev_hash: &'a Hash,
     pub id: &'a str,
@@ -29,8 +29,8 @@ pub struct EncodingInput<'a> {
     pub kind: &'a str,
     pub subject: &'a str,
     pub project: Option<&'a str>,
-    pub inputs: &'a [String],
-    pub outputs: &'a [String],
+    pub inputs: &'a [S],
+    pub outputs: &'a [S],
     pub attributes: &'a str,
     pub occurred_at: Option<&'a str>,
     pub idempotency_key: Option<&'a str>,
@@ -57,7 +57,7 @@ impl<'a> From<&'a Event> for EncodingInput<'a> {
 }
 
 /// Appends the canonical encoding of `e` to `out`.
-pub fn encode_into(e: &EncodingInput<'_>, out: &mut Vec<u8>) {
+pub fn encode_into<S: AsRef<str>>(e: &EncodingInput<'_, S>, out: &mut Vec<u8>) {
     out.extend_from_slice(EVENT_DOMAIN);
     out.extend_from_slice(&e.seq.to_be_bytes());
     out.extend_from_slice(e.prev_hash);
@@ -80,7 +80,7 @@ pub fn canonical_encoding(event: &Event) -> Vec<u8> {
 }
 
 /// SHA-256 over the canonical encoding, reusing `scratch` between calls.
-pub fn hash_with(e: &EncodingInput<'_>, scratch: &mut Vec<u8>) -> Hash {
+pub fn hash_with<S: AsRef<str>>(e: &EncodingInput<'_, S>, scratch: &mut Vec<u8>) -> Hash {
     scratch.clear();
     encode_into(e, scratch);
     let digest = digest::digest(&digest::SHA256, scratch);
@@ -111,11 +111,11 @@ fn put_opt(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-fn put_list(out: &mut Vec<u8>, items: &[String]) {
+fn put_list<S: AsRef<str>>(out: &mut Vec<u8>, items: &[S]) {
     let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&count.to_be_bytes());
     for item in items {
-        put_str(out, item);
+        put_str(out, item.as_ref());
     }
 }
 

@@ -77,45 +77,57 @@ impl ChainVerifier {
 
     /// Checks the next event.
     pub fn push(&mut self, event: &Event) -> Result<(), VerifyFailure> {
-        if event.seq != self.expected_seq {
-            let message = if event.seq > self.expected_seq {
+        self.push_encoded(&EncodingInput::from(event), &event.hash)
+    }
+
+    /// Checks the next event given as its encoding fields and stored hash
+    /// (the verifier's fast path reads rows straight into this).
+    pub fn push_encoded<S: AsRef<str>>(
+        &mut self,
+        input: &EncodingInput<'_, S>,
+        stored_hash: &Hash,
+    ) -> Result<(), VerifyFailure> {
+        let seq = input.seq;
+        let prev_hash = *input.prev_hash;
+        if seq != self.expected_seq {
+            let message = if seq > self.expected_seq {
                 // Same wording as a range that ends short, so that parallel
                 // and sequential verification report identically.
                 format!("seq {} is missing", self.expected_seq)
             } else {
-                format!("seq {} appears after seq {}", event.seq, self.expected_seq - 1)
+                format!("seq {} appears after seq {}", seq, self.expected_seq - 1)
             };
             return Err(VerifyFailure { seq: self.expected_seq, kind: VerifyFailureKind::Gap, message });
         }
-        let expected_prev = self.last_hash.unwrap_or(event.prev_hash);
+        let expected_prev = self.last_hash.unwrap_or(prev_hash);
         if self.expected_seq == self.first_seq {
-            self.first_prev_hash = Some(event.prev_hash);
+            self.first_prev_hash = Some(prev_hash);
         }
-        if event.prev_hash != expected_prev {
+        if prev_hash != expected_prev {
             return Err(VerifyFailure {
-                seq: event.seq,
+                seq,
                 kind: VerifyFailureKind::BrokenLink,
                 message: format!(
                     "prev_hash {} does not match the hash of seq {} ({})",
-                    hex::encode(event.prev_hash),
-                    event.seq - 1,
+                    hex::encode(prev_hash),
+                    seq - 1,
                     hex::encode(expected_prev)
                 ),
             });
         }
-        let recomputed = hash_with(&EncodingInput::from(event), &mut self.scratch);
-        if recomputed != event.hash {
+        let recomputed = hash_with(input, &mut self.scratch);
+        if recomputed != *stored_hash {
             return Err(VerifyFailure {
-                seq: event.seq,
+                seq,
                 kind: VerifyFailureKind::HashMismatch,
                 message: format!(
                     "stored hash {} but the event's contents hash to {}",
-                    hex::encode(event.hash),
+                    hex::encode(stored_hash),
                     hex::encode(recomputed)
                 ),
             });
         }
-        self.last_hash = Some(event.hash);
+        self.last_hash = Some(*stored_hash);
         self.expected_seq += 1;
         Ok(())
     }

@@ -86,6 +86,28 @@ fn corrupt(seq: u64, reason: &str) -> StoreError {
     StoreError::CorruptRow { seq, reason: reason.to_owned() }
 }
 
+/// Reads a stored JSON array of strings, borrowing from the text when it is
+/// in the plain form the server writes (`["a","b"]`, no escapes), which
+/// entity references always are; anything else goes through serde_json, so
+/// the result is always what a JSON parser would give, or `None`.
+pub fn parse_refs(text: &str) -> Option<Vec<std::borrow::Cow<'_, str>>> {
+    use std::borrow::Cow;
+    let plain = (|| {
+        let inner = text.strip_prefix('[')?.strip_suffix(']')?;
+        if inner.is_empty() {
+            return Some(Vec::new());
+        }
+        if inner.bytes().any(|b| b == b'\\' || b < 0x20) {
+            return None;
+        }
+        inner
+            .split(',')
+            .map(|part| part.strip_prefix('"')?.strip_suffix('"').filter(|s| !s.contains('"')).map(Cow::Borrowed))
+            .collect()
+    })();
+    plain.or_else(|| serde_json::from_str::<Vec<String>>(text).ok().map(|v| v.into_iter().map(Cow::Owned).collect()))
+}
+
 /// Entity references are stored as a JSON array of strings.
 pub fn refs_json(refs: &[String]) -> String {
     serde_json::Value::from(refs.to_vec()).to_string()
@@ -284,4 +306,34 @@ pub fn for_each_hash_after(
 pub fn projects(conn: &mut DbConn) -> Result<Vec<String>, StoreError> {
     let rows: Vec<Option<String>> = with_conn!(conn, |c| events::table.select(events::project).distinct().load(c))?;
     Ok(rows.into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_refs;
+
+    #[test]
+    fn the_plain_fast_path_agrees_with_a_json_parser() {
+        for text in [
+            "[]",
+            "[\"a\"]",
+            "[\"model:m@1\",\"run:r\"]",
+            "[\"a,b\"]",
+            "[ \"a\" ]",
+            "[\"a\\\"b\"]",
+            "[\"\\u00e9\"]",
+            "[\"\"]",
+            "[1]",
+            "not json",
+            "[\"a\"",
+            "[\"a\"]]",
+            "[,]",
+            "[\"a\"\"b\"]",
+            "[\"a\u{1}\"]",
+        ] {
+            let fast: Option<Vec<String>> = parse_refs(text).map(|v| v.into_iter().map(|c| c.into_owned()).collect());
+            let reference: Option<Vec<String>> = serde_json::from_str(text).ok();
+            assert_eq!(fast, reference, "{text:?}");
+        }
+    }
 }
