@@ -4,7 +4,6 @@
 //! while running, so every replica enforces the same rules.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use serde_json::json;
 
@@ -215,6 +214,3 @@ impl Access {
         Ok(rules)
     }
 }
-
-/// Shared handle.
-pub type SharedAccess = Arc<Access>;

@@ -327,9 +327,4 @@ impl Proofs {
         }
         self.with_tree(tree_size, |src| merkle::inclusion_proof(src, seq - 1, tree_size))
     }
-
-    /// The store this service reads.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
 }

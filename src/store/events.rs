@@ -57,8 +57,9 @@ impl EventRow {
     pub fn into_event(self) -> Result<Event, StoreError> {
         let seq = u64::try_from(self.seq).map_err(|_| corrupt(0, "negative seq"))?;
         let parse_refs = |field: &str, text: &str| {
-            serde_json::from_str::<Vec<String>>(text)
-                .map_err(|e| corrupt(seq, &format!("{field} is not a JSON array of strings: {e}")))
+            parse_refs(text)
+                .map(|refs| refs.into_iter().map(std::borrow::Cow::into_owned).collect::<Vec<String>>())
+                .ok_or_else(|| corrupt(seq, &format!("{field} is not a JSON array of strings")))
         };
         let hash_of = |field: &str, bytes: &[u8]| {
             Hash::try_from(bytes).map_err(|_| corrupt(seq, &format!("{field} is {} bytes, not 32", bytes.len())))

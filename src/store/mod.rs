@@ -11,8 +11,6 @@ pub mod events;
 pub mod schema;
 pub mod writer;
 
-use std::sync::Arc;
-
 pub use connection::{ConnectionManager, DbConn, StorageTarget};
 pub use events::{EventFilter, Head};
 pub use writer::{AppendError, Appended, LedgerWriter, WriterConfig};
@@ -58,7 +56,6 @@ macro_rules! with_conn {
 pub struct Store {
     pool: r2d2::Pool<ConnectionManager>,
     writer: LedgerWriter,
-    target: Arc<StorageTarget>,
 }
 
 /// The outcome of verifying the stored chain.
@@ -90,17 +87,12 @@ impl Store {
             .connection_timeout(std::time::Duration::from_secs(10))
             .build(manager.clone())?;
         let (writer, handle) = writer::spawn(manager, writer_config)?;
-        Ok((Self { pool, writer, target: Arc::new(target) }, handle))
+        Ok((Self { pool, writer }, handle))
     }
 
     /// The writer handle.
     pub fn writer(&self) -> &LedgerWriter {
         &self.writer
-    }
-
-    /// Where the data lives.
-    pub fn target(&self) -> &StorageTarget {
-        &self.target
     }
 
     /// A pooled connection for reads.
@@ -121,11 +113,6 @@ impl Store {
     /// The chain head.
     pub fn head(&self) -> Result<Head, StoreError> {
         events::head(&mut *self.conn()?)
-    }
-
-    /// Recomputes the whole chain.
-    pub fn verify(&self) -> Result<ChainReport, StoreError> {
-        verify_chain(|| self.conn())
     }
 }
 
