@@ -204,7 +204,7 @@ async fn http_appends_as(
                         "subject": format!("run:bench-{t}@{n}"),
                         "project": "bench",
                         "inputs": [format!("dataset:bench-{t}@1")],
-                        "attributes": {"accuracy": 0.93, "rows": 12345, "task": t},
+                        "attributes": {"metrics": {"accuracy": 0.93, "rows": 12345.0, "task": t}},
                     })
                     .to_string();
                     let sent = Instant::now();
@@ -320,7 +320,7 @@ fn load_ledger(dir: &std::path::Path, events: u64) {
                     "subject": format!("model:m{}@{}", i % 5000, i),
                     "project": "bench",
                     "inputs": [format!("dataset:d{}@1", i % 700)],
-                    "attributes": {"auc": 0.91, "rows": i},
+                    "attributes": {"metrics": {"auc": 0.91, "rows": i}},
                 }))
                 .unwrap();
                 EventDraft::from_request(request).unwrap()

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::auth::TokenConfig;
+use crate::governance::ApprovalRules;
 use crate::proofs::keys::SigningKeyConfig;
 use crate::store::{StorageTarget, WriterConfig};
 
@@ -19,11 +20,19 @@ pub struct Limits {
     pub max_page_size: u32,
     /// `limit` when a list query gives none.
     pub default_page_size: u32,
+    /// Deepest lineage walk a query may ask for (422 above it).
+    pub max_lineage_depth: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024, max_batch_events: 1000, max_page_size: 1000, default_page_size: 100 }
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_batch_events: 1000,
+            max_page_size: 1000,
+            default_page_size: 100,
+            max_lineage_depth: crate::governance::lineage::MAX_DEPTH,
+        }
     }
 }
 
@@ -46,6 +55,8 @@ pub struct Config {
     pub checkpoint_interval: Option<Duration>,
     /// Token keys, issuer and audience.
     pub tokens: TokenConfig,
+    /// The approval rules (`policies/approvals.toml` unless replaced).
+    pub approval_rules: ApprovalRules,
     /// Only for measuring what authentication costs (benches/): every
     /// request is treated as an all-projects admin. Not reachable from the
     /// command line, the environment or any configuration file.
@@ -64,6 +75,7 @@ impl Config {
             signing_key: SigningKeyConfig::in_data_dir(data_dir, DEFAULT_ORIGIN),
             checkpoint_interval: Some(Duration::from_secs(60)),
             tokens: TokenConfig::in_data_dir(data_dir),
+            approval_rules: ApprovalRules::default_rules(),
             benchmark_without_authentication: false,
             bind: bind.into(),
             storage,

@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod governance;
 pub mod http;
 pub mod keyfile;
 pub mod ledger;

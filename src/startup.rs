@@ -6,6 +6,7 @@ use std::thread::JoinHandle;
 use actix_web::{dev::Server, web, App, HttpServer};
 
 use crate::config::Config;
+use crate::governance::Governance;
 use crate::http::{self, AppState};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +54,7 @@ impl Application {
             store: store.clone(),
             proofs: proofs.clone(),
             access: access.clone(),
+            governance: Governance::new(store.clone(), config.approval_rules.clone()),
             limits: config.limits.clone(),
             benchmark_without_authentication: config.benchmark_without_authentication,
         });

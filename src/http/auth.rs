@@ -24,6 +24,12 @@ impl Caller {
         &self.principal.sub
     }
 
+    /// The roles the caller's token carries, for domain rules that name
+    /// roles (the approver roles of `policies/approvals.toml`).
+    pub fn roles(&self) -> &[String] {
+        &self.principal.roles
+    }
+
     /// Whether the caller may `action` on `object` in `project`.
     pub fn may(&self, object: &str, action: &str, project: Option<&str>) -> bool {
         self.authorizer.allows(&self.principal, object, action, project)

@@ -98,6 +98,14 @@ impl From<AppendError> for ApiError {
                     "the append could not be committed and was not recorded; retry with the same idempotency key",
                 )
             }
+            AppendError::Refused(refusal) => {
+                let status = match refusal.code {
+                    "separation_of_duties" | "not_an_approver" => StatusCode::FORBIDDEN,
+                    "not_found" => StatusCode::NOT_FOUND,
+                    _ => StatusCode::CONFLICT,
+                };
+                Self::new(status, refusal.code, refusal.message)
+            }
             AppendError::WriterStopped => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down")
             }

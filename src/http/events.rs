@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::body::read_json;
 use super::{ApiError, AppState};
+use crate::governance::kinds;
 use crate::ledger::event::{EventJson, SERVER_ASSIGNED_FIELDS};
 use crate::ledger::{EntityRef, Event, EventDraft, EventKind, EventRequest};
 use crate::store::{events, Appended, EventFilter};
@@ -93,6 +94,13 @@ pub fn parse_append_body(body: serde_json::Value, max_batch: usize) -> Result<(V
             serde_json::from_value(item).map_err(|e| ApiError::bad_request("invalid_request", at(e.to_string())))?;
         let draft = EventDraft::from_request(request)
             .map_err(|e| ApiError::unprocessable("invalid_event", at(e.to_string())))?;
+        if let Some(endpoint) = kinds::endpoint_for(draft.kind.as_str()) {
+            return Err(ApiError::unprocessable(
+                "use_endpoint",
+                at(format!("{} events are recorded through {endpoint}, which checks the approval rules", draft.kind)),
+            ));
+        }
+        kinds::validate(&draft).map_err(|e| ApiError::unprocessable("invalid_event", at(e.to_string())))?;
         if let Some(key) = &draft.idempotency_key {
             if !keys.insert(key.clone()) {
                 return Err(ApiError::unprocessable(

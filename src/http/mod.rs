@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod events;
+pub mod governance;
 pub mod health;
 pub mod proofs;
 
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use crate::auth::access::Access;
 use crate::config::Limits;
+use crate::governance::Governance;
 use crate::proofs::Proofs;
 use crate::store::Store;
 
@@ -26,6 +28,7 @@ pub struct AppState {
     pub store: Store,
     pub proofs: Arc<Proofs>,
     pub access: Arc<Access>,
+    pub governance: Governance,
     pub limits: Limits,
     /// See [`crate::config::Config::benchmark_without_authentication`].
     pub benchmark_without_authentication: bool,
@@ -53,6 +56,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/checkpoint/key", web::get().to(proofs::verifier_key))
             .route("/proofs/inclusion", web::get().to(proofs::inclusion))
             .route("/proofs/consistency", web::get().to(proofs::consistency))
+            .route("/approvals", web::post().to(governance::request_approval))
+            .route("/approvals", web::get().to(governance::list_approvals))
+            .route("/approvals/{id}", web::get().to(governance::get_approval))
+            .route("/approvals/{id}/decision", web::post().to(governance::decide))
+            .route("/gate", web::get().to(governance::gate))
+            .route("/deployments", web::post().to(governance::deploy))
+            .route("/lineage", web::get().to(governance::lineage))
+            .route("/lineage", web::post().to(governance::openlineage))
+            .route("/impact", web::get().to(governance::impact))
+            .route("/entities/{ref:.*}", web::get().to(governance::entity))
             .route("/tokens", web::post().to(admin::issue_token))
             .route("/tokens/{jti}/revoke", web::post().to(admin::revoke_token))
             .route("/policies", web::get().to(admin::get_policy))

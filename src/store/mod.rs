@@ -8,12 +8,13 @@
 pub mod checkpoints;
 pub mod connection;
 pub mod events;
+pub mod projections;
 pub mod schema;
 pub mod writer;
 
 pub use connection::{ConnectionManager, DbConn, StorageTarget};
 pub use events::{EventFilter, Head};
-pub use writer::{AppendError, Appended, LedgerWriter, WriterConfig};
+pub use writer::{AppendError, Appended, LedgerWriter, Precondition, Refusal, WriterConfig};
 
 use std::ops::ControlFlow;
 
@@ -82,6 +83,10 @@ impl Store {
     ) -> Result<(Self, std::thread::JoinHandle<()>), StoreError> {
         let manager = ConnectionManager::new(target.clone())?;
         manager.run_migrations()?;
+        let caught_up = catch_up_projections(&mut manager.connect()?)?;
+        if caught_up > 0 {
+            tracing::info!(events = caught_up, "projections caught up with the ledger");
+        }
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .connection_timeout(std::time::Duration::from_secs(10))
@@ -113,6 +118,46 @@ impl Store {
     /// The chain head.
     pub fn head(&self) -> Result<Head, StoreError> {
         events::head(&mut *self.conn()?)
+    }
+}
+
+/// Applies to the projections any events they do not reflect yet (a ledger
+/// written before they existed), under the append lock.
+fn catch_up_projections(conn: &mut DbConn) -> Result<u64, StoreError> {
+    if projections::applied_seq(conn)? >= events::head(conn)?.size {
+        return Ok(0);
+    }
+    in_append_transaction(conn, |conn| {
+        let head = events::head(conn)?.size;
+        projections::catch_up(conn, head)
+    })
+}
+
+/// Drops every projection and rebuilds it from the events, in one
+/// transaction under the append lock (appends wait; reads see the old
+/// projections until it commits). Returns the number of events replayed.
+pub fn rebuild_projections(conn: &mut DbConn) -> Result<u64, StoreError> {
+    in_append_transaction(conn, |conn| {
+        projections::clear(conn)?;
+        let head = events::head(conn)?.size;
+        projections::catch_up(conn, head)
+    })
+}
+
+fn in_append_transaction<T>(
+    conn: &mut DbConn,
+    work: impl FnOnce(&mut DbConn) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.begin_append()?;
+    match work(conn) {
+        Ok(value) => {
+            conn.commit()?;
+            Ok(value)
+        }
+        Err(e) => {
+            conn.rollback();
+            Err(e)
+        }
     }
 }
 

@@ -27,3 +27,67 @@ diesel::table! {
         created_at -> Text,
     }
 }
+
+diesel::table! {
+    entities (ref_) {
+        #[sql_name = "ref"]
+        ref_ -> Text,
+        entity_type -> Text,
+        name -> Text,
+        version -> Nullable<Text>,
+        project -> Nullable<Text>,
+        status -> Text,
+        state -> Text,
+        created_seq -> BigInt,
+        updated_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    lineage_edges (source, target, created_seq) {
+        source -> Text,
+        target -> Text,
+        created_seq -> BigInt,
+        ended_seq -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    approvals (id) {
+        id -> Text,
+        model -> Text,
+        environment -> Text,
+        project -> Nullable<Text>,
+        state -> Text,
+        requested_by -> Text,
+        requested_seq -> BigInt,
+        requested_at -> Text,
+        required_approvals -> Integer,
+        valid_for_seconds -> BigInt,
+        evidence -> Text,
+        note -> Text,
+        granted_at -> Nullable<Text>,
+        expires_at -> Nullable<Text>,
+        decided_seq -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    approval_decisions (seq) {
+        seq -> BigInt,
+        approval_id -> Text,
+        actor -> Text,
+        decision -> Text,
+        reason -> Text,
+        recorded_at -> Text,
+    }
+}
+
+diesel::table! {
+    projection_state (name) {
+        name -> Text,
+        applied_seq -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(events, entities, lineage_edges, approvals, approval_decisions);

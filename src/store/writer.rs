@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
 use super::events::{self, EventRow, Head};
+use super::projections;
 use super::{ConnectionManager, DbConn, StoreError};
 use crate::ledger::encoding::{hash_with, EncodingInput};
 use crate::ledger::{timestamp, Event, EventDraft, GENESIS_PREV_HASH};
@@ -58,11 +59,37 @@ pub enum AppendError {
     Storage(String),
     #[error("the ledger writer has stopped")]
     WriterStopped,
+    /// A precondition checked inside the append transaction failed.
+    #[error("{0}")]
+    Refused(Refusal),
 }
+
+/// Why a precondition refused a job: a stable code and a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal with `code` and `message`.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// A check run inside the append transaction, after every earlier event of
+/// the batch is written and projected, so that it sees exactly the state the
+/// job's events will follow. It may run more than once if the batch is
+/// retried. `Ok(Err(_))` refuses the job (only it); a storage error fails the
+/// batch like any other.
+pub type Precondition = Box<dyn Fn(&mut DbConn) -> Result<Result<(), Refusal>, StoreError> + Send + Sync>;
 
 struct Job {
     actor: String,
     drafts: Vec<EventDraft>,
+    precondition: Option<Precondition>,
     reply: oneshot::Sender<Result<Appended, AppendError>>,
 }
 
@@ -75,15 +102,27 @@ pub struct LedgerWriter {
 impl LedgerWriter {
     /// Appends `drafts` atomically and in order, as `actor`.
     pub async fn append(&self, actor: String, drafts: Vec<EventDraft>) -> Result<Appended, AppendError> {
+        self.append_checked(actor, drafts, None).await
+    }
+
+    /// Appends `drafts` if `precondition` holds inside the append transaction.
+    pub async fn append_checked(
+        &self,
+        actor: String,
+        drafts: Vec<EventDraft>,
+        precondition: Option<Precondition>,
+    ) -> Result<Appended, AppendError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Job { actor, drafts, reply }).await.map_err(|_| AppendError::WriterStopped)?;
+        self.jobs.send(Job { actor, drafts, precondition, reply }).await.map_err(|_| AppendError::WriterStopped)?;
         answer.await.map_err(|_| AppendError::WriterStopped)?
     }
 
     /// The same, for callers outside an async runtime (CLI tools, benchmarks).
     pub fn append_blocking(&self, actor: String, drafts: Vec<EventDraft>) -> Result<Appended, AppendError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.blocking_send(Job { actor, drafts, reply }).map_err(|_| AppendError::WriterStopped)?;
+        self.jobs
+            .blocking_send(Job { actor, drafts, precondition: None, reply })
+            .map_err(|_| AppendError::WriterStopped)?;
         answer.blocking_recv().map_err(|_| AppendError::WriterStopped)?
     }
 }
@@ -206,15 +245,23 @@ fn chain_and_insert(
         .collect();
 
     let mut chain = ChainTip::new(&head);
-    let mut rows = Vec::new();
+    let mut pending = Pending::default();
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         match replay_of(job, &by_key) {
             Some(replay) => results.push(replay),
             None => {
+                if let Some(check) = &job.precondition {
+                    pending.flush(conn)?;
+                    if let Err(reason) = check(conn)? {
+                        results.push(Err(AppendError::Refused(reason)));
+                        continue;
+                    }
+                }
                 let created: Vec<Event> = job.drafts.iter().map(|d| chain.append(&job.actor, d, scratch)).collect();
                 for event in &created {
-                    rows.push(EventRow::from_event(event));
+                    pending.rows.push(EventRow::from_event(event));
+                    pending.events.push(event.clone());
                     if let Some(key) = &event.idempotency_key {
                         by_key.insert((event.actor.clone(), key.clone()), event.clone());
                     }
@@ -223,8 +270,26 @@ fn chain_and_insert(
             }
         }
     }
-    events::insert(conn, &rows)?;
+    pending.flush(conn)?;
     Ok(results)
+}
+
+/// Events chained but not yet written: written in one statement per batch,
+/// or earlier when a precondition needs to see them.
+#[derive(Default)]
+struct Pending {
+    rows: Vec<EventRow>,
+    events: Vec<Event>,
+}
+
+impl Pending {
+    fn flush(&mut self, conn: &mut DbConn) -> Result<(), StoreError> {
+        events::insert(conn, &self.rows)?;
+        projections::apply(conn, &self.events)?;
+        self.rows.clear();
+        self.events.clear();
+        Ok(())
+    }
 }
 
 /// `None` when the job is new. A job is a replay only when every one of its

@@ -9,8 +9,24 @@ use crate::helpers::{client_with, Backend, TestApp};
 
 const ROLES: [&str; 6] = ["admin", "ci", "data_scientist", "risk_officer", "auditor", "viewer"];
 
+/// A valid event of `kind` in project `fraud`.
 fn event(kind: &str) -> Value {
-    json!({"kind": kind, "subject": "model:fraud@1", "project": "fraud"})
+    let mut e = json!({"kind": kind, "subject": "model:fraud@1", "project": "fraud"});
+    match kind.split('.').next().unwrap() {
+        "dataset" => e["subject"] = json!("dataset:transactions"),
+        "run" => e["subject"] = json!("run:train-1"),
+        "deployment" => {
+            e["subject"] = json!("deployment:production/fraud");
+            e["attributes"] = json!({"model": "model:fraud@1"});
+        }
+        _ => {}
+    }
+    match kind {
+        "model.registered" => e["inputs"] = json!(["run:train-1"]),
+        "model.evaluated" => e["attributes"] = json!({"metrics": {"auc": 0.91}}),
+        _ => {}
+    }
+    e
 }
 
 struct Route {
@@ -46,10 +62,33 @@ async fn every_role_on_every_route() {
         route(Method::POST, "/api/v1/events", Some(event("dataset.registered")), &["admin", "ci", "data_scientist"]),
         route(Method::POST, "/api/v1/events", Some(event("run.completed")), &["admin", "ci", "data_scientist"]),
         route(Method::POST, "/api/v1/events", Some(event("model.evaluated")), &["admin", "ci", "data_scientist"]),
-        route(Method::POST, "/api/v1/events", Some(event("approval.requested")), &["admin", "ci", "data_scientist"]),
-        route(Method::POST, "/api/v1/events", Some(event("approval.granted")), &["admin", "risk_officer"]),
-        route(Method::POST, "/api/v1/events", Some(event("approval.rejected")), &["admin", "risk_officer"]),
         route(Method::POST, "/api/v1/events", Some(event("deployment.succeeded")), &["admin", "ci"]),
+        route(
+            Method::POST,
+            "/api/v1/approvals",
+            Some(json!({"model": "model:fraud@1", "environment": "staging", "project": "fraud"})),
+            &["admin", "ci", "data_scientist"],
+        ),
+        route(Method::GET, "/api/v1/approvals?state=pending", None, all_readers),
+        route(Method::GET, "/api/v1/gate?model=model:fraud@1&environment=production", None, all_readers),
+        route(
+            Method::POST,
+            "/api/v1/deployments",
+            Some(json!({"model": "model:fraud@1", "environment": "dev", "project": "fraud"})),
+            &["admin", "ci"],
+        ),
+        route(Method::GET, "/api/v1/lineage?node=model:fraud@1", None, all_readers),
+        route(Method::GET, "/api/v1/impact?node=run:train-1", None, all_readers),
+        route(Method::GET, "/api/v1/entities/model:fraud@1", None, all_readers),
+        route(
+            Method::POST,
+            "/api/v1/lineage?project=fraud",
+            Some(json!({"eventType": "START", "eventTime": "2026-03-03T09:00:00Z",
+                "run": {"runId": "0190a3c5-1d2e-7b7f-8e0a-1234567890ab"},
+                "job": {"namespace": "airflow", "name": "train"},
+                "producer": "test", "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json"})),
+            &["admin", "ci", "data_scientist"],
+        ),
         route(Method::POST, "/api/v1/events", Some(event("policy.changed")), &[]),
         route(Method::POST, "/api/v1/events", Some(event("token.issued")), &[]),
         route(Method::GET, "/api/v1/events", None, all_readers),
@@ -258,10 +297,10 @@ async fn jwt_attacks_are_refused_and_write_nothing() {
 async fn a_project_token_sees_only_its_project() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     app.post_events(&json!({"events": [
-        {"kind": "dataset.registered", "subject": "dataset:tx@1", "project": "fraud"},
-        {"kind": "dataset.registered", "subject": "dataset:loans@1", "project": "credit"},
-        {"kind": "model.registered", "subject": "model:fraud@1", "project": "fraud"},
-        {"kind": "dataset.registered", "subject": "dataset:shared@1"},
+        {"kind": "dataset.registered", "subject": "dataset:tx", "project": "fraud"},
+        {"kind": "dataset.registered", "subject": "dataset:loans", "project": "credit"},
+        {"kind": "model.registered", "subject": "model:fraud@1", "project": "fraud", "inputs": ["run:r1"]},
+        {"kind": "dataset.registered", "subject": "dataset:shared"},
     ]}))
     .await;
     let fraud = client_with(&app.token("ci-fraud", &["ci"], &["fraud"]));

@@ -7,7 +7,7 @@ async fn appended_event_is_stored_chained_and_readable(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let first = app.append("dataset.registered", "dataset:transactions@2026-10").await;
+    let first = app.append("dataset.version_created", "dataset:transactions@2026-10").await;
     let response = app
         .post_events(&json!({
             "kind": "model.registered",
@@ -69,7 +69,7 @@ async fn retried_append_with_same_key_writes_nothing(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let event = json!({"kind": "approval.requested", "subject": "model:m@1", "idempotency_key": "ci-run-42"});
+    let event = json!({"kind": "model.explained", "subject": "model:m@1", "idempotency_key": "ci-run-42"});
     let first = app.post_events(&event).await;
     assert_eq!(first.status(), 201);
     let first: Value = first.json().await.unwrap();
@@ -83,7 +83,7 @@ async fn retried_append_with_same_key_writes_nothing(backend: Backend) {
 
     // The same key for different content is a client bug, not a retry.
     let other = app
-        .post_events(&json!({"kind": "approval.requested", "subject": "model:m@2", "idempotency_key": "ci-run-42"}))
+        .post_events(&json!({"kind": "model.explained", "subject": "model:m@2", "idempotency_key": "ci-run-42"}))
         .await;
     assert_eq!(other.status(), 422);
     let body: Value = other.json().await.unwrap();
@@ -107,7 +107,8 @@ async fn concurrent_retries_record_one_event(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let event = json!({"kind": "deployment.requested", "subject": "deployment:prod/m", "idempotency_key": "deploy-7"});
+    let event = json!({"kind": "deployment.succeeded", "subject": "deployment:prod/m",
+        "attributes": {"model": "model:m@1"}, "idempotency_key": "deploy-7"});
     let attempts = (0..20).map(|_| app.post_events(&event));
     let responses = futures_util::future::join_all(attempts).await;
     let mut seqs = Vec::new();

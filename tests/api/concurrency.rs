@@ -21,7 +21,7 @@ async fn write_events(base: String, token: String, w: usize, count: usize) {
             .json(&json!({
                 "kind": "run.completed",
                 "subject": format!("run:writer-{w}@{n}"),
-                "attributes": {"writer": w, "n": n},
+                "attributes": {"metrics": {"writer": w, "n": n}},
             }))
             .send()
             .await
@@ -40,8 +40,8 @@ async fn assert_one_complete_chain(reader: &TestApp, db: &TestDatabase) {
     assert_eq!(seqs, (1..=total as u64).collect::<Vec<_>>());
     let mut next_n: HashMap<u64, u64> = HashMap::new();
     for e in &events {
-        let w = e["attributes"]["writer"].as_u64().unwrap();
-        let n = e["attributes"]["n"].as_u64().unwrap();
+        let w = e["attributes"]["metrics"]["writer"].as_u64().unwrap();
+        let n = e["attributes"]["metrics"]["n"].as_u64().unwrap();
         let expected = next_n.entry(w).or_default();
         assert_eq!(n, *expected, "writer {w}'s events are out of order");
         *expected += 1;

@@ -26,10 +26,10 @@ async fn independent_python_verifier_accepts_the_served_chain() {
         return;
     };
     app.post_events(&json!({"events": [
-        {"kind": "dataset.registered", "subject": "dataset:loans@1", "project": "credit",
-         "attributes": {"owner": "Zoë 李", "rows": 10, "personal": true, "quote": "a \"b\"\n"}},
+        {"kind": "dataset.version_created", "subject": "dataset:loans@1", "project": "credit",
+         "attributes": {"description": "Zoë 李 \"b\"\n", "row_count": 10, "schema": {"personal": true}}},
         {"kind": "model.evaluated", "subject": "model:credit@1", "inputs": ["dataset:loans@1"],
-         "attributes": {"auc": 0.8125, "gini": 0.625e0, "thresholds": [0.1, 1e-7, 12345678.9]},
+         "attributes": {"metrics": {"auc": 0.8125, "gini": 0.625e0, "tiny": 1e-7, "big": 12345678.9}},
          "occurred_at": "2026-01-01T00:00:00Z", "idempotency_key": "eval-1"},
     ]}))
     .await;

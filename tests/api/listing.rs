@@ -14,13 +14,17 @@ async fn listing_filters_and_paginates(backend: Backend) {
     // 1..=10 model.registered on model:fraud@1..10; 11..=20 alternate kinds on other subjects.
     let mut batch = Vec::new();
     for v in 1..=10 {
-        batch.push(json!({"kind": "model.registered", "subject": format!("model:fraud@{v}")}));
+        batch.push(json!({"kind": "model.registered", "subject": format!("model:fraud@{v}"), "inputs": ["run:t"]}));
     }
     for i in 11..=20 {
-        let kind = if i % 2 == 0 { "run.completed" } else { "dataset.registered" };
-        batch.push(json!({"kind": kind, "subject": format!("dataset:d_{i}@1")}));
+        let (kind, subject) = if i % 2 == 0 {
+            ("run.completed", format!("run:d_{i}@1"))
+        } else {
+            ("dataset.registered", format!("dataset:d_{i}"))
+        };
+        batch.push(json!({"kind": kind, "subject": subject}));
     }
-    batch.push(json!({"kind": "model.registered", "subject": "model:fraudx@1"}));
+    batch.push(json!({"kind": "model.registered", "subject": "model:fraudx@1", "inputs": ["run:t"]}));
     assert_eq!(app.post_events(&json!({ "events": batch })).await.status(), 201);
 
     let page = app.get_json("/api/v1/events?limit=4").await;

@@ -21,7 +21,7 @@ fn hashes(list: &Value) -> Vec<[u8; 32]> {
 
 async fn append_n(app: &TestApp, from: usize, n: usize) {
     let events: Vec<Value> =
-        (from..from + n).map(|i| json!({"kind": "model.evaluated", "subject": format!("model:m@{i}")})).collect();
+        (from..from + n).map(|i| json!({"kind": "model.explained", "subject": format!("model:m@{i}")})).collect();
     assert_eq!(app.post_events(&json!({ "events": events })).await.status(), 201);
 }
 
@@ -211,11 +211,11 @@ fn verify_bundle(bundle: &Path, key: Option<&Path>) -> (i32, String) {
 async fn evidence_bundles_verify_offline_and_catch_any_changed_byte(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else { return };
     app.post_events(&json!({"events": [
-        {"kind": "dataset.registered", "subject": "dataset:loans@1", "attributes": {"owner": "Zoë 李", "rows": 10}},
+        {"kind": "dataset.version_created", "subject": "dataset:loans@1", "attributes": {"description": "Zoë 李", "row_count": 10}},
         {"kind": "run.completed", "subject": "run:train-1", "inputs": ["dataset:loans@1"]},
-        {"kind": "model.registered", "subject": "model:credit@1", "inputs": ["run:train-1"], "attributes": {"auc": 0.8125}},
-        {"kind": "model.evaluated", "subject": "model:credit@1", "attributes": {"gini": 0.6}},
-        {"kind": "model.registered", "subject": "model:other@1"},
+        {"kind": "model.registered", "subject": "model:credit@1", "inputs": ["run:train-1"], "attributes": {"metrics": {"auc": 0.8125}}},
+        {"kind": "model.evaluated", "subject": "model:credit@1", "attributes": {"metrics": {"gini": 0.6}}},
+        {"kind": "model.registered", "subject": "model:other@1", "inputs": ["run:train-1"]},
     ]}))
     .await;
     let out_dir = tempfile::tempdir().unwrap();

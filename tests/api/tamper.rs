@@ -15,7 +15,7 @@ fn ledger_with_events(backend: Backend, n: usize) -> Option<TestDatabase> {
     ledger_with(
         backend,
         n,
-        |i| json!({"kind": "model.evaluated", "subject": format!("model:fraud@{i}"), "attributes": {"auc": 0.9, "rows": i}}),
+        |i| json!({"kind": "monitoring.checked", "subject": format!("model:fraud@{i}"), "attributes": {"auc": 0.9, "rows": i}}),
     )
 }
 
@@ -180,7 +180,7 @@ fn parallel_verification_reports_what_a_sequential_scan_reports() {
 fn ledger_with_full_events(n: usize) -> TestDatabase {
     ledger_with(Backend::Sqlite, n, |i| {
         json!({
-            "kind": "model.registered",
+            "kind": "monitoring.checked",
             "subject": format!("model:fraud@{i}"),
             "project": "fraud",
             "inputs": [format!("dataset:d@{i}")],

@@ -1,0 +1,488 @@
+//! Approvals and deployments: the use cases behind `/api/v1/approvals`,
+//! `/api/v1/gate` and `/api/v1/deployments`.
+//!
+//! Every rule that depends on the ledger's state (the approval is still
+//! pending, the approver did not produce the model, the gate still allows)
+//! is checked again inside the append transaction by a precondition, so two
+//! requests racing each other cannot both pass a check that only one may.
+
+use serde::Serialize;
+
+use super::gate::{self, ApprovalSummary, GateDecision};
+use super::kinds::{self, ApprovalDecided, ApprovalRequested, DeploymentAttributes};
+use super::{Governance, GovernanceError};
+use crate::ledger::{timestamp, EntityRef, Event, EventDraft, EventRequest};
+use crate::store::projections::{self, ApprovalFilter, ApprovalRow, Direction};
+use crate::store::{events, Appended, DbConn, Precondition, Refusal, StoreError};
+
+/// What a caller asks to have approved.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRequest {
+    pub model: String,
+    pub environment: String,
+    #[serde(default)]
+    pub evidence: Vec<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+/// `grant`, `reject` or `revoke`, with the reason.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    pub decision: String,
+    pub reason: String,
+}
+
+/// What a caller asks to deploy.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentRequest {
+    pub model: String,
+    pub environment: String,
+    /// The deployment's name within the environment; the model's name by default.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+/// An approval with its decisions.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalView {
+    pub id: String,
+    pub model: String,
+    pub environment: String,
+    pub project: Option<String>,
+    pub state: String,
+    pub requested_by: String,
+    pub requested_seq: i64,
+    pub requested_at: String,
+    pub required_approvals: i32,
+    pub valid_for_seconds: i64,
+    pub evidence: Vec<String>,
+    pub note: String,
+    pub granted_at: Option<String>,
+    pub expires_at: Option<String>,
+    /// Granted and not expired now.
+    pub valid: bool,
+    pub decisions: Vec<projections::DecisionRow>,
+}
+
+/// An accepted deployment request.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeploymentAccepted {
+    pub deployment: String,
+    pub event: serde_json::Value,
+    pub gate: GateDecision,
+    pub replayed: bool,
+}
+
+fn refs_valid(field: &str, refs: &[String]) -> Result<(), GovernanceError> {
+    for (i, r) in refs.iter().enumerate() {
+        EntityRef::parse(r).map_err(|e| e.in_field(&format!("{field}[{i}]")))?;
+    }
+    Ok(())
+}
+
+fn model_version(text: &str) -> Result<EntityRef, GovernanceError> {
+    let model = EntityRef::parse(text).map_err(|e| e.in_field("model"))?;
+    if model.entity_type() != "model" || model.version().is_none() {
+        return Err(GovernanceError::Invalid(format!("model: expected model:NAME@VERSION, got {text}")));
+    }
+    Ok(model)
+}
+
+fn environment_name(text: &str) -> Result<(), GovernanceError> {
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(GovernanceError::Invalid(format!(
+            "environment: {text:?} must be 1 to 64 lower-case letters, digits, `-` or `_`"
+        )))
+    }
+}
+
+fn build_draft(
+    kind: &str,
+    subject: &str,
+    project: Option<String>,
+    attributes: serde_json::Value,
+    idempotency_key: Option<String>,
+) -> Result<EventDraft, GovernanceError> {
+    let request = EventRequest {
+        kind: kind.into(),
+        subject: subject.into(),
+        project,
+        inputs: None,
+        outputs: None,
+        attributes: Some(attributes),
+        occurred_at: None,
+        idempotency_key,
+    };
+    let draft = EventDraft::from_request(request)?;
+    kinds::validate(&draft)?;
+    Ok(draft)
+}
+
+fn refuse(code: &'static str, message: impl Into<String>) -> Result<Result<(), Refusal>, StoreError> {
+    Ok(Err(Refusal::new(code, message)))
+}
+
+impl Governance {
+    /// Records `approval.requested` for a registered model version in a gated
+    /// environment. The rule's quorum and validity are copied into the event.
+    pub async fn request_approval(&self, actor: &str, req: ApprovalRequest) -> Result<ApprovalView, GovernanceError> {
+        let model = model_version(&req.model)?;
+        environment_name(&req.environment)?;
+        refs_valid("evidence", &req.evidence)?;
+        let rule = self.rules.environment(&req.environment).ok_or_else(|| {
+            GovernanceError::Invalid(format!(
+                "environment {} is not gated by policies/approvals.toml: no approval is needed",
+                req.environment
+            ))
+        })?;
+        let store = self.store.clone();
+        let model_text = model.to_string();
+        let entity = tokio::task::spawn_blocking(move || projections::entity(&mut *store.conn()?, &model_text))
+            .await
+            .map_err(|e| GovernanceError::Invalid(e.to_string()))??;
+        let project = req.project.clone().or_else(|| entity.as_ref().and_then(|e| e.project.clone()));
+        let id = uuid::Uuid::now_v7().to_string();
+        let attributes = ApprovalRequested {
+            model: model.to_string(),
+            environment: req.environment.clone(),
+            evidence: req.evidence.clone(),
+            note: req.note.clone().unwrap_or_default(),
+            required_approvals: rule.approvals_required,
+            valid_for_seconds: rule.valid_for_seconds,
+        };
+        let draft = build_draft(
+            "approval.requested",
+            &format!("approval:{id}"),
+            project,
+            serde_json::to_value(&attributes).map_err(|e| GovernanceError::Invalid(e.to_string()))?,
+            req.idempotency_key.clone(),
+        )?;
+        let model_text = model.to_string();
+        let check: Precondition = Box::new(move |conn| match projections::entity(conn, &model_text)? {
+            Some(e) if e.state.contains("\"model.registered\"") && e.status != "retired" => Ok(Ok(())),
+            Some(e) if e.status == "retired" => refuse("model_retired", format!("{model_text} is retired")),
+            _ => refuse("not_found", format!("{model_text} is not a registered model version")),
+        });
+        let appended = self.store.writer().append_checked(actor.to_owned(), vec![draft], Some(check)).await?;
+        let id = appended.events()[0].subject.trim_start_matches("approval:").to_owned();
+        self.approval(&id).await?.ok_or_else(|| GovernanceError::NotFound(format!("no approval {id}")))
+    }
+
+    /// One approval with its decisions.
+    pub async fn approval(&self, id: &str) -> Result<Option<ApprovalView>, GovernanceError> {
+        let store = self.store.clone();
+        let id = id.to_owned();
+        let found = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let mut conn = store.conn()?;
+            let Some(row) = projections::approval(&mut conn, &id)? else { return Ok(None) };
+            let decisions = projections::decisions(&mut conn, &id)?;
+            Ok(Some((row, decisions)))
+        })
+        .await
+        .map_err(|e| GovernanceError::Invalid(e.to_string()))??;
+        Ok(found.map(|(row, decisions)| view(row, decisions, &timestamp::now())))
+    }
+
+    /// Approvals by state, model and environment, oldest request first.
+    pub async fn approvals(&self, filter: ApprovalFilter) -> Result<Vec<ApprovalView>, GovernanceError> {
+        let store = self.store.clone();
+        let rows = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let mut conn = store.conn()?;
+            let rows = projections::list_approvals(&mut conn, &filter)?;
+            rows.into_iter()
+                .map(|r| {
+                    let d = projections::decisions(&mut conn, &r.id)?;
+                    Ok((r, d))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
+        .await
+        .map_err(|e| GovernanceError::Invalid(e.to_string()))??;
+        let now = timestamp::now();
+        Ok(rows.into_iter().map(|(r, d)| view(r, d, &now)).collect())
+    }
+
+    /// Records a decision by `actor`, who holds `roles`. Approver role,
+    /// state and separation of duties are checked; the last two again
+    /// inside the append transaction.
+    pub async fn decide(
+        &self,
+        actor: &str,
+        roles: &[String],
+        id: &str,
+        req: DecisionRequest,
+    ) -> Result<ApprovalView, GovernanceError> {
+        let kind = match req.decision.as_str() {
+            "grant" => "approval.granted",
+            "reject" => "approval.rejected",
+            "revoke" => "approval.revoked",
+            other => {
+                return Err(GovernanceError::Invalid(format!(
+                    "decision: {other:?} is not one of grant, reject, revoke"
+                )))
+            }
+        };
+        if req.reason.trim().is_empty() || req.reason.len() > 4000 {
+            return Err(GovernanceError::Invalid("reason: give a reason of 1 to 4000 characters".into()));
+        }
+        let approval =
+            self.approval(id).await?.ok_or_else(|| GovernanceError::NotFound(format!("no approval {id}")))?;
+        let rule = self.rules.environment(&approval.environment).ok_or_else(|| {
+            GovernanceError::Forbidden(format!(
+                "environment {} is no longer gated in policies/approvals.toml; nobody may decide",
+                approval.environment
+            ))
+        })?;
+        if !roles.iter().any(|r| rule.approver_roles.contains(r)) {
+            return Err(GovernanceError::Forbidden(format!(
+                "{actor} holds none of the approver roles for {} ({})",
+                approval.environment,
+                rule.approver_roles.join(", ")
+            )));
+        }
+        let draft = build_draft(
+            kind,
+            &format!("approval:{id}"),
+            approval.project.clone(),
+            serde_json::to_value(ApprovalDecided { reason: req.reason.clone() })
+                .map_err(|e| GovernanceError::Invalid(e.to_string()))?,
+            None,
+        )?;
+        let (id_owned, actor_owned, decision) = (id.to_owned(), actor.to_owned(), req.decision.clone());
+        let check: Precondition = Box::new(move |conn| decision_allowed(conn, &id_owned, &actor_owned, &decision));
+        self.store.writer().append_checked(actor.to_owned(), vec![draft], Some(check)).await?;
+        self.approval(id).await?.ok_or_else(|| GovernanceError::NotFound(format!("no approval {id}")))
+    }
+
+    /// The gate's answer for `model` in `environment` now.
+    pub async fn gate(&self, model: &str, environment: &str) -> Result<GateDecision, GovernanceError> {
+        let model = model_version(model)?.to_string();
+        environment_name(environment)?;
+        let store = self.store.clone();
+        let rules = self.rules.clone();
+        let environment = environment.to_owned();
+        let decision = tokio::task::spawn_blocking(move || {
+            gate_in(&mut *store.conn()?, &rules, &model, &environment, &timestamp::now())
+        })
+        .await
+        .map_err(|e| GovernanceError::Invalid(e.to_string()))??;
+        Ok(decision)
+    }
+
+    /// Records `deployment.requested` when the gate allows (checked again in
+    /// the append transaction); otherwise records `deployment.blocked` and
+    /// answers [`GovernanceError::Blocked`].
+    pub async fn deploy(&self, actor: &str, req: DeploymentRequest) -> Result<DeploymentAccepted, GovernanceError> {
+        let model = model_version(&req.model)?;
+        environment_name(&req.environment)?;
+        let name = req.name.clone().unwrap_or_else(|| model.name().to_owned());
+        let subject = format!("deployment:{}/{name}", req.environment);
+        EntityRef::parse(&subject).map_err(|e| e.in_field("name"))?;
+        if let Some(replay) = self.deployment_replay(actor, &req).await? {
+            return replay;
+        }
+        let decision = self.gate(&model.to_string(), &req.environment).await?;
+        let project = req.project.clone();
+        let attributes = |reasons: Option<Vec<String>>, d: &GateDecision| DeploymentAttributes {
+            model: model.to_string(),
+            reason: req.reason.clone(),
+            reasons,
+            approval_seqs: Some(d.relied_on_seqs.iter().map(|s| u64::try_from(*s).unwrap_or(0)).collect()),
+        };
+        let to_json = |a: DeploymentAttributes| serde_json::to_value(a).unwrap_or_default();
+        if decision.allowed {
+            let draft = build_draft(
+                "deployment.requested",
+                &subject,
+                project.clone(),
+                to_json(attributes(None, &decision)),
+                req.idempotency_key.clone(),
+            )?;
+            let rules = self.rules.clone();
+            let (model_text, environment) = (model.to_string(), req.environment.clone());
+            let check: Precondition = Box::new(move |conn| {
+                let d = gate_in(conn, &rules, &model_text, &environment, &timestamp::now())?;
+                if d.allowed {
+                    Ok(Ok(()))
+                } else {
+                    refuse("deployment_blocked", d.reasons.join("; "))
+                }
+            });
+            match self.store.writer().append_checked(actor.to_owned(), vec![draft], Some(check)).await {
+                Ok(appended) => {
+                    let replayed = matches!(appended, Appended::Replayed(_));
+                    let event = event_json(&appended.events()[0])?;
+                    return Ok(DeploymentAccepted { deployment: subject, event, gate: decision, replayed });
+                }
+                Err(crate::store::AppendError::Refused(r)) if r.code == "deployment_blocked" => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Denied, before or inside the transaction: the refusal goes on the record.
+        let decision = self.gate(&model.to_string(), &req.environment).await?;
+        let denied =
+            if decision.allowed { GateDecision { decision: "deny", allowed: false, ..decision } } else { decision };
+        let draft = build_draft(
+            "deployment.blocked",
+            &subject,
+            project,
+            to_json(attributes(Some(denied.reasons.clone()), &denied)),
+            req.idempotency_key.clone(),
+        )?;
+        let appended = self.store.writer().append(actor.to_owned(), vec![draft]).await?;
+        Err(GovernanceError::Blocked { decision: Box::new(denied), blocked_seq: appended.events()[0].seq })
+    }
+
+    /// A retried deployment request (same idempotency key): the original
+    /// answer again, without a new gate decision or event.
+    async fn deployment_replay(
+        &self,
+        actor: &str,
+        req: &DeploymentRequest,
+    ) -> Result<Option<Result<DeploymentAccepted, GovernanceError>>, GovernanceError> {
+        let Some(key) = req.idempotency_key.clone() else { return Ok(None) };
+        let store = self.store.clone();
+        let found = tokio::task::spawn_blocking(move || events::by_idempotency_keys(&mut *store.conn()?, &[key]))
+            .await
+            .map_err(|e| GovernanceError::Invalid(e.to_string()))??;
+        let Some(original) = found.into_iter().find(|e| e.actor == actor) else { return Ok(None) };
+        let attributes: serde_json::Value = serde_json::from_str(&original.attributes).unwrap_or_default();
+        if attributes["model"].as_str() != Some(req.model.as_str()) || !original.kind.starts_with("deployment.") {
+            return Err(GovernanceError::Append(crate::store::AppendError::IdempotencyConflict {
+                key: original.idempotency_key.clone().unwrap_or_default(),
+            }));
+        }
+        let decision = self.gate(&req.model, &req.environment).await?;
+        if original.kind == "deployment.blocked" {
+            let reasons: Vec<String> = serde_json::from_value(attributes["reasons"].clone()).unwrap_or_default();
+            let denied = GateDecision { decision: "deny", allowed: false, reasons, ..decision };
+            return Ok(Some(Err(GovernanceError::Blocked { decision: Box::new(denied), blocked_seq: original.seq })));
+        }
+        Ok(Some(Ok(DeploymentAccepted {
+            deployment: original.subject.clone(),
+            event: event_json(&original)?,
+            gate: decision,
+            replayed: true,
+        })))
+    }
+}
+
+fn event_json(event: &Event) -> Result<serde_json::Value, GovernanceError> {
+    let json = event.to_json().map_err(|e| GovernanceError::Invalid(e.to_string()))?;
+    serde_json::to_value(json).map_err(|e| GovernanceError::Invalid(e.to_string()))
+}
+
+fn view(row: ApprovalRow, decisions: Vec<projections::DecisionRow>, now: &str) -> ApprovalView {
+    let ApprovalSummary { valid, .. } = gate::summarize(&row, &decisions, now);
+    ApprovalView {
+        evidence: serde_json::from_str(&row.evidence).unwrap_or_default(),
+        id: row.id,
+        model: row.model,
+        environment: row.environment,
+        project: row.project,
+        state: row.state,
+        requested_by: row.requested_by,
+        requested_seq: row.requested_seq,
+        requested_at: row.requested_at,
+        required_approvals: row.required_approvals,
+        valid_for_seconds: row.valid_for_seconds,
+        note: row.note,
+        granted_at: row.granted_at,
+        expires_at: row.expires_at,
+        valid,
+        decisions,
+    }
+}
+
+/// The gate's answer computed on `conn` (a pooled connection, or the append
+/// transaction).
+pub fn gate_in(
+    conn: &mut DbConn,
+    rules: &super::ApprovalRules,
+    model: &str,
+    environment: &str,
+    now: &str,
+) -> Result<GateDecision, StoreError> {
+    let entity = projections::entity(conn, model)?;
+    let filter = ApprovalFilter {
+        model: Some(model.to_owned()),
+        environment: Some(environment.to_owned()),
+        limit: 1000,
+        ..Default::default()
+    };
+    let mut approvals = Vec::new();
+    for row in projections::list_approvals(conn, &filter)? {
+        let decisions = projections::decisions(conn, &row.id)?;
+        approvals.push((row, decisions));
+    }
+    Ok(gate::decide(model, environment, rules.environment(environment), entity.as_ref(), &approvals, now))
+}
+
+/// The in-transaction check of a decision: the approval's state allows it,
+/// and for a grant or a rejection, `actor` neither asked for it, nor
+/// registered the model version, nor ran its training.
+fn decision_allowed(
+    conn: &mut DbConn,
+    id: &str,
+    actor: &str,
+    decision: &str,
+) -> Result<Result<(), Refusal>, StoreError> {
+    let Some(approval) = projections::approval(conn, id)? else {
+        return refuse("not_found", format!("no approval {id}"));
+    };
+    let state_ok = match decision {
+        "revoke" => matches!(approval.state.as_str(), "pending" | "granted"),
+        _ => approval.state == "pending",
+    };
+    if !state_ok {
+        return refuse(
+            "approval_not_pending",
+            format!("approval {id} is {}; it cannot be {decision}ed", approval.state),
+        );
+    }
+    if decision == "revoke" {
+        return Ok(Ok(()));
+    }
+    if projections::decisions(conn, id)?.iter().any(|d| d.actor == actor) {
+        return refuse("already_decided", format!("{actor} has already decided on approval {id}"));
+    }
+    let sod = |why: String| refuse("separation_of_duties", format!("separation of duties: {actor} {why}"));
+    if approval.requested_by == actor {
+        return sod(format!("requested approval {id} and cannot decide on it"));
+    }
+    if projections::actors_of(conn, &approval.model, &["model.registered"])?.contains(actor) {
+        return sod(format!("registered {} and cannot decide on its approval", approval.model));
+    }
+    let runs: Vec<String> = projections::edges_of(conn, std::slice::from_ref(&approval.model), Direction::Upstream, None)?
+        .into_iter()
+        .map(|e| e.source)
+        .filter(|s| s.starts_with("run:"))
+        .collect();
+    for run in runs {
+        let producers =
+            projections::actors_of(conn, &run, &["run.started", "run.updated", "run.completed", "run.failed"])?;
+        if producers.contains(actor) {
+            return sod(format!("ran {run}, which trained {}, and cannot decide on its approval", approval.model));
+        }
+    }
+    Ok(Ok(()))
+}

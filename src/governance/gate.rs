@@ -1,0 +1,138 @@
+//! The deployment gate: may this model version go to this environment now?
+//!
+//! [`decide`] is a pure function of the projections and the time, so the
+//! answer given to `GET /api/v1/gate` and the check made inside the append
+//! transaction of `POST /api/v1/deployments` are the same code.
+
+use serde::Serialize;
+
+use super::rules::EnvironmentRule;
+use crate::store::projections::{ApprovalRow, DecisionRow, EntityRow};
+
+/// An approval as the gate saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalSummary {
+    pub id: String,
+    pub state: String,
+    pub requested_by: String,
+    pub requested_seq: i64,
+    pub required_approvals: i32,
+    pub granted_by: Vec<Grant>,
+    pub granted_at: Option<String>,
+    pub expires_at: Option<String>,
+    /// Whether it is granted and not expired at the time of the decision.
+    pub valid: bool,
+}
+
+/// One approver's grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Grant {
+    pub actor: String,
+    pub seq: i64,
+    pub recorded_at: String,
+}
+
+/// The gate's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GateDecision {
+    /// `allow` or `deny`.
+    pub decision: &'static str,
+    pub allowed: bool,
+    pub model: String,
+    pub environment: String,
+    pub gated: bool,
+    pub reasons: Vec<String>,
+    pub approvals: Vec<ApprovalSummary>,
+    /// The seqs of the events the decision relied on: the request and the
+    /// grants of each valid approval.
+    pub relied_on_seqs: Vec<i64>,
+    pub evaluated_at: String,
+}
+
+/// Decides from the model's entity, its approvals for the environment (with
+/// their decisions) and the time `now`.
+pub fn decide(
+    model: &str,
+    environment: &str,
+    rule: Option<&EnvironmentRule>,
+    entity: Option<&EntityRow>,
+    approvals: &[(ApprovalRow, Vec<DecisionRow>)],
+    now: &str,
+) -> GateDecision {
+    let summaries: Vec<ApprovalSummary> = approvals.iter().map(|(a, d)| summarize(a, d, now)).collect();
+    let mut reasons = Vec::new();
+    let mut relied_on = Vec::new();
+    let registered = entity.is_some_and(|e| e.state.contains("\"model.registered\""));
+    let allowed = if !registered {
+        reasons.push(format!("{model} is not a registered model version"));
+        false
+    } else if entity.is_some_and(|e| e.status == "retired") {
+        reasons.push(format!("{model} is retired"));
+        false
+    } else if rule.is_none() {
+        reasons.push(format!("environment {environment} is not gated: no approval is needed"));
+        true
+    } else if let Some(valid) = summaries.iter().find(|s| s.valid) {
+        let who: Vec<&str> = valid.granted_by.iter().map(|g| g.actor.as_str()).collect();
+        reasons.push(format!(
+            "approval {} granted by {} is valid until {}",
+            valid.id,
+            who.join(" and "),
+            valid.expires_at.as_deref().unwrap_or("?")
+        ));
+        relied_on.push(valid.requested_seq);
+        relied_on.extend(valid.granted_by.iter().map(|g| g.seq));
+        true
+    } else {
+        if summaries.is_empty() {
+            reasons.push(format!("no approval of {model} for {environment} has been requested"));
+        }
+        for s in &summaries {
+            reasons.push(match s.state.as_str() {
+                "pending" => format!(
+                    "approval {} is pending: {} of {} approvals",
+                    s.id,
+                    s.granted_by.len(),
+                    s.required_approvals
+                ),
+                "granted" => format!("approval {} expired at {}", s.id, s.expires_at.as_deref().unwrap_or("?")),
+                other => format!("approval {} was {other}", s.id),
+            });
+            relied_on.push(s.requested_seq);
+        }
+        false
+    };
+    GateDecision {
+        decision: if allowed { "allow" } else { "deny" },
+        allowed,
+        model: model.to_owned(),
+        environment: environment.to_owned(),
+        gated: rule.is_some(),
+        reasons,
+        approvals: summaries,
+        relied_on_seqs: relied_on,
+        evaluated_at: now.to_owned(),
+    }
+}
+
+/// An approval with its grants, valid or not at `now`.
+pub fn summarize(approval: &ApprovalRow, decisions: &[DecisionRow], now: &str) -> ApprovalSummary {
+    let mut granted_by: Vec<Grant> = Vec::new();
+    for d in decisions.iter().filter(|d| d.decision == "grant") {
+        if !granted_by.iter().any(|g| g.actor == d.actor) {
+            granted_by.push(Grant { actor: d.actor.clone(), seq: d.seq, recorded_at: d.recorded_at.clone() });
+        }
+    }
+    let valid = approval.state == "granted" && approval.expires_at.as_deref().is_some_and(|e| e > now);
+    ApprovalSummary {
+        id: approval.id.clone(),
+        state: approval.state.clone(),
+        requested_by: approval.requested_by.clone(),
+        requested_seq: approval.requested_seq,
+        required_approvals: approval.required_approvals,
+        granted_by,
+        granted_at: approval.granted_at.clone(),
+        expires_at: approval.expires_at.clone(),
+        valid,
+    }
+}

@@ -1,0 +1,378 @@
+//! The governance event kinds and the shape of their attributes.
+//!
+//! Each kind below has a serde struct with `deny_unknown_fields`: a typo in a
+//! pipeline's attribute name is refused at the door instead of silently
+//! leaving a dossier without its evidence. Kinds outside the governed
+//! namespaces (`monitoring.*`, custom kinds) stay free-form.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::ledger::{EventDraft, ValidationError};
+
+/// Namespaces whose kinds must be one of [`KINDS`].
+const GOVERNED_NAMESPACES: [&str; 6] = ["dataset", "run", "model", "approval", "deployment", "job"];
+
+/// Every governed kind, in documentation order.
+pub const KINDS: [&str; 21] = [
+    "dataset.registered",
+    "dataset.version_created",
+    "dataset.classified",
+    "job.registered",
+    "run.started",
+    "run.updated",
+    "run.completed",
+    "run.failed",
+    "model.registered",
+    "model.evaluated",
+    "model.explained",
+    "model.retired",
+    "approval.requested",
+    "approval.granted",
+    "approval.rejected",
+    "approval.revoked",
+    "deployment.requested",
+    "deployment.succeeded",
+    "deployment.failed",
+    "deployment.rolled_back",
+    "deployment.blocked",
+];
+
+/// Kinds only the server writes, through the approval and deployment
+/// endpoints, because they are checked against the approval rules and
+/// separation of duties inside the append transaction.
+pub const ENDPOINT_ONLY: [(&str, &str); 6] = [
+    ("approval.requested", "POST /api/v1/approvals"),
+    ("approval.granted", "POST /api/v1/approvals/{id}/decision"),
+    ("approval.rejected", "POST /api/v1/approvals/{id}/decision"),
+    ("approval.revoked", "POST /api/v1/approvals/{id}/decision"),
+    ("deployment.requested", "POST /api/v1/deployments"),
+    ("deployment.blocked", "POST /api/v1/deployments"),
+];
+
+/// Where a client must send an event of `kind` instead of `/api/v1/events`.
+pub fn endpoint_for(kind: &str) -> Option<&'static str> {
+    ENDPOINT_ONLY.iter().find(|(k, _)| *k == kind).map(|(_, e)| *e)
+}
+
+/// Free-form metrics: name to number.
+pub type Metrics = BTreeMap<String, f64>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct DatasetRegistered {
+    description: Option<String>,
+    owner: Option<String>,
+    location: Option<String>,
+    format: Option<String>,
+    schema: Option<serde_json::Value>,
+    tags: Option<Vec<String>>,
+    openlineage: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct DatasetVersionCreated {
+    description: Option<String>,
+    location: Option<String>,
+    row_count: Option<u64>,
+    checksum: Option<String>,
+    schema: Option<serde_json::Value>,
+}
+
+/// GDPR Art. 6 legal bases.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LegalBasis {
+    Consent,
+    Contract,
+    LegalObligation,
+    VitalInterests,
+    PublicTask,
+    LegitimateInterests,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct DatasetClassified {
+    contains_personal_data: bool,
+    personal_data_categories: Option<Vec<String>>,
+    special_categories: Option<bool>,
+    legal_basis: Option<LegalBasis>,
+    retention: Option<String>,
+    purpose: Option<String>,
+    controller: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct JobRegistered {
+    description: Option<String>,
+    owner: Option<String>,
+    openlineage: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RunStarted {
+    pipeline: Option<String>,
+    code_version: Option<String>,
+    parameters: Option<serde_json::Map<String, serde_json::Value>>,
+    environment: Option<String>,
+    openlineage: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RunCompleted {
+    metrics: Option<Metrics>,
+    duration_seconds: Option<f64>,
+    openlineage: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RunFailed {
+    error: Option<String>,
+    openlineage: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ModelRegistered {
+    framework: Option<String>,
+    artifact_uri: Option<String>,
+    checksum: Option<String>,
+    owner: Option<String>,
+    description: Option<String>,
+    metrics: Option<Metrics>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ModelEvaluated {
+    metrics: Metrics,
+    thresholds: Option<Metrics>,
+    passed: Option<bool>,
+    notes: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ModelExplained {
+    method: Option<String>,
+    feature_importances: Option<Metrics>,
+    reason_codes: Option<Vec<String>>,
+    intended_use: Option<String>,
+    limitations: Option<String>,
+    fairness_metrics: Option<Metrics>,
+    artifacts: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ModelRetired {
+    reason: Option<String>,
+}
+
+/// What `approval.requested` records; the server fills the rule fields from
+/// `policies/approvals.toml` so the projection never depends on a rules file
+/// that may change later.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRequested {
+    pub model: String,
+    pub environment: String,
+    pub evidence: Vec<String>,
+    pub note: String,
+    pub required_approvals: u32,
+    pub valid_for_seconds: u64,
+}
+
+/// What `approval.granted`, `.rejected` and `.revoked` record.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalDecided {
+    pub reason: String,
+}
+
+/// What every `deployment.*` event records besides its subject
+/// (`deployment:ENVIRONMENT/NAME`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentAttributes {
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For `deployment.blocked`: why the gate said no.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<String>>,
+    /// For `deployment.requested`/`.blocked`: the approval events the gate relied on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_seqs: Option<Vec<u64>>,
+}
+
+/// Checks a draft of a governed kind: known kind, subject of the right
+/// entity type, attributes of the right shape.
+pub fn validate(draft: &EventDraft) -> Result<(), ValidationError> {
+    let kind = draft.kind.as_str();
+    let namespace = kind.split('.').next().unwrap_or_default();
+    if !GOVERNED_NAMESPACES.contains(&namespace) {
+        return Ok(());
+    }
+    let attributes: serde_json::Value =
+        serde_json::from_str(&draft.attributes).map_err(|e| ValidationError::new(format!("attributes: {e}")))?;
+    let subject = &draft.subject;
+    let expect_type = |t: &str| {
+        if subject.entity_type() == t {
+            Ok(())
+        } else {
+            Err(ValidationError::new(format!("subject: a {kind} event is about a `{t}:` entity, not {subject}")))
+        }
+    };
+    let expect_version = |wanted: bool| {
+        if subject.version().is_some() == wanted {
+            Ok(())
+        } else if wanted {
+            Err(ValidationError::new(format!("subject: {kind} needs a versioned reference such as {subject}@1")))
+        } else {
+            Err(ValidationError::new(format!("subject: {kind} is about the unversioned entity, without `@version`")))
+        }
+    };
+    let no_refs = || {
+        if draft.inputs.is_empty() && draft.outputs.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationError::new(format!("{kind} takes no inputs or outputs; name the model in attributes")))
+        }
+    };
+    match kind {
+        "dataset.registered" => {
+            expect_type("dataset")?;
+            expect_version(false)?;
+            shape::<DatasetRegistered>(&attributes)
+        }
+        "dataset.version_created" => {
+            expect_type("dataset")?;
+            expect_version(true)?;
+            shape::<DatasetVersionCreated>(&attributes)
+        }
+        "dataset.classified" => {
+            expect_type("dataset")?;
+            let c: DatasetClassified = shape_of(&attributes)?;
+            if c.contains_personal_data && (c.legal_basis.is_none() || c.retention.is_none()) {
+                return Err(ValidationError::new(
+                    "attributes: a dataset with personal data needs `legal_basis` and `retention`",
+                ));
+            }
+            Ok(())
+        }
+        "job.registered" => {
+            expect_type("job")?;
+            shape::<JobRegistered>(&attributes)
+        }
+        "run.started" | "run.updated" => {
+            expect_type("run")?;
+            shape::<RunStarted>(&attributes)
+        }
+        "run.completed" => {
+            expect_type("run")?;
+            shape::<RunCompleted>(&attributes)
+        }
+        "run.failed" => {
+            expect_type("run")?;
+            shape::<RunFailed>(&attributes)
+        }
+        "model.registered" => {
+            expect_type("model")?;
+            expect_version(true)?;
+            let runs = draft.inputs.iter().filter(|r| r.entity_type() == "run").count();
+            if runs != 1 {
+                return Err(ValidationError::new(
+                    "inputs: model.registered names exactly one training run (`run:ID`) among its inputs",
+                ));
+            }
+            shape::<ModelRegistered>(&attributes)
+        }
+        "model.evaluated" => {
+            expect_type("model")?;
+            expect_version(true)?;
+            let e: ModelEvaluated = shape_of(&attributes)?;
+            if e.metrics.is_empty() {
+                return Err(ValidationError::new("attributes.metrics: give at least one metric"));
+            }
+            Ok(())
+        }
+        "model.explained" => {
+            expect_type("model")?;
+            expect_version(true)?;
+            shape::<ModelExplained>(&attributes)
+        }
+        "model.retired" => {
+            expect_type("model")?;
+            expect_version(true)?;
+            shape::<ModelRetired>(&attributes)
+        }
+        "approval.requested" => {
+            expect_type("approval")?;
+            no_refs()?;
+            shape::<ApprovalRequested>(&attributes)
+        }
+        "approval.granted" | "approval.rejected" | "approval.revoked" => {
+            expect_type("approval")?;
+            no_refs()?;
+            shape::<ApprovalDecided>(&attributes)
+        }
+        "deployment.requested"
+        | "deployment.succeeded"
+        | "deployment.failed"
+        | "deployment.rolled_back"
+        | "deployment.blocked" => {
+            expect_type("deployment")?;
+            expect_version(false)?;
+            no_refs()?;
+            if !subject.name().contains('/') {
+                return Err(ValidationError::new(format!(
+                    "subject: a deployment is named ENVIRONMENT/NAME, e.g. deployment:production/{}",
+                    subject.name()
+                )));
+            }
+            let d: DeploymentAttributes = shape_of(&attributes)?;
+            let model = crate::ledger::EntityRef::parse(&d.model).map_err(|e| e.in_field("attributes.model"))?;
+            if model.entity_type() != "model" || model.version().is_none() {
+                return Err(ValidationError::new("attributes.model: expected a model version, model:NAME@VERSION"));
+            }
+            Ok(())
+        }
+        other => Err(ValidationError::new(format!(
+            "unknown kind {other:?} in the governed `{namespace}.*` namespace; known kinds: {}",
+            KINDS.iter().filter(|k| k.split('.').next() == Some(namespace)).copied().collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// The environment of a deployment entity `deployment:ENVIRONMENT/NAME`.
+pub fn deployment_environment(deployment_name: &str) -> &str {
+    deployment_name.split('/').next().unwrap_or(deployment_name)
+}
+
+fn shape<T: DeserializeOwned>(attributes: &serde_json::Value) -> Result<(), ValidationError> {
+    shape_of::<T>(attributes).map(|_| ())
+}
+
+fn shape_of<T: DeserializeOwned>(attributes: &serde_json::Value) -> Result<T, ValidationError> {
+    T::deserialize(attributes).map_err(|e| ValidationError::new(format!("attributes: {e}")))
+}

@@ -1,0 +1,288 @@
+//! Lineage, impact analysis and entity views, read from the projections.
+//!
+//! Every node and edge cites the seq of the event that created it, so an
+//! auditor can fetch (and prove) the event behind each line of a graph.
+//! `as_of` answers as the ledger stood at the last event recorded at or
+//! before that time: later nodes and edges are left out, and edges that
+//! ended later are shown as not yet ended.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::ledger::{EntityRef, Event};
+use crate::store::projections::{self, Direction, EdgeRow, EntityRow};
+use crate::store::{events, DbConn, EventFilter, StoreError};
+
+/// Deepest walk a lineage query may ask for.
+pub const MAX_DEPTH: u32 = 50;
+/// Most nodes one answer holds; larger graphs are cut and flagged `truncated`.
+pub const MAX_NODES: usize = 10_000;
+
+/// Which way(s) to walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    Upstream,
+    Downstream,
+    Both,
+}
+
+impl Walk {
+    /// Parses `upstream`, `downstream` or `both`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "upstream" => Some(Self::Upstream),
+            "downstream" => Some(Self::Downstream),
+            "both" => Some(Self::Both),
+            _ => None,
+        }
+    }
+}
+
+/// A node of a lineage graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Node {
+    #[serde(rename = "ref")]
+    pub ref_: String,
+    pub entity_type: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub project: Option<String>,
+    /// The current status; omitted in `as_of` answers, which show structure only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The event that first named this entity.
+    pub seq: i64,
+}
+
+/// An edge `source -> target` ("target was made from source").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Edge {
+    pub source: String,
+    pub target: String,
+    /// The event that created the edge.
+    pub seq: i64,
+    /// The event that ended it (a deployment switching models), if it had ended.
+    pub ended_seq: Option<i64>,
+}
+
+/// A lineage answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Graph {
+    pub node: String,
+    pub direction: &'static str,
+    pub depth: u32,
+    pub as_of_seq: Option<u64>,
+    pub nodes: Vec<Node>,
+    pub edges: Vec<Edge>,
+    pub truncated: bool,
+}
+
+/// Who may see what: `None` for every project, else the readable ones
+/// (entities without a project are visible to every reader).
+pub type Visibility<'a> = Option<&'a [String]>;
+
+fn visible(entity: &EntityRow, readable: Visibility<'_>, as_of: Option<i64>) -> bool {
+    let in_time = as_of.is_none_or(|s| entity.created_seq <= s);
+    let allowed = match (readable, &entity.project) {
+        (None, _) | (_, None) => true,
+        (Some(projects), Some(p)) => projects.contains(p),
+    };
+    in_time && allowed
+}
+
+/// Walks the graph from `node`. `None` when the node did not exist (at
+/// `as_of_seq`) or is not visible.
+pub fn lineage(
+    conn: &mut DbConn,
+    node: &str,
+    walk: Walk,
+    depth: u32,
+    as_of_seq: Option<u64>,
+    readable: Visibility<'_>,
+) -> Result<Option<Graph>, StoreError> {
+    let as_of = as_of_seq.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
+    let Some(root) = projections::entity(conn, node)?.filter(|e| visible(e, readable, as_of)) else {
+        return Ok(None);
+    };
+    let mut nodes: BTreeMap<String, EntityRow> = BTreeMap::new();
+    nodes.insert(root.ref_.clone(), root);
+    let mut edges: BTreeMap<(String, String, i64), EdgeRow> = BTreeMap::new();
+    let mut truncated = false;
+    let directions: &[Direction] = match walk {
+        Walk::Upstream => &[Direction::Upstream],
+        Walk::Downstream => &[Direction::Downstream],
+        Walk::Both => &[Direction::Upstream, Direction::Downstream],
+    };
+    for &direction in directions {
+        truncated |= walk_from(conn, node, direction, depth, as_of, readable, &mut nodes, &mut edges)?;
+    }
+    Ok(Some(Graph {
+        node: node.to_owned(),
+        direction: match walk {
+            Walk::Upstream => "upstream",
+            Walk::Downstream => "downstream",
+            Walk::Both => "both",
+        },
+        depth,
+        as_of_seq,
+        nodes: nodes
+            .into_values()
+            .map(|e| Node {
+                status: as_of.is_none().then(|| e.status.clone()),
+                ref_: e.ref_,
+                entity_type: e.entity_type,
+                name: e.name,
+                version: e.version,
+                project: e.project,
+                seq: e.created_seq,
+            })
+            .collect(),
+        edges: edges
+            .into_values()
+            .map(|e| Edge {
+                source: e.source,
+                target: e.target,
+                seq: e.created_seq,
+                ended_seq: e.ended_seq.filter(|end| as_of.is_none_or(|s| *end <= s)),
+            })
+            .collect(),
+        truncated,
+    }))
+}
+
+/// Breadth-first walk in one direction; `true` when cut at [`MAX_NODES`].
+#[allow(clippy::too_many_arguments)]
+fn walk_from(
+    conn: &mut DbConn,
+    start: &str,
+    direction: Direction,
+    depth: u32,
+    as_of: Option<i64>,
+    readable: Visibility<'_>,
+    nodes: &mut BTreeMap<String, EntityRow>,
+    edges: &mut BTreeMap<(String, String, i64), EdgeRow>,
+) -> Result<bool, StoreError> {
+    let mut seen: BTreeSet<String> = BTreeSet::from([start.to_owned()]);
+    let mut frontier = vec![start.to_owned()];
+    for _ in 0..depth {
+        if frontier.is_empty() {
+            break;
+        }
+        let found = projections::edges_of(conn, &frontier, direction, as_of)?;
+        let far = |e: &EdgeRow| match direction {
+            Direction::Upstream => e.source.clone(),
+            Direction::Downstream => e.target.clone(),
+        };
+        let new_refs: Vec<String> =
+            found.iter().map(far).filter(|r| !seen.contains(r)).collect::<BTreeSet<_>>().into_iter().collect();
+        let mut allowed: BTreeSet<String> = nodes.keys().cloned().collect();
+        for entity in projections::entities_by_ref(conn, &new_refs)? {
+            if visible(&entity, readable, as_of) {
+                allowed.insert(entity.ref_.clone());
+                nodes.insert(entity.ref_.clone(), entity);
+            }
+        }
+        let mut next = Vec::new();
+        for edge in found {
+            let other = far(&edge);
+            if !allowed.contains(&other) {
+                continue;
+            }
+            if seen.insert(other.clone()) {
+                next.push(other);
+            }
+            edges.insert((edge.source.clone(), edge.target.clone(), edge.created_seq), edge);
+        }
+        if nodes.len() > MAX_NODES {
+            return Ok(true);
+        }
+        frontier = next;
+    }
+    Ok(false)
+}
+
+/// What is downstream of an entity: model versions, and the deployments
+/// currently serving one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Impact {
+    pub node: String,
+    pub model_versions: Vec<Node>,
+    pub live_deployments: Vec<LiveDeployment>,
+    pub truncated: bool,
+}
+
+/// A deployment serving a model downstream of the queried entity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveDeployment {
+    #[serde(rename = "ref")]
+    pub ref_: String,
+    pub model: String,
+    /// The event that put `model` live there.
+    pub since_seq: i64,
+}
+
+/// Impact analysis of `node`: everything downstream, at any depth.
+pub fn impact(conn: &mut DbConn, node: &str, readable: Visibility<'_>) -> Result<Option<Impact>, StoreError> {
+    let Some(graph) = lineage(conn, node, Walk::Downstream, MAX_DEPTH, None, readable)? else {
+        return Ok(None);
+    };
+    let model_versions = graph
+        .nodes
+        .iter()
+        .filter(|n| n.entity_type == "model" && n.version.is_some() && n.ref_ != node)
+        .cloned()
+        .collect();
+    let live_deployments = graph
+        .edges
+        .iter()
+        .filter(|e| e.target.starts_with("deployment:") && e.source.starts_with("model:") && e.ended_seq.is_none())
+        .map(|e| LiveDeployment { ref_: e.target.clone(), model: e.source.clone(), since_seq: e.seq })
+        .collect();
+    Ok(Some(Impact { node: node.to_owned(), model_versions, live_deployments, truncated: graph.truncated }))
+}
+
+/// An entity with its state and history.
+#[derive(Debug, Clone)]
+pub struct EntityView {
+    pub entity: EntityRow,
+    /// The entity's state as JSON (the `state` column, parsed).
+    pub current: serde_json::Value,
+    /// Lineage edges into and out of it, live now.
+    pub upstream: Vec<Edge>,
+    pub downstream: Vec<Edge>,
+    /// Events about it (as subject), oldest first; an unversioned reference
+    /// includes its versions' events.
+    pub history: Vec<Event>,
+}
+
+/// Most history events returned with an entity.
+pub const MAX_HISTORY: u32 = 1000;
+
+/// One entity's view, `None` when unknown or not visible.
+pub fn entity(conn: &mut DbConn, r: &str, readable: Visibility<'_>) -> Result<Option<EntityView>, StoreError> {
+    let Some(row) = projections::entity(conn, r)?.filter(|e| visible(e, readable, None)) else {
+        return Ok(None);
+    };
+    let to_edges = |rows: Vec<EdgeRow>| -> Vec<Edge> {
+        rows.into_iter()
+            .map(|e| Edge { source: e.source, target: e.target, seq: e.created_seq, ended_seq: e.ended_seq })
+            .collect()
+    };
+    let upstream = to_edges(projections::edges_of(conn, &[r.to_owned()], Direction::Upstream, None)?);
+    let downstream = to_edges(projections::edges_of(conn, &[r.to_owned()], Direction::Downstream, None)?);
+    let filter = EventFilter {
+        subject: Some(r.to_owned()),
+        projects: readable.map(<[String]>::to_vec),
+        limit: MAX_HISTORY,
+        ..Default::default()
+    };
+    let history = events::list(conn, &filter)?;
+    let current = serde_json::from_str(&row.state).unwrap_or_default();
+    Ok(Some(EntityView { entity: row, current, upstream, downstream, history }))
+}
+
+/// Checks an entity reference given as a query parameter.
+pub fn parse_node(text: &str) -> Result<String, crate::ledger::ValidationError> {
+    EntityRef::parse(text).map(|r| r.to_string())
+}

@@ -1,0 +1,65 @@
+//! The governance domain: typed event kinds, approvals with separation of
+//! duties, the deployment gate, lineage and impact analysis, and OpenLineage
+//! intake. Services here sit between `http`/CLI and the store; the state they
+//! read is the projections the store keeps in step with the ledger.
+
+pub mod approvals;
+pub mod gate;
+pub mod kinds;
+pub mod lineage;
+pub mod openlineage;
+pub mod rules;
+
+pub use gate::GateDecision;
+pub use rules::ApprovalRules;
+
+use crate::ledger::ValidationError;
+use crate::store::{AppendError, Store, StoreError};
+
+/// Errors of the governance services.
+#[derive(Debug, thiserror::Error)]
+pub enum GovernanceError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// The gate said no; a `deployment.blocked` event with this seq records it.
+    #[error("deployment blocked: {}", .decision.reasons.join("; "))]
+    Blocked { decision: Box<GateDecision>, blocked_seq: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Append(#[from] AppendError),
+}
+
+impl From<ValidationError> for GovernanceError {
+    fn from(e: ValidationError) -> Self {
+        Self::Invalid(e.to_string())
+    }
+}
+
+/// The governance services over one ledger.
+#[derive(Clone)]
+pub struct Governance {
+    store: Store,
+    rules: std::sync::Arc<ApprovalRules>,
+}
+
+impl Governance {
+    /// Services over `store` under approval `rules`.
+    pub fn new(store: Store, rules: ApprovalRules) -> Self {
+        Self { store, rules: std::sync::Arc::new(rules) }
+    }
+
+    /// The approval rules in force.
+    pub fn rules(&self) -> &ApprovalRules {
+        &self.rules
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}

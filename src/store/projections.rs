@@ -1,0 +1,664 @@
+//! Projections of the ledger: entities, lineage edges and approvals.
+//!
+//! [`apply`] runs inside the append transaction with the events just chained,
+//! so these tables never disagree with the ledger; it depends on nothing but
+//! the events (no clock, no configuration), which is what makes
+//! `govledger rebuild` reproduce them exactly. It never refuses an event:
+//! events that make no sense for the projection (an approval decision for an
+//! unknown approval in an old ledger) are recorded as facts and skipped here.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+
+use super::schema::{approval_decisions, approvals, entities, lineage_edges, projection_state};
+use super::{events, DbConn, StoreError};
+use crate::ledger::{timestamp, EntityRef, Event};
+use crate::with_conn;
+
+/// An entity and its current state.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, serde::Serialize)]
+#[diesel(table_name = entities)]
+pub struct EntityRow {
+    #[serde(rename = "ref")]
+    pub ref_: String,
+    pub entity_type: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub project: Option<String>,
+    pub status: String,
+    /// JSON object: for each event kind about this entity, the latest such
+    /// event's seq, actor and attributes; deployments add `live_model`.
+    pub state: String,
+    pub created_seq: i64,
+    pub updated_seq: i64,
+}
+
+/// A lineage edge `source -> target`, live from `created_seq` until
+/// `ended_seq` (exclusive) if it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, serde::Serialize)]
+#[diesel(table_name = lineage_edges)]
+pub struct EdgeRow {
+    pub source: String,
+    pub target: String,
+    pub created_seq: i64,
+    pub ended_seq: Option<i64>,
+}
+
+/// An approval request and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = approvals, treat_none_as_null = true)]
+pub struct ApprovalRow {
+    pub id: String,
+    pub model: String,
+    pub environment: String,
+    pub project: Option<String>,
+    /// `pending`, `granted`, `rejected` or `revoked`. Expiry is not a state:
+    /// it depends on the time of the question, see `expires_at`.
+    pub state: String,
+    pub requested_by: String,
+    pub requested_seq: i64,
+    pub requested_at: String,
+    pub required_approvals: i32,
+    pub valid_for_seconds: i64,
+    /// JSON array of evidence references.
+    pub evidence: String,
+    pub note: String,
+    pub granted_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub decided_seq: Option<i64>,
+}
+
+/// One decision on an approval.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, serde::Serialize)]
+#[diesel(table_name = approval_decisions)]
+pub struct DecisionRow {
+    pub seq: i64,
+    pub approval_id: String,
+    pub actor: String,
+    /// `grant`, `reject` or `revoke`.
+    pub decision: String,
+    pub reason: String,
+    pub recorded_at: String,
+}
+
+const CHUNK: usize = 500;
+
+/// Brings the projections up to date with `events` (consecutive, in seq order,
+/// all after the last applied seq).
+pub fn apply(conn: &mut DbConn, batch: &[Event]) -> Result<(), StoreError> {
+    let Some(last) = batch.last() else { return Ok(()) };
+    let mut work = Batch::load(conn, batch)?;
+    for event in batch {
+        work.event(event);
+    }
+    work.save(conn)?;
+    let last = i64::try_from(last.seq).unwrap_or(i64::MAX);
+    with_conn!(conn, |c| diesel::update(projection_state::table.find("governance"))
+        .set(projection_state::applied_seq.eq(last))
+        .execute(c))?;
+    Ok(())
+}
+
+/// The seq up to which the projections are applied.
+pub fn applied_seq(conn: &mut DbConn) -> Result<u64, StoreError> {
+    let seq: Option<i64> = with_conn!(conn, |c| projection_state::table
+        .find("governance")
+        .select(projection_state::applied_seq)
+        .first(c)
+        .optional())?;
+    Ok(seq.map_or(0, |s| u64::try_from(s).unwrap_or(0)))
+}
+
+/// Empties every projection (inside the caller's transaction).
+pub fn clear(conn: &mut DbConn) -> Result<(), StoreError> {
+    with_conn!(conn, |c| {
+        diesel::delete(approval_decisions::table).execute(c)?;
+        diesel::delete(approvals::table).execute(c)?;
+        diesel::delete(lineage_edges::table).execute(c)?;
+        diesel::delete(entities::table).execute(c)?;
+        diesel::update(projection_state::table.find("governance")).set(projection_state::applied_seq.eq(0)).execute(c)
+    })?;
+    Ok(())
+}
+
+/// Applies every event after the projections' seq up to `head`, in chunks
+/// (inside the caller's transaction).
+pub fn catch_up(conn: &mut DbConn, head: u64) -> Result<u64, StoreError> {
+    let mut from = applied_seq(conn)? + 1;
+    let start = from;
+    while from <= head {
+        let to = (from + 4999).min(head);
+        let mut rows = Vec::new();
+        events::for_each_in_range(conn, from, to, |row| {
+            rows.push(row);
+            std::ops::ControlFlow::Continue(())
+        })?;
+        let batch: Vec<Event> = rows.into_iter().map(events::EventRow::into_event).collect::<Result<_, _>>()?;
+        apply(conn, &batch)?;
+        from = to + 1;
+    }
+    Ok(head + 1 - start.min(head + 1))
+}
+
+/// The working set of one [`apply`]: the rows the batch touches, loaded
+/// once, changed in memory, written back once.
+struct Batch {
+    entities: HashMap<String, EntityRow>,
+    dirty: BTreeSet<String>,
+    /// `(source, target)` of edges that are live now.
+    live_edges: HashSet<(String, String)>,
+    new_edges: Vec<EdgeRow>,
+    /// `(source, target, created_seq)` of edges that ended, and when.
+    ended_edges: Vec<(EdgeRow, i64)>,
+    live_edge_rows: HashMap<(String, String), i64>,
+    approvals: HashMap<String, ApprovalRow>,
+    dirty_approvals: BTreeSet<String>,
+    new_approvals: HashSet<String>,
+    decisions: HashMap<String, Vec<DecisionRow>>,
+    new_decisions: Vec<DecisionRow>,
+}
+
+impl Batch {
+    fn load(conn: &mut DbConn, batch: &[Event]) -> Result<Self, StoreError> {
+        let mut refs = BTreeSet::new();
+        let mut approval_ids = BTreeSet::new();
+        for e in batch {
+            refs.insert(e.subject.clone());
+            refs.extend(e.inputs.iter().cloned());
+            refs.extend(e.outputs.iter().cloned());
+            if let Some(model) = deployment_model(e) {
+                refs.insert(model);
+            }
+            if e.kind.starts_with("approval.") {
+                if let Some(id) = e.subject.strip_prefix("approval:") {
+                    approval_ids.insert(id.to_owned());
+                }
+            }
+        }
+        let refs: Vec<String> = refs.into_iter().collect();
+        let ids: Vec<String> = approval_ids.into_iter().collect();
+        let mut entities = HashMap::new();
+        let mut live_edges = HashSet::new();
+        let mut live_edge_rows = HashMap::new();
+        for chunk in refs.chunks(CHUNK) {
+            let rows: Vec<EntityRow> = with_conn!(conn, |c| entities::table
+                .filter(entities::ref_.eq_any(chunk))
+                .select(EntityRow::as_select())
+                .load(c))?;
+            entities.extend(rows.into_iter().map(|r| (r.ref_.clone(), r)));
+            let edges: Vec<EdgeRow> = with_conn!(conn, |c| lineage_edges::table
+                .filter(lineage_edges::target.eq_any(chunk))
+                .filter(lineage_edges::ended_seq.is_null())
+                .select(EdgeRow::as_select())
+                .load(c))?;
+            for edge in edges {
+                live_edge_rows.insert((edge.source.clone(), edge.target.clone()), edge.created_seq);
+                live_edges.insert((edge.source, edge.target));
+            }
+        }
+        let mut approvals_map = HashMap::new();
+        let mut decisions: HashMap<String, Vec<DecisionRow>> = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            let rows: Vec<ApprovalRow> = with_conn!(conn, |c| approvals::table
+                .filter(approvals::id.eq_any(chunk))
+                .select(ApprovalRow::as_select())
+                .load(c))?;
+            approvals_map.extend(rows.into_iter().map(|r| (r.id.clone(), r)));
+            let rows: Vec<DecisionRow> = with_conn!(conn, |c| approval_decisions::table
+                .filter(approval_decisions::approval_id.eq_any(chunk))
+                .select(DecisionRow::as_select())
+                .load(c))?;
+            for d in rows {
+                decisions.entry(d.approval_id.clone()).or_default().push(d);
+            }
+        }
+        Ok(Self {
+            entities,
+            dirty: BTreeSet::new(),
+            live_edges,
+            new_edges: Vec::new(),
+            ended_edges: Vec::new(),
+            live_edge_rows,
+            approvals: approvals_map,
+            dirty_approvals: BTreeSet::new(),
+            new_approvals: HashSet::new(),
+            decisions,
+            new_decisions: Vec::new(),
+        })
+    }
+
+    fn event(&mut self, e: &Event) {
+        let seq = i64::try_from(e.seq).unwrap_or(i64::MAX);
+        let attributes: serde_json::Value = serde_json::from_str(&e.attributes).unwrap_or_default();
+        for r in e.inputs.iter().chain(&e.outputs) {
+            self.touch(r, e, seq, false);
+        }
+        self.touch(&e.subject, e, seq, true);
+        for input in &e.inputs {
+            self.edge(input, &e.subject, seq);
+        }
+        for output in &e.outputs {
+            self.edge(&e.subject, output, seq);
+        }
+        let status = match e.kind.as_str() {
+            "dataset.registered" | "job.registered" | "model.registered" => Some("registered"),
+            "dataset.version_created" => Some("created"),
+            "run.started" | "run.updated" => Some("running"),
+            "run.completed" => Some("completed"),
+            "run.failed" => Some("failed"),
+            "model.retired" => Some("retired"),
+            "deployment.requested" => Some("requested"),
+            "deployment.blocked" => Some("blocked"),
+            "deployment.failed" => Some("failed"),
+            "deployment.succeeded" => Some("live"),
+            "deployment.rolled_back" => Some("rolled_back"),
+            _ => None,
+        };
+        if let Some(status) = status {
+            self.set_status(&e.subject, status);
+        }
+        if matches!(e.kind.as_str(), "deployment.succeeded" | "deployment.rolled_back") {
+            if let Some(model) = attributes["model"].as_str() {
+                self.go_live(&e.subject, model, e, seq);
+            }
+        }
+        match e.kind.as_str() {
+            "approval.requested" => self.approval_requested(e, seq, &attributes),
+            "approval.granted" => self.decision(e, seq, "grant", &attributes),
+            "approval.rejected" => self.decision(e, seq, "reject", &attributes),
+            "approval.revoked" => self.decision(e, seq, "revoke", &attributes),
+            _ => {}
+        }
+    }
+
+    /// Makes sure `r` exists; when it is the event's subject, records the
+    /// event in its state.
+    fn touch(&mut self, r: &str, e: &Event, seq: i64, is_subject: bool) {
+        let entity = self.entities.entry(r.to_owned()).or_insert_with(|| {
+            let parsed = EntityRef::parse(r).ok();
+            EntityRow {
+                ref_: r.to_owned(),
+                entity_type: parsed.as_ref().map_or_else(String::new, |p| p.entity_type().to_owned()),
+                name: parsed.as_ref().map_or_else(|| r.to_owned(), |p| p.name().to_owned()),
+                version: parsed.as_ref().and_then(|p| p.version().map(str::to_owned)),
+                project: e.project.clone(),
+                status: "referenced".into(),
+                state: "{}".into(),
+                created_seq: seq,
+                updated_seq: seq,
+            }
+        });
+        if is_subject {
+            let mut state: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&entity.state).unwrap_or_default();
+            let attributes: serde_json::Value = serde_json::from_str(&e.attributes).unwrap_or_default();
+            state.insert(
+                e.kind.clone(),
+                serde_json::json!({"seq": e.seq, "actor": e.actor, "recorded_at": e.recorded_at, "attributes": attributes}),
+            );
+            entity.state = serde_json::Value::Object(state).to_string();
+            entity.updated_seq = seq;
+            if entity.project.is_none() {
+                entity.project.clone_from(&e.project);
+            }
+        }
+        self.dirty.insert(r.to_owned());
+    }
+
+    fn set_status(&mut self, r: &str, status: &str) {
+        if let Some(entity) = self.entities.get_mut(r) {
+            status.clone_into(&mut entity.status);
+        }
+    }
+
+    fn edge(&mut self, source: &str, target: &str, seq: i64) {
+        let key = (source.to_owned(), target.to_owned());
+        if self.live_edges.insert(key.clone()) {
+            self.live_edge_rows.insert(key, seq);
+            self.new_edges.push(EdgeRow {
+                source: source.to_owned(),
+                target: target.to_owned(),
+                created_seq: seq,
+                ended_seq: None,
+            });
+        }
+    }
+
+    /// `model` now serves `deployment`: the edge from whichever model served
+    /// it before ends here.
+    fn go_live(&mut self, deployment: &str, model: &str, e: &Event, seq: i64) {
+        self.touch(model, e, seq, false);
+        let ending: Vec<(String, String)> =
+            self.live_edges.iter().filter(|(s, t)| t == deployment && s != model).cloned().collect();
+        for key in ending {
+            self.live_edges.remove(&key);
+            let created_seq = self.live_edge_rows.remove(&key).unwrap_or(seq);
+            if let Some(fresh) =
+                self.new_edges.iter_mut().find(|n| n.source == key.0 && n.target == key.1 && n.ended_seq.is_none())
+            {
+                fresh.ended_seq = Some(seq);
+            } else {
+                let row = EdgeRow { source: key.0, target: key.1, created_seq, ended_seq: None };
+                self.ended_edges.push((row, seq));
+            }
+        }
+        self.edge(model, deployment, seq);
+        if let Some(entity) = self.entities.get_mut(deployment) {
+            let mut state: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&entity.state).unwrap_or_default();
+            state.insert("live_model".into(), model.into());
+            entity.state = serde_json::Value::Object(state).to_string();
+        }
+    }
+
+    fn approval_requested(&mut self, e: &Event, seq: i64, attributes: &serde_json::Value) {
+        let Some(id) = e.subject.strip_prefix("approval:") else { return };
+        if self.approvals.contains_key(id) {
+            return;
+        }
+        let text = |k: &str| attributes[k].as_str().unwrap_or_default().to_owned();
+        let row = ApprovalRow {
+            id: id.to_owned(),
+            model: text("model"),
+            environment: text("environment"),
+            project: e.project.clone(),
+            state: "pending".into(),
+            requested_by: e.actor.clone(),
+            requested_seq: seq,
+            requested_at: e.recorded_at.clone(),
+            required_approvals: attributes["required_approvals"]
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .unwrap_or(1),
+            valid_for_seconds: attributes["valid_for_seconds"].as_i64().unwrap_or(0),
+            evidence: attributes.get("evidence").map_or_else(|| "[]".into(), ToString::to_string),
+            note: text("note"),
+            granted_at: None,
+            expires_at: None,
+            decided_seq: None,
+        };
+        self.approvals.insert(id.to_owned(), row);
+        self.new_approvals.insert(id.to_owned());
+        self.set_status(&e.subject, "pending");
+    }
+
+    fn decision(&mut self, e: &Event, seq: i64, decision: &str, attributes: &serde_json::Value) {
+        let Some(id) = e.subject.strip_prefix("approval:") else { return };
+        let row = DecisionRow {
+            seq,
+            approval_id: id.to_owned(),
+            actor: e.actor.clone(),
+            decision: decision.to_owned(),
+            reason: attributes["reason"].as_str().unwrap_or_default().to_owned(),
+            recorded_at: e.recorded_at.clone(),
+        };
+        self.new_decisions.push(row.clone());
+        let history = self.decisions.entry(id.to_owned()).or_default();
+        history.push(row);
+        let granters: BTreeSet<&str> =
+            history.iter().filter(|d| d.decision == "grant").map(|d| d.actor.as_str()).collect();
+        let granters = granters.len();
+        let Some(approval) = self.approvals.get_mut(id) else { return };
+        let new_state = match (approval.state.as_str(), decision) {
+            ("pending", "grant") if granters >= usize::try_from(approval.required_approvals).unwrap_or(1) => {
+                approval.granted_at = Some(e.recorded_at.clone());
+                approval.expires_at = Some(add_seconds(&e.recorded_at, approval.valid_for_seconds));
+                Some("granted")
+            }
+            ("pending", "reject") => Some("rejected"),
+            ("pending" | "granted", "revoke") => Some("revoked"),
+            _ => None,
+        };
+        if let Some(state) = new_state {
+            state.clone_into(&mut approval.state);
+            approval.decided_seq = Some(seq);
+            self.dirty_approvals.insert(id.to_owned());
+            self.set_status(&e.subject, state);
+        }
+    }
+
+    fn save(self, conn: &mut DbConn) -> Result<(), StoreError> {
+        let rows: Vec<&EntityRow> = self.dirty.iter().filter_map(|r| self.entities.get(r)).collect();
+        macro_rules! upsert {
+            ($c:expr, $values:expr) => {
+                diesel::insert_into(entities::table)
+                    .values($values)
+                    .on_conflict(entities::ref_)
+                    .do_update()
+                    .set((
+                        entities::status.eq(excluded(entities::status)),
+                        entities::state.eq(excluded(entities::state)),
+                        entities::project.eq(excluded(entities::project)),
+                        entities::updated_seq.eq(excluded(entities::updated_seq)),
+                    ))
+                    .execute($c)
+            };
+        }
+        match conn {
+            // diesel has no multi-row upsert for SQLite; in-process statements are cheap.
+            DbConn::Sqlite(c) => {
+                for row in rows {
+                    upsert!(c, row)?;
+                }
+            }
+            // One statement per chunk: each one is a round trip to the server.
+            DbConn::Pg(c) => {
+                for chunk in rows.chunks(CHUNK / 10) {
+                    let chunk: Vec<EntityRow> = chunk.iter().map(|r| (*r).clone()).collect();
+                    upsert!(c, &chunk)?;
+                }
+            }
+        }
+        for chunk in self.new_edges.chunks(CHUNK / 4) {
+            with_conn!(conn, |c| diesel::insert_into(lineage_edges::table).values(chunk).execute(c))?;
+        }
+        for (edge, ended) in &self.ended_edges {
+            with_conn!(conn, |c| diesel::update(lineage_edges::table.find((
+                &edge.source,
+                &edge.target,
+                edge.created_seq
+            )))
+            .set(lineage_edges::ended_seq.eq(Some(*ended)))
+            .execute(c))?;
+        }
+        for id in &self.new_approvals {
+            if let Some(row) = self.approvals.get(id) {
+                with_conn!(conn, |c| diesel::insert_into(approvals::table).values(row).execute(c))?;
+            }
+        }
+        for id in self.dirty_approvals.difference(&self.new_approvals.iter().cloned().collect()) {
+            if let Some(row) = self.approvals.get(id) {
+                with_conn!(conn, |c| diesel::update(approvals::table.find(id)).set(row).execute(c))?;
+            }
+        }
+        for chunk in self.new_decisions.chunks(CHUNK / 6) {
+            with_conn!(conn, |c| diesel::insert_into(approval_decisions::table).values(chunk).execute(c))?;
+        }
+        Ok(())
+    }
+}
+
+fn deployment_model(e: &Event) -> Option<String> {
+    if !e.kind.starts_with("deployment.") {
+        return None;
+    }
+    let attributes: serde_json::Value = serde_json::from_str(&e.attributes).ok()?;
+    attributes["model"].as_str().map(str::to_owned)
+}
+
+/// `at` plus `seconds`, in the ledger's timestamp form.
+pub fn add_seconds(at: &str, seconds: i64) -> String {
+    chrono::DateTime::parse_from_rfc3339(at)
+        .map(|t| timestamp::format(t.with_timezone(&chrono::Utc) + chrono::Duration::seconds(seconds)))
+        .unwrap_or_else(|_| at.to_owned())
+}
+
+// ---- queries -------------------------------------------------------------
+
+/// One entity.
+pub fn entity(conn: &mut DbConn, r: &str) -> Result<Option<EntityRow>, StoreError> {
+    Ok(with_conn!(conn, |c| entities::table.find(r).select(EntityRow::as_select()).first(c).optional())?)
+}
+
+/// The entities named in `refs` (those that exist).
+pub fn entities_by_ref(conn: &mut DbConn, refs: &[String]) -> Result<Vec<EntityRow>, StoreError> {
+    let mut out = Vec::with_capacity(refs.len());
+    for chunk in refs.chunks(CHUNK) {
+        let rows: Vec<EntityRow> = with_conn!(conn, |c| entities::table
+            .filter(entities::ref_.eq_any(chunk))
+            .select(EntityRow::as_select())
+            .load(c))?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// Which way to walk the lineage graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Towards what a node was made from.
+    Upstream,
+    /// Towards what was made from a node.
+    Downstream,
+}
+
+/// The edges touching `refs` in `direction` that existed at `as_of` (a
+/// seq; `None` for now).
+pub fn edges_of(
+    conn: &mut DbConn,
+    refs: &[String],
+    direction: Direction,
+    as_of: Option<i64>,
+) -> Result<Vec<EdgeRow>, StoreError> {
+    let mut out = Vec::new();
+    for chunk in refs.chunks(CHUNK) {
+        let rows: Vec<EdgeRow> = with_conn!(conn, |c| {
+            let mut q = lineage_edges::table.select(EdgeRow::as_select()).into_boxed();
+            q = match direction {
+                Direction::Upstream => q.filter(lineage_edges::target.eq_any(chunk)),
+                Direction::Downstream => q.filter(lineage_edges::source.eq_any(chunk)),
+            };
+            q = match as_of {
+                Some(seq) => q
+                    .filter(lineage_edges::created_seq.le(seq))
+                    .filter(lineage_edges::ended_seq.is_null().or(lineage_edges::ended_seq.gt(seq))),
+                None => q.filter(lineage_edges::ended_seq.is_null()),
+            };
+            q.order((lineage_edges::source, lineage_edges::target, lineage_edges::created_seq)).load(c)
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// The last seq recorded at or before `at` (0 when none): `recorded_at`
+/// never decreases along the chain, so a binary search over seq finds it.
+pub fn seq_at(conn: &mut DbConn, at: &str) -> Result<u64, StoreError> {
+    let head = events::head(conn)?.size;
+    let (mut lo, mut hi) = (0u64, head);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        let Ok(mid_i) = i64::try_from(mid) else { break };
+        let recorded: Option<String> = with_conn!(conn, |c| super::schema::events::table
+            .find(mid_i)
+            .select(super::schema::events::recorded_at)
+            .first(c)
+            .optional())?;
+        match recorded {
+            Some(r) if r.as_str() <= at => lo = mid,
+            _ => hi = mid - 1,
+        }
+    }
+    Ok(lo)
+}
+
+/// One approval.
+pub fn approval(conn: &mut DbConn, id: &str) -> Result<Option<ApprovalRow>, StoreError> {
+    Ok(with_conn!(conn, |c| approvals::table.find(id).select(ApprovalRow::as_select()).first(c).optional())?)
+}
+
+/// The decisions on an approval, in order.
+pub fn decisions(conn: &mut DbConn, id: &str) -> Result<Vec<DecisionRow>, StoreError> {
+    Ok(with_conn!(conn, |c| approval_decisions::table
+        .filter(approval_decisions::approval_id.eq(id))
+        .order(approval_decisions::seq.asc())
+        .select(DecisionRow::as_select())
+        .load(c))?)
+}
+
+/// Filters for listing approvals.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalFilter {
+    pub state: Option<String>,
+    pub model: Option<String>,
+    pub environment: Option<String>,
+    pub after_seq: i64,
+    pub limit: i64,
+}
+
+/// Approvals matching `filter`, by request seq.
+pub fn list_approvals(conn: &mut DbConn, filter: &ApprovalFilter) -> Result<Vec<ApprovalRow>, StoreError> {
+    Ok(with_conn!(conn, |c| {
+        let mut q = approvals::table
+            .filter(approvals::requested_seq.gt(filter.after_seq))
+            .order(approvals::requested_seq.asc())
+            .limit(filter.limit)
+            .select(ApprovalRow::as_select())
+            .into_boxed();
+        if let Some(state) = &filter.state {
+            q = q.filter(approvals::state.eq(state.clone()));
+        }
+        if let Some(model) = &filter.model {
+            q = q.filter(approvals::model.eq(model.clone()));
+        }
+        if let Some(environment) = &filter.environment {
+            q = q.filter(approvals::environment.eq(environment.clone()));
+        }
+        q.load(c)
+    })?)
+}
+
+/// The actors of the events about `subject` of the given kinds: who
+/// registered a model version, who ran a training run.
+pub fn actors_of(conn: &mut DbConn, subject: &str, kinds: &[&str]) -> Result<BTreeSet<String>, StoreError> {
+    use super::schema::events::dsl;
+    let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
+    let actors: Vec<String> = with_conn!(conn, |c| dsl::events
+        .filter(dsl::subject.eq(subject))
+        .filter(dsl::kind.eq_any(&kinds))
+        .select(dsl::actor)
+        .distinct()
+        .load(c))?;
+    Ok(actors.into_iter().collect())
+}
+
+/// Row counts and a digest of every projection table, for comparing a
+/// rebuild with the projections it replaced.
+pub fn fingerprint(conn: &mut DbConn) -> Result<BTreeMap<&'static str, String>, StoreError> {
+    use ring::digest::{Context, SHA256};
+    let mut out = BTreeMap::new();
+    let entities: Vec<EntityRow> =
+        with_conn!(conn, |c| entities::table.order(entities::ref_).select(EntityRow::as_select()).load(c))?;
+    let edges: Vec<EdgeRow> = with_conn!(conn, |c| lineage_edges::table
+        .order((lineage_edges::source, lineage_edges::target, lineage_edges::created_seq))
+        .select(EdgeRow::as_select())
+        .load(c))?;
+    let approvals_rows: Vec<ApprovalRow> =
+        with_conn!(conn, |c| approvals::table.order(approvals::id).select(ApprovalRow::as_select()).load(c))?;
+    let decisions_rows: Vec<DecisionRow> = with_conn!(conn, |c| approval_decisions::table
+        .order(approval_decisions::seq)
+        .select(DecisionRow::as_select())
+        .load(c))?;
+    let mut digest = |name: &'static str, count: usize, text: String| {
+        let mut ctx = Context::new(&SHA256);
+        ctx.update(text.as_bytes());
+        out.insert(name, format!("{count} rows, sha256 {}", hex::encode(ctx.finish())));
+    };
+    digest("entities", entities.len(), format!("{entities:?}"));
+    digest("lineage_edges", edges.len(), format!("{edges:?}"));
+    digest("approvals", approvals_rows.len(), format!("{approvals_rows:?}"));
+    digest("approval_decisions", decisions_rows.len(), format!("{decisions_rows:?}"));
+    Ok(out)
+}
