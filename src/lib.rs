@@ -10,7 +10,9 @@
 //! they convert at layer boundaries. `anyhow` is used in `main` only.
 
 pub mod auth;
+pub mod client;
 pub mod config;
+pub mod demo;
 pub mod governance;
 pub mod http;
 pub mod keyfile;

@@ -8,8 +8,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use govledger::auth::access::{parse_ttl, Access};
-use govledger::auth::TokenConfig;
+use govledger::auth::{TokenConfig, TokenIssuer};
+use govledger::client::{self, Client};
 use govledger::config::{Config, DEFAULT_ORIGIN};
+use govledger::demo;
+use govledger::governance::ApprovalRules;
 use govledger::ledger::bundle::{self, BundleContents};
 use govledger::ledger::checkpoint::{Checkpoint, NoteVerifier};
 use govledger::proofs::keys::{self, SigningKeyConfig};
@@ -126,6 +129,61 @@ enum Command {
         /// Seconds between checkpoints while the ledger grows (0: only on demand).
         #[arg(long, env = "GOVLEDGER_CHECKPOINT_INTERVAL", default_value_t = 60)]
         checkpoint_interval: u64,
+        /// Approval rules (TOML); default: the shipped policies/approvals.toml.
+        #[arg(long, env = "GOVLEDGER_APPROVAL_RULES")]
+        approval_rules: Option<PathBuf>,
+    },
+    /// Drop the projections (entities, lineage, approvals) and rebuild them
+    /// from the events. Appends wait while it runs.
+    Rebuild {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Append one event through a server (GOVLEDGER_URL, GOVLEDGER_TOKEN),
+    /// retrying with one idempotency key. For CI hooks.
+    Post {
+        /// The event kind, e.g. model.registered.
+        #[arg(long)]
+        kind: String,
+        /// The subject, type:name@version.
+        #[arg(long)]
+        subject: String,
+        /// The project.
+        #[arg(long, env = "GOVLEDGER_PROJECT")]
+        project: Option<String>,
+        /// An input entity (repeatable).
+        #[arg(long = "input")]
+        inputs: Vec<String>,
+        /// An output entity (repeatable).
+        #[arg(long = "output")]
+        outputs: Vec<String>,
+        /// An attribute key=value (repeatable; JSON values are parsed; a.b=1 nests).
+        #[arg(long = "attr")]
+        attrs: Vec<String>,
+        /// A JSON file holding the attributes object (--attr adds to it).
+        #[arg(long)]
+        attributes_file: Option<PathBuf>,
+        /// The idempotency key; default: a fresh one, reused across retries.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Ask the deployment gate (GOVLEDGER_URL, GOVLEDGER_TOKEN): exit 0 when
+    /// the deployment is allowed, 1 when it is not.
+    Gate {
+        /// The model version, model:NAME@VERSION.
+        #[arg(long)]
+        model: String,
+        /// The target environment, e.g. production.
+        #[arg(long)]
+        environment: String,
+    },
+    /// Fill an empty ledger with a realistic story, through the HTTP API.
+    Demo {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Run against this server instead (GOVLEDGER_TOKEN must be an admin token).
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Recompute the whole chain and check every checkpoint against it, offline.
     /// Exit 0 when intact, 1 when broken.
@@ -237,8 +295,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { bind, storage, key, tokens, workers, checkpoint_interval } => {
+        Command::Serve { bind, storage, key, tokens, workers, checkpoint_interval, approval_rules } => {
             let mut config = Config::new(bind, storage.target()?, &storage.data_dir);
+            if let Some(path) = approval_rules {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                config.approval_rules =
+                    ApprovalRules::parse(&text).with_context(|| format!("in {}", path.display()))?;
+            }
             config.workers = workers;
             config.tokens = tokens.config(&storage.data_dir);
             config.signing_key = key.config(&storage.data_dir);
@@ -261,7 +324,127 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             export(&bundle, subject.as_deref(), from_seq, to_seq, &storage, &key)
         }
         Command::VerifyBundle { dir, key } => verify_bundle(&dir, key.as_deref()),
+        Command::Rebuild { storage } => rebuild(&storage),
+        Command::Post { kind, subject, project, inputs, outputs, attrs, attributes_file, idempotency_key } => {
+            let file = attributes_file
+                .map(|path| -> anyhow::Result<serde_json::Value> {
+                    let text =
+                        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+                })
+                .transpose()?;
+            let event = client::event_from_args(&client::EventArgs {
+                kind: &kind,
+                subject: &subject,
+                project: project.as_deref(),
+                inputs: &inputs,
+                outputs: &outputs,
+                attrs: &attrs,
+                attributes_file: file.as_ref(),
+                idempotency_key: idempotency_key.as_deref(),
+            })?;
+            let client = Client::from_env()?;
+            let stored = runtime()?.block_on(client.append(event))?;
+            println!("{}", serde_json::to_string(&stored)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gate { model, environment } => {
+            let client = Client::from_env()?;
+            let path = format!("/api/v1/gate?model={}&environment={}", encode(&model), encode(&environment));
+            let decision = runtime()?.block_on(client.get(&path))?;
+            println!("{}", serde_json::to_string_pretty(&decision)?);
+            let allowed = decision["allowed"].as_bool() == Some(true);
+            eprintln!(
+                "{}: {}",
+                if allowed { "ALLOW" } else { "DENY" },
+                decision["reasons"].as_array().map_or_else(String::new, |r| r
+                    .iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "))
+            );
+            Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Demo { storage, url } => demo(&storage, url.as_deref()),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+/// Percent-encodes a query value (entity references contain `:` and `@`).
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn rebuild(storage: &StorageArgs) -> anyhow::Result<ExitCode> {
+    let target = storage.existing_target()?;
+    // Opening the store runs migrations, so the projection tables exist.
+    let (store, writer_thread) = Store::open(target.clone(), 1, WriterConfig::default())?;
+    drop(store);
+    writer_thread.join().ok();
+    let mut conn = DbConn::establish(&target)?;
+    let started = std::time::Instant::now();
+    let replayed = govledger::store::rebuild_projections(&mut conn)?;
+    let fingerprint = govledger::store::projections::fingerprint(&mut conn)?;
+    println!("rebuilt the projections from {replayed} events in {:.2}s", started.elapsed().as_secs_f64());
+    for (table, digest) in fingerprint {
+        println!("  {table}: {digest}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn demo(storage: &StorageArgs, url: Option<&str>) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let (admin, server) = match url {
+            Some(url) => {
+                let token = std::env::var("GOVLEDGER_TOKEN").context("set GOVLEDGER_TOKEN to an admin token")?;
+                (Client::new(url, &token)?, None)
+            }
+            None => {
+                let mut config = Config::new("127.0.0.1:0", storage.target()?, &storage.data_dir);
+                config.checkpoint_interval = None;
+                let app = Application::build(config).await.context("cannot open the ledger")?;
+                let base = format!("http://127.0.0.1:{}", app.port());
+                let handle = app.handle();
+                let running = tokio::spawn(app.run_until_stopped());
+                let (issuer, _) = TokenIssuer::load_or_create(&TokenConfig::in_data_dir(&storage.data_dir))?;
+                let (token, _) = issuer.issue("demo-admin", &["admin".to_owned()], &["*".to_owned()], 600)?;
+                (Client::new(&base, &token)?, Some((handle, running)))
+            }
+        };
+        let outcome = async {
+            match admin.get("/api/v1/entities/dataset:transactions").await {
+                Err(govledger::client::ClientError::Api { status: 404, .. }) => {}
+                Ok(_) => anyhow::bail!("this ledger already holds the demo (dataset:transactions exists)"),
+                Err(e) => return Err(e.into()),
+            }
+            let cast = demo::Cast::mint(&admin).await?;
+            let story = demo::run(&cast).await?;
+            anyhow::Ok(story)
+        }
+        .await;
+        if let Some((handle, running)) = server {
+            handle.stop(true).await;
+            running.await.ok();
+        }
+        let story = outcome?;
+        println!("demo loaded: fraud detection, two model versions, approvals, a blocked deployment, a rollback");
+        println!("  blocked deployment recorded at seq {}", story.blocked_seq);
+        println!("  production approval {}", story.production_approval);
+        println!("try, with a token (govledger token issue --sub you --role auditor):");
+        println!("  GET /api/v1/lineage?node=deployment:production/fraud-detector&direction=upstream");
+        println!("  GET /api/v1/impact?node=dataset:transactions@2026-10");
+        println!("  GET /api/v1/gate?model=model:fraud-detector@2&environment=production");
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {

@@ -472,11 +472,12 @@ fn decision_allowed(
     if projections::actors_of(conn, &approval.model, &["model.registered"])?.contains(actor) {
         return sod(format!("registered {} and cannot decide on its approval", approval.model));
     }
-    let runs: Vec<String> = projections::edges_of(conn, std::slice::from_ref(&approval.model), Direction::Upstream, None)?
-        .into_iter()
-        .map(|e| e.source)
-        .filter(|s| s.starts_with("run:"))
-        .collect();
+    let runs: Vec<String> =
+        projections::edges_of(conn, std::slice::from_ref(&approval.model), Direction::Upstream, None)?
+            .into_iter()
+            .map(|e| e.source)
+            .filter(|s| s.starts_with("run:"))
+            .collect();
     for run in runs {
         let producers =
             projections::actors_of(conn, &run, &["run.started", "run.updated", "run.completed", "run.failed"])?;

@@ -64,6 +64,10 @@ pub struct Edge {
     pub seq: i64,
     /// The event that ended it (a deployment switching models), if it had ended.
     pub ended_seq: Option<i64>,
+    /// The kind of the creating event: `run.started` (a run's input),
+    /// `model.registered` (training lineage), `model.evaluated` (an
+    /// evaluation dataset), `deployment.succeeded` (serving), ...
+    pub kind: String,
 }
 
 /// A lineage answer.
@@ -145,6 +149,7 @@ pub fn lineage(
                 target: e.target,
                 seq: e.created_seq,
                 ended_seq: e.ended_seq.filter(|end| as_of.is_none_or(|s| *end <= s)),
+                kind: e.kind,
             })
             .collect(),
         truncated,
@@ -266,7 +271,13 @@ pub fn entity(conn: &mut DbConn, r: &str, readable: Visibility<'_>) -> Result<Op
     };
     let to_edges = |rows: Vec<EdgeRow>| -> Vec<Edge> {
         rows.into_iter()
-            .map(|e| Edge { source: e.source, target: e.target, seq: e.created_seq, ended_seq: e.ended_seq })
+            .map(|e| Edge {
+                source: e.source,
+                target: e.target,
+                seq: e.created_seq,
+                ended_seq: e.ended_seq,
+                kind: e.kind,
+            })
             .collect()
     };
     let upstream = to_edges(projections::edges_of(conn, &[r.to_owned()], Direction::Upstream, None)?);

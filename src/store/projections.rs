@@ -44,6 +44,8 @@ pub struct EdgeRow {
     pub target: String,
     pub created_seq: i64,
     pub ended_seq: Option<i64>,
+    /// The kind of the event that created the edge.
+    pub kind: String,
 }
 
 /// An approval request and where it stands.
@@ -237,10 +239,10 @@ impl Batch {
         }
         self.touch(&e.subject, e, seq, true);
         for input in &e.inputs {
-            self.edge(input, &e.subject, seq);
+            self.edge(input, &e.subject, seq, &e.kind);
         }
         for output in &e.outputs {
-            self.edge(&e.subject, output, seq);
+            self.edge(&e.subject, output, seq, &e.kind);
         }
         let status = match e.kind.as_str() {
             "dataset.registered" | "job.registered" | "model.registered" => Some("registered"),
@@ -313,7 +315,7 @@ impl Batch {
         }
     }
 
-    fn edge(&mut self, source: &str, target: &str, seq: i64) {
+    fn edge(&mut self, source: &str, target: &str, seq: i64, kind: &str) {
         let key = (source.to_owned(), target.to_owned());
         if self.live_edges.insert(key.clone()) {
             self.live_edge_rows.insert(key, seq);
@@ -322,6 +324,7 @@ impl Batch {
                 target: target.to_owned(),
                 created_seq: seq,
                 ended_seq: None,
+                kind: kind.to_owned(),
             });
         }
     }
@@ -340,11 +343,11 @@ impl Batch {
             {
                 fresh.ended_seq = Some(seq);
             } else {
-                let row = EdgeRow { source: key.0, target: key.1, created_seq, ended_seq: None };
+                let row = EdgeRow { source: key.0, target: key.1, created_seq, ended_seq: None, kind: String::new() };
                 self.ended_edges.push((row, seq));
             }
         }
-        self.edge(model, deployment, seq);
+        self.edge(model, deployment, seq, &e.kind);
         if let Some(entity) = self.entities.get_mut(deployment) {
             let mut state: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_str(&entity.state).unwrap_or_default();

@@ -49,6 +49,7 @@ diesel::table! {
         target -> Text,
         created_seq -> BigInt,
         ended_seq -> Nullable<BigInt>,
+        kind -> Text,
     }
 }
 

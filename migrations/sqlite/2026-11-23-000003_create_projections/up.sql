@@ -20,12 +20,14 @@ CREATE INDEX entities_type_name ON entities (entity_type, name);
 -- Lineage: source -> target, from an event's inputs to its subject and from
 -- its subject to its outputs. A deployment's edge from its live model ends
 -- (ended_seq) when another model replaces it, so as-of queries see what was
--- live at the time.
+-- live at the time. `kind` is the kind of the event that created the edge
+-- (training inputs and evaluation datasets are told apart by it).
 CREATE TABLE lineage_edges (
     source TEXT NOT NULL,
     target TEXT NOT NULL,
     created_seq INTEGER NOT NULL,
     ended_seq INTEGER,
+    kind TEXT NOT NULL,
     PRIMARY KEY (source, target, created_seq)
 );
 CREATE INDEX lineage_edges_target ON lineage_edges (target, source);

@@ -1,0 +1,285 @@
+//! `govledger demo`: a realistic story through the public HTTP API, so that a
+//! newcomer sees every feature at once and the tests can assert the answers
+//! the story must give.
+//!
+//! Fraud detection at a bank, retrained when new labelled data arrives:
+//! two datasets (transactions hold personal data), three training runs (one
+//! fails), two model versions with evaluations and explanations, a rejected
+//! and granted approvals (production needs two risk officers), a deployment
+//! the gate blocks, successful deployments and a rollback in staging.
+
+use serde_json::{json, Value};
+
+use crate::client::{Client, ClientError};
+
+/// The people of the story, each with a token of their role.
+pub struct Cast {
+    /// alice: data scientist; registers and classifies the data.
+    pub scientist: Client,
+    /// ci-fraud: the training and deployment pipeline.
+    pub ci: Client,
+    /// rita and raj: risk officers (model validation).
+    pub rita: Client,
+    pub raj: Client,
+}
+
+/// The project all demo events belong to.
+pub const PROJECT: &str = "fraud";
+
+impl Cast {
+    /// Mints the cast's tokens with an admin client (`POST /api/v1/tokens`).
+    pub async fn mint(admin: &Client) -> Result<Self, ClientError> {
+        let token = |sub: &'static str, role: &'static str| async move {
+            let issued = admin
+                .post("/api/v1/tokens", &json!({"sub": sub, "roles": [role], "projects": ["*"], "ttl": "1d"}))
+                .await?;
+            Ok::<_, ClientError>(admin.with_token(issued["token"].as_str().unwrap_or_default()))
+        };
+        Ok(Self {
+            scientist: token("alice", "data_scientist").await?,
+            ci: token("ci-fraud", "ci").await?,
+            rita: token("rita", "risk_officer").await?,
+            raj: token("raj", "risk_officer").await?,
+        })
+    }
+}
+
+/// What the story produced, for printing and for the tests' assertions.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Story {
+    /// `recorded_at` of the last event before the retraining on new data.
+    pub before_retraining: String,
+    pub rejected_approval: String,
+    pub production_approval: String,
+    pub staging_approvals: Vec<String>,
+    /// The seq of the `deployment.blocked` event.
+    pub blocked_seq: u64,
+}
+
+fn event(kind: &str, subject: &str, inputs: &[&str], outputs: &[&str], attributes: Value) -> Value {
+    json!({"kind": kind, "subject": subject, "project": PROJECT, "inputs": inputs, "outputs": outputs,
+           "attributes": attributes})
+}
+
+async fn train(
+    ci: &Client,
+    run: &str,
+    inputs: &[&str],
+    model: &str,
+    auc: f64,
+    code_version: &str,
+) -> Result<(), ClientError> {
+    ci.append(event(
+        "run.started",
+        run,
+        inputs,
+        &[],
+        json!({"pipeline": "fraud-training", "code_version": code_version,
+               "parameters": {"max_depth": 6, "learning_rate": 0.1}}),
+    ))
+    .await?;
+    ci.append(event("run.completed", run, &[], &[model], json!({"metrics": {"train_auc": auc + 0.02}}))).await?;
+    ci.append(event(
+        "model.registered",
+        model,
+        &[run],
+        &[],
+        json!({"framework": "xgboost 2.1", "owner": "alice",
+        "artifact_uri": format!("s3://models/{}", model.trim_start_matches("model:"))}),
+    ))
+    .await?;
+    ci.append(event(
+        "model.evaluated",
+        model,
+        &["dataset:chargebacks@2026-10"],
+        &[],
+        json!({"metrics": {"auc": auc, "recall_at_1pct_fpr": auc - 0.3}, "thresholds": {"auc": 0.92},
+               "passed": auc >= 0.92}),
+    ))
+    .await?;
+    ci.append(event(
+        "model.explained",
+        model,
+        &[],
+        &[],
+        json!({"method": "shap", "feature_importances": {"amount": 0.41, "merchant_risk": 0.33, "hour": 0.12},
+               "intended_use": "Score card transactions for fraud review; a human decides.",
+               "limitations": "Not validated for merchants onboarded in the last 30 days.",
+               "fairness_metrics": {"demographic_parity_difference": 0.03}}),
+    ))
+    .await?;
+    Ok(())
+}
+
+async fn request_approval(ci: &Client, model: &str, environment: &str) -> Result<String, ClientError> {
+    let body = json!({"model": model, "environment": environment, "project": PROJECT,
+                      "evidence": [model], "note": format!("promote {model} to {environment}")});
+    let approval = ci.post("/api/v1/approvals", &body).await?;
+    Ok(approval["id"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn decide(officer: &Client, id: &str, decision: &str, reason: &str) -> Result<Value, ClientError> {
+    officer.post(&format!("/api/v1/approvals/{id}/decision"), &json!({"decision": decision, "reason": reason})).await
+}
+
+async fn deploy(ci: &Client, model: &str, environment: &str) -> Result<Value, ClientError> {
+    ci.post(
+        "/api/v1/deployments",
+        &json!({"model": model, "environment": environment, "project": PROJECT,
+                                           "name": "fraud-detector"}),
+    )
+    .await
+}
+
+async fn succeeded(ci: &Client, model: &str, environment: &str) -> Result<(), ClientError> {
+    let subject = format!("deployment:{environment}/fraud-detector");
+    ci.append(event("deployment.succeeded", &subject, &[], &[], json!({"model": model}))).await?;
+    Ok(())
+}
+
+/// Plays the story. The ledger should hold no governance events yet.
+pub async fn run(cast: &Cast) -> Result<Story, ClientError> {
+    let Cast { scientist, ci, rita, raj } = cast;
+    // The data.
+    scientist
+        .append(event(
+            "dataset.registered",
+            "dataset:transactions",
+            &[],
+            &[],
+            json!({"owner": "payments-data", "description": "Card transactions with customer identifiers",
+                   "location": "s3://lake/transactions/"}),
+        ))
+        .await?;
+    scientist
+        .append(event("dataset.classified", "dataset:transactions", &[], &[],
+            json!({"contains_personal_data": true, "personal_data_categories": ["customer_id", "card_number_hash", "location"],
+                   "legal_basis": "legitimate_interests", "retention": "P5Y", "purpose": "fraud prevention"})))
+        .await?;
+    scientist
+        .append(event(
+            "dataset.version_created",
+            "dataset:transactions@2026-10",
+            &[],
+            &[],
+            json!({"row_count": 48_211_003, "location": "s3://lake/transactions/2026-10/", "checksum": "sha256:4f1c"}),
+        ))
+        .await?;
+    scientist
+        .append(event(
+            "dataset.registered",
+            "dataset:chargebacks",
+            &[],
+            &[],
+            json!({"owner": "disputes-team", "description": "Confirmed fraud labels from chargebacks"}),
+        ))
+        .await?;
+    scientist
+        .append(event("dataset.classified", "dataset:chargebacks", &[], &[], json!({"contains_personal_data": false})))
+        .await?;
+    scientist
+        .append(event(
+            "dataset.version_created",
+            "dataset:chargebacks@2026-10",
+            &[],
+            &[],
+            json!({"row_count": 91_344, "location": "s3://lake/chargebacks/2026-10/"}),
+        ))
+        .await?;
+
+    // First model, trained on October's data.
+    train(
+        ci,
+        "run:train-fraud-1",
+        &["dataset:transactions@2026-10", "dataset:chargebacks@2026-10"],
+        "model:fraud-detector@1",
+        0.90,
+        "git:3f2a9c1",
+    )
+    .await?;
+    // Production needs AUC >= 0.92: the validators say no.
+    let rejected = request_approval(ci, "model:fraud-detector@1", "production").await?;
+    decide(rita, &rejected, "reject", "AUC 0.90 is below the 0.92 required for production").await?;
+    // Staging takes one approval.
+    let staging_1 = request_approval(ci, "model:fraud-detector@1", "staging").await?;
+    decide(raj, &staging_1, "grant", "good enough to shadow-score in staging").await?;
+    deploy(ci, "model:fraud-detector@1", "staging").await?;
+    succeeded(ci, "model:fraud-detector@1", "staging").await?;
+
+    // A retraining attempt that fails.
+    ci.append(event(
+        "run.started",
+        "run:train-fraud-2",
+        &["dataset:transactions@2026-10"],
+        &[],
+        json!({"pipeline": "fraud-training", "code_version": "git:77b0e2d"}),
+    ))
+    .await?;
+    let last = ci
+        .append(event(
+            "run.failed",
+            "run:train-fraud-2",
+            &[],
+            &[],
+            json!({"error": "out of memory while building the feature matrix"}),
+        ))
+        .await?;
+    let before_retraining = last["recorded_at"].as_str().unwrap_or_default().to_owned();
+    // recorded_at has microsecond resolution: keep the retraining strictly later.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+
+    // November's labelled data arrives; retrain.
+    scientist
+        .append(event(
+            "dataset.version_created",
+            "dataset:transactions@2026-11",
+            &[],
+            &[],
+            json!({"row_count": 50_902_118, "location": "s3://lake/transactions/2026-11/"}),
+        ))
+        .await?;
+    train(
+        ci,
+        "run:train-fraud-3",
+        &["dataset:transactions@2026-11", "dataset:chargebacks@2026-10"],
+        "model:fraud-detector@2",
+        0.94,
+        "git:91c4d07",
+    )
+    .await?;
+
+    // Production approval of version 2: two risk officers are needed.
+    let production = request_approval(ci, "model:fraud-detector@2", "production").await?;
+    decide(rita, &production, "grant", "AUC 0.94, explanations reviewed, fairness within bounds").await?;
+    // The pipeline tries too early: blocked, and on the record.
+    let blocked_seq = match deploy(ci, "model:fraud-detector@2", "production").await {
+        Err(ClientError::Api { status: 409, body, .. }) => body["blocked_event_seq"].as_u64().unwrap_or_default(),
+        Err(e) => return Err(e),
+        Ok(_) => return Err(ClientError::Config("the gate let an unapproved deployment through".into())),
+    };
+    decide(raj, &production, "grant", "second validation signed off").await?;
+    deploy(ci, "model:fraud-detector@2", "production").await?;
+    succeeded(ci, "model:fraud-detector@2", "production").await?;
+
+    // Staging tries version 2, sees a latency regression, rolls back to 1.
+    let staging_2 = request_approval(ci, "model:fraud-detector@2", "staging").await?;
+    decide(rita, &staging_2, "grant", "approved for staging").await?;
+    deploy(ci, "model:fraud-detector@2", "staging").await?;
+    succeeded(ci, "model:fraud-detector@2", "staging").await?;
+    ci.append(event(
+        "deployment.rolled_back",
+        "deployment:staging/fraud-detector",
+        &[],
+        &[],
+        json!({"model": "model:fraud-detector@1", "reason": "p99 latency regression on the new feature store"}),
+    ))
+    .await?;
+
+    Ok(Story {
+        before_retraining,
+        rejected_approval: rejected,
+        production_approval: production,
+        staging_approvals: vec![staging_1, staging_2],
+        blocked_seq,
+    })
+}
