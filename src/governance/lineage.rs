@@ -289,8 +289,31 @@ pub fn entity(conn: &mut DbConn, r: &str, readable: Visibility<'_>) -> Result<Op
         ..Default::default()
     };
     let history = events::list(conn, &filter)?;
-    let current = serde_json::from_str(&row.state).unwrap_or_default();
+    let current = expand_state(conn, &row.state)?;
     Ok(Some(EntityView { entity: row, current, upstream, downstream, history }))
+}
+
+/// The stored state (kind -> seq of the latest such event) with each event's
+/// actor, time and attributes filled in.
+fn expand_state(conn: &mut DbConn, state: &str) -> Result<serde_json::Value, StoreError> {
+    let stored: serde_json::Map<String, serde_json::Value> = serde_json::from_str(state).unwrap_or_default();
+    let mut out = serde_json::Map::new();
+    for (key, value) in stored {
+        let expanded = match value.as_u64() {
+            Some(seq) => match events::by_seq(conn, seq)? {
+                Some(e) => serde_json::json!({
+                    "seq": e.seq,
+                    "actor": e.actor,
+                    "recorded_at": e.recorded_at,
+                    "attributes": serde_json::from_str::<serde_json::Value>(&e.attributes).unwrap_or_default(),
+                }),
+                None => value,
+            },
+            None => value,
+        };
+        out.insert(key, expanded);
+    }
+    Ok(serde_json::Value::Object(out))
 }
 
 /// Checks an entity reference given as a query parameter.

@@ -28,8 +28,10 @@ pub struct EntityRow {
     pub version: Option<String>,
     pub project: Option<String>,
     pub status: String,
-    /// JSON object: for each event kind about this entity, the latest such
-    /// event's seq, actor and attributes; deployments add `live_model`.
+    /// JSON object: for each event kind about this entity, the seq of the
+    /// latest such event (readers fetch it for its attributes); deployments
+    /// add `live_model`. Kept small on purpose: every new entity is an
+    /// insert at a random place in this table's key, on the append path.
     pub state: String,
     pub created_seq: i64,
     pub updated_seq: i64,
@@ -276,9 +278,12 @@ impl Batch {
     }
 
     /// Makes sure `r` exists; when it is the event's subject, records the
-    /// event in its state.
+    /// event in its state. A row is rewritten only when it changed: an
+    /// unchanged row still costs a page write at commit.
     fn touch(&mut self, r: &str, e: &Event, seq: i64, is_subject: bool) {
+        let mut created = false;
         let entity = self.entities.entry(r.to_owned()).or_insert_with(|| {
+            created = true;
             let parsed = EntityRef::parse(r).ok();
             EntityRow {
                 ref_: r.to_owned(),
@@ -295,23 +300,24 @@ impl Batch {
         if is_subject {
             let mut state: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_str(&entity.state).unwrap_or_default();
-            let attributes: serde_json::Value = serde_json::from_str(&e.attributes).unwrap_or_default();
-            state.insert(
-                e.kind.clone(),
-                serde_json::json!({"seq": e.seq, "actor": e.actor, "recorded_at": e.recorded_at, "attributes": attributes}),
-            );
+            state.insert(e.kind.clone(), e.seq.into());
             entity.state = serde_json::Value::Object(state).to_string();
             entity.updated_seq = seq;
             if entity.project.is_none() {
                 entity.project.clone_from(&e.project);
             }
         }
-        self.dirty.insert(r.to_owned());
+        if created || is_subject {
+            self.dirty.insert(r.to_owned());
+        }
     }
 
     fn set_status(&mut self, r: &str, status: &str) {
         if let Some(entity) = self.entities.get_mut(r) {
-            status.clone_into(&mut entity.status);
+            if entity.status != status {
+                status.clone_into(&mut entity.status);
+                self.dirty.insert(r.to_owned());
+            }
         }
     }
 
@@ -353,6 +359,7 @@ impl Batch {
                 serde_json::from_str(&entity.state).unwrap_or_default();
             state.insert("live_model".into(), model.into());
             entity.state = serde_json::Value::Object(state).to_string();
+            self.dirty.insert(deployment.to_owned());
         }
     }
 

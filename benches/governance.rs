@@ -1,0 +1,265 @@
+//! Lineage, impact and gate latency on a large ledger (issue 5).
+//!
+//! Builds (or reuses, with GOVLEDGER_BENCH_DIR) an SQLite ledger of
+//! GOVLEDGER_BENCH_EVENTS events (default 1,000,000) with about 50,000
+//! entities shaped like a real registry: dataset derivation chains, training
+//! runs, model versions with approvals, deployments that switched versions;
+//! the rest are evaluations and run updates on those entities. Then measures
+//! the three queries in-process and over HTTP, sequentially, and prints
+//! p50/p99.
+//!
+//! `cargo bench --bench governance`
+
+use std::time::{Duration, Instant};
+
+use govledger::config::Config;
+use govledger::governance::approvals::gate_in;
+use govledger::governance::lineage::{self, Walk};
+use govledger::governance::ApprovalRules;
+use govledger::ledger::{timestamp, EventDraft, EventRequest};
+use govledger::startup::Application;
+use govledger::store::{StorageTarget, Store, WriterConfig};
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+const CHAINS: u64 = 5_000;
+const RUNS: u64 = 10_000;
+const MODELS: u64 = 2_000;
+const QUERIES: usize = 2_000;
+
+fn main() {
+    let events: u64 = std::env::var("GOVLEDGER_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let dir = match std::env::var("GOVLEDGER_BENCH_DIR") {
+        Ok(dir) => std::path::PathBuf::from(dir),
+        Err(_) => tempfile::tempdir().unwrap().keep(),
+    };
+    let target = StorageTarget::resolve(&dir, None).unwrap();
+    load(&target, events);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    in_process(&target);
+    runtime.block_on(over_http(&target, &dir));
+    if std::env::var("GOVLEDGER_BENCH_DIR").is_err() {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+fn draft(value: Value) -> EventDraft {
+    let request: EventRequest = serde_json::from_value(value).unwrap();
+    EventDraft::from_request(request).unwrap()
+}
+
+/// The structural events, in an order that respects causality.
+fn structure() -> Vec<(String, EventDraft)> {
+    let mut out = Vec::new();
+    let scientist = |d| ("alice".to_owned(), d);
+    for c in 0..CHAINS {
+        out.push(scientist(draft(
+            json!({"kind": "dataset.version_created", "subject": format!("dataset:raw{c}@1"), "project": "bench"}),
+        )));
+        out.push(scientist(draft(json!({"kind": "dataset.version_created", "subject": format!("dataset:clean{c}@1"),
+            "inputs": [format!("dataset:raw{c}@1")], "project": "bench"}))));
+        out.push(scientist(draft(json!({"kind": "dataset.version_created", "subject": format!("dataset:feat{c}@1"),
+            "inputs": [format!("dataset:clean{c}@1")], "project": "bench"}))));
+    }
+    for r in 0..RUNS {
+        let model = format!("model:m{}@{}", r % MODELS, r / MODELS + 1);
+        let run = format!("run:train{r}");
+        let inputs = [format!("dataset:feat{}@1", r % CHAINS), format!("dataset:feat{}@1", (r * 7 + 3) % CHAINS)];
+        out.push((
+            "ci".into(),
+            draft(json!({"kind": "run.started", "subject": run, "inputs": inputs, "project": "bench"})),
+        ));
+        out.push((
+            "ci".into(),
+            draft(json!({"kind": "run.completed", "subject": run, "outputs": [model], "project": "bench"})),
+        ));
+        out.push((
+            "ci".into(),
+            draft(json!({"kind": "model.registered", "subject": model, "inputs": [run], "project": "bench"})),
+        ));
+        let id = format!("approval:a{r}");
+        out.push((
+            "ci".into(),
+            draft(json!({"kind": "approval.requested", "subject": id, "project": "bench",
+            "attributes": {"model": model, "environment": "production", "evidence": [], "note": "",
+                           "required_approvals": 2, "valid_for_seconds": 7_776_000}})),
+        ));
+        out.push((
+            "rita".into(),
+            draft(
+                json!({"kind": "approval.granted", "subject": id, "project": "bench", "attributes": {"reason": "ok"}}),
+            ),
+        ));
+        out.push((
+            "raj".into(),
+            draft(
+                json!({"kind": "approval.granted", "subject": id, "project": "bench", "attributes": {"reason": "ok"}}),
+            ),
+        ));
+        // Each version in turn goes live in staging and production.
+        for env in ["staging", "production"] {
+            out.push(("ci".into(), draft(json!({"kind": "deployment.succeeded",
+                "subject": format!("deployment:{env}/m{}", r % MODELS), "attributes": {"model": model}, "project": "bench"}))));
+        }
+    }
+    out
+}
+
+fn load(target: &StorageTarget, events: u64) {
+    let (store, writer) = Store::open(target.clone(), 2, WriterConfig::default()).unwrap();
+    let have = store.head().unwrap().size;
+    if have >= events {
+        println!("== reusing a ledger of {have} events");
+        drop(store);
+        writer.join().unwrap();
+        return;
+    }
+    assert_eq!(have, 0, "GOVLEDGER_BENCH_DIR holds a partial ledger; remove it");
+    let started = Instant::now();
+    let structure = structure();
+    let structural = structure.len() as u64;
+    for chunk in structure.chunks(2000) {
+        // One actor per append call: group by consecutive actor.
+        let mut i = 0;
+        while i < chunk.len() {
+            let actor = &chunk[i].0;
+            let j = chunk[i..].iter().position(|(a, _)| a != actor).map_or(chunk.len(), |p| i + p);
+            store
+                .writer()
+                .append_blocking(actor.clone(), chunk[i..j].iter().map(|(_, d)| d.clone()).collect())
+                .unwrap();
+            i = j;
+        }
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut n = structural;
+    while n < events {
+        let batch: Vec<EventDraft> = (0..2000.min(events - n))
+            .map(|k| {
+                let r = rng.gen_range(0..RUNS);
+                if k % 2 == 0 {
+                    draft(json!({"kind": "model.evaluated", "subject": format!("model:m{}@{}", r % MODELS, r / MODELS + 1),
+                        "project": "bench", "attributes": {"metrics": {"auc": 0.9, "n": n + k}}}))
+                } else {
+                    draft(json!({"kind": "run.updated", "subject": format!("run:train{r}"), "project": "bench",
+                        "attributes": {"parameters": {"step": n + k}}}))
+                }
+            })
+            .collect();
+        n += batch.len() as u64;
+        store.writer().append_blocking("ci".into(), batch).unwrap();
+    }
+    let mut conn = store.conn().unwrap();
+    let entities: i64 = {
+        use diesel::prelude::*;
+        match &mut *conn {
+            govledger::store::DbConn::Sqlite(c) => {
+                govledger::store::schema::entities::table.count().get_result(c).unwrap()
+            }
+            govledger::store::DbConn::Pg(c) => govledger::store::schema::entities::table.count().get_result(c).unwrap(),
+        }
+    };
+    println!(
+        "== loaded {events} events ({structural} structural), {entities} entities, in {:.1}s ({:.0} events/s with projections)",
+        started.elapsed().as_secs_f64(),
+        events as f64 / started.elapsed().as_secs_f64()
+    );
+    drop(conn);
+    drop(store);
+    writer.join().unwrap();
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> String {
+    samples.sort();
+    let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0;
+    format!("p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({} queries)", at(0.5), at(0.99), at(1.0), samples.len())
+}
+
+fn time<F: FnMut(usize)>(mut f: F) -> Vec<Duration> {
+    (0..QUERIES)
+        .map(|i| {
+            let t = Instant::now();
+            f(i);
+            t.elapsed()
+        })
+        .collect()
+}
+
+fn in_process(target: &StorageTarget) {
+    let (store, writer) = Store::open(target.clone(), 2, WriterConfig::default()).unwrap();
+    let rules = ApprovalRules::default_rules();
+    let mut conn = store.conn().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut sizes = Vec::new();
+    let lineage_times = time(|_| {
+        let r = rng.gen_range(0..RUNS);
+        let node = format!("model:m{}@{}", r % MODELS, r / MODELS + 1);
+        let g = lineage::lineage(&mut conn, &node, Walk::Both, 10, None, None).unwrap().unwrap();
+        sizes.push(g.nodes.len());
+    });
+    println!("== in-process, sqlite");
+    println!(
+        "lineage depth 10, both directions, from a model version (mean {:.1} nodes): {}",
+        sizes.iter().sum::<usize>() as f64 / sizes.len() as f64,
+        percentiles(lineage_times)
+    );
+    let mut sizes = Vec::new();
+    let impact_times = time(|_| {
+        let node = format!("dataset:raw{}@1", rng.gen_range(0..CHAINS));
+        let i = lineage::impact(&mut conn, &node, None).unwrap().unwrap();
+        sizes.push(i.model_versions.len() + i.live_deployments.len());
+    });
+    println!(
+        "impact of a raw dataset (mean {:.1} model versions + live deployments): {}",
+        sizes.iter().sum::<usize>() as f64 / sizes.len() as f64,
+        percentiles(impact_times)
+    );
+    let mut allowed = 0;
+    let gate_times = time(|_| {
+        let r = rng.gen_range(0..RUNS);
+        let model = format!("model:m{}@{}", r % MODELS, r / MODELS + 1);
+        allowed += usize::from(gate_in(&mut conn, &rules, &model, "production", &timestamp::now()).unwrap().allowed);
+    });
+    assert!(allowed > QUERIES / 2);
+    println!("gate decision, production: {}", percentiles(gate_times));
+    drop(conn);
+    drop(store);
+    writer.join().unwrap();
+}
+
+async fn over_http(target: &StorageTarget, dir: &std::path::Path) {
+    let mut config = Config::new("127.0.0.1:0", target.clone(), dir);
+    config.workers = 2;
+    config.checkpoint_interval = None;
+    let (issuer, _) = govledger::auth::TokenIssuer::load_or_create(&config.tokens).unwrap();
+    let token = issuer.issue("audrey", &["auditor".into()], &["*".into()], 3600).unwrap().0;
+    let app = Application::build(config).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+    let mut run = |kind: usize| {
+        let r = rng.gen_range(0..RUNS);
+        match kind {
+            0 => format!("/api/v1/lineage?node=model:m{}@{}&direction=both&depth=10", r % MODELS, r / MODELS + 1),
+            1 => format!("/api/v1/impact?node=dataset:raw{}@1", r % CHAINS),
+            _ => format!("/api/v1/gate?model=model:m{}@{}&environment=production", r % MODELS, r / MODELS + 1),
+        }
+    };
+    println!("== over HTTP (auditor token, one keep-alive connection, sequential)");
+    for (kind, name) in [(0, "lineage depth 10"), (1, "impact"), (2, "gate decision")] {
+        let mut samples = Vec::with_capacity(QUERIES);
+        for _ in 0..QUERIES {
+            let path = run(kind);
+            let t = Instant::now();
+            let response = client.get(format!("{base}{path}")).bearer_auth(&token).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            response.bytes().await.unwrap();
+            samples.push(t.elapsed());
+        }
+        println!("{name}: {}", percentiles(samples));
+    }
+    handle.stop(true).await;
+    server.await.ok();
+}
