@@ -92,7 +92,15 @@ impl DbConn {
                 }
                 Ok(Self::Sqlite(conn))
             }
-            StorageTarget::Postgres { url } => Ok(Self::Pg(PgConnection::establish(url)?)),
+            StorageTarget::Postgres { url } => {
+                let mut conn = PgConnection::establish(url)?;
+                // diesel keeps its statements prepared; PostgreSQL would soon
+                // switch them to a generic plan chosen while a projection table
+                // was nearly empty (a sequential scan), and keep it as the table
+                // grows. Planning each execution costs far less than that.
+                conn.batch_execute("SET plan_cache_mode = force_custom_plan")?;
+                Ok(Self::Pg(conn))
+            }
         }
     }
 

@@ -87,6 +87,7 @@ pub struct DecisionRow {
     pub recorded_at: String,
 }
 
+/// Rows per statement: at most 9 columns each, well under both backends' bound-parameter limits.
 const CHUNK: usize = 500;
 
 /// Brings the projections up to date with `events` (consecutive, in seq order,
@@ -455,13 +456,13 @@ impl Batch {
             }
             // One statement per chunk: each one is a round trip to the server.
             DbConn::Pg(c) => {
-                for chunk in rows.chunks(CHUNK / 10) {
+                for chunk in rows.chunks(CHUNK) {
                     let chunk: Vec<EntityRow> = chunk.iter().map(|r| (*r).clone()).collect();
                     upsert!(c, &chunk)?;
                 }
             }
         }
-        for chunk in self.new_edges.chunks(CHUNK / 4) {
+        for chunk in self.new_edges.chunks(CHUNK) {
             with_conn!(conn, |c| diesel::insert_into(lineage_edges::table).values(chunk).execute(c))?;
         }
         for (edge, ended) in &self.ended_edges {
@@ -483,7 +484,7 @@ impl Batch {
                 with_conn!(conn, |c| diesel::update(approvals::table.find(id)).set(row).execute(c))?;
             }
         }
-        for chunk in self.new_decisions.chunks(CHUNK / 6) {
+        for chunk in self.new_decisions.chunks(CHUNK) {
             with_conn!(conn, |c| diesel::insert_into(approval_decisions::table).values(chunk).execute(c))?;
         }
         Ok(())

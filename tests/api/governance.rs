@@ -605,4 +605,84 @@ async fn demo_command_fills_an_empty_ledger_once() {
     verify.extend(db.cli_args());
     let verified = std::process::Command::new(env!("CARGO_BIN_EXE_govledger")).args(verify).output().unwrap();
     assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
+
+    // `govledger rebuild` reproduces the projections the appends wrote, table by table.
+    let before = projections::fingerprint(&mut DbConn::establish(&db.target).unwrap()).unwrap();
+    let mut rebuild = vec!["rebuild".to_owned()];
+    rebuild.extend(db.cli_args());
+    let rebuilt = std::process::Command::new(env!("CARGO_BIN_EXE_govledger")).args(rebuild).output().unwrap();
+    let stdout = String::from_utf8_lossy(&rebuilt.stdout);
+    assert!(rebuilt.status.success(), "{stdout}{}", String::from_utf8_lossy(&rebuilt.stderr));
+    for (table, digest) in &before {
+        assert!(stdout.contains(&format!("{table}: {digest}")), "{table} changed: {stdout}");
+    }
+    assert_eq!(projections::fingerprint(&mut DbConn::establish(&db.target).unwrap()).unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openlineage_dataset_and_job_events_and_bad_input() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
+    let post = |body: Value| app.client.post(app.url("/api/v1/lineage?project=lake")).json(&body).send();
+    let dataset = json!({"eventTime": "2026-03-03T09:00:00Z", "producer": "dbt",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/DatasetEvent",
+        "dataset": {"namespace": "bigquery", "name": "proj.sales.orders", "facets": {"x_owner": {"team": "sales"}}}});
+    let response = post(dataset.clone()).await.unwrap();
+    assert_eq!(response.status(), 201);
+    let stored: Value = response.json().await.unwrap();
+    assert_eq!(
+        (stored["kind"].as_str(), stored["subject"].as_str()),
+        (Some("dataset.registered"), Some("dataset:bigquery/proj.sales.orders"))
+    );
+    assert_eq!(stored["project"], "lake");
+    assert_eq!(stored["attributes"]["openlineage"]["dataset"]["facets"]["x_owner"]["team"], "sales");
+    assert_eq!(post(dataset).await.unwrap().status(), 200, "a retried event writes nothing");
+    let job = json!({"eventTime": "2026-03-03T09:00:00Z", "producer": "dbt", "schemaURL": "x",
+        "job": {"namespace": "dbt", "name": "sales.daily"},
+        "inputs": [{"namespace": "bigquery", "name": "proj.sales.orders"}],
+        "outputs": [{"namespace": "bigquery", "name": "proj.sales.daily"}]});
+    let stored: Value = post(job).await.unwrap().json().await.unwrap();
+    assert_eq!(stored["kind"], "job.registered");
+    assert_eq!(stored["inputs"], json!(["dataset:bigquery/proj.sales.orders"]));
+    assert_eq!(stored["outputs"], json!(["dataset:bigquery/proj.sales.daily"]));
+    for bad in [
+        json!({"eventType": "START", "run": {"runId": "r"}}),
+        json!({"eventTime": "2026-03-03T09:00:00Z", "eventType": "PAUSED", "run": {"runId": "r"}}),
+        json!({"eventTime": "2026-03-03T09:00:00Z", "dataset": {"namespace": "", "name": "x"}}),
+        json!([1, 2]),
+    ] {
+        let response = post(bad.clone()).await.unwrap();
+        assert_eq!(response.status(), 422, "{bad}");
+        assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_openlineage_event");
+    }
+    assert_eq!(app.size().await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_retries_until_the_server_answers() {
+    // Reserve a port, start `govledger post` against it while nothing
+    // listens, then start the server there: the retries land the event once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let db = crate::helpers::TestDatabase::create(Backend::Sqlite).unwrap();
+    let token = crate::helpers::mint(db.dir.path(), "ci-bot", &["ci"], &["*"]);
+    let post = std::process::Command::new(env!("CARGO_BIN_EXE_govledger"))
+        .args(["post", "--kind", "run.started", "--subject", "run:late-1"])
+        .env("GOVLEDGER_URL", format!("http://127.0.0.1:{port}"))
+        .env("GOVLEDGER_TOKEN", token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let mut config = govledger::config::Config::new(format!("127.0.0.1:{port}"), db.target.clone(), db.dir.path());
+    config.workers = 1;
+    let app = govledger::startup::Application::build(config).await.unwrap();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let output = tokio::task::spawn_blocking(move || post.wait_with_output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("retrying with the same idempotency key"), "{stderr}");
+    let stored: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((stored["seq"].as_u64(), stored["subject"].as_str()), (Some(1), Some("run:late-1")));
+    handle.stop(true).await;
 }
