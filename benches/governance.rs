@@ -22,7 +22,11 @@ use govledger::store::{StorageTarget, Store, WriterConfig};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-const CHAINS: u64 = 5_000;
+/// Dataset derivation chains, each LEVELS versions deep (raw data, cleaned,
+/// joined, features, ...), so that a model's upstream lineage is about ten
+/// hops deep: model <- run <- LEVELS datasets.
+const CHAINS: u64 = 2_000;
+const LEVELS: u64 = 8;
 const RUNS: u64 = 10_000;
 const MODELS: u64 = 2_000;
 const QUERIES: usize = 2_000;
@@ -54,17 +58,17 @@ fn structure() -> Vec<(String, EventDraft)> {
     let scientist = |d| ("alice".to_owned(), d);
     for c in 0..CHAINS {
         out.push(scientist(draft(
-            json!({"kind": "dataset.version_created", "subject": format!("dataset:raw{c}@1"), "project": "bench"}),
+            json!({"kind": "dataset.version_created", "subject": level(c, 0), "project": "bench"}),
         )));
-        out.push(scientist(draft(json!({"kind": "dataset.version_created", "subject": format!("dataset:clean{c}@1"),
-            "inputs": [format!("dataset:raw{c}@1")], "project": "bench"}))));
-        out.push(scientist(draft(json!({"kind": "dataset.version_created", "subject": format!("dataset:feat{c}@1"),
-            "inputs": [format!("dataset:clean{c}@1")], "project": "bench"}))));
+        for l in 1..LEVELS {
+            out.push(scientist(draft(json!({"kind": "dataset.version_created", "subject": level(c, l),
+                "inputs": [level(c, l - 1)], "project": "bench"}))));
+        }
     }
     for r in 0..RUNS {
         let model = format!("model:m{}@{}", r % MODELS, r / MODELS + 1);
         let run = format!("run:train{r}");
-        let inputs = [format!("dataset:feat{}@1", r % CHAINS), format!("dataset:feat{}@1", (r * 7 + 3) % CHAINS)];
+        let inputs = [level(r % CHAINS, LEVELS - 1), level((r * 7 + 3) % CHAINS, LEVELS - 1)];
         out.push((
             "ci".into(),
             draft(json!({"kind": "run.started", "subject": run, "inputs": inputs, "project": "bench"})),
@@ -103,6 +107,11 @@ fn structure() -> Vec<(String, EventDraft)> {
         }
     }
     out
+}
+
+/// Level `l` of derivation chain `c`; level 0 is the raw data.
+fn level(c: u64, l: u64) -> String {
+    format!("dataset:c{c}-l{l}@1")
 }
 
 fn load(target: &StorageTarget, events: u64) {
@@ -195,17 +204,18 @@ fn in_process(target: &StorageTarget) {
         let r = rng.gen_range(0..RUNS);
         let node = format!("model:m{}@{}", r % MODELS, r / MODELS + 1);
         let g = lineage::lineage(&mut conn, &node, Walk::Both, 10, None, None).unwrap().unwrap();
-        sizes.push(g.nodes.len());
+        sizes.push((g.nodes.len(), g.edges.len()));
     });
     println!("== in-process, sqlite");
     println!(
-        "lineage depth 10, both directions, from a model version (mean {:.1} nodes): {}",
-        sizes.iter().sum::<usize>() as f64 / sizes.len() as f64,
+        "lineage depth 10, both directions, from a model version (mean {:.1} nodes, {:.1} edges): {}",
+        sizes.iter().map(|s| s.0).sum::<usize>() as f64 / sizes.len() as f64,
+        sizes.iter().map(|s| s.1).sum::<usize>() as f64 / sizes.len() as f64,
         percentiles(lineage_times)
     );
     let mut sizes = Vec::new();
     let impact_times = time(|_| {
-        let node = format!("dataset:raw{}@1", rng.gen_range(0..CHAINS));
+        let node = level(rng.gen_range(0..CHAINS), 0);
         let i = lineage::impact(&mut conn, &node, None).unwrap().unwrap();
         sizes.push(i.model_versions.len() + i.live_deployments.len());
     });
@@ -243,7 +253,7 @@ async fn over_http(target: &StorageTarget, dir: &std::path::Path) {
         let r = rng.gen_range(0..RUNS);
         match kind {
             0 => format!("/api/v1/lineage?node=model:m{}@{}&direction=both&depth=10", r % MODELS, r / MODELS + 1),
-            1 => format!("/api/v1/impact?node=dataset:raw{}@1", r % CHAINS),
+            1 => format!("/api/v1/impact?node={}", level(r % CHAINS, 0)),
             _ => format!("/api/v1/gate?model=model:m{}@{}&environment=production", r % MODELS, r / MODELS + 1),
         }
     };
