@@ -124,12 +124,13 @@ impl Store {
 /// Applies to the projections any events they do not reflect yet (a ledger
 /// written before they existed), under the append lock.
 fn catch_up_projections(conn: &mut DbConn) -> Result<u64, StoreError> {
-    if projections::applied_seq(conn)? >= events::head(conn)?.size {
+    if projections::backlog_until(conn)? == 0 {
         return Ok(0);
     }
-    in_append_transaction(conn, |conn| {
-        let head = events::head(conn)?.size;
-        projections::catch_up(conn, head)
+    // Another replica may have done it while this one waited for the lock.
+    in_append_transaction(conn, |conn| match projections::backlog_until(conn)? {
+        0 => Ok(0),
+        last => projections::replay(conn, last),
     })
 }
 
@@ -140,7 +141,7 @@ pub fn rebuild_projections(conn: &mut DbConn) -> Result<u64, StoreError> {
     in_append_transaction(conn, |conn| {
         projections::clear(conn)?;
         let head = events::head(conn)?.size;
-        projections::catch_up(conn, head)
+        projections::replay(conn, head)
     })
 }
 

@@ -90,30 +90,36 @@ pub struct DecisionRow {
 /// Rows per statement: at most 9 columns each, well under both backends' bound-parameter limits.
 const CHUNK: usize = 500;
 
-/// Brings the projections up to date with `events` (consecutive, in seq order,
-/// all after the last applied seq).
+/// Brings the projections up to date with `events` (consecutive, in seq
+/// order, following the events already applied).
 pub fn apply(conn: &mut DbConn, batch: &[Event]) -> Result<(), StoreError> {
-    let Some(last) = batch.last() else { return Ok(()) };
+    if batch.is_empty() {
+        return Ok(());
+    }
     let mut work = Batch::load(conn, batch)?;
     for event in batch {
         work.event(event);
     }
-    work.save(conn)?;
-    let last = i64::try_from(last.seq).unwrap_or(i64::MAX);
-    with_conn!(conn, |c| diesel::update(projection_state::table.find("governance"))
-        .set(projection_state::applied_seq.eq(last))
-        .execute(c))?;
-    Ok(())
+    work.save(conn)
 }
 
-/// The seq up to which the projections are applied.
-pub fn applied_seq(conn: &mut DbConn) -> Result<u64, StoreError> {
+/// The last seq of the events recorded before the projections existed and
+/// not applied yet; 0 when there are none.
+pub fn backlog_until(conn: &mut DbConn) -> Result<u64, StoreError> {
     let seq: Option<i64> = with_conn!(conn, |c| projection_state::table
         .find("governance")
-        .select(projection_state::applied_seq)
+        .select(projection_state::backlog_until)
         .first(c)
         .optional())?;
     Ok(seq.map_or(0, |s| u64::try_from(s).unwrap_or(0)))
+}
+
+fn set_backlog_until(conn: &mut DbConn, seq: u64) -> Result<(), StoreError> {
+    let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+    with_conn!(conn, |c| diesel::update(projection_state::table.find("governance"))
+        .set(projection_state::backlog_until.eq(seq))
+        .execute(c))?;
+    Ok(())
 }
 
 /// Empties every projection (inside the caller's transaction).
@@ -122,19 +128,17 @@ pub fn clear(conn: &mut DbConn) -> Result<(), StoreError> {
         diesel::delete(approval_decisions::table).execute(c)?;
         diesel::delete(approvals::table).execute(c)?;
         diesel::delete(lineage_edges::table).execute(c)?;
-        diesel::delete(entities::table).execute(c)?;
-        diesel::update(projection_state::table.find("governance")).set(projection_state::applied_seq.eq(0)).execute(c)
+        diesel::delete(entities::table).execute(c)
     })?;
     Ok(())
 }
 
-/// Applies every event after the projections' seq up to `head`, in chunks
-/// (inside the caller's transaction).
-pub fn catch_up(conn: &mut DbConn, head: u64) -> Result<u64, StoreError> {
-    let mut from = applied_seq(conn)? + 1;
-    let start = from;
-    while from <= head {
-        let to = (from + 4999).min(head);
+/// Applies the events `1..=last`, in chunks, and clears the backlog (inside
+/// the caller's transaction, which holds the append lock).
+pub fn replay(conn: &mut DbConn, last: u64) -> Result<u64, StoreError> {
+    let mut from = 1;
+    while from <= last {
+        let to = (from + 4999).min(last);
         let mut rows = Vec::new();
         events::for_each_in_range(conn, from, to, |row| {
             rows.push(row);
@@ -144,7 +148,8 @@ pub fn catch_up(conn: &mut DbConn, head: u64) -> Result<u64, StoreError> {
         apply(conn, &batch)?;
         from = to + 1;
     }
-    Ok(head + 1 - start.min(head + 1))
+    set_backlog_until(conn, 0)?;
+    Ok(last)
 }
 
 /// The working set of one [`apply`]: the rows the batch touches, loaded

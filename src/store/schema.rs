@@ -87,7 +87,7 @@ diesel::table! {
 diesel::table! {
     projection_state (name) {
         name -> Text,
-        applied_seq -> BigInt,
+        backlog_until -> BigInt,
     }
 }
 

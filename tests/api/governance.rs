@@ -617,6 +617,26 @@ async fn demo_command_fills_an_empty_ledger_once() {
         assert!(stdout.contains(&format!("{table}: {digest}")), "{table} changed: {stdout}");
     }
     assert_eq!(projections::fingerprint(&mut DbConn::establish(&db.target).unwrap()).unwrap(), before);
+
+    // A ledger written before the projections existed (simulated: emptied
+    // tables and a backlog up to the head) is caught up when the store opens.
+    {
+        use diesel::RunQueryDsl;
+        let mut conn = DbConn::establish(&db.target).unwrap();
+        projections::clear(&mut conn).unwrap();
+        let DbConn::Sqlite(c) = &mut conn else { unreachable!() };
+        diesel::sql_query("UPDATE projection_state SET backlog_until = (SELECT MAX(seq) FROM events)")
+            .execute(c)
+            .unwrap();
+    }
+    assert_ne!(projections::fingerprint(&mut DbConn::establish(&db.target).unwrap()).unwrap(), before);
+    let (store, writer) =
+        govledger::store::Store::open(db.target.clone(), 1, govledger::store::WriterConfig::default()).unwrap();
+    drop(store);
+    writer.join().unwrap();
+    let mut conn = DbConn::establish(&db.target).unwrap();
+    assert_eq!(projections::fingerprint(&mut conn).unwrap(), before);
+    assert_eq!(projections::backlog_until(&mut conn).unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

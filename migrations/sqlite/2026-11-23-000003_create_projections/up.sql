@@ -62,10 +62,11 @@ CREATE TABLE approval_decisions (
 );
 CREATE INDEX approval_decisions_approval ON approval_decisions (approval_id, seq);
 
--- The seq up to which the projections above reflect the ledger: a ledger
--- created before they existed is caught up at start.
+-- Events recorded before these tables existed: seq 1..backlog_until are
+-- applied at the next start (then 0). Every later event is projected in its
+-- own append transaction, so the writer never touches this row.
 CREATE TABLE projection_state (
     name TEXT PRIMARY KEY,
-    applied_seq INTEGER NOT NULL
+    backlog_until INTEGER NOT NULL
 );
-INSERT INTO projection_state (name, applied_seq) VALUES ('governance', 0);
+INSERT INTO projection_state (name, backlog_until) SELECT 'governance', COALESCE(MAX(seq), 0) FROM events;
