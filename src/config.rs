@@ -55,6 +55,8 @@ pub struct Config {
     pub checkpoint_interval: Option<Duration>,
     /// Token keys, issuer and audience.
     pub tokens: TokenConfig,
+    /// The search index folder (one per server process).
+    pub search_dir: std::path::PathBuf,
     /// The approval rules (`policies/approvals.toml` unless replaced).
     pub approval_rules: ApprovalRules,
     /// Only for measuring what authentication costs (benches/): every
@@ -76,6 +78,7 @@ impl Config {
             checkpoint_interval: Some(Duration::from_secs(60)),
             tokens: TokenConfig::in_data_dir(data_dir),
             approval_rules: ApprovalRules::default_rules(),
+            search_dir: data_dir.join(crate::search::INDEX_DIR),
             benchmark_without_authentication: false,
             bind: bind.into(),
             storage,

@@ -18,5 +18,6 @@ pub mod http;
 pub mod keyfile;
 pub mod ledger;
 pub mod proofs;
+pub mod search;
 pub mod startup;
 pub mod store;

@@ -17,6 +17,7 @@ use govledger::ledger::bundle::{self, BundleContents};
 use govledger::ledger::checkpoint::{Checkpoint, NoteVerifier};
 use govledger::proofs::keys::{self, SigningKeyConfig};
 use govledger::proofs::{self, Proofs};
+use govledger::search::SearchIndex;
 use govledger::startup::Application;
 use govledger::store::{events, DbConn, EventFilter, StorageTarget, Store, WriterConfig};
 
@@ -132,6 +133,46 @@ enum Command {
         /// Approval rules (TOML); default: the shipped policies/approvals.toml.
         #[arg(long, env = "GOVLEDGER_APPROVAL_RULES")]
         approval_rules: Option<PathBuf>,
+        /// The search index folder; default DATA_DIR/search-index. Each server
+        /// process needs its own (replicas sharing PostgreSQL each follow the ledger).
+        #[arg(long, env = "GOVLEDGER_SEARCH_INDEX_DIR")]
+        search_index_dir: Option<PathBuf>,
+    },
+    /// Rebuild the search index from the events, with a progress bar
+    /// (the server must not be running on this index).
+    Reindex {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// The search index folder; default DATA_DIR/search-index.
+        #[arg(long, env = "GOVLEDGER_SEARCH_INDEX_DIR")]
+        search_index_dir: Option<PathBuf>,
+    },
+    /// Search the record through a server (GOVLEDGER_URL, GOVLEDGER_TOKEN).
+    Search {
+        /// The query (docs/SEARCH.md): free text, field:value, "phrases", AND/OR/NOT, ranges.
+        query: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        entity_type: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        /// recorded_at from (RFC 3339, inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// recorded_at to (RFC 3339, exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        /// relevance or time.
+        #[arg(long)]
+        sort: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print the whole JSON answer.
+        #[arg(long)]
+        json: bool,
     },
     /// Drop the projections (entities, lineage, approvals) and rebuild them
     /// from the events. Appends wait while it runs.
@@ -295,8 +336,20 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { bind, storage, key, tokens, workers, checkpoint_interval, approval_rules } => {
+        Command::Serve {
+            bind,
+            storage,
+            key,
+            tokens,
+            workers,
+            checkpoint_interval,
+            approval_rules,
+            search_index_dir,
+        } => {
             let mut config = Config::new(bind, storage.target()?, &storage.data_dir);
+            if let Some(dir) = search_index_dir {
+                config.search_dir = dir;
+            }
             if let Some(path) = approval_rules {
                 let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
                 config.approval_rules =
@@ -325,6 +378,45 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::VerifyBundle { dir, key } => verify_bundle(&dir, key.as_deref()),
         Command::Rebuild { storage } => rebuild(&storage),
+        Command::Reindex { storage, search_index_dir } => reindex(&storage, search_index_dir),
+        Command::Search { query, kind, entity_type, actor, project, from, to, sort, limit, json } => {
+            let mut params = vec![("limit".to_owned(), limit.to_string())];
+            for (name, value) in [
+                ("q", query),
+                ("kind", kind),
+                ("entity_type", entity_type),
+                ("actor", actor),
+                ("project", project),
+                ("from", from),
+                ("to", to),
+                ("sort", sort),
+            ] {
+                if let Some(value) = value {
+                    params.push((name.to_owned(), value));
+                }
+            }
+            let path = format!(
+                "/api/v1/search?{}",
+                params.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
+            );
+            let results = runtime()?.block_on(Client::from_env()?.get(&path))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            } else {
+                for hit in results["hits"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:>8}  {}  {:<24} {:<40} {}",
+                        hit["seq"],
+                        hit["recorded_at"].as_str().unwrap_or_default(),
+                        hit["kind"].as_str().unwrap_or_default(),
+                        hit["subject"].as_str().unwrap_or_default(),
+                        hit["actor"].as_str().unwrap_or_default()
+                    );
+                }
+                eprintln!("{} matching events", results["total"]);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Post { kind, subject, project, inputs, outputs, attrs, attributes_file, idempotency_key } => {
             let file = attributes_file
                 .map(|path| -> anyhow::Result<serde_json::Value> {
@@ -397,6 +489,31 @@ fn rebuild(storage: &StorageArgs) -> anyhow::Result<ExitCode> {
     for (table, digest) in fingerprint {
         println!("  {table}: {digest}");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reindex(storage: &StorageArgs, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let target = storage.existing_target()?;
+    let dir = dir.unwrap_or_else(|| storage.data_dir.join(govledger::search::INDEX_DIR));
+    let index = SearchIndex::open(&dir, 2, 256 * 1024 * 1024)?;
+    index.clear()?;
+    let mut conn = DbConn::establish(&target)?;
+    let started = std::time::Instant::now();
+    let total = index.catch_up(&mut conn, |done, head| {
+        let width: usize = 40;
+        let filled = if head == 0 { width } else { usize::try_from(done * 40 / head).unwrap_or(width).min(width) };
+        let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        eprint!("\r[{}{}] {done}/{head} events, {rate:.0}/s", "#".repeat(filled), " ".repeat(width as usize - filled));
+        std::io::stderr().flush().ok();
+    })?;
+    eprintln!();
+    println!(
+        "reindexed {total} events in {:.1}s into {} ({:.1} MB)",
+        started.elapsed().as_secs_f64(),
+        dir.display(),
+        index.size_bytes() as f64 / 1e6
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,6 +8,7 @@ use actix_web::{dev::Server, web, App, HttpServer};
 use crate::config::Config;
 use crate::governance::Governance;
 use crate::http::{self, AppState};
+use crate::search::SearchIndex;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub enum StartupError {
     Proofs(#[from] ProofError),
     #[error(transparent)]
     Access(#[from] AccessError),
+    #[error(transparent)]
+    Search(#[from] crate::search::SearchError),
     #[error("cannot listen on {bind}: {source}")]
     Bind { bind: String, source: std::io::Error },
 }
@@ -36,6 +39,7 @@ pub struct Application {
     proofs: Arc<Proofs>,
     checkpoint_interval: Option<Duration>,
     access: Arc<Access>,
+    search: Arc<SearchIndex>,
     store: Store,
 }
 
@@ -50,11 +54,15 @@ impl Application {
         let signer = keys::load_or_create(&config.signing_key)?;
         let proofs = Arc::new(Proofs::new(store.clone(), signer, config.signing_key.origin.clone())?);
         let access = Arc::new(Access::load(&config.tokens, &store).await?);
+        // Opened here, caught up by the follower once serving: a large backlog
+        // must not hold up the start (searches report `indexed_seq`).
+        let search = Arc::new(SearchIndex::open(&config.search_dir, 1, 32 * 1024 * 1024)?);
         let state = web::Data::new(AppState {
             store: store.clone(),
             proofs: proofs.clone(),
             access: access.clone(),
             governance: Governance::new(store.clone(), config.approval_rules.clone()),
+            search: search.clone(),
             limits: config.limits.clone(),
             benchmark_without_authentication: config.benchmark_without_authentication,
         });
@@ -66,7 +74,16 @@ impl Application {
         }
         let server =
             server.listen(listener).map_err(|source| StartupError::Bind { bind: config.bind.clone(), source })?.run();
-        Ok(Self { port, server, writer_thread, proofs, checkpoint_interval: config.checkpoint_interval, access, store })
+        Ok(Self {
+            port,
+            server,
+            writer_thread,
+            proofs,
+            checkpoint_interval: config.checkpoint_interval,
+            access,
+            search,
+            store,
+        })
     }
 
     /// The port actually bound.
@@ -85,13 +102,16 @@ impl Application {
         let publisher =
             self.checkpoint_interval.map(|every| tokio::spawn(publish_checkpoints(self.proofs.clone(), every)));
         let follower = tokio::spawn(follow_access(self.access.clone(), self.store.clone()));
+        let indexer = tokio::spawn(crate::search::follow(self.search.clone(), self.store.clone()));
         let served = self.server.await;
+        indexer.abort();
         if let Some(publisher) = publisher {
             publisher.abort();
         }
         follower.abort();
         drop(self.proofs);
         drop(self.access);
+        drop(self.search);
         drop(self.store);
         served?;
         // The last writer handle went away with the workers' app state.

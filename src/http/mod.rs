@@ -9,6 +9,7 @@ pub mod events;
 pub mod governance;
 pub mod health;
 pub mod proofs;
+pub mod search;
 
 use actix_web::web;
 
@@ -20,6 +21,7 @@ use crate::auth::access::Access;
 use crate::config::Limits;
 use crate::governance::Governance;
 use crate::proofs::Proofs;
+use crate::search::SearchIndex;
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -29,6 +31,7 @@ pub struct AppState {
     pub proofs: Arc<Proofs>,
     pub access: Arc<Access>,
     pub governance: Governance,
+    pub search: Arc<SearchIndex>,
     pub limits: Limits,
     /// See [`crate::config::Config::benchmark_without_authentication`].
     pub benchmark_without_authentication: bool,
@@ -65,6 +68,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/lineage", web::get().to(governance::lineage))
             .route("/lineage", web::post().to(governance::openlineage))
             .route("/impact", web::get().to(governance::impact))
+            .route("/search", web::get().to(search::search))
             .route("/entities/{ref:.*}", web::get().to(governance::entity))
             .route("/tokens", web::post().to(admin::issue_token))
             .route("/tokens/{jti}/revoke", web::post().to(admin::revoke_token))

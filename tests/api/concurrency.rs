@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use govledger::store::{self, DbConn};
 use serde_json::{json, Value};
 
-use crate::helpers::{all_events, Backend, TestApp, TestDatabase};
+use crate::helpers::{all_events, uuid_like, Backend, TestApp, TestDatabase};
 use crate::on_both_backends;
 
 const WRITERS: usize = 16;
@@ -81,6 +81,9 @@ impl ServerProcess {
             .arg("serve")
             .args(["--bind", "127.0.0.1:0", "--workers", "2"])
             .args(db.cli_args())
+            // Replicas share the data dir's keys but each has its own search index.
+            .arg("--search-index-dir")
+            .arg(db.dir.path().join(format!("search-{}", uuid_like())))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

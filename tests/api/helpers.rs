@@ -82,7 +82,7 @@ impl Drop for TestDatabase {
     }
 }
 
-fn uuid_like() -> String {
+pub fn uuid_like() -> String {
     use rand::Rng;
     let n: u64 = rand::thread_rng().gen();
     format!("{n:016x}")

@@ -10,4 +10,5 @@ mod interop;
 mod listing;
 mod merkle_reference;
 mod proofs;
+mod search;
 mod tamper;

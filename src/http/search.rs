@@ -1,0 +1,113 @@
+//! `GET /api/v1/search`.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::{ApiError, AppState};
+use crate::search::query::{Sort, MAX_LIMIT};
+use crate::search::{SearchError, SearchRequest};
+use crate::store::events;
+
+/// How long `consistent=true` waits for the index to reach the head.
+const CONSISTENT_WAIT: Duration = Duration::from_secs(10);
+
+impl From<SearchError> for ApiError {
+    fn from(e: SearchError) -> Self {
+        match e {
+            SearchError::Query(message) => ApiError::bad_request("invalid_query", message),
+            SearchError::Lagging { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "index_lagging", e.to_string())
+            }
+            SearchError::Store(e) => e.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// Query string of `GET /api/v1/search`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    q: Option<String>,
+    kind: Option<String>,
+    entity_type: Option<String>,
+    actor: Option<String>,
+    project: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    sort: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+    consistent: Option<bool>,
+}
+
+/// `GET /api/v1/search?q=&kind=&entity_type=&actor=&project=&from=&to=&sort=&limit=&cursor=&consistent=`.
+/// Only events the caller may read are searched, counted and faceted.
+pub async fn search(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let sort = match q.sort.as_deref() {
+        None if q.q.as_deref().is_none_or(|s| s.trim().is_empty()) => Sort::Time,
+        None | Some("relevance") => Sort::Relevance,
+        Some("time") => Sort::Time,
+        Some(other) => {
+            return Err(ApiError::unprocessable(
+                "invalid_query",
+                format!("sort must be relevance or time, not {other:?}"),
+            ))
+        }
+    };
+    let limit = q.limit.unwrap_or(20);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::unprocessable("invalid_limit", format!("limit must be between 1 and {MAX_LIMIT}")));
+    }
+    for (name, value) in [("from", &q.from), ("to", &q.to)] {
+        if let Some(t) = value {
+            crate::ledger::timestamp::normalize(t)
+                .map_err(|e| ApiError::unprocessable("invalid_query", format!("{name}: {e}")))?;
+        }
+    }
+    let store = state.store.clone();
+    let (projects, head) = web::block(move || -> Result<_, ApiError> {
+        let mut conn = store.conn()?;
+        let mut failure = None;
+        let projects = caller.readable_projects(|| match events::projects(&mut conn) {
+            Ok(p) => p,
+            Err(e) => {
+                failure = Some(e);
+                Vec::new()
+            }
+        });
+        if let Some(e) = failure {
+            return Err(e.into());
+        }
+        Ok((projects, events::head(&mut conn)?.size))
+    })
+    .await??;
+    if q.consistent == Some(true) {
+        state.search.wait_for(head, CONSISTENT_WAIT).await?;
+    }
+    let request = SearchRequest {
+        q: q.q.unwrap_or_default(),
+        kind: q.kind,
+        entity_type: q.entity_type,
+        actor: q.actor,
+        project: q.project,
+        from: q.from,
+        to: q.to,
+        sort,
+        limit,
+        cursor: q.cursor,
+        projects,
+    };
+    let index = state.search.clone();
+    let results = web::block(move || index.search(&request)).await??;
+    Ok(HttpResponse::Ok().json(results))
+}
