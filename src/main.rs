@@ -502,9 +502,9 @@ fn reindex(storage: &StorageArgs, dir: Option<PathBuf>) -> anyhow::Result<ExitCo
     let started = std::time::Instant::now();
     let total = index.catch_up(&mut conn, |done, head| {
         let width: usize = 40;
-        let filled = if head == 0 { width } else { usize::try_from(done * 40 / head).unwrap_or(width).min(width) };
+        let filled = (done * 40).checked_div(head).map_or(width, |f| usize::try_from(f).unwrap_or(width).min(width));
         let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        eprint!("\r[{}{}] {done}/{head} events, {rate:.0}/s", "#".repeat(filled), " ".repeat(width as usize - filled));
+        eprint!("\r[{}{}] {done}/{head} events, {rate:.0}/s", "#".repeat(filled), " ".repeat(width - filled));
         std::io::stderr().flush().ok();
     })?;
     eprintln!();
