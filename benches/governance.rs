@@ -8,7 +8,11 @@
 //! the three queries in-process and over HTTP, sequentially, and prints
 //! p50/p99.
 //!
-//! `cargo bench --bench governance`
+//! `cargo bench --bench governance [-- lineage search]`
+//!
+//! `search` (issue 6): reindexes the ledger from scratch and times a typical
+//! query (free text + one filter, newest first, first page) against the same
+//! query done with SQL `LIKE` on the database.
 
 use std::time::{Duration, Instant};
 
@@ -39,9 +43,18 @@ fn main() {
     };
     let target = StorageTarget::resolve(&dir, None).unwrap();
     load(&target, events);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    in_process(&target);
-    runtime.block_on(over_http(&target, &dir));
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wants = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
+    // First, so that the server below finds its search index caught up
+    // instead of indexing a million events while being measured.
+    if wants("search") {
+        search(&target, &dir, events);
+    }
+    if wants("lineage") {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        in_process(&target);
+        runtime.block_on(over_http(&target, &dir));
+    }
     if std::env::var("GOVLEDGER_BENCH_DIR").is_err() {
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -272,4 +285,82 @@ async fn over_http(target: &StorageTarget, dir: &std::path::Path) {
     }
     handle.stop(true).await;
     server.await.ok();
+}
+
+fn search(target: &StorageTarget, dir: &std::path::Path, events: u64) {
+    use diesel::prelude::*;
+    use govledger::search::query::Sort;
+    use govledger::search::{SearchIndex, SearchRequest};
+
+    let index_dir = dir.join(govledger::search::INDEX_DIR);
+    std::fs::remove_dir_all(&index_dir).ok();
+    let index = SearchIndex::open(&index_dir, 2, 256 * 1024 * 1024).unwrap();
+    let mut conn = govledger::store::DbConn::establish(target).unwrap();
+    let started = Instant::now();
+    let indexed = index.catch_up(&mut conn, |_, _| {}).unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(indexed, events);
+    let db_bytes: u64 = ["govledger.db", "govledger.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    println!("== search, sqlite ledger of {events} events");
+    println!(
+        "reindex: {:.0} events/s ({:.1}s); index {:.0} MB, database {:.0} MB ({:.0}% of it)",
+        events as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        index.size_bytes() as f64 / 1e6,
+        db_bytes as f64 / 1e6,
+        100.0 * index.size_bytes() as f64 / db_bytes as f64
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let models: Vec<u64> = (0..QUERIES).map(|_| rng.gen_range(0..MODELS)).collect();
+    let mut found = 0;
+    let tantivy_times = time(|i| {
+        let request = SearchRequest {
+            q: format!("m{}", models[i]),
+            kind: Some("model.evaluated".into()),
+            entity_type: None,
+            actor: None,
+            project: None,
+            from: None,
+            to: None,
+            sort: Sort::Time,
+            limit: 20,
+            cursor: None,
+            projects: Some(vec!["bench".into()]),
+        };
+        found += index.search(&request).unwrap().hits.len();
+    });
+    assert!(found > QUERIES * 10);
+    println!(
+        "query `m<N>` + kind filter, newest first, first page of 20 (tantivy): {}",
+        percentiles(tantivy_times.clone())
+    );
+    #[derive(QueryableByName)]
+    struct Seq {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        #[allow(dead_code)]
+        seq: i64,
+    }
+    let govledger::store::DbConn::Sqlite(c) = &mut conn else { unreachable!() };
+    let like_times = time(|i| {
+        let m = models[i];
+        let rows: Vec<Seq> = diesel::sql_query(
+            "SELECT seq FROM events WHERE kind = 'model.evaluated' AND project = 'bench' \
+             AND (subject LIKE ?1 OR attributes LIKE ?2) ORDER BY seq DESC LIMIT 20",
+        )
+        .bind::<diesel::sql_types::Text, _>(format!("%:m{m}@%"))
+        .bind::<diesel::sql_types::Text, _>(format!("%m{m}%"))
+        .load(c)
+        .unwrap();
+        assert!(!rows.is_empty());
+    });
+    println!("the same with SQL LIKE on the events table: {}", percentiles(like_times.clone()));
+    let p99 = |mut v: Vec<Duration>| {
+        v.sort();
+        v[(v.len() - 1) * 99 / 100]
+    };
+    println!("p99 ratio LIKE / tantivy: {:.1}x", p99(like_times).as_secs_f64() / p99(tantivy_times).as_secs_f64());
 }
