@@ -18,6 +18,7 @@ pub mod http;
 pub mod keyfile;
 pub mod ledger;
 pub mod proofs;
+pub mod reports;
 pub mod search;
 pub mod startup;
 pub mod store;

@@ -17,6 +17,7 @@ use govledger::ledger::bundle::{self, BundleContents};
 use govledger::ledger::checkpoint::{Checkpoint, NoteVerifier};
 use govledger::proofs::keys::{self, SigningKeyConfig};
 use govledger::proofs::{self, Proofs};
+use govledger::reports;
 use govledger::search::SearchIndex;
 use govledger::startup::Application;
 use govledger::store::{events, DbConn, EventFilter, StorageTarget, Store, WriterConfig};
@@ -274,6 +275,36 @@ enum Command {
         #[command(flatten)]
         key: KeyArgs,
     },
+    /// Build a compliance report as of a fresh signed checkpoint, offline.
+    Report {
+        /// The report type: audit-trail.
+        kind: String,
+        /// The output file (.pdf, .json or .csv).
+        #[arg(long)]
+        out: PathBuf,
+        /// pdf, json or csv (default: from --out's extension).
+        #[arg(long)]
+        format: Option<String>,
+        /// Events recorded from (RFC 3339, inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// Events recorded before (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        /// Only the events about this entity (instead of a time window).
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        entity: Option<String>,
+        /// Also write the matching evidence bundle to this folder.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Template folder.
+        #[arg(long, env = "GOVLEDGER_TEMPLATES", default_value = "reports")]
+        templates: PathBuf,
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
     /// Verify an evidence bundle offline: no server, no database.
     VerifyBundle {
         /// The bundle folder.
@@ -377,6 +408,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             export(&bundle, subject.as_deref(), from_seq, to_seq, &storage, &key)
         }
         Command::VerifyBundle { dir, key } => verify_bundle(&dir, key.as_deref()),
+        Command::Report { kind, out, format, from, to, entity, bundle, templates, storage, key } => {
+            let normalize = |t: Option<String>| -> anyhow::Result<Option<String>> {
+                Ok(t.map(|t| govledger::ledger::timestamp::normalize(&t)).transpose()?)
+            };
+            let scope = match entity {
+                Some(r) => reports::Scope::Entity(r),
+                None => reports::Scope::Window { from: normalize(from)?, to: normalize(to)? },
+            };
+            let args = ReportArgs {
+                kind: &kind,
+                scope,
+                out: &out,
+                format: format.as_deref(),
+                bundle: bundle.as_deref(),
+                templates: &templates,
+            };
+            report(&args, &storage, &key)
+        }
         Command::Rebuild { storage } => rebuild(&storage),
         Command::Reindex { storage, search_index_dir } => reindex(&storage, search_index_dir),
         Command::Search { query, kind, entity_type, actor, project, from, to, sort, limit, json } => {
@@ -703,20 +752,7 @@ fn export(
         after = last;
     }
     anyhow::ensure!(!selected.is_empty(), "no events match the selection");
-    let paths =
-        selected.iter().map(|e| proofs.audit_path(e.seq, checkpoint.tree_size)).collect::<Result<Vec<_>, _>>()?;
-    let statement = Checkpoint::from_note_unverified(&checkpoint.note)?;
-    let verifier = proofs.verifier();
-    bundle::write(
-        dir,
-        &BundleContents {
-            checkpoint_note: &checkpoint.note,
-            verifier: &verifier,
-            checkpoint: &statement,
-            events: selected.iter().zip(paths).collect(),
-        },
-    )
-    .with_context(|| format!("cannot write the bundle to {}", dir.display()))?;
+    let statement = write_bundle(&proofs, &checkpoint, &selected, dir)?;
     drop(proofs);
     drop(store);
     writer_thread.join().ok();
@@ -726,6 +762,86 @@ fn export(
         statement.size,
         hex::encode(statement.root),
         dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the evidence bundle of `events` against `checkpoint` to `dir`.
+fn write_bundle(
+    proofs: &Proofs,
+    checkpoint: &govledger::store::checkpoints::StoredCheckpoint,
+    events: &[govledger::ledger::Event],
+    dir: &Path,
+) -> anyhow::Result<Checkpoint> {
+    anyhow::ensure!(
+        !dir.exists() || std::fs::read_dir(dir)?.next().is_none(),
+        "{} exists and is not empty",
+        dir.display()
+    );
+    let paths = events.iter().map(|e| proofs.audit_path(e.seq, checkpoint.tree_size)).collect::<Result<Vec<_>, _>>()?;
+    let statement = Checkpoint::from_note_unverified(&checkpoint.note)?;
+    let verifier = proofs.verifier();
+    bundle::write(
+        dir,
+        &BundleContents {
+            checkpoint_note: &checkpoint.note,
+            verifier: &verifier,
+            checkpoint: &statement,
+            events: events.iter().zip(paths).collect(),
+        },
+    )
+    .with_context(|| format!("cannot write the bundle to {}", dir.display()))?;
+    Ok(statement)
+}
+
+struct ReportArgs<'a> {
+    kind: &'a str,
+    scope: reports::Scope,
+    out: &'a Path,
+    format: Option<&'a str>,
+    bundle: Option<&'a Path>,
+    templates: &'a Path,
+}
+
+fn report(args: &ReportArgs<'_>, storage: &StorageArgs, key: &KeyArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.kind == "audit-trail", "unknown report {:?}; available: audit-trail", args.kind);
+    let format = match args.format {
+        Some(f) => f.to_owned(),
+        None => args.out.extension().and_then(|e| e.to_str()).unwrap_or("pdf").to_owned(),
+    };
+    anyhow::ensure!(matches!(format.as_str(), "pdf" | "json" | "csv"), "--format must be pdf, json or csv");
+    let template = reports::Template::load(args.templates, args.kind, &reports::AUDIT_TRAIL_SHOWS)?;
+    let target = storage.existing_target()?;
+    let signer = keys::load_existing(&key.config(&storage.data_dir))?
+        .context("no checkpoint signing key: start the server once, or pass --signing-key")?;
+    let (store, writer_thread) = Store::open(target, 2, WriterConfig::default())?;
+    let proofs = Proofs::new(store.clone(), signer, key.origin.clone())?;
+    let checkpoint = proofs.publish()?.context("the ledger is empty: nothing to report")?;
+    let (built, cited) = reports::audit_trail(&store, &proofs, &checkpoint, &args.scope, &template)?;
+    let bytes = match format.as_str() {
+        "pdf" => reports::pdf::render(&built)?,
+        "json" => {
+            let mut v = serde_json::to_vec_pretty(&built)?;
+            v.push(b'\n');
+            v
+        }
+        _ => reports::to_csv(&built).into_bytes(),
+    };
+    std::fs::write(args.out, &bytes).with_context(|| format!("cannot write {}", args.out.display()))?;
+    if let Some(dir) = args.bundle {
+        anyhow::ensure!(!cited.is_empty(), "no events in scope: no bundle to write");
+        write_bundle(&proofs, &checkpoint, &cited, dir)?;
+    }
+    drop(proofs);
+    drop(store);
+    writer_thread.join().ok();
+    println!(
+        "wrote the {} report ({} events cited, checkpoint {} root {}) to {}",
+        args.kind,
+        cited.len(),
+        checkpoint.tree_size,
+        hex::encode(checkpoint.root_hash),
+        args.out.display()
     );
     Ok(ExitCode::SUCCESS)
 }

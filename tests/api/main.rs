@@ -10,5 +10,6 @@ mod interop;
 mod listing;
 mod merkle_reference;
 mod proofs;
+mod reports;
 mod search;
 mod tamper;

@@ -1,0 +1,276 @@
+//! PDF rendering (printpdf, built-in fonts, A4).
+//!
+//! Reproducible by construction: the document id is derived from the
+//! report's content, every date is the report's `as_of`, and the XMP
+//! metadata (which printpdf fills with random instance ids) is left out.
+
+use printpdf::{
+    BuiltinFont, CustomPdfConformance, IndirectFontRef, Line, Mm, PdfConformance, PdfDocument, PdfDocumentReference,
+    PdfLayerReference, Point,
+};
+use ring::digest::{digest, SHA256};
+
+use super::{Report, ReportError};
+
+const PAGE_W: f32 = 210.0;
+const PAGE_H: f32 = 297.0;
+const MARGIN: f32 = 20.0;
+const BOTTOM: f32 = 22.0;
+
+struct Fonts {
+    regular: IndirectFontRef,
+    bold: IndirectFontRef,
+    mono: IndirectFontRef,
+}
+
+/// Writes lines top to bottom, starting new pages as needed.
+struct Writer {
+    doc: PdfDocumentReference,
+    layer: PdfLayerReference,
+    y: f32,
+    page: usize,
+    footer: String,
+    fonts: Fonts,
+}
+
+fn pdf_error(e: impl std::fmt::Display) -> ReportError {
+    ReportError::Pdf(e.to_string())
+}
+
+/// Built-in PDF fonts speak WinAnsi: anything else becomes `?`.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\u{2014}' | '\u{2013}' => '-',
+            '\t' => ' ',
+            c if (' '..='~').contains(&c) || ('\u{a0}'..='\u{ff}').contains(&c) => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+/// Joins a template's hard-wrapped lines into paragraphs: a blank line
+/// separates paragraphs, and list items (`1. `, `- `) start their own line.
+fn paragraphs(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut open = false;
+    for line in text.lines() {
+        let line = line.trim();
+        let item = line.starts_with("- ")
+            || line.split_once(". ").is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        match out.last_mut() {
+            _ if line.is_empty() => open = false,
+            Some(last) if open && !item => {
+                last.push(' ');
+                last.push_str(line);
+            }
+            _ => {
+                out.push(line.to_owned());
+                open = true;
+            }
+        }
+    }
+    out
+}
+
+/// Wraps at `width` characters on spaces (long words are cut).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for paragraph in paragraphs(text) {
+        let mut line = String::new();
+        for word in paragraph.split_whitespace() {
+            let mut word = word.to_owned();
+            while word.chars().count() > width {
+                let head: String = word.chars().take(width).collect();
+                word = word.chars().skip(width).collect();
+                if !line.is_empty() {
+                    lines.push(std::mem::take(&mut line));
+                }
+                lines.push(head);
+            }
+            if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+                lines.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(&word);
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+impl Writer {
+    fn text(&mut self, text: &str, size: f32, font: Font, indent: f32) {
+        let height = size * 0.3528 * 1.35;
+        if self.y - height < BOTTOM {
+            self.new_page();
+        }
+        self.y -= height;
+        let font = match font {
+            Font::Regular => &self.fonts.regular,
+            Font::Bold => &self.fonts.bold,
+            Font::Mono => &self.fonts.mono,
+        };
+        self.layer.use_text(printable(text), size, Mm(MARGIN + indent), Mm(self.y), font);
+    }
+
+    fn paragraph(&mut self, text: &str, size: f32, font: Font, width: usize) {
+        for line in wrap(text, width) {
+            self.text(&line, size, font, 0.0);
+        }
+    }
+
+    fn gap(&mut self, mm: f32) {
+        self.y -= mm;
+    }
+
+    fn rule(&mut self) {
+        self.gap(1.5);
+        let line = Line {
+            points: vec![
+                (Point::new(Mm(MARGIN), Mm(self.y)), false),
+                (Point::new(Mm(PAGE_W - MARGIN), Mm(self.y)), false),
+            ],
+            is_closed: false,
+        };
+        self.layer.add_line(line);
+        self.gap(1.5);
+    }
+
+    fn footer(&self) {
+        let text = format!("{}  -  page {}", self.footer, self.page);
+        self.layer.use_text(printable(&text), 7.0, Mm(MARGIN), Mm(10.0), &self.fonts.regular);
+    }
+
+    fn new_page(&mut self) {
+        let (page, layer) = self.doc.add_page(Mm(PAGE_W), Mm(PAGE_H), "content");
+        self.layer = self.doc.get_page(page).get_layer(layer);
+        self.page += 1;
+        self.y = PAGE_H - MARGIN;
+        self.footer();
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Font {
+    Regular,
+    Bold,
+    Mono,
+}
+
+fn timestamp(as_of: &str) -> Result<time::OffsetDateTime, ReportError> {
+    let at = chrono::DateTime::parse_from_rfc3339(as_of).map_err(pdf_error)?;
+    time::OffsetDateTime::from_unix_timestamp(at.timestamp()).map_err(pdf_error)
+}
+
+/// Renders `report` as PDF bytes.
+pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
+    let content = serde_json::to_vec(report).map_err(pdf_error)?;
+    let id = hex::encode(&digest(&SHA256, &content).as_ref()[..16]);
+    let at = timestamp(&report.as_of)?;
+    let (doc, page, layer) = PdfDocument::new(printable(&report.title), Mm(PAGE_W), Mm(PAGE_H), "content");
+    let doc = doc
+        .with_conformance(PdfConformance::Custom(CustomPdfConformance {
+            identifier: "govledger report".into(),
+            requires_icc_profile: false,
+            requires_xmp_metadata: false,
+            ..Default::default()
+        }))
+        .with_document_id(id)
+        .with_creation_date(at)
+        .with_mod_date(at)
+        .with_metadata_date(at)
+        .with_producer("govledger");
+    let fonts = Fonts {
+        regular: doc.add_builtin_font(BuiltinFont::Helvetica).map_err(pdf_error)?,
+        bold: doc.add_builtin_font(BuiltinFont::HelveticaBold).map_err(pdf_error)?,
+        mono: doc.add_builtin_font(BuiltinFont::Courier).map_err(pdf_error)?,
+    };
+    let layer = doc.get_page(page).get_layer(layer);
+    let footer = format!(
+        "govledger {} - checkpoint {} at tree size {}, root {}",
+        report.report, report.checkpoint.origin, report.checkpoint.tree_size, report.checkpoint.root_hash
+    );
+    let mut w = Writer { doc, layer, y: PAGE_H - MARGIN, page: 1, footer, fonts };
+    w.footer();
+
+    w.text(&report.title, 18.0, Font::Bold, 0.0);
+    if let Some(subtitle) = &report.subtitle {
+        w.paragraph(subtitle, 10.0, Font::Regular, 95);
+    }
+    w.paragraph(
+        &format!("Scope: {}. As of {} (the checkpoint's last event).", report.scope, report.as_of),
+        9.0,
+        Font::Regular,
+        105,
+    );
+    w.rule();
+    w.text("Signed checkpoint", 9.0, Font::Bold, 0.0);
+    for line in report.checkpoint.note.lines() {
+        w.text(line, 7.5, Font::Mono, 0.0);
+    }
+    w.text(
+        &format!("verifier key: {} (key id {})", report.checkpoint.key_name, report.checkpoint.key_id),
+        7.5,
+        Font::Mono,
+        0.0,
+    );
+    w.rule();
+
+    for section in &report.sections {
+        w.gap(2.0);
+        w.text(&section.heading, 13.0, Font::Bold, 0.0);
+        w.gap(1.0);
+        w.paragraph(&section.text, 10.0, Font::Regular, 95);
+        if !section.citations.is_empty() {
+            w.gap(1.5);
+            w.text(
+                &format!("{:>7}  {:<26} {:<24} {:<36} {}", "seq", "recorded_at", "kind", "subject", "actor"),
+                7.0,
+                Font::Mono,
+                0.0,
+            );
+            for c in &section.citations {
+                w.text(
+                    &format!("{:>7}  {:<26} {:<24} {:<36} {}", c.seq, c.recorded_at, c.kind, c.subject, c.actor),
+                    7.0,
+                    Font::Mono,
+                    0.0,
+                );
+                w.text(&format!("hash {}", c.hash), 6.5, Font::Mono, 12.0);
+            }
+        }
+    }
+    if let Some(appendix) = &report.appendix {
+        w.new_page();
+        w.text(&appendix.heading, 13.0, Font::Bold, 0.0);
+        w.gap(1.0);
+        w.paragraph(&appendix.text, 10.0, Font::Regular, 95);
+    }
+    w.doc.save_to_bytes().map_err(pdf_error)
+}
+
+/// The text of a PDF, page by page (for checking a report against its data).
+pub fn extract_text(pdf: &[u8]) -> Result<String, ReportError> {
+    let doc = printpdf::lopdf::Document::load_mem(pdf).map_err(pdf_error)?;
+    let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
+    doc.extract_text(&pages).map_err(pdf_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_lines_join_into_paragraphs_but_list_items_stay() {
+        let text = "This report covers\nthe ledger.\n\n1. First step\n   continued.\n2. Second\n- item";
+        assert_eq!(
+            paragraphs(text),
+            ["This report covers the ledger.", "1. First step continued.", "2. Second", "- item"]
+        );
+        assert_eq!(wrap("aaa bbb ccc", 7), ["aaa bbb", "ccc"]);
+        assert_eq!(printable("Zoë — 李"), "Zoë - ?");
+    }
+}

@@ -1,0 +1,138 @@
+//! Report templates: TOML files in `reports/`, read at run time so wording
+//! and sections change without recompiling.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// A template that cannot be used; the message names the file and line.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct TemplateError {
+    pub file: String,
+    pub message: String,
+}
+
+/// A parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub title: String,
+    pub subtitle: Option<String>,
+    pub sections: Vec<Section>,
+    pub appendix: Option<Block>,
+}
+
+/// One section: its wording and the data it shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    pub heading: String,
+    pub text: String,
+    pub show: String,
+}
+
+/// A heading with text.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Block {
+    pub heading: String,
+    pub text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplate {
+    title: String,
+    subtitle: Option<String>,
+    #[serde(default)]
+    sections: Vec<RawSection>,
+    appendix: Option<Block>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSection {
+    heading: String,
+    #[serde(default)]
+    text: String,
+    show: toml::Spanned<String>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+impl Template {
+    /// Parses `text` (from `file`), accepting only the `show` values in `known`.
+    pub fn parse(file: &str, text: &str, known: &[&str]) -> Result<Self, TemplateError> {
+        let error = |message: String| TemplateError { file: file.to_owned(), message };
+        let raw: RawTemplate = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| format!("line {}: ", line_of(text, s.start))).unwrap_or_default();
+            error(format!("{line}{}", e.message()))
+        })?;
+        if raw.sections.is_empty() {
+            return Err(error("a template needs at least one [[sections]]".into()));
+        }
+        let mut sections = Vec::with_capacity(raw.sections.len());
+        for s in raw.sections {
+            let span = s.show.span();
+            let show = s.show.into_inner();
+            if !known.contains(&show.as_str()) {
+                return Err(error(format!(
+                    "line {}: show = {show:?} is not one of {}",
+                    line_of(text, span.start),
+                    known.join(", ")
+                )));
+            }
+            sections.push(Section { heading: s.heading, text: s.text.trim().to_owned(), show });
+        }
+        Ok(Self {
+            title: raw.title,
+            subtitle: raw.subtitle,
+            sections,
+            appendix: raw.appendix.map(|b| Block { heading: b.heading, text: b.text.trim().to_owned() }),
+        })
+    }
+
+    /// Reads `DIR/<name>.toml`.
+    pub fn load(dir: &Path, name: &str, known: &[&str]) -> Result<Self, TemplateError> {
+        let path = dir.join(format!("{name}.toml"));
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| TemplateError { file: path.display().to_string(), message: e.to_string() })?;
+        Self::parse(&path.display().to_string(), &text, known)
+    }
+}
+
+/// Fills `{name}` placeholders; unknown ones are left as written.
+pub fn fill(text: &str, values: &[(&str, String)]) -> String {
+    let mut out = text.to_owned();
+    for (name, value) in values {
+        out = out.replace(&format!("{{{name}}}"), value);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_audit_trail_template_parses() {
+        let text = include_str!("../../reports/audit-trail.toml");
+        let t = Template::parse("audit-trail.toml", text, &["checkpoint", "verification", "events"]).unwrap();
+        assert_eq!(t.sections.len(), 3);
+        assert_eq!(t.title, "Audit trail");
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let bad_show = "title = \"x\"\n\n[[sections]]\nheading = \"h\"\nshow = \"everything\"\n";
+        let e = Template::parse("t.toml", bad_show, &["events"]).unwrap_err();
+        assert!(e.to_string().contains("t.toml: line 5: show = \"everything\""), "{e}");
+        let bad_toml = "title = \"x\"\n[[sections]]\nheading = \n";
+        let e = Template::parse("t.toml", bad_toml, &["events"]).unwrap_err();
+        assert!(e.to_string().contains("line 3"), "{e}");
+        let unknown = "title = \"x\"\ncolour = \"red\"\n[[sections]]\nheading = \"h\"\nshow = \"events\"\n";
+        let e = Template::parse("t.toml", unknown, &["events"]).unwrap_err();
+        assert!(e.to_string().contains("line 2") && e.to_string().contains("colour"), "{e}");
+    }
+}
