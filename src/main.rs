@@ -277,8 +277,14 @@ enum Command {
     },
     /// Build a compliance report as of a fresh signed checkpoint, offline.
     Report {
-        /// The report type: audit-trail.
+        /// The report type: audit-trail, model-dossier, model-inventory.
         kind: String,
+        /// The model version of a model-dossier.
+        #[arg(long)]
+        model: Option<String>,
+        /// Approval rules (TOML) deciding findings; default: the shipped policies/approvals.toml.
+        #[arg(long, env = "GOVLEDGER_APPROVAL_RULES")]
+        approval_rules: Option<PathBuf>,
         /// The output file (.pdf, .json or .csv).
         #[arg(long)]
         out: PathBuf,
@@ -408,7 +414,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             export(&bundle, subject.as_deref(), from_seq, to_seq, &storage, &key)
         }
         Command::VerifyBundle { dir, key } => verify_bundle(&dir, key.as_deref()),
-        Command::Report { kind, out, format, from, to, entity, bundle, templates, storage, key } => {
+        Command::Report {
+            kind,
+            model,
+            approval_rules,
+            out,
+            format,
+            from,
+            to,
+            entity,
+            bundle,
+            templates,
+            storage,
+            key,
+        } => {
+            let rules = match approval_rules {
+                Some(path) => {
+                    let text =
+                        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                    ApprovalRules::parse(&text).with_context(|| format!("in {}", path.display()))?
+                }
+                None => ApprovalRules::default_rules(),
+            };
             let normalize = |t: Option<String>| -> anyhow::Result<Option<String>> {
                 Ok(t.map(|t| govledger::ledger::timestamp::normalize(&t)).transpose()?)
             };
@@ -419,6 +446,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let args = ReportArgs {
                 kind: &kind,
                 scope,
+                model: model.as_deref(),
+                rules,
                 out: &out,
                 format: format.as_deref(),
                 bundle: bundle.as_deref(),
@@ -797,6 +826,8 @@ fn write_bundle(
 struct ReportArgs<'a> {
     kind: &'a str,
     scope: reports::Scope,
+    model: Option<&'a str>,
+    rules: ApprovalRules,
     out: &'a Path,
     format: Option<&'a str>,
     bundle: Option<&'a Path>,
@@ -804,20 +835,36 @@ struct ReportArgs<'a> {
 }
 
 fn report(args: &ReportArgs<'_>, storage: &StorageArgs, key: &KeyArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(args.kind == "audit-trail", "unknown report {:?}; available: audit-trail", args.kind);
+    let shows: &[&str] = match args.kind {
+        "audit-trail" => &reports::AUDIT_TRAIL_SHOWS,
+        "model-dossier" => &reports::models::DOSSIER_SHOWS,
+        "model-inventory" => &reports::models::INVENTORY_SHOWS,
+        other => anyhow::bail!("unknown report {other:?}; available: audit-trail, model-dossier, model-inventory"),
+    };
+    if args.kind == "model-dossier" {
+        anyhow::ensure!(args.model.is_some(), "model-dossier needs --model model:NAME@VERSION");
+    }
     let format = match args.format {
         Some(f) => f.to_owned(),
         None => args.out.extension().and_then(|e| e.to_str()).unwrap_or("pdf").to_owned(),
     };
     anyhow::ensure!(matches!(format.as_str(), "pdf" | "json" | "csv"), "--format must be pdf, json or csv");
-    let template = reports::Template::load(args.templates, args.kind, &reports::AUDIT_TRAIL_SHOWS)?;
+    let template = reports::Template::load(args.templates, args.kind, shows)?;
     let target = storage.existing_target()?;
     let signer = keys::load_existing(&key.config(&storage.data_dir))?
         .context("no checkpoint signing key: start the server once, or pass --signing-key")?;
     let (store, writer_thread) = Store::open(target, 2, WriterConfig::default())?;
     let proofs = Proofs::new(store.clone(), signer, key.origin.clone())?;
     let checkpoint = proofs.publish()?.context("the ledger is empty: nothing to report")?;
-    let (built, cited) = reports::audit_trail(&store, &proofs, &checkpoint, &args.scope, &template)?;
+    let (built, cited) = match (args.kind, args.model) {
+        ("model-dossier", Some(model)) => {
+            reports::models::model_dossier(&store, &proofs, &checkpoint, model, &args.rules, &template)?
+        }
+        ("model-inventory", _) => {
+            reports::models::model_inventory(&store, &proofs, &checkpoint, &args.rules, &template)?
+        }
+        _ => reports::audit_trail(&store, &proofs, &checkpoint, &args.scope, &template)?,
+    };
     let bytes = match format.as_str() {
         "pdf" => reports::pdf::render(&built)?,
         "json" => {

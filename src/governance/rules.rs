@@ -21,12 +21,26 @@ pub struct EnvironmentRule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalRules {
     environments: BTreeMap<String, EnvironmentRule>,
+    /// How old a model version's latest evaluation may be before its review
+    /// is overdue (reports list it as a finding).
+    pub evaluation_max_age_seconds: u64,
 }
+
+/// Shipped default for [`ApprovalRules::evaluation_max_age_seconds`]: 180 days.
+pub const DEFAULT_EVALUATION_MAX_AGE: u64 = 180 * 86_400;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesFile {
     environments: BTreeMap<String, RuleEntry>,
+    #[serde(default)]
+    reviews: Option<Reviews>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reviews {
+    evaluation_max_age: String,
 }
 
 #[derive(Deserialize)]
@@ -67,7 +81,11 @@ impl ApprovalRules {
                 },
             );
         }
-        Ok(Self { environments })
+        let evaluation_max_age_seconds = match file.reviews {
+            Some(r) => parse_ttl(&r.evaluation_max_age).map_err(|e| RulesError(format!("reviews: {e}")))?,
+            None => DEFAULT_EVALUATION_MAX_AGE,
+        };
+        Ok(Self { environments, evaluation_max_age_seconds })
     }
 
     /// The shipped rules.

@@ -8,6 +8,7 @@
 //! nothing random goes in, so the same ledger state and template give
 //! byte-identical files.
 
+pub mod models;
 pub mod pdf;
 pub mod template;
 
@@ -61,13 +62,45 @@ pub struct Citation {
     pub actor: String,
 }
 
+/// A statement of a report and the event it rests on.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Statement {
+    pub text: String,
+    pub seq: u64,
+    pub hash: String,
+}
+
+impl Statement {
+    /// `text`, citing `event`.
+    pub fn citing(text: impl Into<String>, event: &Event) -> Self {
+        Self { text: text.into(), seq: event.seq, hash: hex::encode(event.hash) }
+    }
+}
+
+/// A lineage diagram: boxes in columns by distance from the subject, arrows
+/// from what an entity was made from to the entity.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct Diagram {
+    /// Entity references by column, the subject's column last.
+    pub columns: Vec<Vec<String>>,
+    /// `(source, target)` references.
+    pub arrows: Vec<(String, String)>,
+}
+
 /// A section as rendered.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ReportSection {
     pub heading: String,
     pub text: String,
     pub show: String,
+    /// Statements, each citing the event it rests on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub statements: Vec<Statement>,
+    /// Events listed in full (audit trails).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub citations: Vec<Citation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagram: Option<Diagram>,
 }
 
 /// A built report, ready to render.
@@ -96,7 +129,10 @@ pub enum Scope {
 /// `show` values of the audit-trail template.
 pub const AUDIT_TRAIL_SHOWS: [&str; 3] = ["checkpoint", "verification", "events"];
 
-fn checkpoint_info(stored: &StoredCheckpoint, verifier: &NoteVerifier) -> Result<CheckpointInfo, ReportError> {
+pub(crate) fn checkpoint_info(
+    stored: &StoredCheckpoint,
+    verifier: &NoteVerifier,
+) -> Result<CheckpointInfo, ReportError> {
     let statement = Checkpoint::from_note_unverified(&stored.note).map_err(|e| ReportError::Invalid(e.to_string()))?;
     Ok(CheckpointInfo {
         origin: statement.origin,
@@ -199,7 +235,9 @@ pub fn audit_trail(
             heading: s.heading.clone(),
             text: template::fill(&s.text, &values),
             show: s.show.clone(),
+            statements: Vec::new(),
             citations: if s.show == "events" { events.iter().map(cite).collect() } else { Vec::new() },
+            diagram: None,
         })
         .collect();
     let report = Report {
@@ -225,9 +263,26 @@ pub fn to_csv(report: &Report) -> String {
         }
     }
     let mut out = String::from(
-        "report,checkpoint_tree_size,checkpoint_root_hash,section,seq,hash,recorded_at,kind,subject,actor\n",
+        "report,checkpoint_tree_size,checkpoint_root_hash,section,seq,hash,recorded_at,kind,subject,actor,statement\n",
     );
     for section in &report.sections {
+        for s in &section.statements {
+            let cells = [
+                report.report.clone(),
+                report.checkpoint.tree_size.to_string(),
+                report.checkpoint.root_hash.clone(),
+                section.heading.clone(),
+                s.seq.to_string(),
+                s.hash.clone(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                s.text.clone(),
+            ];
+            out.push_str(&cells.iter().map(|c| field(c)).collect::<Vec<_>>().join(","));
+            out.push('\n');
+        }
         for c in &section.citations {
             let cells = [
                 report.report.clone(),
@@ -240,6 +295,7 @@ pub fn to_csv(report: &Report) -> String {
                 c.kind.clone(),
                 c.subject.clone(),
                 c.actor.clone(),
+                String::new(),
             ];
             out.push_str(&cells.iter().map(|c| field(c)).collect::<Vec<_>>().join(","));
             out.push('\n');

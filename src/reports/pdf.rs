@@ -10,7 +10,7 @@ use printpdf::{
 };
 use ring::digest::{digest, SHA256};
 
-use super::{Report, ReportError};
+use super::{Diagram, Report, ReportError};
 
 const PAGE_W: f32 = 210.0;
 const PAGE_H: f32 = 297.0;
@@ -139,6 +139,73 @@ impl Writer {
         self.gap(1.5);
     }
 
+    /// Boxes in columns, arrows from each source to its target.
+    fn diagram(&mut self, diagram: &Diagram) {
+        const ROWS: usize = 18;
+        const BOX_H: f32 = 7.0;
+        const ROW_H: f32 = 10.0;
+        let rows = diagram.columns.iter().map(|c| c.len().min(ROWS)).max().unwrap_or(0);
+        if rows == 0 {
+            return;
+        }
+        let height = rows as f32 * ROW_H + 6.0;
+        if self.y - height < BOTTOM {
+            self.new_page();
+        }
+        let top = self.y - 4.0;
+        let columns = diagram.columns.len().max(1) as f32;
+        let col_w = (PAGE_W - 2.0 * MARGIN) / columns;
+        let box_w = (col_w - 8.0).max(12.0);
+        let mut centres: std::collections::BTreeMap<&str, (f32, f32)> = std::collections::BTreeMap::new();
+        for (c, column) in diagram.columns.iter().enumerate() {
+            let x = MARGIN + c as f32 * col_w;
+            for (r, name) in column.iter().take(ROWS).enumerate() {
+                let y = top - r as f32 * ROW_H - BOX_H;
+                self.polygon(&[(x, y), (x + box_w, y), (x + box_w, y + BOX_H), (x, y + BOX_H)], true);
+                let size = 5.5;
+                let fits = (box_w / (size * 0.3528 * 0.52)) as usize;
+                let label: String = if name.chars().count() > fits {
+                    format!("{}~", name.chars().take(fits.saturating_sub(1)).collect::<String>())
+                } else {
+                    name.clone()
+                };
+                self.layer.use_text(printable(&label), size, Mm(x + 1.0), Mm(y + 2.5), &self.fonts.regular);
+                centres.insert(name.as_str(), (x, y + BOX_H / 2.0));
+            }
+            if column.len() > ROWS {
+                let y = top - ROWS as f32 * ROW_H - 3.0;
+                let more = format!("+{} more", column.len() - ROWS);
+                self.layer.use_text(more, 6.0, Mm(x + 1.0), Mm(y), &self.fonts.regular);
+            }
+        }
+        for (source, target) in &diagram.arrows {
+            let (Some(&(sx, sy)), Some(&(tx, ty))) = (centres.get(source.as_str()), centres.get(target.as_str()))
+            else {
+                continue;
+            };
+            let (x1, x2) = (sx + box_w, tx);
+            if x2 <= x1 {
+                continue;
+            }
+            self.polygon(&[(x1, sy), (x2, ty)], false);
+            // Arrowhead at the target.
+            let (dx, dy) = (x2 - x1, ty - sy);
+            let len = (dx * dx + dy * dy).sqrt().max(0.01);
+            let (ux, uy) = (dx / len, dy / len);
+            let (ax, ay) = (x2 - 2.0 * ux, ty - 2.0 * uy);
+            self.polygon(&[(ax - uy, ay + ux), (x2, ty), (ax + uy, ay - ux)], false);
+        }
+        self.y = top - height;
+    }
+
+    fn polygon(&self, points: &[(f32, f32)], closed: bool) {
+        let line = Line {
+            points: points.iter().map(|(x, y)| (Point::new(Mm(*x), Mm(*y)), false)).collect(),
+            is_closed: closed,
+        };
+        self.layer.add_line(line);
+    }
+
     fn footer(&self) {
         let text = format!("{}  -  page {}", self.footer, self.page);
         self.layer.use_text(printable(&text), 7.0, Mm(MARGIN), Mm(10.0), &self.fonts.regular);
@@ -224,6 +291,14 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
         w.text(&section.heading, 13.0, Font::Bold, 0.0);
         w.gap(1.0);
         w.paragraph(&section.text, 10.0, Font::Regular, 95);
+        for statement in &section.statements {
+            w.gap(0.8);
+            w.paragraph(&statement.text, 9.0, Font::Regular, 105);
+            w.text(&format!("seq {}, hash {}", statement.seq, statement.hash), 6.5, Font::Mono, 6.0);
+        }
+        if let Some(diagram) = &section.diagram {
+            w.diagram(diagram);
+        }
         if !section.citations.is_empty() {
             w.gap(1.5);
             w.text(

@@ -678,3 +678,27 @@ pub fn fingerprint(conn: &mut DbConn) -> Result<BTreeMap<&'static str, String>, 
     digest("approval_decisions", decisions_rows.len(), format!("{decisions_rows:?}"));
     Ok(out)
 }
+
+/// Every edge from `source`, live or ended.
+pub fn edges_ever_from(conn: &mut DbConn, source: &str) -> Result<Vec<EdgeRow>, StoreError> {
+    Ok(with_conn!(conn, |c| lineage_edges::table
+        .filter(lineage_edges::source.eq(source))
+        .order(lineage_edges::created_seq)
+        .select(EdgeRow::as_select())
+        .load(c))?)
+}
+
+/// Entities of `entity_type`, by reference.
+pub fn entities_of_type(conn: &mut DbConn, entity_type: &str) -> Result<Vec<EntityRow>, StoreError> {
+    Ok(with_conn!(conn, |c| entities::table
+        .filter(entities::entity_type.eq(entity_type))
+        .order(entities::ref_)
+        .select(EntityRow::as_select())
+        .load(c))?)
+}
+
+/// Entities of `entity_type` whose name ends with `suffix` (e.g. the
+/// deployments `ENV/fraud-detector` of every environment).
+pub fn entities_named(conn: &mut DbConn, entity_type: &str, suffix: &str) -> Result<Vec<EntityRow>, StoreError> {
+    Ok(entities_of_type(conn, entity_type)?.into_iter().filter(|e| e.name.ends_with(suffix)).collect())
+}

@@ -182,7 +182,12 @@ impl TestApp {
 
     /// Appends one simple event and returns it.
     pub async fn append(&self, kind: &str, subject: &str) -> Value {
-        let response = self.post_events(&json!({"kind": kind, "subject": subject})).await;
+        self.append_json(&json!({"kind": kind, "subject": subject})).await
+    }
+
+    /// Appends one event and returns it as stored.
+    pub async fn append_json(&self, event: &Value) -> Value {
+        let response = self.post_events(event).await;
         assert_eq!(response.status(), 201);
         response.json().await.expect("json body")
     }

@@ -127,3 +127,138 @@ fn templates_change_wording_without_recompiling_and_broken_ones_name_the_line() 
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown report"));
 }
+
+fn statements(report: &Value, show: &str) -> Vec<(String, u64, String)> {
+    report["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["show"] == show)
+        .flat_map(|s| s["statements"].as_array().cloned().unwrap_or_default())
+        .map(|s| {
+            (s["text"].as_str().unwrap().to_owned(), s["seq"].as_u64().unwrap(), s["hash"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_dossier_and_inventory_cite_their_evidence_and_find_unapproved_deployments() {
+    let Some(app) = crate::helpers::TestApp::spawn(Backend::Sqlite).await else { return };
+    let admin = govledger::client::Client::new(&app.base, &app.admin_token).unwrap();
+    govledger::demo::run(&govledger::demo::Cast::mint(&admin).await.unwrap()).await.unwrap();
+    // Someone deploys version 1 to production by hand, without an approval:
+    // the ledger records the fact, and the reports must flag it.
+    let manual = app
+        .append_json(
+            &serde_json::json!({"kind": "deployment.succeeded", "subject": "deployment:production/fraud-detector",
+            "attributes": {"model": "model:fraud-detector@1", "reason": "hotfix"}}),
+        )
+        .await;
+    let events = crate::helpers::all_events(&app).await;
+    let by_seq = |seq: u64| events.iter().find(|e| e["seq"] == seq).unwrap().clone();
+    let db = app.db();
+    let out = tempfile::tempdir().unwrap();
+    let run = |args: Vec<String>| {
+        let mut all = vec!["report".to_owned()];
+        all.extend(args);
+        all.extend(db.cli_args());
+        Command::new(env!("CARGO_BIN_EXE_govledger"))
+            .args(&all)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    };
+    let dossier = path(out.path(), "d2.json");
+    let bundle = path(out.path(), "d2-bundle");
+    ok(&run(vec![
+        "model-dossier".into(),
+        "--model".into(),
+        "model:fraud-detector@2".into(),
+        "--out".into(),
+        dossier.clone(),
+        "--bundle".into(),
+        bundle.clone(),
+    ]));
+    let d2: Value = serde_json::from_str(&std::fs::read_to_string(&dossier).unwrap()).unwrap();
+    assert_eq!(d2["title"], "Model dossier: model:fraud-detector@2");
+    // Every statement cites a real event by seq and hash.
+    let all: Vec<(String, u64, String)> = d2["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["statements"].as_array().cloned().unwrap_or_default())
+        .map(|s| {
+            (s["text"].as_str().unwrap().to_owned(), s["seq"].as_u64().unwrap(), s["hash"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    for (text, seq, hash) in &all {
+        assert_eq!(by_seq(*seq)["hash"].as_str().unwrap(), hash, "{text}");
+    }
+    let registered =
+        events.iter().find(|e| e["kind"] == "model.registered" && e["subject"] == "model:fraud-detector@2").unwrap();
+    assert_eq!(statements(&d2, "model_card")[0].1, registered["seq"].as_u64().unwrap());
+    assert!(statements(&d2, "model_card").iter().any(|s| s.0.starts_with("Intended use: Score card transactions")));
+    let lineage = statements(&d2, "lineage");
+    assert_eq!(lineage.len(), 4, "{lineage:?}");
+    assert!(lineage.iter().any(|s| s.0 == "run:train-fraud-3 was made from dataset:transactions@2026-11."));
+    let diagram = &d2["sections"].as_array().unwrap().iter().find(|s| s["show"] == "lineage").unwrap()["diagram"];
+    assert_eq!(
+        diagram["columns"],
+        serde_json::json!([
+            ["dataset:chargebacks@2026-10", "dataset:transactions@2026-11"],
+            ["run:train-fraud-3"],
+            ["model:fraud-detector@2"]
+        ])
+    );
+    let approvals: Vec<String> = statements(&d2, "approvals").into_iter().map(|s| s.0).collect();
+    assert!(
+        approvals.iter().any(|a| a.starts_with("granted by rita"))
+            && approvals.iter().any(|a| a.starts_with("granted by raj"))
+    );
+    let deployments: Vec<String> = statements(&d2, "deployments").into_iter().map(|s| s.0).collect();
+    assert!(deployments[0].starts_with("deployment:production/fraud-detector: blocked at"), "{deployments:?}");
+    assert_eq!(statements(&d2, "findings").len(), 1);
+    assert!(statements(&d2, "findings")[0].0.starts_with("No open findings"));
+    // The bundle holds every cited event and verifies.
+    ok(&Command::new(env!("CARGO_BIN_EXE_govledger")).args(["verify-bundle", &bundle]).output().unwrap());
+    let bundled = std::fs::read_dir(Path::new(&bundle).join("events")).unwrap().count();
+    assert_eq!(bundled, all.iter().map(|s| s.1).collect::<std::collections::BTreeSet<_>>().len());
+
+    // Version 1: the manual production deployment is a finding citing it.
+    let d1_path = path(out.path(), "d1.json");
+    ok(&run(vec![
+        "model-dossier".into(),
+        "--model".into(),
+        "model:fraud-detector@1".into(),
+        "--out".into(),
+        d1_path.clone(),
+    ]));
+    let d1: Value = serde_json::from_str(&std::fs::read_to_string(&d1_path).unwrap()).unwrap();
+    let findings = statements(&d1, "findings");
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(findings[0].0.contains("went live in production") && findings[0].0.contains("without a valid approval"));
+    assert_eq!(findings[0].1, manual["seq"].as_u64().unwrap());
+
+    // The inventory: both versions, and the same finding.
+    let inventory_path = path(out.path(), "inventory.pdf");
+    ok(&run(vec!["model-inventory".into(), "--out".into(), inventory_path.clone()]));
+    let json_path = path(out.path(), "inventory.json");
+    ok(&run(vec!["model-inventory".into(), "--out".into(), json_path.clone()]));
+    let inventory: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let rows = statements(&inventory, "inventory");
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows[1].0.starts_with("model:fraud-detector@2: owner alice, active;") && rows[1].0.contains("production valid")
+    );
+    assert_eq!(
+        statements(&inventory, "findings").iter().map(|f| f.1).collect::<Vec<_>>(),
+        [manual["seq"].as_u64().unwrap()]
+    );
+    let text = extract_text(&std::fs::read(&inventory_path).unwrap()).unwrap();
+    assert!(text.contains("went live in production"));
+    assert!(text.contains(&format!("seq {}, hash {}", manual["seq"], manual["hash"].as_str().unwrap())));
+    // Reproducible.
+    let again = path(out.path(), "inventory2.pdf");
+    ok(&run(vec!["model-inventory".into(), "--out".into(), again.clone()]));
+    assert_eq!(std::fs::read(&inventory_path).unwrap(), std::fs::read(&again).unwrap());
+}

@@ -1,0 +1,551 @@
+//! The model reports: the `model-dossier` of one model version (SR 11-7
+//! development evidence, validation, approvals, deployments, findings) and
+//! the `model-inventory` of all of them. Everything is read as of the
+//! report's checkpoint: events and edges after its tree size are left out.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{checkpoint_info, Diagram, Report, ReportError, ReportSection, Statement, Template};
+use crate::governance::lineage::{self, Walk};
+use crate::governance::ApprovalRules;
+use crate::ledger::{EntityRef, Event};
+use crate::proofs::Proofs;
+use crate::store::checkpoints::StoredCheckpoint;
+use crate::store::projections::{self, ApprovalFilter};
+use crate::store::{events, DbConn, EventFilter, Store};
+
+/// `show` values of the model-dossier template.
+pub const DOSSIER_SHOWS: [&str; 6] = ["model_card", "lineage", "evaluations", "approvals", "deployments", "findings"];
+/// `show` values of the model-inventory template.
+pub const INVENTORY_SHOWS: [&str; 2] = ["inventory", "findings"];
+
+/// Events about `subject` (exactly) up to `tree_size`, in order.
+fn about(conn: &mut DbConn, subject: &str, tree_size: u64) -> Result<Vec<Event>, ReportError> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let filter =
+            EventFilter { subject: Some(subject.to_owned()), after_seq: after, limit: 1000, ..Default::default() };
+        let page = events::list(conn, &filter)?;
+        let Some(last) = page.last().map(|e| e.seq) else { break };
+        out.extend(page.into_iter().filter(|e| e.seq <= tree_size && e.subject == subject));
+        after = last;
+    }
+    Ok(out)
+}
+
+fn attrs(e: &Event) -> serde_json::Value {
+    serde_json::from_str(&e.attributes).unwrap_or_default()
+}
+
+fn metrics(v: &serde_json::Value) -> String {
+    v.as_object().map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+}
+
+fn event(conn: &mut DbConn, seq: i64) -> Result<Option<Event>, ReportError> {
+    Ok(events::by_seq(conn, u64::try_from(seq).unwrap_or(0))?)
+}
+
+/// An approval's history as of the checkpoint: the request and decisions.
+struct ApprovalHistory {
+    environment: String,
+    requested: Event,
+    decisions: Vec<Event>,
+    required: u64,
+    valid_for: i64,
+}
+
+impl ApprovalHistory {
+    /// Whether the approval was granted and in force at `at`.
+    fn valid_at(&self, at: &str) -> bool {
+        let mut granters = BTreeSet::new();
+        let mut granted_at: Option<String> = None;
+        for d in &self.decisions {
+            if d.recorded_at.as_str() > at {
+                break;
+            }
+            match d.kind.as_str() {
+                "approval.granted" => {
+                    granters.insert(d.actor.clone());
+                    if granters.len() as u64 >= self.required && granted_at.is_none() {
+                        granted_at = Some(d.recorded_at.clone());
+                    }
+                }
+                "approval.rejected" if granted_at.is_none() => return false,
+                "approval.revoked" => return false,
+                _ => {}
+            }
+        }
+        granted_at.is_some_and(|g| projections::add_seconds(&g, self.valid_for).as_str() > at)
+    }
+}
+
+fn approvals_of(conn: &mut DbConn, model: &str, tree_size: u64) -> Result<Vec<ApprovalHistory>, ReportError> {
+    let filter = ApprovalFilter { model: Some(model.to_owned()), limit: 10_000, ..Default::default() };
+    let mut out = Vec::new();
+    for row in projections::list_approvals(conn, &filter)? {
+        let Some(requested) = event(conn, row.requested_seq)?.filter(|e| e.seq <= tree_size) else { continue };
+        let mut decisions = Vec::new();
+        for d in projections::decisions(conn, &row.id)? {
+            if let Some(e) = event(conn, d.seq)?.filter(|e| e.seq <= tree_size) {
+                decisions.push(e);
+            }
+        }
+        out.push(ApprovalHistory {
+            environment: row.environment,
+            requested,
+            decisions,
+            required: u64::try_from(row.required_approvals).unwrap_or(1),
+            valid_for: row.valid_for_seconds,
+        });
+    }
+    Ok(out)
+}
+
+/// The deployment events (up to the checkpoint) that name `model`.
+fn deployments_of(conn: &mut DbConn, model: &str, tree_size: u64) -> Result<Vec<Event>, ReportError> {
+    let mut targets: BTreeSet<String> = BTreeSet::new();
+    for edge in projections::edges_ever_from(conn, model)? {
+        if edge.target.starts_with("deployment:") {
+            targets.insert(edge.target);
+        }
+    }
+    // Blocked and failed deployments create no edge: find them by the
+    // deployments of the same name in any environment.
+    if let Ok(r) = EntityRef::parse(model) {
+        for row in projections::entities_named(conn, "deployment", &format!("/{}", r.name()))? {
+            targets.insert(row.ref_);
+        }
+    }
+    let mut out = Vec::new();
+    for target in targets {
+        out.extend(about(conn, &target, tree_size)?.into_iter().filter(|e| attrs(e)["model"] == model));
+    }
+    out.sort_by_key(|e| e.seq);
+    Ok(out)
+}
+
+/// Findings about one model version: deployments without a valid approval,
+/// a missing or stale evaluation, a retired version still live.
+/// What the ledger says about one model version, as of the checkpoint.
+struct ModelFacts<'a> {
+    model: &'a str,
+    registered: &'a Event,
+    evaluations: &'a [Event],
+    approvals: &'a [ApprovalHistory],
+    deployments: &'a [Event],
+    retired: Option<&'a Event>,
+}
+
+fn findings(facts: &ModelFacts<'_>, as_of: &str, rules: &ApprovalRules) -> Vec<Statement> {
+    let ModelFacts { model, registered, evaluations, approvals, deployments, retired } = *facts;
+    let mut out = Vec::new();
+    for d in deployments.iter().filter(|d| matches!(d.kind.as_str(), "deployment.succeeded" | "deployment.rolled_back"))
+    {
+        let name = d.subject.trim_start_matches("deployment:");
+        let environment = crate::governance::kinds::deployment_environment(name);
+        if rules.environment(environment).is_none() {
+            continue;
+        }
+        let valid = approvals.iter().any(|a| a.environment == environment && a.valid_at(&d.recorded_at));
+        if !valid {
+            out.push(Statement::citing(
+                format!(
+                    "FINDING: {model} went live in {environment} ({}) at {} without a valid approval for {environment}.",
+                    d.subject, d.recorded_at
+                ),
+                d,
+            ));
+        }
+    }
+    match evaluations.last() {
+        None => out.push(Statement::citing(format!("FINDING: {model} has never been evaluated."), registered)),
+        Some(last) => {
+            let due = projections::add_seconds(
+                &last.recorded_at,
+                i64::try_from(rules.evaluation_max_age_seconds).unwrap_or(i64::MAX),
+            );
+            if due.as_str() < as_of {
+                out.push(Statement::citing(
+                    format!(
+                        "FINDING: the latest evaluation of {model} ({}) is older than the {} days the policy allows; its review was due at {due}.",
+                        last.recorded_at,
+                        rules.evaluation_max_age_seconds / 86_400
+                    ),
+                    last,
+                ));
+            }
+        }
+    }
+    if let Some(r) = retired {
+        let live_after: Vec<&Event> =
+            deployments.iter().filter(|d| d.seq > r.seq && d.kind == "deployment.succeeded").collect();
+        for d in live_after {
+            out.push(Statement::citing(
+                format!("FINDING: {model} was deployed to {} after it was retired.", d.subject),
+                d,
+            ));
+        }
+    }
+    out
+}
+
+/// Adds the events behind `statements` to `cited` (for the bundle).
+fn cite_all(conn: &mut DbConn, statements: &[Statement], cited: &mut BTreeMap<u64, Event>) -> Result<(), ReportError> {
+    for st in statements {
+        if let std::collections::btree_map::Entry::Vacant(slot) = cited.entry(st.seq) {
+            if let Some(e) = events::by_seq(conn, st.seq)? {
+                slot.insert(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A lineage diagram of `graph`: columns by distance upstream of the subject.
+fn diagram(graph: &lineage::Graph) -> Diagram {
+    let mut level: BTreeMap<String, usize> = BTreeMap::from([(graph.node.clone(), 0)]);
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for e in &graph.edges {
+            let Some(&l) = level.get(&e.target) else { continue };
+            // The longest path from the subject decides the column; the
+            // bound stops a cycle (which an append-only ledger can record).
+            if l + 1 > graph.nodes.len() {
+                continue;
+            }
+            match level.get_mut(&e.source) {
+                Some(existing) if *existing > l => {}
+                Some(existing) => {
+                    *existing = l + 1;
+                    changed = true;
+                }
+                None => {
+                    level.insert(e.source.clone(), l + 1);
+                    changed = true;
+                }
+            }
+        }
+    }
+    let depth = level.values().copied().max().unwrap_or(0);
+    let mut columns = vec![Vec::new(); depth + 1];
+    for (r, l) in &level {
+        columns[depth - l].push(r.clone());
+    }
+    let arrows: BTreeSet<(String, String)> = graph.edges.iter().map(|e| (e.source.clone(), e.target.clone())).collect();
+    Diagram { columns, arrows: arrows.into_iter().collect() }
+}
+
+fn section(template_section: &super::template::Section, text: String) -> ReportSection {
+    ReportSection {
+        heading: template_section.heading.clone(),
+        text,
+        show: template_section.show.clone(),
+        statements: Vec::new(),
+        citations: Vec::new(),
+        diagram: None,
+    }
+}
+
+fn basis(
+    store: &Store,
+    proofs: &Proofs,
+    checkpoint: &StoredCheckpoint,
+) -> Result<(super::CheckpointInfo, String), ReportError> {
+    let info = checkpoint_info(checkpoint, &proofs.verifier())?;
+    let last = events::by_seq(&mut *store.conn()?, checkpoint.tree_size)?
+        .ok_or_else(|| ReportError::Invalid("the checkpoint's last event is missing".into()))?;
+    Ok((info, last.recorded_at))
+}
+
+fn common_values(info: &super::CheckpointInfo, as_of: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("tree_size", info.tree_size.to_string()),
+        ("root_hash", info.root_hash.clone()),
+        ("key_id", format!("{}+{}", info.key_name, info.key_id)),
+        ("origin", info.origin.clone()),
+        ("as_of", as_of.to_owned()),
+    ]
+}
+
+/// The dossier of one model version.
+pub fn model_dossier(
+    store: &Store,
+    proofs: &Proofs,
+    checkpoint: &StoredCheckpoint,
+    model: &str,
+    rules: &ApprovalRules,
+    template: &Template,
+) -> Result<(Report, Vec<Event>), ReportError> {
+    let parsed = EntityRef::parse(model).map_err(|e| ReportError::Invalid(e.to_string()))?;
+    if parsed.entity_type() != "model" || parsed.version().is_none() {
+        return Err(ReportError::Invalid(format!("{model}: a dossier is about a model version, model:NAME@VERSION")));
+    }
+    let model = parsed.to_string();
+    let (info, as_of) = basis(store, proofs, checkpoint)?;
+    let tree_size = checkpoint.tree_size;
+    let mut conn = store.conn()?;
+    let own = about(&mut conn, &model, tree_size)?;
+    let registered = own.iter().find(|e| e.kind == "model.registered").cloned();
+    let Some(registered) = registered else {
+        return Err(ReportError::Invalid(format!(
+            "{model} is not a registered model version at checkpoint {tree_size}"
+        )));
+    };
+    let evaluations: Vec<Event> = own.iter().filter(|e| e.kind == "model.evaluated").cloned().collect();
+    let explanations: Vec<Event> = own.iter().filter(|e| e.kind == "model.explained").cloned().collect();
+    let retired = own.iter().find(|e| e.kind == "model.retired").cloned();
+    let graph = lineage::lineage(&mut conn, &model, Walk::Upstream, lineage::MAX_DEPTH, Some(tree_size), None)?
+        .ok_or_else(|| ReportError::Invalid(format!("{model} has no lineage at checkpoint {tree_size}")))?;
+    let approvals = approvals_of(&mut conn, &model, tree_size)?;
+    let deployments = deployments_of(&mut conn, &model, tree_size)?;
+    let facts = ModelFacts {
+        model: &model,
+        registered: &registered,
+        evaluations: &evaluations,
+        approvals: &approvals,
+        deployments: &deployments,
+        retired: retired.as_ref(),
+    };
+    let found = findings(&facts, &as_of, rules);
+
+    let mut cited: BTreeMap<u64, Event> = BTreeMap::new();
+    let mut values = common_values(&info, &as_of);
+    values.push(("model", model.clone()));
+    values.push(("findings", found.len().to_string()));
+    let mut sections = Vec::new();
+    for t in &template.sections {
+        let mut s = section(t, super::template::fill(&t.text, &values));
+        match t.show.as_str() {
+            "model_card" => {
+                let a = attrs(&registered);
+                s.statements.push(Statement::citing(
+                    format!(
+                        "{model} was registered by {} at {} (framework {}, owner {}).",
+                        registered.actor,
+                        registered.recorded_at,
+                        a["framework"].as_str().unwrap_or("not stated"),
+                        a["owner"].as_str().unwrap_or("not stated")
+                    ),
+                    &registered,
+                ));
+                for e in &explanations {
+                    let a = attrs(e);
+                    for (field, label) in [
+                        ("intended_use", "Intended use"),
+                        ("limitations", "Limitations"),
+                        ("method", "Explanation method"),
+                    ] {
+                        if let Some(v) = a[field].as_str() {
+                            s.statements.push(Statement::citing(format!("{label}: {v}"), e));
+                        }
+                    }
+                    for (field, label) in
+                        [("feature_importances", "Feature importances"), ("fairness_metrics", "Fairness metrics")]
+                    {
+                        if a[field].is_object() {
+                            s.statements.push(Statement::citing(format!("{label}: {}.", metrics(&a[field])), e));
+                        }
+                    }
+                }
+                if explanations.is_empty() {
+                    s.statements.push(Statement::citing(
+                        format!("No explanation or model card has been recorded for {model}."),
+                        &registered,
+                    ));
+                }
+            }
+            "lineage" => {
+                for edge in &graph.edges {
+                    if let Some(e) = event(&mut conn, edge.seq)? {
+                        let how = match edge.kind.as_str() {
+                            "model.evaluated" => "was evaluated on",
+                            _ => "was made from",
+                        };
+                        s.statements.push(Statement::citing(format!("{} {how} {}.", edge.target, edge.source), &e));
+                    }
+                }
+                s.diagram = Some(diagram(&graph));
+            }
+            "evaluations" => {
+                for e in &evaluations {
+                    let a = attrs(e);
+                    let on = if e.inputs.is_empty() { String::new() } else { format!(" on {}", e.inputs.join(", ")) };
+                    let verdict = match a["passed"].as_bool() {
+                        Some(true) => " Passed its thresholds.",
+                        Some(false) => " Did NOT pass its thresholds.",
+                        None => "",
+                    };
+                    s.statements.push(Statement::citing(
+                        format!(
+                            "Evaluated{on} by {} at {}: {}.{verdict}",
+                            e.actor,
+                            e.recorded_at,
+                            metrics(&a["metrics"])
+                        ),
+                        e,
+                    ));
+                }
+                if evaluations.is_empty() {
+                    s.statements.push(Statement::citing(format!("{model} has not been evaluated."), &registered));
+                }
+            }
+            "approvals" => {
+                for a in &approvals {
+                    let attributes = attrs(&a.requested);
+                    s.statements.push(Statement::citing(
+                        format!(
+                            "Approval for {} requested by {} at {} ({} approver(s) needed, valid {} days).",
+                            a.environment,
+                            a.requested.actor,
+                            a.requested.recorded_at,
+                            attributes["required_approvals"],
+                            a.valid_for / 86_400
+                        ),
+                        &a.requested,
+                    ));
+                    for d in &a.decisions {
+                        let verb = d.kind.trim_start_matches("approval.");
+                        s.statements.push(Statement::citing(
+                            format!(
+                                "{verb} by {} at {}: {}",
+                                d.actor,
+                                d.recorded_at,
+                                attrs(d)["reason"].as_str().unwrap_or("")
+                            ),
+                            d,
+                        ));
+                    }
+                }
+                if approvals.is_empty() {
+                    s.statements
+                        .push(Statement::citing(format!("No approval of {model} has been requested."), &registered));
+                }
+            }
+            "deployments" => {
+                for d in &deployments {
+                    let reason = attrs(d)["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default();
+                    s.statements.push(Statement::citing(
+                        format!(
+                            "{}: {} at {} (recorded by {}){reason}",
+                            d.subject,
+                            d.kind.trim_start_matches("deployment.").replace('_', " "),
+                            d.recorded_at,
+                            d.actor
+                        ),
+                        d,
+                    ));
+                }
+                if deployments.is_empty() {
+                    s.statements.push(Statement::citing(format!("{model} has not been deployed."), &registered));
+                }
+            }
+            _ => {
+                s.statements.extend(found.iter().cloned());
+                if found.is_empty() {
+                    s.statements.push(Statement::citing(format!("No open findings for {model}."), &registered));
+                }
+            }
+        }
+        cite_all(&mut conn, &s.statements, &mut cited)?;
+        sections.push(s);
+    }
+    let report = Report {
+        report: "model-dossier".into(),
+        title: super::template::fill(&template.title, &values),
+        subtitle: template.subtitle.as_ref().map(|s| super::template::fill(s, &values)),
+        scope: model.clone(),
+        as_of,
+        checkpoint: info,
+        sections,
+        appendix: template.appendix.clone(),
+    };
+    Ok((report, cited.into_values().collect()))
+}
+
+/// Every model version at the checkpoint, SR 11-7 style.
+pub fn model_inventory(
+    store: &Store,
+    proofs: &Proofs,
+    checkpoint: &StoredCheckpoint,
+    rules: &ApprovalRules,
+    template: &Template,
+) -> Result<(Report, Vec<Event>), ReportError> {
+    let (info, as_of) = basis(store, proofs, checkpoint)?;
+    let tree_size = checkpoint.tree_size;
+    let mut conn = store.conn()?;
+    let as_of_seq = i64::try_from(tree_size).unwrap_or(i64::MAX);
+    let models: Vec<String> = projections::entities_of_type(&mut conn, "model")?
+        .into_iter()
+        .filter(|e| e.version.is_some() && e.created_seq <= as_of_seq)
+        .map(|e| e.ref_)
+        .collect();
+    let mut rows = Vec::new();
+    let mut all_findings = Vec::new();
+    for model in &models {
+        let own = about(&mut conn, model, tree_size)?;
+        let Some(registered) = own.iter().find(|e| e.kind == "model.registered").cloned() else { continue };
+        let evaluations: Vec<Event> = own.iter().filter(|e| e.kind == "model.evaluated").cloned().collect();
+        let retired = own.iter().find(|e| e.kind == "model.retired").cloned();
+        let approvals = approvals_of(&mut conn, model, tree_size)?;
+        let deployments = deployments_of(&mut conn, model, tree_size)?;
+        let live: Vec<String> = projections::edges_of(
+            &mut conn,
+            std::slice::from_ref(model),
+            projections::Direction::Downstream,
+            Some(as_of_seq),
+        )?
+        .into_iter()
+        .filter(|e| e.target.starts_with("deployment:"))
+        .map(|e| e.target)
+        .collect();
+        let approved: Vec<String> = approvals
+            .iter()
+            .map(|a| format!("{} {}", a.environment, if a.valid_at(&as_of) { "valid" } else { "not valid" }))
+            .collect();
+        let a = attrs(&registered);
+        rows.push(Statement::citing(
+            format!(
+                "{model}: owner {}, {}; last validation {}; approvals: {}; live in: {}.",
+                a["owner"].as_str().unwrap_or(&registered.actor),
+                if retired.is_some() { "retired" } else { "active" },
+                evaluations.last().map_or("never".to_owned(), |e| format!("{} (seq {})", e.recorded_at, e.seq)),
+                if approved.is_empty() { "none".to_owned() } else { approved.join(", ") },
+                if live.is_empty() { "nowhere".to_owned() } else { live.join(", ") },
+            ),
+            &registered,
+        ));
+        let facts = ModelFacts {
+            model,
+            registered: &registered,
+            evaluations: &evaluations,
+            approvals: &approvals,
+            deployments: &deployments,
+            retired: retired.as_ref(),
+        };
+        all_findings.extend(findings(&facts, &as_of, rules));
+    }
+    let mut values = common_values(&info, &as_of);
+    values.push(("models", rows.len().to_string()));
+    values.push(("findings", all_findings.len().to_string()));
+    let mut cited: BTreeMap<u64, Event> = BTreeMap::new();
+    let mut sections = Vec::new();
+    for t in &template.sections {
+        let mut s = section(t, super::template::fill(&t.text, &values));
+        s.statements = if t.show == "inventory" { rows.clone() } else { all_findings.clone() };
+        cite_all(&mut conn, &s.statements, &mut cited)?;
+        sections.push(s);
+    }
+    let report = Report {
+        report: "model-inventory".into(),
+        title: super::template::fill(&template.title, &values),
+        subtitle: template.subtitle.as_ref().map(|s| super::template::fill(s, &values)),
+        scope: "every model version".into(),
+        as_of,
+        checkpoint: info,
+        sections,
+        appendix: template.appendix.clone(),
+    };
+    Ok((report, cited.into_values().collect()))
+}
