@@ -277,11 +277,20 @@ enum Command {
     },
     /// Build a compliance report as of a fresh signed checkpoint, offline.
     Report {
-        /// The report type: audit-trail, model-dossier, model-inventory.
+        /// The report type: audit-trail, model-dossier, model-inventory, gdpr-processing, ai-act-log.
         kind: String,
         /// The model version of a model-dossier.
         #[arg(long)]
         model: Option<String>,
+        /// The dataset of a gdpr-processing report (unversioned: every version).
+        #[arg(long)]
+        dataset: Option<String>,
+        /// The project of a gdpr-processing report (all its datasets).
+        #[arg(long)]
+        project: Option<String>,
+        /// The deployment of an ai-act-log (with --from/--to for the window).
+        #[arg(long)]
+        deployment: Option<String>,
         /// Approval rules (TOML) deciding findings; default: the shipped policies/approvals.toml.
         #[arg(long, env = "GOVLEDGER_APPROVAL_RULES")]
         approval_rules: Option<PathBuf>,
@@ -417,6 +426,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report {
             kind,
             model,
+            dataset,
+            project,
+            deployment,
             approval_rules,
             out,
             format,
@@ -447,6 +459,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 kind: &kind,
                 scope,
                 model: model.as_deref(),
+                dataset: dataset.as_deref(),
+                project: project.as_deref(),
+                deployment: deployment.as_deref(),
                 rules,
                 out: &out,
                 format: format.as_deref(),
@@ -827,6 +842,9 @@ struct ReportArgs<'a> {
     kind: &'a str,
     scope: reports::Scope,
     model: Option<&'a str>,
+    dataset: Option<&'a str>,
+    project: Option<&'a str>,
+    deployment: Option<&'a str>,
     rules: ApprovalRules,
     out: &'a Path,
     format: Option<&'a str>,
@@ -839,8 +857,21 @@ fn report(args: &ReportArgs<'_>, storage: &StorageArgs, key: &KeyArgs) -> anyhow
         "audit-trail" => &reports::AUDIT_TRAIL_SHOWS,
         "model-dossier" => &reports::models::DOSSIER_SHOWS,
         "model-inventory" => &reports::models::INVENTORY_SHOWS,
-        other => anyhow::bail!("unknown report {other:?}; available: audit-trail, model-dossier, model-inventory"),
+        "gdpr-processing" => &reports::compliance::GDPR_SHOWS,
+        "ai-act-log" => &reports::compliance::AI_ACT_SHOWS,
+        other => anyhow::bail!(
+            "unknown report {other:?}; available: audit-trail, model-dossier, model-inventory, gdpr-processing, ai-act-log"
+        ),
     };
+    if args.kind == "gdpr-processing" {
+        anyhow::ensure!(
+            args.dataset.is_some() != args.project.is_some(),
+            "gdpr-processing needs --dataset REF or --project NAME"
+        );
+    }
+    if args.kind == "ai-act-log" {
+        anyhow::ensure!(args.deployment.is_some(), "ai-act-log needs --deployment deployment:ENV/NAME");
+    }
     if args.kind == "model-dossier" {
         anyhow::ensure!(args.model.is_some(), "model-dossier needs --model model:NAME@VERSION");
     }
@@ -862,6 +893,28 @@ fn report(args: &ReportArgs<'_>, storage: &StorageArgs, key: &KeyArgs) -> anyhow
         }
         ("model-inventory", _) => {
             reports::models::model_inventory(&store, &proofs, &checkpoint, &args.rules, &template)?
+        }
+        ("gdpr-processing", _) => {
+            let scope = match (args.dataset, args.project) {
+                (Some(d), _) => reports::compliance::GdprScope::Dataset(d.to_owned()),
+                (None, p) => reports::compliance::GdprScope::Project(p.unwrap_or_default().to_owned()),
+            };
+            reports::compliance::gdpr_processing(&store, &proofs, &checkpoint, &scope, &template)?
+        }
+        ("ai-act-log", _) => {
+            let (from, to) = match &args.scope {
+                reports::Scope::Window { from, to } => (from.clone(), to.clone()),
+                reports::Scope::Entity(_) => (None, None),
+            };
+            reports::compliance::ai_act_log(
+                &store,
+                &proofs,
+                &checkpoint,
+                args.deployment.unwrap_or_default(),
+                from.as_deref(),
+                to.as_deref(),
+                &template,
+            )?
         }
         _ => reports::audit_trail(&store, &proofs, &checkpoint, &args.scope, &template)?,
     };

@@ -8,6 +8,7 @@
 //! nothing random goes in, so the same ledger state and template give
 //! byte-identical files.
 
+pub mod compliance;
 pub mod models;
 pub mod pdf;
 pub mod template;

@@ -20,7 +20,7 @@ pub const DOSSIER_SHOWS: [&str; 6] = ["model_card", "lineage", "evaluations", "a
 pub const INVENTORY_SHOWS: [&str; 2] = ["inventory", "findings"];
 
 /// Events about `subject` (exactly) up to `tree_size`, in order.
-fn about(conn: &mut DbConn, subject: &str, tree_size: u64) -> Result<Vec<Event>, ReportError> {
+pub(crate) fn about(conn: &mut DbConn, subject: &str, tree_size: u64) -> Result<Vec<Event>, ReportError> {
     let mut out = Vec::new();
     let mut after = 0;
     loop {
@@ -34,7 +34,7 @@ fn about(conn: &mut DbConn, subject: &str, tree_size: u64) -> Result<Vec<Event>,
     Ok(out)
 }
 
-fn attrs(e: &Event) -> serde_json::Value {
+pub(crate) fn attrs(e: &Event) -> serde_json::Value {
     serde_json::from_str(&e.attributes).unwrap_or_default()
 }
 
@@ -191,7 +191,11 @@ fn findings(facts: &ModelFacts<'_>, as_of: &str, rules: &ApprovalRules) -> Vec<S
 }
 
 /// Adds the events behind `statements` to `cited` (for the bundle).
-fn cite_all(conn: &mut DbConn, statements: &[Statement], cited: &mut BTreeMap<u64, Event>) -> Result<(), ReportError> {
+pub(crate) fn cite_all(
+    conn: &mut DbConn,
+    statements: &[Statement],
+    cited: &mut BTreeMap<u64, Event>,
+) -> Result<(), ReportError> {
     for st in statements {
         if let std::collections::btree_map::Entry::Vacant(slot) = cited.entry(st.seq) {
             if let Some(e) = events::by_seq(conn, st.seq)? {

@@ -262,6 +262,75 @@ async fn model_dossier_and_inventory_cite_their_evidence_and_find_unapproved_dep
     let text = extract_text(&std::fs::read(&inventory_path).unwrap()).unwrap();
     assert!(text.contains("went live in production"));
     assert!(text.contains(&format!("seq {}, hash {}", manual["seq"], manual["hash"].as_str().unwrap())));
+    // GDPR record of processing: classification, every use, where deployed.
+    let gdpr_path = path(out.path(), "gdpr.json");
+    ok(&run(vec![
+        "gdpr-processing".into(),
+        "--dataset".into(),
+        "dataset:transactions".into(),
+        "--out".into(),
+        gdpr_path.clone(),
+    ]));
+    let gdpr: Value = serde_json::from_str(&std::fs::read_to_string(&gdpr_path).unwrap()).unwrap();
+    let classification = statements(&gdpr, "classification");
+    assert_eq!(classification.len(), 1);
+    assert!(classification[0].0.contains("legal basis legitimate_interests; retention P5Y"), "{classification:?}");
+    assert_eq!(by_seq(classification[0].1)["kind"], "dataset.classified");
+    let usage: Vec<String> = statements(&gdpr, "usage").into_iter().map(|s| s.0).collect();
+    for expected in [
+        "run:train-fraud-1 read dataset:transactions@2026-10.",
+        "run:train-fraud-2 read dataset:transactions@2026-10.",
+        "run:train-fraud-3 read dataset:transactions@2026-11.",
+        "model:fraud-detector@1 was made from run:train-fraud-1.",
+        "model:fraud-detector@2 was made from run:train-fraud-3.",
+    ] {
+        assert!(usage.contains(&expected.to_owned()), "{expected} missing from {usage:?}");
+    }
+    let deployed: Vec<String> = statements(&gdpr, "deployments").into_iter().map(|s| s.0).collect();
+    assert!(
+        deployed.iter().any(|d| d.starts_with("deployment:production/fraud-detector serves model:fraud-detector@1")),
+        "{deployed:?}"
+    );
+    assert!(statements(&gdpr, "findings").is_empty());
+    let project_path = path(out.path(), "gdpr-project.pdf");
+    ok(&run(vec!["gdpr-processing".into(), "--project".into(), "fraud".into(), "--out".into(), project_path]));
+
+    // AI Act log of staging, from the moment version 2 went live there.
+    let staging_events: Vec<&Value> =
+        events.iter().filter(|e| e["subject"] == "deployment:staging/fraud-detector").collect();
+    let v2_live = staging_events
+        .iter()
+        .find(|e| e["kind"] == "deployment.succeeded" && e["attributes"]["model"] == "model:fraud-detector@2")
+        .unwrap();
+    let ai_path = path(out.path(), "ai.json");
+    ok(&run(vec![
+        "ai-act-log".into(),
+        "--deployment".into(),
+        "deployment:staging/fraud-detector".into(),
+        "--from".into(),
+        v2_live["recorded_at"].as_str().unwrap().to_owned(),
+        "--out".into(),
+        ai_path.clone(),
+    ]));
+    let ai: Value = serde_json::from_str(&std::fs::read_to_string(&ai_path).unwrap()).unwrap();
+    let record: Vec<u64> = statements(&ai, "record_keeping").into_iter().map(|s| s.1).collect();
+    assert_eq!(record, [v2_live["seq"].as_u64().unwrap(), staging_events.last().unwrap()["seq"].as_u64().unwrap()]);
+    let models: Vec<String> = statements(&ai, "models").into_iter().map(|s| s.0).collect();
+    assert!(models.iter().any(|m| m.starts_with("model:fraud-detector@1: registered")), "{models:?}");
+    assert!(models.iter().any(|m| m.starts_with("model:fraud-detector@2: registered")), "{models:?}");
+    assert!(statements(&ai, "data")
+        .iter()
+        .any(|d| d.0.contains("dataset:transactions@2026-11 contains personal data")));
+    let ai_pdf = path(out.path(), "ai.pdf");
+    ok(&run(vec![
+        "ai-act-log".into(),
+        "--deployment".into(),
+        "deployment:staging/fraud-detector".into(),
+        "--out".into(),
+        ai_pdf.clone(),
+    ]));
+    assert!(extract_text(&std::fs::read(&ai_pdf).unwrap()).unwrap().contains("Record of events (Art. 12)"));
+
     // Reproducible.
     let again = path(out.path(), "inventory2.pdf");
     ok(&run(vec!["model-inventory".into(), "--out".into(), again.clone()]));

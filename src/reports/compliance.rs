@@ -1,0 +1,396 @@
+//! The regulatory reports: `gdpr-processing` (GDPR Art. 30 record of a
+//! dataset's or a project's processing) and `ai-act-log` (EU AI Act Art. 12
+//! record-keeping extract of a deployment over a time window, with an
+//! Annex IV summary of the models it served).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::models::{about, attrs, cite_all};
+use super::{checkpoint_info, Report, ReportError, ReportSection, Statement, Template};
+use crate::governance::lineage::{self, Walk};
+use crate::ledger::{EntityRef, Event};
+use crate::proofs::Proofs;
+use crate::store::checkpoints::StoredCheckpoint;
+use crate::store::projections;
+use crate::store::{events, DbConn, Store};
+
+/// `show` values of the gdpr-processing template.
+pub const GDPR_SHOWS: [&str; 4] = ["classification", "usage", "deployments", "findings"];
+/// `show` values of the ai-act-log template.
+pub const AI_ACT_SHOWS: [&str; 4] = ["record_keeping", "models", "data", "verification"];
+
+/// What a gdpr-processing report covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GdprScope {
+    /// A dataset; an unversioned reference includes every version.
+    Dataset(String),
+    /// Every dataset of a project.
+    Project(String),
+}
+
+fn section(t: &super::template::Section, text: String) -> ReportSection {
+    ReportSection {
+        heading: t.heading.clone(),
+        text,
+        show: t.show.clone(),
+        statements: Vec::new(),
+        citations: Vec::new(),
+        diagram: None,
+    }
+}
+
+fn event_at(conn: &mut DbConn, seq: i64) -> Result<Option<Event>, ReportError> {
+    Ok(events::by_seq(conn, u64::try_from(seq).unwrap_or(0))?)
+}
+
+/// The datasets (unversioned and versions) a scope names, as of `as_of_seq`.
+fn datasets_in(conn: &mut DbConn, scope: &GdprScope, as_of_seq: i64) -> Result<Vec<String>, ReportError> {
+    let all = projections::entities_of_type(conn, "dataset")?;
+    let selected: Vec<String> = match scope {
+        GdprScope::Dataset(r) => {
+            let parsed = EntityRef::parse(r).map_err(|e| ReportError::Invalid(e.to_string()))?;
+            all.into_iter()
+                .filter(|e| e.created_seq <= as_of_seq && e.name == parsed.name())
+                .filter(|e| {
+                    parsed.version().is_none() || e.version.as_deref() == parsed.version() || e.version.is_none()
+                })
+                .map(|e| e.ref_)
+                .collect()
+        }
+        GdprScope::Project(p) => all
+            .into_iter()
+            .filter(|e| e.created_seq <= as_of_seq && e.project.as_deref() == Some(p.as_str()))
+            .map(|e| e.ref_)
+            .collect(),
+    };
+    if selected.is_empty() {
+        return Err(ReportError::Invalid(format!("no dataset matches {scope:?} at this checkpoint")));
+    }
+    Ok(selected)
+}
+
+fn describe_classification(dataset: &str, e: &Event) -> String {
+    let a = attrs(e);
+    if a["contains_personal_data"].as_bool() == Some(true) {
+        let categories = a["personal_data_categories"]
+            .as_array()
+            .map(|c| c.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default();
+        format!(
+            "{dataset} contains personal data ({}); legal basis {}; retention {}; purpose {}{}.",
+            if categories.is_empty() { "categories not stated".to_owned() } else { categories },
+            a["legal_basis"].as_str().unwrap_or("not stated"),
+            a["retention"].as_str().unwrap_or("not stated"),
+            a["purpose"].as_str().unwrap_or("not stated"),
+            if a["special_categories"].as_bool() == Some(true) { "; includes special categories (Art. 9)" } else { "" }
+        )
+    } else {
+        format!("{dataset} is classified as containing no personal data.")
+    }
+}
+
+/// The GDPR record of processing of a dataset or a project.
+pub fn gdpr_processing(
+    store: &Store,
+    proofs: &Proofs,
+    checkpoint: &StoredCheckpoint,
+    scope: &GdprScope,
+    template: &Template,
+) -> Result<(Report, Vec<Event>), ReportError> {
+    let info = checkpoint_info(checkpoint, &proofs.verifier())?;
+    let tree_size = checkpoint.tree_size;
+    let as_of_seq = i64::try_from(tree_size).unwrap_or(i64::MAX);
+    let mut conn = store.conn()?;
+    let as_of = events::by_seq(&mut conn, tree_size)?.map(|e| e.recorded_at).unwrap_or_default();
+    let datasets = datasets_in(&mut conn, scope, as_of_seq)?;
+
+    let mut classification = Vec::new();
+    let mut findings = Vec::new();
+    let mut personal: BTreeSet<String> = BTreeSet::new();
+    for dataset in &datasets {
+        let classified: Vec<Event> =
+            about(&mut conn, dataset, tree_size)?.into_iter().filter(|e| e.kind == "dataset.classified").collect();
+        if let Some(latest) = classified.last() {
+            classification.push(Statement::citing(describe_classification(dataset, latest), latest));
+            if attrs(latest)["contains_personal_data"].as_bool() == Some(true) {
+                personal.insert(dataset.clone());
+            }
+        }
+    }
+    // A version inherits its dataset's classification.
+    for dataset in &datasets {
+        if let Ok(r) = EntityRef::parse(dataset) {
+            if r.version().is_some() && personal.contains(&format!("dataset:{}", r.name())) {
+                personal.insert(dataset.clone());
+            }
+        }
+    }
+
+    let mut usage = Vec::new();
+    let mut deployments = Vec::new();
+    let mut seen_edges = BTreeSet::new();
+    for dataset in &datasets {
+        let Some(graph) =
+            lineage::lineage(&mut conn, dataset, Walk::Downstream, lineage::MAX_DEPTH, Some(tree_size), None)?
+        else {
+            continue;
+        };
+        let used = graph.edges.iter().any(|e| e.source == *dataset);
+        let classified = classification.iter().any(|s| {
+            s.text.starts_with(&format!("{dataset} "))
+                || EntityRef::parse(dataset).is_ok_and(|r| s.text.starts_with(&format!("dataset:{} ", r.name())))
+        });
+        if used && !classified {
+            if let Some(first) = graph.edges.iter().find(|e| e.source == *dataset) {
+                if let Some(e) = event_at(&mut conn, first.seq)? {
+                    findings.push(Statement::citing(
+                        format!("FINDING: {dataset} is used ({}) but has never been classified.", first.target),
+                        &e,
+                    ));
+                }
+            }
+        }
+        for edge in &graph.edges {
+            if !seen_edges.insert((edge.source.clone(), edge.target.clone(), edge.seq)) {
+                continue;
+            }
+            let Some(e) = event_at(&mut conn, edge.seq)? else { continue };
+            let target_type = edge.target.split(':').next().unwrap_or_default();
+            match target_type {
+                "run" => usage.push(Statement::citing(format!("{} read {}.", edge.target, edge.source), &e)),
+                "model" => usage.push(Statement::citing(
+                    format!(
+                        "{} {} {}.",
+                        edge.target,
+                        if edge.kind == "model.evaluated" { "was evaluated on" } else { "was made from" },
+                        edge.source
+                    ),
+                    &e,
+                )),
+                "deployment" if edge.ended_seq.is_none() => deployments.push(Statement::citing(
+                    format!("{} serves {} (live since {}).", edge.target, edge.source, e.recorded_at),
+                    &e,
+                )),
+                "deployment" => deployments.push(Statement::citing(
+                    format!(
+                        "{} served {} from {} until seq {}.",
+                        edge.target,
+                        edge.source,
+                        e.recorded_at,
+                        edge.ended_seq.unwrap_or_default()
+                    ),
+                    &e,
+                )),
+                _ => usage.push(Statement::citing(format!("{} was derived from {}.", edge.target, edge.source), &e)),
+            }
+        }
+    }
+    let scope_text = match scope {
+        GdprScope::Dataset(r) => format!("the dataset {r}"),
+        GdprScope::Project(p) => format!("the datasets of project {p}"),
+    };
+    let values = vec![
+        ("scope", scope_text.clone()),
+        ("datasets", datasets.len().to_string()),
+        ("personal", personal.len().to_string()),
+        ("findings", findings.len().to_string()),
+        ("tree_size", info.tree_size.to_string()),
+        ("root_hash", info.root_hash.clone()),
+        ("as_of", as_of.clone()),
+    ];
+    let mut cited = BTreeMap::new();
+    let mut sections = Vec::new();
+    for t in &template.sections {
+        let mut s = section(t, super::template::fill(&t.text, &values));
+        s.statements = match t.show.as_str() {
+            "classification" => classification.clone(),
+            "usage" => usage.clone(),
+            "deployments" => deployments.clone(),
+            _ => findings.clone(),
+        };
+        cite_all(&mut conn, &s.statements, &mut cited)?;
+        sections.push(s);
+    }
+    let report = Report {
+        report: "gdpr-processing".into(),
+        title: super::template::fill(&template.title, &values),
+        subtitle: template.subtitle.as_ref().map(|s| super::template::fill(s, &values)),
+        scope: scope_text,
+        as_of,
+        checkpoint: info,
+        sections,
+        appendix: template.appendix.as_ref().map(|b| super::template::Block {
+            heading: b.heading.clone(),
+            text: super::template::fill(&b.text, &values),
+        }),
+    };
+    Ok((report, cited.into_values().collect()))
+}
+
+/// The AI Act record-keeping extract of `deployment` over `[from, to)`.
+pub fn ai_act_log(
+    store: &Store,
+    proofs: &Proofs,
+    checkpoint: &StoredCheckpoint,
+    deployment: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    template: &Template,
+) -> Result<(Report, Vec<Event>), ReportError> {
+    let parsed = EntityRef::parse(deployment).map_err(|e| ReportError::Invalid(e.to_string()))?;
+    if parsed.entity_type() != "deployment" {
+        return Err(ReportError::Invalid(format!("{deployment}: expected deployment:ENVIRONMENT/NAME")));
+    }
+    let info = checkpoint_info(checkpoint, &proofs.verifier())?;
+    let tree_size = checkpoint.tree_size;
+    let mut conn = store.conn()?;
+    let as_of = events::by_seq(&mut conn, tree_size)?.map(|e| e.recorded_at).unwrap_or_default();
+    let in_window = |at: &str| from.is_none_or(|f| at >= f) && to.is_none_or(|t| at < t);
+    let history = about(&mut conn, deployment, tree_size)?;
+    if history.is_empty() {
+        return Err(ReportError::Invalid(format!("no events about {deployment} at this checkpoint")));
+    }
+    let mut record = Vec::new();
+    for e in history.iter().filter(|e| in_window(&e.recorded_at)) {
+        let a = attrs(e);
+        let reasons = a["reasons"]
+            .as_array()
+            .map(|r| format!(" Gate: {}.", r.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join("; ")))
+            .unwrap_or_default();
+        record.push(Statement::citing(
+            format!(
+                "{} {}: {} (recorded by {}).{reasons}",
+                e.recorded_at,
+                e.kind,
+                a["model"].as_str().unwrap_or("?"),
+                e.actor
+            ),
+            e,
+        ));
+    }
+    // The models that served the deployment at any time in the window: the
+    // one live at its start, and every one that went live during it.
+    let mut served: BTreeSet<String> = BTreeSet::new();
+    let mut live: Option<String> = None;
+    for e in &history {
+        if matches!(e.kind.as_str(), "deployment.succeeded" | "deployment.rolled_back") {
+            let model = attrs(e)["model"].as_str().unwrap_or_default().to_owned();
+            if from.is_some_and(|f| e.recorded_at.as_str() < f) {
+                live = Some(model);
+            } else if in_window(&e.recorded_at) {
+                served.insert(model);
+            }
+        }
+    }
+    served.extend(live);
+    let mut models = Vec::new();
+    let mut data = Vec::new();
+    for model in &served {
+        let own = about(&mut conn, model, tree_size)?;
+        for e in &own {
+            let a = attrs(e);
+            match e.kind.as_str() {
+                "model.registered" => models.push(Statement::citing(
+                    format!(
+                        "{model}: registered by {} at {} (framework {}).",
+                        e.actor,
+                        e.recorded_at,
+                        a["framework"].as_str().unwrap_or("not stated")
+                    ),
+                    e,
+                )),
+                "model.explained" => {
+                    for (field, label) in [("intended_use", "intended use"), ("limitations", "limitations")] {
+                        if let Some(v) = a[field].as_str() {
+                            models.push(Statement::citing(format!("{model}, {label}: {v}"), e));
+                        }
+                    }
+                }
+                "model.evaluated" => models.push(Statement::citing(
+                    format!(
+                        "{model}, evaluated at {}: {}.",
+                        e.recorded_at,
+                        a["metrics"]
+                            .as_object()
+                            .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "))
+                            .unwrap_or_default()
+                    ),
+                    e,
+                )),
+                _ => {}
+            }
+        }
+        if let Some(graph) =
+            lineage::lineage(&mut conn, model, Walk::Upstream, lineage::MAX_DEPTH, Some(tree_size), None)?
+        {
+            for node in graph.nodes.iter().filter(|n| n.entity_type == "dataset") {
+                let classified = about(&mut conn, &node.ref_, tree_size)?
+                    .into_iter()
+                    .chain(about(&mut conn, &format!("dataset:{}", node.name), tree_size)?)
+                    .filter(|e| e.kind == "dataset.classified")
+                    .max_by_key(|e| e.seq);
+                let statement = match &classified {
+                    Some(c) => {
+                        Statement::citing(format!("{model} rests on {}", describe_classification(&node.ref_, c)), c)
+                    }
+                    None => match event_at(&mut conn, node.seq)? {
+                        Some(e) => Statement::citing(
+                            format!("{model} rests on {}, which has not been classified.", node.ref_),
+                            &e,
+                        ),
+                        None => continue,
+                    },
+                };
+                data.push(statement);
+            }
+        }
+    }
+    let verification = proofs.verify()?;
+    let chain = match &verification.failure {
+        None => format!("intact, {} events verified", verification.verified),
+        Some(f) => format!("BROKEN at seq {}: {}", f.seq, f.message),
+    };
+    let window = match (from, to) {
+        (None, None) => "its whole history".to_owned(),
+        (Some(f), None) => format!("from {f}"),
+        (None, Some(t)) => format!("before {t}"),
+        (Some(f), Some(t)) => format!("from {f} to {t} (exclusive)"),
+    };
+    let values = vec![
+        ("deployment", deployment.to_owned()),
+        ("window", window.clone()),
+        ("models", served.len().to_string()),
+        ("events", record.len().to_string()),
+        ("chain_result", chain),
+        ("tree_size", info.tree_size.to_string()),
+        ("root_hash", info.root_hash.clone()),
+        ("as_of", as_of.clone()),
+    ];
+    let mut cited = BTreeMap::new();
+    let mut sections = Vec::new();
+    for t in &template.sections {
+        let mut s = section(t, super::template::fill(&t.text, &values));
+        s.statements = match t.show.as_str() {
+            "record_keeping" => record.clone(),
+            "models" => models.clone(),
+            "data" => data.clone(),
+            _ => Vec::new(),
+        };
+        cite_all(&mut conn, &s.statements, &mut cited)?;
+        sections.push(s);
+    }
+    let report = Report {
+        report: "ai-act-log".into(),
+        title: super::template::fill(&template.title, &values),
+        subtitle: template.subtitle.as_ref().map(|s| super::template::fill(s, &values)),
+        scope: format!("{deployment}, {window}"),
+        as_of,
+        checkpoint: info,
+        sections,
+        appendix: template.appendix.as_ref().map(|b| super::template::Block {
+            heading: b.heading.clone(),
+            text: super::template::fill(&b.text, &values),
+        }),
+    };
+    Ok((report, cited.into_values().collect()))
+}
