@@ -55,6 +55,8 @@ pub struct Config {
     pub checkpoint_interval: Option<Duration>,
     /// Token keys, issuer and audience.
     pub tokens: TokenConfig,
+    /// Report templates; a type without a file there uses the shipped template.
+    pub templates_dir: std::path::PathBuf,
     /// The search index folder (one per server process).
     pub search_dir: std::path::PathBuf,
     /// The approval rules (`policies/approvals.toml` unless replaced).
@@ -79,6 +81,7 @@ impl Config {
             tokens: TokenConfig::in_data_dir(data_dir),
             approval_rules: ApprovalRules::default_rules(),
             search_dir: data_dir.join(crate::search::INDEX_DIR),
+            templates_dir: std::path::PathBuf::from("reports"),
             benchmark_without_authentication: false,
             bind: bind.into(),
             storage,

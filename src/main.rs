@@ -134,6 +134,9 @@ enum Command {
         /// Approval rules (TOML); default: the shipped policies/approvals.toml.
         #[arg(long, env = "GOVLEDGER_APPROVAL_RULES")]
         approval_rules: Option<PathBuf>,
+        /// Report templates; a type without a file there uses the shipped template.
+        #[arg(long, env = "GOVLEDGER_TEMPLATES", default_value = "reports")]
+        templates: PathBuf,
         /// The search index folder; default DATA_DIR/search-index. Each server
         /// process needs its own (replicas sharing PostgreSQL each follow the ledger).
         #[arg(long, env = "GOVLEDGER_SEARCH_INDEX_DIR")]
@@ -279,42 +282,35 @@ enum Command {
     Report {
         /// The report type: audit-trail, model-dossier, model-inventory, gdpr-processing, ai-act-log.
         kind: String,
-        /// The model version of a model-dossier.
-        #[arg(long)]
-        model: Option<String>,
-        /// The dataset of a gdpr-processing report (unversioned: every version).
-        #[arg(long)]
-        dataset: Option<String>,
+        /// What the report is about: the model version (model-dossier), the
+        /// dataset (gdpr-processing), the deployment (ai-act-log), an entity
+        /// instead of a time window (audit-trail).
+        #[arg(long, visible_aliases = ["model", "dataset", "deployment", "entity"])]
+        subject: Option<String>,
         /// The project of a gdpr-processing report (all its datasets).
         #[arg(long)]
         project: Option<String>,
-        /// The deployment of an ai-act-log (with --from/--to for the window).
-        #[arg(long)]
-        deployment: Option<String>,
-        /// Approval rules (TOML) deciding findings; default: the shipped policies/approvals.toml.
-        #[arg(long, env = "GOVLEDGER_APPROVAL_RULES")]
-        approval_rules: Option<PathBuf>,
-        /// The output file (.pdf, .json or .csv).
-        #[arg(long)]
-        out: PathBuf,
-        /// pdf, json or csv (default: from --out's extension).
-        #[arg(long)]
-        format: Option<String>,
-        /// Events recorded from (RFC 3339, inclusive).
+        /// Events recorded from (RFC 3339, inclusive): audit-trail, ai-act-log.
         #[arg(long)]
         from: Option<String>,
-        /// Events recorded before (RFC 3339).
+        /// Events recorded before (RFC 3339): audit-trail, ai-act-log.
         #[arg(long)]
         to: Option<String>,
-        /// Only the events about this entity (instead of a time window).
-        #[arg(long, conflicts_with_all = ["from", "to"])]
-        entity: Option<String>,
+        /// The output file.
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+        /// pdf, json or csv (default: from the output file's extension).
+        #[arg(long)]
+        format: Option<String>,
         /// Also write the matching evidence bundle to this folder.
         #[arg(long)]
         bundle: Option<PathBuf>,
-        /// Template folder.
+        /// Template folder; a report type without a file there uses the shipped template.
         #[arg(long, env = "GOVLEDGER_TEMPLATES", default_value = "reports")]
         templates: PathBuf,
+        /// Approval rules (TOML) deciding findings; default: the shipped policies/approvals.toml.
+        #[arg(long, env = "GOVLEDGER_APPROVAL_RULES")]
+        approval_rules: Option<PathBuf>,
         #[command(flatten)]
         storage: StorageArgs,
         #[command(flatten)]
@@ -390,9 +386,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             workers,
             checkpoint_interval,
             approval_rules,
+            templates,
             search_index_dir,
         } => {
             let mut config = Config::new(bind, storage.target()?, &storage.data_dir);
+            config.templates_dir = templates;
             if let Some(dir) = search_index_dir {
                 config.search_dir = dir;
             }
@@ -425,18 +423,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::VerifyBundle { dir, key } => verify_bundle(&dir, key.as_deref()),
         Command::Report {
             kind,
-            model,
-            dataset,
+            subject,
             project,
-            deployment,
-            approval_rules,
-            out,
-            format,
             from,
             to,
-            entity,
+            out,
+            format,
             bundle,
             templates,
+            approval_rules,
             storage,
             key,
         } => {
@@ -451,24 +446,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let normalize = |t: Option<String>| -> anyhow::Result<Option<String>> {
                 Ok(t.map(|t| govledger::ledger::timestamp::normalize(&t)).transpose()?)
             };
-            let scope = match entity {
-                Some(r) => reports::Scope::Entity(r),
-                None => reports::Scope::Window { from: normalize(from)?, to: normalize(to)? },
+            let request = reports::ReportRequest { kind, subject, project, from: normalize(from)?, to: normalize(to)? };
+            let format = match format {
+                Some(f) => f,
+                None => out.extension().and_then(|e| e.to_str()).unwrap_or("pdf").to_owned(),
             };
-            let args = ReportArgs {
-                kind: &kind,
-                scope,
-                model: model.as_deref(),
-                dataset: dataset.as_deref(),
-                project: project.as_deref(),
-                deployment: deployment.as_deref(),
-                rules,
-                out: &out,
-                format: format.as_deref(),
-                bundle: bundle.as_deref(),
-                templates: &templates,
-            };
-            report(&args, &storage, &key)
+            report(&request, &format, &out, bundle.as_deref(), &templates, &rules, &storage, &key)
         }
         Command::Rebuild { storage } => rebuild(&storage),
         Command::Reindex { storage, search_index_dir } => reindex(&storage, search_index_dir),
@@ -838,97 +821,34 @@ fn write_bundle(
     Ok(statement)
 }
 
-struct ReportArgs<'a> {
-    kind: &'a str,
-    scope: reports::Scope,
-    model: Option<&'a str>,
-    dataset: Option<&'a str>,
-    project: Option<&'a str>,
-    deployment: Option<&'a str>,
-    rules: ApprovalRules,
-    out: &'a Path,
-    format: Option<&'a str>,
-    bundle: Option<&'a Path>,
-    templates: &'a Path,
-}
-
-fn report(args: &ReportArgs<'_>, storage: &StorageArgs, key: &KeyArgs) -> anyhow::Result<ExitCode> {
-    let shows: &[&str] = match args.kind {
-        "audit-trail" => &reports::AUDIT_TRAIL_SHOWS,
-        "model-dossier" => &reports::models::DOSSIER_SHOWS,
-        "model-inventory" => &reports::models::INVENTORY_SHOWS,
-        "gdpr-processing" => &reports::compliance::GDPR_SHOWS,
-        "ai-act-log" => &reports::compliance::AI_ACT_SHOWS,
-        other => anyhow::bail!(
-            "unknown report {other:?}; available: audit-trail, model-dossier, model-inventory, gdpr-processing, ai-act-log"
-        ),
-    };
-    if args.kind == "gdpr-processing" {
-        anyhow::ensure!(
-            args.dataset.is_some() != args.project.is_some(),
-            "gdpr-processing needs --dataset REF or --project NAME"
-        );
-    }
-    if args.kind == "ai-act-log" {
-        anyhow::ensure!(args.deployment.is_some(), "ai-act-log needs --deployment deployment:ENV/NAME");
-    }
-    if args.kind == "model-dossier" {
-        anyhow::ensure!(args.model.is_some(), "model-dossier needs --model model:NAME@VERSION");
-    }
-    let format = match args.format {
-        Some(f) => f.to_owned(),
-        None => args.out.extension().and_then(|e| e.to_str()).unwrap_or("pdf").to_owned(),
-    };
-    anyhow::ensure!(matches!(format.as_str(), "pdf" | "json" | "csv"), "--format must be pdf, json or csv");
-    let template = reports::Template::load(args.templates, args.kind, shows)?;
+#[allow(clippy::too_many_arguments)]
+fn report(
+    request: &reports::ReportRequest,
+    format: &str,
+    out: &Path,
+    bundle: Option<&Path>,
+    templates: &Path,
+    rules: &ApprovalRules,
+    storage: &StorageArgs,
+    key: &KeyArgs,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        reports::shows(&request.kind).is_some(),
+        "unknown report {:?}; available: {}",
+        request.kind,
+        reports::KINDS
+    );
+    anyhow::ensure!(matches!(format, "pdf" | "json" | "csv"), "--format must be pdf, json or csv");
     let target = storage.existing_target()?;
     let signer = keys::load_existing(&key.config(&storage.data_dir))?
         .context("no checkpoint signing key: start the server once, or pass --signing-key")?;
     let (store, writer_thread) = Store::open(target, 2, WriterConfig::default())?;
     let proofs = Proofs::new(store.clone(), signer, key.origin.clone())?;
     let checkpoint = proofs.publish()?.context("the ledger is empty: nothing to report")?;
-    let (built, cited) = match (args.kind, args.model) {
-        ("model-dossier", Some(model)) => {
-            reports::models::model_dossier(&store, &proofs, &checkpoint, model, &args.rules, &template)?
-        }
-        ("model-inventory", _) => {
-            reports::models::model_inventory(&store, &proofs, &checkpoint, &args.rules, &template)?
-        }
-        ("gdpr-processing", _) => {
-            let scope = match (args.dataset, args.project) {
-                (Some(d), _) => reports::compliance::GdprScope::Dataset(d.to_owned()),
-                (None, p) => reports::compliance::GdprScope::Project(p.unwrap_or_default().to_owned()),
-            };
-            reports::compliance::gdpr_processing(&store, &proofs, &checkpoint, &scope, &template)?
-        }
-        ("ai-act-log", _) => {
-            let (from, to) = match &args.scope {
-                reports::Scope::Window { from, to } => (from.clone(), to.clone()),
-                reports::Scope::Entity(_) => (None, None),
-            };
-            reports::compliance::ai_act_log(
-                &store,
-                &proofs,
-                &checkpoint,
-                args.deployment.unwrap_or_default(),
-                from.as_deref(),
-                to.as_deref(),
-                &template,
-            )?
-        }
-        _ => reports::audit_trail(&store, &proofs, &checkpoint, &args.scope, &template)?,
-    };
-    let bytes = match format.as_str() {
-        "pdf" => reports::pdf::render(&built)?,
-        "json" => {
-            let mut v = serde_json::to_vec_pretty(&built)?;
-            v.push(b'\n');
-            v
-        }
-        _ => reports::to_csv(&built).into_bytes(),
-    };
-    std::fs::write(args.out, &bytes).with_context(|| format!("cannot write {}", args.out.display()))?;
-    if let Some(dir) = args.bundle {
+    let (built, cited) = reports::build(request, &store, &proofs, &checkpoint, rules, templates)?;
+    let bytes = reports::render(&built, format)?;
+    std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    if let Some(dir) = bundle {
         anyhow::ensure!(!cited.is_empty(), "no events in scope: no bundle to write");
         write_bundle(&proofs, &checkpoint, &cited, dir)?;
     }
@@ -937,11 +857,11 @@ fn report(args: &ReportArgs<'_>, storage: &StorageArgs, key: &KeyArgs) -> anyhow
     writer_thread.join().ok();
     println!(
         "wrote the {} report ({} events cited, checkpoint {} root {}) to {}",
-        args.kind,
+        request.kind,
         cited.len(),
         checkpoint.tree_size,
         hex::encode(checkpoint.root_hash),
-        args.out.display()
+        out.display()
     );
     Ok(ExitCode::SUCCESS)
 }

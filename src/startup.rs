@@ -63,6 +63,7 @@ impl Application {
             access: access.clone(),
             governance: Governance::new(store.clone(), config.approval_rules.clone()),
             search: search.clone(),
+            templates_dir: config.templates_dir.clone(),
             limits: config.limits.clone(),
             benchmark_without_authentication: config.benchmark_without_authentication,
         });

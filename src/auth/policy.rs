@@ -44,7 +44,7 @@ fn is_domain(s: &str) -> bool {
 
 fn is_object(s: &str) -> bool {
     match s {
-        "*" | "events" | "proofs" | "tokens" | "policies" => true,
+        "*" | "events" | "proofs" | "tokens" | "policies" | "reports" => true,
         _ => s.strip_prefix("events/").is_some_and(|kind| {
             let pattern = kind.strip_suffix('*').unwrap_or(kind);
             !kind.is_empty()
@@ -80,7 +80,7 @@ impl PolicyRules {
                     }
                     if !is_object(object) {
                         return Err(bad(format!(
-                            "object {object:?} must be `*`, `events`, `events/<kind>[*]`, `proofs`, `tokens` or `policies`"
+                            "object {object:?} must be `*`, `events`, `events/<kind>[*]`, `proofs`, `tokens`, `policies` or `reports`"
                         )));
                     }
                     if !ACTIONS.contains(&action.as_str()) {

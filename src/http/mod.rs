@@ -9,6 +9,7 @@ pub mod events;
 pub mod governance;
 pub mod health;
 pub mod proofs;
+pub mod reports;
 pub mod search;
 
 use actix_web::web;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub access: Arc<Access>,
     pub governance: Governance,
     pub search: Arc<SearchIndex>,
+    /// Report templates (`reports/` unless configured; shipped ones fill gaps).
+    pub templates_dir: std::path::PathBuf,
     pub limits: Limits,
     /// See [`crate::config::Config::benchmark_without_authentication`].
     pub benchmark_without_authentication: bool,
@@ -69,6 +72,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/lineage", web::post().to(governance::openlineage))
             .route("/impact", web::get().to(governance::impact))
             .route("/search", web::get().to(search::search))
+            .route("/reports/{kind}", web::get().to(reports::report))
             .route("/entities/{ref:.*}", web::get().to(governance::entity))
             .route("/tokens", web::post().to(admin::issue_token))
             .route("/tokens/{jti}/revoke", web::post().to(admin::revoke_token))

@@ -304,3 +304,98 @@ pub fn to_csv(report: &Report) -> String {
     }
     out
 }
+
+/// What a report is about, by type.
+#[derive(Debug, Clone, Default)]
+pub struct ReportRequest {
+    /// audit-trail, model-dossier, model-inventory, gdpr-processing, ai-act-log.
+    pub kind: String,
+    /// The entity the report is about: the model version of a dossier, the
+    /// dataset of a GDPR record, the deployment of an AI Act log, or (audit
+    /// trail) an entity instead of a time window.
+    pub subject: Option<String>,
+    /// A project (gdpr-processing, instead of a dataset).
+    pub project: Option<String>,
+    /// Time window on `recorded_at` (audit trail, AI Act log), RFC 3339.
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// The `show` values of a report type, or `None` for an unknown type.
+pub fn shows(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "audit-trail" => Some(&AUDIT_TRAIL_SHOWS),
+        "model-dossier" => Some(&models::DOSSIER_SHOWS),
+        "model-inventory" => Some(&models::INVENTORY_SHOWS),
+        "gdpr-processing" => Some(&compliance::GDPR_SHOWS),
+        "ai-act-log" => Some(&compliance::AI_ACT_SHOWS),
+        _ => None,
+    }
+}
+
+/// Report types, for messages.
+pub const KINDS: &str = "audit-trail, model-dossier, model-inventory, gdpr-processing, ai-act-log";
+
+/// Builds the report `request` asks for, as of `checkpoint`, with the
+/// template from `templates` (or the shipped one).
+pub fn build(
+    request: &ReportRequest,
+    store: &Store,
+    proofs: &Proofs,
+    checkpoint: &StoredCheckpoint,
+    rules: &crate::governance::ApprovalRules,
+    templates: &std::path::Path,
+) -> Result<(Report, Vec<Event>), ReportError> {
+    let known = shows(&request.kind)
+        .ok_or_else(|| ReportError::Invalid(format!("unknown report {:?}; available: {KINDS}", request.kind)))?;
+    let template = Template::load(templates, &request.kind, known)?;
+    let need = |what: &str| ReportError::Invalid(format!("{} needs {what}", request.kind));
+    match request.kind.as_str() {
+        "model-dossier" => {
+            let model = request.subject.as_deref().ok_or_else(|| need("a subject, model:NAME@VERSION"))?;
+            models::model_dossier(store, proofs, checkpoint, model, rules, &template)
+        }
+        "model-inventory" => models::model_inventory(store, proofs, checkpoint, rules, &template),
+        "gdpr-processing" => {
+            let scope = match (&request.subject, &request.project) {
+                (Some(d), None) => compliance::GdprScope::Dataset(d.clone()),
+                (None, Some(p)) => compliance::GdprScope::Project(p.clone()),
+                _ => return Err(need("either a dataset subject or a project")),
+            };
+            compliance::gdpr_processing(store, proofs, checkpoint, &scope, &template)
+        }
+        "ai-act-log" => {
+            let deployment = request.subject.as_deref().ok_or_else(|| need("a subject, deployment:ENV/NAME"))?;
+            compliance::ai_act_log(
+                store,
+                proofs,
+                checkpoint,
+                deployment,
+                request.from.as_deref(),
+                request.to.as_deref(),
+                &template,
+            )
+        }
+        _ => {
+            let scope = match &request.subject {
+                Some(r) => Scope::Entity(r.clone()),
+                None => Scope::Window { from: request.from.clone(), to: request.to.clone() },
+            };
+            audit_trail(store, proofs, checkpoint, &scope, &template)
+        }
+    }
+}
+
+/// The report in `format` (pdf, json or csv).
+pub fn render(report: &Report, format: &str) -> Result<Vec<u8>, ReportError> {
+    match format {
+        "pdf" => pdf::render(report),
+        "json" => {
+            let mut v = serde_json::to_vec_pretty(report).map_err(|e| ReportError::Invalid(e.to_string()))?;
+            v.push(b'\n');
+            Ok(v)
+        }
+        "csv" => Ok(to_csv(report).into_bytes()),
+        other => Err(ReportError::Invalid(format!("format {other:?} is not pdf, json or csv"))),
+    }
+}

@@ -5,6 +5,15 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+/// The templates shipped in `reports/`.
+pub const SHIPPED: [(&str, &str); 5] = [
+    ("audit-trail", include_str!("../../reports/audit-trail.toml")),
+    ("model-dossier", include_str!("../../reports/model-dossier.toml")),
+    ("model-inventory", include_str!("../../reports/model-inventory.toml")),
+    ("gdpr-processing", include_str!("../../reports/gdpr-processing.toml")),
+    ("ai-act-log", include_str!("../../reports/ai-act-log.toml")),
+];
+
 /// A template that cannot be used; the message names the file and line.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {message}")]
@@ -93,9 +102,15 @@ impl Template {
         })
     }
 
-    /// Reads `DIR/<name>.toml`.
+    /// Reads `DIR/<name>.toml`; without that file, the template shipped in
+    /// `reports/` (built in, so the service needs no working directory).
     pub fn load(dir: &Path, name: &str, known: &[&str]) -> Result<Self, TemplateError> {
         let path = dir.join(format!("{name}.toml"));
+        if !path.exists() {
+            if let Some((_, text)) = SHIPPED.iter().find(|(n, _)| *n == name) {
+                return Self::parse(&format!("reports/{name}.toml (built in)"), text, known);
+            }
+        }
         let text = std::fs::read_to_string(&path)
             .map_err(|e| TemplateError { file: path.display().to_string(), message: e.to_string() })?;
         Self::parse(&path.display().to_string(), &text, known)
@@ -114,6 +129,21 @@ pub fn fill(text: &str, values: &[(&str, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_shipped_template_parses() {
+        let shows: [(&str, &[&str]); 5] = [
+            ("audit-trail", &crate::reports::AUDIT_TRAIL_SHOWS),
+            ("model-dossier", &crate::reports::models::DOSSIER_SHOWS),
+            ("model-inventory", &crate::reports::models::INVENTORY_SHOWS),
+            ("gdpr-processing", &crate::reports::compliance::GDPR_SHOWS),
+            ("ai-act-log", &crate::reports::compliance::AI_ACT_SHOWS),
+        ];
+        for ((name, text), (kind, known)) in SHIPPED.iter().zip(shows) {
+            assert_eq!(*name, kind);
+            Template::parse(name, text, known).unwrap();
+        }
+    }
 
     #[test]
     fn the_shipped_audit_trail_template_parses() {

@@ -79,6 +79,7 @@ async fn every_role_on_every_route() {
         ),
         route(Method::GET, "/api/v1/lineage?node=model:fraud@1", None, all_readers),
         route(Method::GET, "/api/v1/impact?node=run:train-1", None, all_readers),
+        route(Method::GET, "/api/v1/reports/audit-trail?format=csv", None, &["admin", "risk_officer", "auditor"]),
         route(Method::GET, "/api/v1/entities/model:fraud@1", None, all_readers),
         route(
             Method::POST,

@@ -336,3 +336,46 @@ async fn model_dossier_and_inventory_cite_their_evidence_and_find_unapproved_dep
     ok(&run(vec!["model-inventory".into(), "--out".into(), again.clone()]));
     assert_eq!(std::fs::read(&inventory_path).unwrap(), std::fs::read(&again).unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_over_http_match_the_command_line_and_need_every_project() {
+    let Some(app) = crate::helpers::TestApp::spawn(Backend::Sqlite).await else { return };
+    let admin = govledger::client::Client::new(&app.base, &app.admin_token).unwrap();
+    govledger::demo::run(&govledger::demo::Cast::mint(&admin).await.unwrap()).await.unwrap();
+    let auditor = crate::helpers::client_with(&app.token("audrey", &["auditor"], &["*"]));
+    let url = app.url("/api/v1/reports/model-dossier?subject=model%3Afraud-detector%402");
+    let response = auditor.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    let served = response.bytes().await.unwrap().to_vec();
+    // The command line, on the same ledger state, writes the same bytes.
+    let out = tempfile::tempdir().unwrap();
+    let file = path(out.path(), "d.pdf");
+    let mut args =
+        vec!["report".to_owned(), "model-dossier".into(), "--subject".into(), "model:fraud-detector@2".into()];
+    args.extend(["-o".to_owned(), file.clone()]);
+    args.extend(app.db().cli_args());
+    ok(&Command::new(env!("CARGO_BIN_EXE_govledger"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap());
+    assert_eq!(std::fs::read(&file).unwrap(), served);
+    let json: Value = auditor.get(format!("{url}&format=json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(json["report"], "model-dossier");
+
+    let limited = crate::helpers::client_with(&app.token("fran", &["auditor"], &["fraud"]));
+    let refused = limited.get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    for (path_and_query, status) in [
+        ("/api/v1/reports/nope", 404),
+        ("/api/v1/reports/model-dossier", 422),
+        ("/api/v1/reports/model-dossier?subject=model%3Anope%401", 422),
+        ("/api/v1/reports/audit-trail?format=docx", 422),
+        ("/api/v1/reports/audit-trail?from=yesterday", 422),
+    ] {
+        let response = auditor.get(app.url(path_and_query)).send().await.unwrap();
+        assert_eq!(response.status(), status, "{path_and_query}");
+        assert!(response.json::<Value>().await.unwrap()["error"].is_string());
+    }
+}

@@ -1,0 +1,100 @@
+//! `GET /api/v1/reports/{type}`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::{ApiError, AppState};
+use crate::ledger::timestamp;
+use crate::reports::{self, ReportError, ReportRequest};
+
+impl From<ReportError> for ApiError {
+    fn from(e: ReportError) -> Self {
+        match e {
+            ReportError::Invalid(m) => ApiError::unprocessable("invalid_report", m),
+            ReportError::Store(e) => e.into(),
+            ReportError::Proof(e) => e.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// Query of `GET /api/v1/reports/{type}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    subject: Option<String>,
+    project: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    format: Option<String>,
+}
+
+/// `GET /api/v1/reports/{type}?subject=&project=&from=&to=&format=pdf|json|csv`:
+/// a report as of a freshly signed checkpoint, the same bytes `govledger
+/// report` writes for the same ledger state.
+pub async fn report(
+    state: web::Data<AppState>,
+    caller: Caller,
+    kind: web::Path<String>,
+    query: web::Query<ReportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("reports", "read", None)?;
+    let kind = kind.into_inner();
+    if reports::shows(&kind).is_none() {
+        return Err(ApiError::not_found(format!("no report type {kind:?}; available: {}", reports::KINDS)));
+    }
+    // Reports are not filtered by project yet: they need a token that may
+    // read every project, so no report can carry another project's events.
+    if caller.readable_projects(Vec::new).is_some() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "reports need read access to every project; this token is limited to some",
+        ));
+    }
+    let q = query.into_inner();
+    let format = q.format.unwrap_or_else(|| "pdf".into());
+    let (content_type, extension) = match format.as_str() {
+        "pdf" => ("application/pdf", "pdf"),
+        "json" => ("application/json", "json"),
+        "csv" => ("text/csv; charset=utf-8", "csv"),
+        other => {
+            return Err(ApiError::unprocessable("invalid_query", format!("format {other:?} is not pdf, json or csv")))
+        }
+    };
+    let normalize = |name: &str, t: Option<String>| -> Result<Option<String>, ApiError> {
+        t.map(|t| timestamp::normalize(&t))
+            .transpose()
+            .map_err(|e| ApiError::unprocessable("invalid_query", format!("{name}: {e}")))
+    };
+    let request = ReportRequest {
+        kind: kind.clone(),
+        subject: q.subject,
+        project: q.project,
+        from: normalize("from", q.from)?,
+        to: normalize("to", q.to)?,
+    };
+    let state2 = state.clone();
+    let bytes = web::block(move || -> Result<Vec<u8>, ApiError> {
+        let checkpoint = state2
+            .proofs
+            .publish()?
+            .ok_or_else(|| ApiError::unprocessable("invalid_report", "the ledger is empty: nothing to report"))?;
+        let (built, _) = reports::build(
+            &request,
+            &state2.store,
+            &state2.proofs,
+            &checkpoint,
+            state2.governance.rules(),
+            &state2.templates_dir,
+        )?;
+        Ok(reports::render(&built, &format)?)
+    })
+    .await??;
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{kind}.{extension}\"")))
+        .body(bytes))
+}
