@@ -245,7 +245,7 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
             requires_xmp_metadata: false,
             ..Default::default()
         }))
-        .with_document_id(id)
+        .with_document_id(id.clone())
         .with_creation_date(at)
         .with_mod_date(at)
         .with_metadata_date(at)
@@ -324,7 +324,21 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
         w.gap(1.0);
         w.paragraph(&appendix.text, 10.0, Font::Regular, 95);
     }
-    w.doc.save_to_bytes().map_err(pdf_error)
+    let bytes = w.doc.save_to_bytes().map_err(pdf_error)?;
+    with_trailer_id(&bytes, &id)
+}
+
+/// printpdf puts an "instance id" from a process-wide counter into the
+/// trailer's `/ID`, so the n-th PDF of a process differs from the first:
+/// replace both halves with the content-derived id.
+fn with_trailer_id(pdf: &[u8], id: &str) -> Result<Vec<u8>, ReportError> {
+    use printpdf::lopdf::{Document, Object, StringFormat};
+    let mut doc = Document::load_mem(pdf).map_err(pdf_error)?;
+    let id = Object::String(id.as_bytes().to_vec(), StringFormat::Literal);
+    doc.trailer.set("ID", Object::Array(vec![id.clone(), id]));
+    let mut out = Vec::with_capacity(pdf.len());
+    doc.save_to(&mut out).map_err(pdf_error)?;
+    Ok(out)
 }
 
 /// The text of a PDF, page by page (for checking a report against its data).
@@ -337,6 +351,35 @@ pub fn extract_text(pdf: &[u8]) -> Result<String, ReportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample(title: &str) -> Report {
+        Report {
+            report: "audit-trail".into(),
+            title: title.into(),
+            subtitle: None,
+            scope: "every event".into(),
+            as_of: "2026-03-03T09:00:00.000000Z".into(),
+            checkpoint: crate::reports::CheckpointInfo {
+                origin: "govledger".into(),
+                tree_size: 1,
+                root_hash: "00".repeat(32),
+                key_name: "govledger".into(),
+                key_id: "01020304".into(),
+                signatures: Vec::new(),
+                note: "govledger\n1\nAAAA\n".into(),
+            },
+            sections: Vec::new(),
+            appendix: None,
+        }
+    }
+
+    #[test]
+    fn the_same_report_renders_identically_whatever_was_rendered_before() {
+        let first = render(&sample("A")).unwrap();
+        render(&sample("something else")).unwrap();
+        assert_eq!(render(&sample("A")).unwrap(), first);
+        assert_ne!(render(&sample("B")).unwrap(), first);
+    }
 
     #[test]
     fn template_lines_join_into_paragraphs_but_list_items_stay() {
