@@ -1,11 +1,14 @@
-//! PDF rendering (printpdf, built-in fonts, A4).
+//! PDF rendering (printpdf, A4) with DejaVu Sans and DejaVu Sans Mono
+//! embedded (reports/fonts, Bitstream Vera licence): names in Greek,
+//! Cyrillic, Arabic, Hebrew and other scripts DejaVu covers render as
+//! written. Scripts it lacks (CJK) show the font's missing-glyph box.
 //!
 //! Reproducible by construction: the document id is derived from the
 //! report's content, every date is the report's `as_of`, and the XMP
 //! metadata (which printpdf fills with random instance ids) is left out.
 
 use printpdf::{
-    BuiltinFont, CustomPdfConformance, IndirectFontRef, Line, Mm, PdfConformance, PdfDocument, PdfDocumentReference,
+    CustomPdfConformance, IndirectFontRef, Line, Mm, PdfConformance, PdfDocument, PdfDocumentReference,
     PdfLayerReference, Point,
 };
 use ring::digest::{digest, SHA256};
@@ -37,14 +40,20 @@ fn pdf_error(e: impl std::fmt::Display) -> ReportError {
     ReportError::Pdf(e.to_string())
 }
 
-/// Built-in PDF fonts speak WinAnsi: anything else becomes `?`.
+const SANS: &[u8] = include_bytes!("../../reports/fonts/DejaVuSans.ttf");
+const MONO: &[u8] = include_bytes!("../../reports/fonts/DejaVuSansMono.ttf");
+
+/// Control characters have no glyph: tabs become spaces, the rest `?`.
 fn printable(text: &str) -> String {
     text.chars()
-        .map(|c| match c {
-            '\u{2014}' | '\u{2013}' => '-',
-            '\t' => ' ',
-            c if (' '..='~').contains(&c) || ('\u{a0}'..='\u{ff}').contains(&c) => c,
-            _ => '?',
+        .map(|c| {
+            if c == '\t' {
+                ' '
+            } else if c.is_control() {
+                '?'
+            } else {
+                c
+            }
         })
         .collect()
 }
@@ -163,7 +172,7 @@ impl Writer {
                 let y = top - r as f32 * ROW_H - BOX_H;
                 self.polygon(&[(x, y), (x + box_w, y), (x + box_w, y + BOX_H), (x, y + BOX_H)], true);
                 let size = 5.5;
-                let fits = (box_w / (size * 0.3528 * 0.52)) as usize;
+                let fits = (box_w / (size * 0.3528 * 0.58)) as usize;
                 let label: String = if name.chars().count() > fits {
                     format!("{}~", name.chars().take(fits.saturating_sub(1)).collect::<String>())
                 } else {
@@ -250,28 +259,35 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
         .with_mod_date(at)
         .with_metadata_date(at)
         .with_producer("govledger");
+    let regular = doc.add_external_font(SANS).map_err(pdf_error)?;
     let fonts = Fonts {
-        regular: doc.add_builtin_font(BuiltinFont::Helvetica).map_err(pdf_error)?,
-        bold: doc.add_builtin_font(BuiltinFont::HelveticaBold).map_err(pdf_error)?,
-        mono: doc.add_builtin_font(BuiltinFont::Courier).map_err(pdf_error)?,
+        // Headings are set larger in the same face: a bold face would add
+        // another 700 kB to every report.
+        bold: regular.clone(),
+        regular,
+        mono: doc.add_external_font(MONO).map_err(pdf_error)?,
     };
     let layer = doc.get_page(page).get_layer(layer);
+    // The full root hash is on page 1; the footer names it short.
     let footer = format!(
-        "govledger {} - checkpoint {} at tree size {}, root {}",
-        report.report, report.checkpoint.origin, report.checkpoint.tree_size, report.checkpoint.root_hash
+        "govledger {} - checkpoint {} at tree size {}, root {}...",
+        report.report,
+        report.checkpoint.origin,
+        report.checkpoint.tree_size,
+        &report.checkpoint.root_hash[..16.min(report.checkpoint.root_hash.len())]
     );
     let mut w = Writer { doc, layer, y: PAGE_H - MARGIN, page: 1, footer, fonts };
     w.footer();
 
     w.text(&report.title, 18.0, Font::Bold, 0.0);
     if let Some(subtitle) = &report.subtitle {
-        w.paragraph(subtitle, 10.0, Font::Regular, 95);
+        w.paragraph(subtitle, 10.0, Font::Regular, 86);
     }
     w.paragraph(
         &format!("Scope: {}. As of {} (the checkpoint's last event).", report.scope, report.as_of),
         9.0,
         Font::Regular,
-        105,
+        95,
     );
     w.rule();
     w.text("Signed checkpoint", 9.0, Font::Bold, 0.0);
@@ -290,10 +306,10 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
         w.gap(2.0);
         w.text(&section.heading, 13.0, Font::Bold, 0.0);
         w.gap(1.0);
-        w.paragraph(&section.text, 10.0, Font::Regular, 95);
+        w.paragraph(&section.text, 10.0, Font::Regular, 86);
         for statement in &section.statements {
             w.gap(0.8);
-            w.paragraph(&statement.text, 9.0, Font::Regular, 105);
+            w.paragraph(&statement.text, 9.0, Font::Regular, 95);
             w.text(&format!("seq {}, hash {}", statement.seq, statement.hash), 6.5, Font::Mono, 6.0);
         }
         if let Some(diagram) = &section.diagram {
@@ -322,7 +338,7 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
         w.new_page();
         w.text(&appendix.heading, 13.0, Font::Bold, 0.0);
         w.gap(1.0);
-        w.paragraph(&appendix.text, 10.0, Font::Regular, 95);
+        w.paragraph(&appendix.text, 10.0, Font::Regular, 86);
     }
     let bytes = w.doc.save_to_bytes().map_err(pdf_error)?;
     with_trailer_id(&bytes, &id)
@@ -339,13 +355,6 @@ fn with_trailer_id(pdf: &[u8], id: &str) -> Result<Vec<u8>, ReportError> {
     let mut out = Vec::with_capacity(pdf.len());
     doc.save_to(&mut out).map_err(pdf_error)?;
     Ok(out)
-}
-
-/// The text of a PDF, page by page (for checking a report against its data).
-pub fn extract_text(pdf: &[u8]) -> Result<String, ReportError> {
-    let doc = printpdf::lopdf::Document::load_mem(pdf).map_err(pdf_error)?;
-    let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
-    doc.extract_text(&pages).map_err(pdf_error)
 }
 
 #[cfg(test)]
@@ -389,6 +398,6 @@ mod tests {
             ["This report covers the ledger.", "1. First step continued.", "2. Second", "- item"]
         );
         assert_eq!(wrap("aaa bbb ccc", 7), ["aaa bbb", "ccc"]);
-        assert_eq!(printable("Zoë — 李"), "Zoë - ?");
+        assert_eq!(printable("Zoë —\t李\u{7}"), "Zoë — 李?");
     }
 }

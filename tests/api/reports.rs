@@ -8,7 +8,27 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 use crate::helpers::{Backend, TestDatabase};
-use govledger::reports::pdf::extract_text;
+
+/// The text of a PDF as `pdftotext` reads it, after `qpdf --check` has
+/// accepted the file. Outside CI, without those tools, `None` and a reason.
+fn pdf_text(pdf: &[u8]) -> Option<String> {
+    let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !have("pdftotext") || !have("qpdf") {
+        if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+            panic!("CI must check PDFs, but pdftotext or qpdf is missing (apt-get install poppler-utils qpdf)");
+        }
+        eprintln!("SKIPPED: reading PDFs back needs pdftotext and qpdf (apt-get install poppler-utils qpdf)");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let check = Command::new("qpdf").arg("--check").arg(&file).output().unwrap();
+    assert!(check.status.success(), "qpdf --check: {}", String::from_utf8_lossy(&check.stdout));
+    let text = Command::new("pdftotext").args(["-layout", "-enc", "UTF-8"]).arg(&file).arg("-").output().unwrap();
+    assert!(text.status.success());
+    Some(String::from_utf8(text.stdout).unwrap())
+}
 
 fn govledger(args: &[&str], db: &TestDatabase) -> Output {
     Command::new(env!("CARGO_BIN_EXE_govledger"))
@@ -73,7 +93,7 @@ fn audit_trail_reports_are_reproducible_and_verifiable() {
 
     // Read the PDF back: the checkpoint, the verification result and every
     // cited seq and hash are in its text.
-    let text = extract_text(&first).unwrap();
+    let Some(text) = pdf_text(&first) else { return };
     assert!(text.contains(checkpoint["root_hash"].as_str().unwrap()), "root hash missing");
     assert!(text.contains(&format!("tree size {}", checkpoint["tree_size"])));
     assert!(text.contains(&format!("key id {}", checkpoint["key_id"].as_str().unwrap())));
@@ -112,14 +132,15 @@ fn templates_change_wording_without_recompiling_and_broken_ones_name_the_line() 
     ok(&govledger(&["demo"], &db));
     let templates = tempfile::tempdir().unwrap();
     let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/reports/audit-trail.toml")).unwrap();
-    let reworded =
-        shipped.replace("title = \"Audit trail\"", "title = \"Model Governance Trail, reworded by compliance\"");
+    let reworded = shipped.replace("title = \"Audit trail\"", "title = \"Журнал аудита — Ζωή Müller, reworded\"");
     std::fs::write(templates.path().join("audit-trail.toml"), reworded).unwrap();
     let dir = templates.path().display().to_string();
     let out = path(templates.path(), "r.pdf");
     ok(&govledger(&["report", "audit-trail", "--templates", &dir, "--out", &out], &db));
-    let text = extract_text(&std::fs::read(&out).unwrap()).unwrap();
-    assert!(text.contains("Model Governance Trail, reworded by compliance"), "{}", &text[..200]);
+    if let Some(text) = pdf_text(&std::fs::read(&out).unwrap()) {
+        // Not Latin-1, and still rendered as written.
+        assert!(text.contains("Журнал аудита — Ζωή Müller, reworded"), "{}", &text[..300.min(text.len())]);
+    }
 
     let broken = shipped.replace("show = \"events\"", "show = \"everything\"");
     std::fs::write(templates.path().join("audit-trail.toml"), &broken).unwrap();
@@ -259,9 +280,11 @@ async fn model_dossier_and_inventory_cite_their_evidence_and_find_unapproved_dep
         statements(&inventory, "findings").iter().map(|f| f.1).collect::<Vec<_>>(),
         [manual["seq"].as_u64().unwrap()]
     );
-    let text = extract_text(&std::fs::read(&inventory_path).unwrap()).unwrap();
-    assert!(text.contains("went live in production"));
-    assert!(text.contains(&format!("seq {}, hash {}", manual["seq"], manual["hash"].as_str().unwrap())));
+    if let Some(text) = pdf_text(&std::fs::read(&inventory_path).unwrap()) {
+        assert!(text.contains("went live in production"));
+        assert!(text.contains(&format!("seq {}, hash {}", manual["seq"], manual["hash"].as_str().unwrap())));
+        assert!(text.contains("alice"), "the owner's name");
+    }
     // GDPR record of processing: classification, every use, where deployed.
     let gdpr_path = path(out.path(), "gdpr.json");
     ok(&run(vec![
@@ -329,7 +352,9 @@ async fn model_dossier_and_inventory_cite_their_evidence_and_find_unapproved_dep
         "--out".into(),
         ai_pdf.clone(),
     ]));
-    assert!(extract_text(&std::fs::read(&ai_pdf).unwrap()).unwrap().contains("Record of events (Art. 12)"));
+    if let Some(text) = pdf_text(&std::fs::read(&ai_pdf).unwrap()) {
+        assert!(text.contains("Record of events (Art. 12)"));
+    }
 
     // Reproducible.
     let again = path(out.path(), "inventory2.pdf");
