@@ -12,8 +12,9 @@ use crate::helpers::{Backend, TestDatabase};
 /// The text of a PDF as `pdftotext` reads it, after `qpdf --check` has
 /// accepted the file. Outside CI, without those tools, `None` and a reason.
 fn pdf_text(pdf: &[u8]) -> Option<String> {
-    let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
-    if !have("pdftotext") || !have("qpdf") {
+    // `pdftotext -v` is the version flag that exits 0 (`--version` does not).
+    let have = |tool: &str, flag: &str| Command::new(tool).arg(flag).output().is_ok_and(|o| o.status.success());
+    if !have("pdftotext", "-v") || !have("qpdf", "--version") {
         if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
             panic!("CI must check PDFs, but pdftotext or qpdf is missing (apt-get install poppler-utils qpdf)");
         }
