@@ -48,6 +48,23 @@ impl Caller {
         }
     }
 
+    /// [`Caller::readable_projects`], listing the ledger's projects from
+    /// `conn` only when the answer depends on them.
+    pub fn readable_projects_in(
+        &self,
+        conn: &mut crate::store::DbConn,
+    ) -> Result<Option<Vec<String>>, crate::store::StoreError> {
+        let mut failure = None;
+        let readable = self.readable_projects(|| match crate::store::events::projects(conn) {
+            Ok(projects) => projects,
+            Err(e) => {
+                failure = Some(e);
+                Vec::new()
+            }
+        });
+        failure.map_or(Ok(readable), Err)
+    }
+
     /// The projects whose events the caller may read: `None` for all of them.
     pub fn readable_projects(&self, all_projects: impl FnOnce() -> Vec<String>) -> Option<Vec<String>> {
         if self.principal.all_projects() && self.may("events", "read", None) {

@@ -12,7 +12,7 @@ use super::{ApiError, AppState};
 use crate::governance::kinds;
 use crate::ledger::event::{EventJson, SERVER_ASSIGNED_FIELDS};
 use crate::ledger::{EntityRef, Event, EventDraft, EventKind, EventRequest};
-use crate::store::{events, Appended, EventFilter};
+use crate::store::{Appended, EventFilter};
 
 /// `POST /api/v1/events`: one event, or `{"events": [...]}` appended
 /// atomically and in order. 201 when written; 200 with
@@ -161,18 +161,7 @@ pub async fn list(
         EntityRef::parse(subject).map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
     }
     let store = state.store.clone();
-    let projects = web::block(move || {
-        let mut unknown = None;
-        let readable = caller.readable_projects(|| match store.conn().and_then(|mut c| events::projects(&mut c)) {
-            Ok(projects) => projects,
-            Err(e) => {
-                unknown = Some(e);
-                Vec::new()
-            }
-        });
-        unknown.map_or(Ok(readable), Err)
-    })
-    .await??;
+    let projects = web::block(move || caller.readable_projects_in(&mut *store.conn()?)).await??;
     let filter = EventFilter {
         kind: q.kind,
         subject: q.subject,

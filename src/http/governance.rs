@@ -13,7 +13,7 @@ use crate::governance::lineage::{self, Walk};
 use crate::governance::{openlineage, GovernanceError};
 use crate::ledger::{timestamp, EventDraft};
 use crate::store::projections::{self, ApprovalFilter};
-use crate::store::{events, Appended};
+use crate::store::Appended;
 
 impl From<GovernanceError> for ApiError {
     fn from(e: GovernanceError) -> Self {
@@ -213,19 +213,7 @@ pub struct LineageQuery {
 }
 
 fn readable(state: &AppState, caller: &Caller) -> Result<Option<Vec<String>>, ApiError> {
-    let mut conn = state.store.conn()?;
-    let mut failure = None;
-    let projects = caller.readable_projects(|| match events::projects(&mut conn) {
-        Ok(p) => p,
-        Err(e) => {
-            failure = Some(e);
-            Vec::new()
-        }
-    });
-    match failure {
-        Some(e) => Err(e.into()),
-        None => Ok(projects),
-    }
+    Ok(caller.readable_projects_in(&mut *state.store.conn()?)?)
 }
 
 /// `GET /api/v1/lineage?node=&direction=&depth=&as_of=`.

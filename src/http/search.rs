@@ -77,17 +77,7 @@ pub async fn search(
     let store = state.store.clone();
     let (projects, head) = web::block(move || -> Result<_, ApiError> {
         let mut conn = store.conn()?;
-        let mut failure = None;
-        let projects = caller.readable_projects(|| match events::projects(&mut conn) {
-            Ok(p) => p,
-            Err(e) => {
-                failure = Some(e);
-                Vec::new()
-            }
-        });
-        if let Some(e) = failure {
-            return Err(e.into());
-        }
+        let projects = caller.readable_projects_in(&mut conn)?;
         Ok((projects, events::head(&mut conn)?.size))
     })
     .await??;

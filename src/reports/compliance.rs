@@ -3,10 +3,10 @@
 //! record-keeping extract of a deployment over a time window, with an
 //! Annex IV summary of the models it served).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use super::models::{about, attrs, cite_all};
-use super::{checkpoint_info, Report, ReportError, ReportSection, Statement, Template};
+use super::models::{about, attrs};
+use super::{assemble, checkpoint_info, Assembly, Report, ReportError, Statement, Template};
 use crate::governance::lineage::{self, Walk};
 use crate::ledger::{EntityRef, Event};
 use crate::proofs::Proofs;
@@ -26,17 +26,6 @@ pub enum GdprScope {
     Dataset(String),
     /// Every dataset of a project.
     Project(String),
-}
-
-fn section(t: &super::template::Section, text: String) -> ReportSection {
-    ReportSection {
-        heading: t.heading.clone(),
-        text,
-        show: t.show.clone(),
-        statements: Vec::new(),
-        citations: Vec::new(),
-        diagram: None,
-    }
 }
 
 fn event_at(conn: &mut DbConn, seq: i64) -> Result<Option<Event>, ReportError> {
@@ -198,33 +187,13 @@ pub fn gdpr_processing(
         ("root_hash", info.root_hash.clone()),
         ("as_of", as_of.clone()),
     ];
-    let mut cited = BTreeMap::new();
-    let mut sections = Vec::new();
-    for t in &template.sections {
-        let mut s = section(t, super::template::fill(&t.text, &values));
-        s.statements = match t.show.as_str() {
-            "classification" => classification.clone(),
-            "usage" => usage.clone(),
-            "deployments" => deployments.clone(),
-            _ => findings.clone(),
-        };
-        cite_all(&mut conn, &s.statements, &mut cited)?;
-        sections.push(s);
-    }
-    let report = Report {
-        report: "gdpr-processing".into(),
-        title: super::template::fill(&template.title, &values),
-        subtitle: template.subtitle.as_ref().map(|s| super::template::fill(s, &values)),
-        scope: scope_text,
-        as_of,
-        checkpoint: info,
-        sections,
-        appendix: template.appendix.as_ref().map(|b| super::template::Block {
-            heading: b.heading.clone(),
-            text: super::template::fill(&b.text, &values),
-        }),
-    };
-    Ok((report, cited.into_values().collect()))
+    let parts = Assembly { kind: "gdpr-processing", scope: scope_text, as_of, checkpoint: info, values };
+    assemble(&mut conn, template, parts, |show| match show {
+        "classification" => classification.clone(),
+        "usage" => usage.clone(),
+        "deployments" => deployments.clone(),
+        _ => findings.clone(),
+    })
 }
 
 /// The AI Act record-keeping extract of `deployment` over `[from, to)`.
@@ -366,31 +335,12 @@ pub fn ai_act_log(
         ("root_hash", info.root_hash.clone()),
         ("as_of", as_of.clone()),
     ];
-    let mut cited = BTreeMap::new();
-    let mut sections = Vec::new();
-    for t in &template.sections {
-        let mut s = section(t, super::template::fill(&t.text, &values));
-        s.statements = match t.show.as_str() {
-            "record_keeping" => record.clone(),
-            "models" => models.clone(),
-            "data" => data.clone(),
-            _ => Vec::new(),
-        };
-        cite_all(&mut conn, &s.statements, &mut cited)?;
-        sections.push(s);
-    }
-    let report = Report {
-        report: "ai-act-log".into(),
-        title: super::template::fill(&template.title, &values),
-        subtitle: template.subtitle.as_ref().map(|s| super::template::fill(s, &values)),
-        scope: format!("{deployment}, {window}"),
-        as_of,
-        checkpoint: info,
-        sections,
-        appendix: template.appendix.as_ref().map(|b| super::template::Block {
-            heading: b.heading.clone(),
-            text: super::template::fill(&b.text, &values),
-        }),
-    };
-    Ok((report, cited.into_values().collect()))
+    let parts =
+        Assembly { kind: "ai-act-log", scope: format!("{deployment}, {window}"), as_of, checkpoint: info, values };
+    assemble(&mut conn, template, parts, |show| match show {
+        "record_keeping" => record.clone(),
+        "models" => models.clone(),
+        "data" => data.clone(),
+        _ => Vec::new(),
+    })
 }

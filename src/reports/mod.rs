@@ -399,3 +399,51 @@ pub fn render(report: &Report, format: &str) -> Result<Vec<u8>, ReportError> {
         other => Err(ReportError::Invalid(format!("format {other:?} is not pdf, json or csv"))),
     }
 }
+
+/// The parts every statement report shares, filled from a template.
+pub(crate) struct Assembly<'a> {
+    pub kind: &'a str,
+    pub scope: String,
+    pub as_of: String,
+    pub checkpoint: CheckpointInfo,
+    pub values: Vec<(&'a str, String)>,
+}
+
+/// Builds a report whose sections hold statements: `statements_for(show)`
+/// gives each section's; the events they cite are returned for the bundle.
+pub(crate) fn assemble(
+    conn: &mut crate::store::DbConn,
+    template: &Template,
+    parts: Assembly<'_>,
+    statements_for: impl Fn(&str) -> Vec<Statement>,
+) -> Result<(Report, Vec<Event>), ReportError> {
+    let fill = |text: &str| template::fill(text, &parts.values);
+    let mut cited = std::collections::BTreeMap::new();
+    let mut sections = Vec::with_capacity(template.sections.len());
+    for t in &template.sections {
+        let statements = statements_for(&t.show);
+        models::cite_all(conn, &statements, &mut cited)?;
+        sections.push(ReportSection {
+            heading: t.heading.clone(),
+            text: fill(&t.text),
+            show: t.show.clone(),
+            statements,
+            citations: Vec::new(),
+            diagram: None,
+        });
+    }
+    let report = Report {
+        report: parts.kind.to_owned(),
+        title: fill(&template.title),
+        subtitle: template.subtitle.as_deref().map(fill),
+        scope: parts.scope,
+        as_of: parts.as_of,
+        checkpoint: parts.checkpoint,
+        sections,
+        appendix: template
+            .appendix
+            .as_ref()
+            .map(|b| template::Block { heading: b.heading.clone(), text: fill(&b.text) }),
+    };
+    Ok((report, cited.into_values().collect()))
+}

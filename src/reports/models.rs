@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{checkpoint_info, Diagram, Report, ReportError, ReportSection, Statement, Template};
+use super::{assemble, checkpoint_info, Assembly, Diagram, Report, ReportError, ReportSection, Statement, Template};
 use crate::governance::lineage::{self, Walk};
 use crate::governance::ApprovalRules;
 use crate::ledger::{EntityRef, Event};
@@ -463,7 +463,10 @@ pub fn model_dossier(
         as_of,
         checkpoint: info,
         sections,
-        appendix: template.appendix.clone(),
+        appendix: template.appendix.as_ref().map(|b| super::template::Block {
+            heading: b.heading.clone(),
+            text: super::template::fill(&b.text, &values),
+        }),
     };
     Ok((report, cited.into_values().collect()))
 }
@@ -533,23 +536,7 @@ pub fn model_inventory(
     let mut values = common_values(&info, &as_of);
     values.push(("models", rows.len().to_string()));
     values.push(("findings", all_findings.len().to_string()));
-    let mut cited: BTreeMap<u64, Event> = BTreeMap::new();
-    let mut sections = Vec::new();
-    for t in &template.sections {
-        let mut s = section(t, super::template::fill(&t.text, &values));
-        s.statements = if t.show == "inventory" { rows.clone() } else { all_findings.clone() };
-        cite_all(&mut conn, &s.statements, &mut cited)?;
-        sections.push(s);
-    }
-    let report = Report {
-        report: "model-inventory".into(),
-        title: super::template::fill(&template.title, &values),
-        subtitle: template.subtitle.as_ref().map(|s| super::template::fill(s, &values)),
-        scope: "every model version".into(),
-        as_of,
-        checkpoint: info,
-        sections,
-        appendix: template.appendix.clone(),
-    };
-    Ok((report, cited.into_values().collect()))
+    let parts =
+        Assembly { kind: "model-inventory", scope: "every model version".into(), as_of, checkpoint: info, values };
+    assemble(&mut conn, template, parts, |show| if show == "inventory" { rows.clone() } else { all_findings.clone() })
 }

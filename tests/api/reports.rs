@@ -208,6 +208,11 @@ async fn model_dossier_and_inventory_cite_their_evidence_and_find_unapproved_dep
     ]));
     let d2: Value = serde_json::from_str(&std::fs::read_to_string(&dossier).unwrap()).unwrap();
     assert_eq!(d2["title"], "Model dossier: model:fraud-detector@2");
+    let appendix = d2["appendix"]["text"].as_str().unwrap();
+    assert!(
+        appendix.contains(&format!("tree size {}", d2["checkpoint"]["tree_size"])) && !appendix.contains('{'),
+        "{appendix}"
+    );
     // Every statement cites a real event by seq and hash.
     let all: Vec<(String, u64, String)> = d2["sections"]
         .as_array()
@@ -272,6 +277,7 @@ async fn model_dossier_and_inventory_cite_their_evidence_and_find_unapproved_dep
     let json_path = path(out.path(), "inventory.json");
     ok(&run(vec!["model-inventory".into(), "--out".into(), json_path.clone()]));
     let inventory: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert!(!inventory["appendix"]["text"].as_str().unwrap().contains('{'), "placeholders left in the appendix");
     let rows = statements(&inventory, "inventory");
     assert_eq!(rows.len(), 2);
     assert!(
