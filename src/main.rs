@@ -287,7 +287,8 @@ enum Command {
         /// instead of a time window (audit-trail).
         #[arg(long, visible_aliases = ["model", "dataset", "deployment", "entity"])]
         subject: Option<String>,
-        /// The project of a gdpr-processing report (all its datasets).
+        /// A project: a gdpr-processing report of all its datasets, or the
+        /// model-inventory or audit-trail of that project alone.
         #[arg(long)]
         project: Option<String>,
         /// Events recorded from (RFC 3339, inclusive): audit-trail, ai-act-log.
@@ -446,7 +447,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let normalize = |t: Option<String>| -> anyhow::Result<Option<String>> {
                 Ok(t.map(|t| govledger::ledger::timestamp::normalize(&t)).transpose()?)
             };
-            let request = reports::ReportRequest { kind, subject, project, from: normalize(from)?, to: normalize(to)? };
+            // The command line reads the database directly: its user sees every project.
+            let request = reports::ReportRequest {
+                kind,
+                subject,
+                project,
+                from: normalize(from)?,
+                to: normalize(to)?,
+                readable: None,
+            };
             let format = match format {
                 Some(f) => f,
                 None => out.extension().and_then(|e| e.to_str()).unwrap_or("pdf").to_owned(),

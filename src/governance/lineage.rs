@@ -86,13 +86,16 @@ pub struct Graph {
 /// (entities without a project are visible to every reader).
 pub type Visibility<'a> = Option<&'a [String]>;
 
-fn visible(entity: &EntityRow, readable: Visibility<'_>, as_of: Option<i64>) -> bool {
-    let in_time = as_of.is_none_or(|s| entity.created_seq <= s);
-    let allowed = match (readable, &entity.project) {
+/// Whether something of `project` may be seen by a reader of `readable`.
+pub fn project_visible(project: Option<&str>, readable: Visibility<'_>) -> bool {
+    match (readable, project) {
         (None, _) | (_, None) => true,
-        (Some(projects), Some(p)) => projects.contains(p),
-    };
-    in_time && allowed
+        (Some(projects), Some(p)) => projects.iter().any(|r| r == p),
+    }
+}
+
+fn visible(entity: &EntityRow, readable: Visibility<'_>, as_of: Option<i64>) -> bool {
+    as_of.is_none_or(|s| entity.created_seq <= s) && project_visible(entity.project.as_deref(), readable)
 }
 
 /// Walks the graph from `node`. `None` when the node did not exist (at

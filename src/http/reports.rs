@@ -1,6 +1,6 @@
 //! `GET /api/v1/reports/{type}`.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
@@ -18,6 +18,25 @@ impl From<ReportError> for ApiError {
             other => ApiError::internal(other),
         }
     }
+}
+
+/// The projects whose events may go into the caller's reports (`None`: all):
+/// those it may both read events and reports in. 403 when there is none.
+fn report_projects(caller: &Caller, conn: &mut crate::store::DbConn) -> Result<Option<Vec<String>>, ApiError> {
+    let readable = caller.readable_projects_in(conn)?;
+    if caller.may("reports", "read", None) {
+        return Ok(readable);
+    }
+    let candidates = match readable {
+        Some(projects) => projects,
+        None => crate::store::events::projects(conn)?,
+    };
+    let allowed: Vec<String> = candidates.into_iter().filter(|p| caller.may("reports", "read", Some(p))).collect();
+    if allowed.is_empty() {
+        // Refused, with the message every other route gives.
+        caller.require("reports", "read", None)?;
+    }
+    Ok(Some(allowed))
 }
 
 /// Query of `GET /api/v1/reports/{type}`.
@@ -40,19 +59,9 @@ pub async fn report(
     kind: web::Path<String>,
     query: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require("reports", "read", None)?;
     let kind = kind.into_inner();
     if reports::shows(&kind).is_none() {
         return Err(ApiError::not_found(format!("no report type {kind:?}; available: {}", reports::KINDS)));
-    }
-    // Reports are not filtered by project yet: they need a token that may
-    // read every project, so no report can carry another project's events.
-    if caller.readable_projects(Vec::new).is_some() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "reports need read access to every project; this token is limited to some",
-        ));
     }
     let q = query.into_inner();
     let format = q.format.unwrap_or_else(|| "pdf".into());
@@ -75,9 +84,13 @@ pub async fn report(
         project: q.project,
         from: normalize("from", q.from)?,
         to: normalize("to", q.to)?,
+        // Filled in below, off the async executor: it may read the projects.
+        readable: None,
     };
     let state2 = state.clone();
     let bytes = web::block(move || -> Result<Vec<u8>, ApiError> {
+        let mut request = request;
+        request.readable = report_projects(&caller, &mut *state2.store.conn()?)?;
         let checkpoint = state2
             .proofs
             .publish()?

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use super::models::{about, attrs};
 use super::{assemble, checkpoint_info, Assembly, Report, ReportError, Statement, Template};
-use crate::governance::lineage::{self, Walk};
+use crate::governance::lineage::{self, Visibility, Walk};
 use crate::ledger::{EntityRef, Event};
 use crate::proofs::Proofs;
 use crate::store::checkpoints::StoredCheckpoint;
@@ -33,8 +33,14 @@ fn event_at(conn: &mut DbConn, seq: i64) -> Result<Option<Event>, ReportError> {
 }
 
 /// The datasets (unversioned and versions) a scope names, as of `as_of_seq`.
-fn datasets_in(conn: &mut DbConn, scope: &GdprScope, as_of_seq: i64) -> Result<Vec<String>, ReportError> {
-    let all = projections::entities_of_type(conn, "dataset")?;
+fn datasets_in(
+    conn: &mut DbConn,
+    scope: &GdprScope,
+    as_of_seq: i64,
+    readable: Visibility<'_>,
+) -> Result<Vec<String>, ReportError> {
+    let mut all = projections::entities_of_type(conn, "dataset")?;
+    all.retain(|e| lineage::project_visible(e.project.as_deref(), readable));
     let selected: Vec<String> = match scope {
         GdprScope::Dataset(r) => {
             let parsed = EntityRef::parse(r).map_err(|e| ReportError::Invalid(e.to_string()))?;
@@ -84,6 +90,7 @@ pub fn gdpr_processing(
     proofs: &Proofs,
     checkpoint: &StoredCheckpoint,
     scope: &GdprScope,
+    readable: Visibility<'_>,
     template: &Template,
 ) -> Result<(Report, Vec<Event>), ReportError> {
     let info = checkpoint_info(checkpoint, &proofs.verifier())?;
@@ -91,14 +98,16 @@ pub fn gdpr_processing(
     let as_of_seq = i64::try_from(tree_size).unwrap_or(i64::MAX);
     let mut conn = store.conn()?;
     let as_of = events::by_seq(&mut conn, tree_size)?.map(|e| e.recorded_at).unwrap_or_default();
-    let datasets = datasets_in(&mut conn, scope, as_of_seq)?;
+    let datasets = datasets_in(&mut conn, scope, as_of_seq, readable)?;
 
     let mut classification = Vec::new();
     let mut findings = Vec::new();
     let mut personal: BTreeSet<String> = BTreeSet::new();
     for dataset in &datasets {
-        let classified: Vec<Event> =
-            about(&mut conn, dataset, tree_size)?.into_iter().filter(|e| e.kind == "dataset.classified").collect();
+        let classified: Vec<Event> = about(&mut conn, dataset, tree_size, readable)?
+            .into_iter()
+            .filter(|e| e.kind == "dataset.classified")
+            .collect();
         if let Some(latest) = classified.last() {
             classification.push(Statement::citing(describe_classification(dataset, latest), latest));
             if attrs(latest)["contains_personal_data"].as_bool() == Some(true) {
@@ -120,7 +129,7 @@ pub fn gdpr_processing(
     let mut seen_edges = BTreeSet::new();
     for dataset in &datasets {
         let Some(graph) =
-            lineage::lineage(&mut conn, dataset, Walk::Downstream, lineage::MAX_DEPTH, Some(tree_size), None)?
+            lineage::lineage(&mut conn, dataset, Walk::Downstream, lineage::MAX_DEPTH, Some(tree_size), readable)?
         else {
             continue;
         };
@@ -143,7 +152,11 @@ pub fn gdpr_processing(
             if !seen_edges.insert((edge.source.clone(), edge.target.clone(), edge.seq)) {
                 continue;
             }
-            let Some(e) = event_at(&mut conn, edge.seq)? else { continue };
+            let Some(e) =
+                event_at(&mut conn, edge.seq)?.filter(|e| lineage::project_visible(e.project.as_deref(), readable))
+            else {
+                continue;
+            };
             let target_type = edge.target.split(':').next().unwrap_or_default();
             match target_type {
                 "run" => usage.push(Statement::citing(format!("{} read {}.", edge.target, edge.source), &e)),
@@ -204,6 +217,7 @@ pub fn ai_act_log(
     deployment: &str,
     from: Option<&str>,
     to: Option<&str>,
+    readable: Visibility<'_>,
     template: &Template,
 ) -> Result<(Report, Vec<Event>), ReportError> {
     let parsed = EntityRef::parse(deployment).map_err(|e| ReportError::Invalid(e.to_string()))?;
@@ -215,7 +229,7 @@ pub fn ai_act_log(
     let mut conn = store.conn()?;
     let as_of = events::by_seq(&mut conn, tree_size)?.map(|e| e.recorded_at).unwrap_or_default();
     let in_window = |at: &str| from.is_none_or(|f| at >= f) && to.is_none_or(|t| at < t);
-    let history = about(&mut conn, deployment, tree_size)?;
+    let history = about(&mut conn, deployment, tree_size, readable)?;
     if history.is_empty() {
         return Err(ReportError::Invalid(format!("no events about {deployment} at this checkpoint")));
     }
@@ -255,7 +269,7 @@ pub fn ai_act_log(
     let mut models = Vec::new();
     let mut data = Vec::new();
     for model in &served {
-        let own = about(&mut conn, model, tree_size)?;
+        let own = about(&mut conn, model, tree_size, readable)?;
         for e in &own {
             let a = attrs(e);
             match e.kind.as_str() {
@@ -290,12 +304,12 @@ pub fn ai_act_log(
             }
         }
         if let Some(graph) =
-            lineage::lineage(&mut conn, model, Walk::Upstream, lineage::MAX_DEPTH, Some(tree_size), None)?
+            lineage::lineage(&mut conn, model, Walk::Upstream, lineage::MAX_DEPTH, Some(tree_size), readable)?
         {
             for node in graph.nodes.iter().filter(|n| n.entity_type == "dataset") {
-                let classified = about(&mut conn, &node.ref_, tree_size)?
+                let classified = about(&mut conn, &node.ref_, tree_size, readable)?
                     .into_iter()
-                    .chain(about(&mut conn, &format!("dataset:{}", node.name), tree_size)?)
+                    .chain(about(&mut conn, &format!("dataset:{}", node.name), tree_size, readable)?)
                     .filter(|e| e.kind == "dataset.classified")
                     .max_by_key(|e| e.seq);
                 let statement = match &classified {

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 pub use template::{Template, TemplateError};
 
+use crate::governance::lineage::{project_visible, Visibility};
 use crate::ledger::checkpoint::{Checkpoint, NoteVerifier};
 use crate::ledger::{EntityRef, Event};
 use crate::proofs::{ProofError, Proofs};
@@ -121,8 +122,9 @@ pub struct Report {
 /// What an audit trail covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
-    /// Events recorded in `[from, to)` (either end open).
-    Window { from: Option<String>, to: Option<String> },
+    /// Events recorded in `[from, to)` (either end open), of one project
+    /// when `project` is given.
+    Window { from: Option<String>, to: Option<String>, project: Option<String> },
     /// Events about an entity (an unversioned reference includes its versions).
     Entity(String),
 }
@@ -157,8 +159,14 @@ fn cite(e: &Event) -> Citation {
     }
 }
 
-/// The events in `scope` with seq at most `tree_size`, in order.
-pub fn events_in_scope(store: &Store, scope: &Scope, tree_size: u64) -> Result<Vec<Event>, ReportError> {
+/// The events in `scope` with seq at most `tree_size` that a reader of
+/// `readable` may see, in order.
+pub fn events_in_scope(
+    store: &Store,
+    scope: &Scope,
+    tree_size: u64,
+    readable: Visibility<'_>,
+) -> Result<Vec<Event>, ReportError> {
     let subject = match scope {
         Scope::Entity(r) => Some(EntityRef::parse(r).map_err(|e| ReportError::Invalid(e.to_string()))?.to_string()),
         Scope::Window { .. } => None,
@@ -174,14 +182,15 @@ pub fn events_in_scope(store: &Store, scope: &Scope, tree_size: u64) -> Result<V
             if e.seq > tree_size {
                 return Ok(selected);
             }
-            let in_window = match scope {
-                Scope::Window { from, to } => {
+            let in_scope = match scope {
+                Scope::Window { from, to, project } => {
                     from.as_deref().is_none_or(|f| e.recorded_at.as_str() >= f)
                         && to.as_deref().is_none_or(|t| e.recorded_at.as_str() < t)
+                        && project.as_deref().is_none_or(|p| e.project.as_deref() == Some(p))
                 }
                 Scope::Entity(_) => true,
             };
-            if in_window {
+            if in_scope && project_visible(e.project.as_deref(), readable) {
                 selected.push(e);
             }
         }
@@ -196,9 +205,10 @@ pub fn audit_trail(
     proofs: &Proofs,
     checkpoint: &StoredCheckpoint,
     scope: &Scope,
+    readable: Visibility<'_>,
     template: &Template,
 ) -> Result<(Report, Vec<Event>), ReportError> {
-    let events = events_in_scope(store, scope, checkpoint.tree_size)?;
+    let events = events_in_scope(store, scope, checkpoint.tree_size, readable)?;
     let verification = proofs.verify()?;
     let chain_result = match &verification.failure {
         None => format!(
@@ -212,12 +222,19 @@ pub fn audit_trail(
     let info = checkpoint_info(checkpoint, &proofs.verifier())?;
     let scope_text = match scope {
         Scope::Entity(r) => format!("the events about {r}"),
-        Scope::Window { from, to } => match (from, to) {
-            (None, None) => "every event of the ledger".to_owned(),
-            (Some(f), None) => format!("the events recorded from {f}"),
-            (None, Some(t)) => format!("the events recorded before {t}"),
-            (Some(f), Some(t)) => format!("the events recorded from {f} to {t} (exclusive)"),
-        },
+        Scope::Window { from, to, project } => {
+            let which = match (project, readable) {
+                (Some(p), _) => format!("the events of project {p}"),
+                (None, Some(projects)) => format!("the events of the projects {}", projects.join(", ")),
+                (None, None) => "every event of the ledger".to_owned(),
+            };
+            match (from, to) {
+                (None, None) => which,
+                (Some(f), None) => format!("{which} recorded from {f}"),
+                (None, Some(t)) => format!("{which} recorded before {t}"),
+                (Some(f), Some(t)) => format!("{which} recorded from {f} to {t} (exclusive)"),
+            }
+        }
     };
     let values = [
         ("scope", scope_text.clone()),
@@ -314,8 +331,12 @@ pub struct ReportRequest {
     /// dataset of a GDPR record, the deployment of an AI Act log, or (audit
     /// trail) an entity instead of a time window.
     pub subject: Option<String>,
-    /// A project (gdpr-processing, instead of a dataset).
+    /// A project: gdpr-processing of a project instead of a dataset; the
+    /// inventory or audit trail of one project.
     pub project: Option<String>,
+    /// The projects the requester may read, `None` for all: nothing of
+    /// another project goes into the report.
+    pub readable: Option<Vec<String>>,
     /// Time window on `recorded_at` (audit trail, AI Act log), RFC 3339.
     pub from: Option<String>,
     pub to: Option<String>,
@@ -349,20 +370,28 @@ pub fn build(
     let known = shows(&request.kind)
         .ok_or_else(|| ReportError::Invalid(format!("unknown report {:?}; available: {KINDS}", request.kind)))?;
     let template = Template::load(templates, &request.kind, known)?;
+    let readable = request.readable.as_deref();
+    if let Some(p) = &request.project {
+        if !project_visible(Some(p), readable) {
+            return Err(ReportError::Invalid(format!("project {p:?} is not readable with these credentials")));
+        }
+    }
     let need = |what: &str| ReportError::Invalid(format!("{} needs {what}", request.kind));
-    match request.kind.as_str() {
+    let mut built = match request.kind.as_str() {
         "model-dossier" => {
             let model = request.subject.as_deref().ok_or_else(|| need("a subject, model:NAME@VERSION"))?;
-            models::model_dossier(store, proofs, checkpoint, model, rules, &template)
+            models::model_dossier(store, proofs, checkpoint, model, readable, rules, &template)
         }
-        "model-inventory" => models::model_inventory(store, proofs, checkpoint, rules, &template),
+        "model-inventory" => {
+            models::model_inventory(store, proofs, checkpoint, request.project.as_deref(), readable, rules, &template)
+        }
         "gdpr-processing" => {
             let scope = match (&request.subject, &request.project) {
                 (Some(d), None) => compliance::GdprScope::Dataset(d.clone()),
                 (None, Some(p)) => compliance::GdprScope::Project(p.clone()),
                 _ => return Err(need("either a dataset subject or a project")),
             };
-            compliance::gdpr_processing(store, proofs, checkpoint, &scope, &template)
+            compliance::gdpr_processing(store, proofs, checkpoint, &scope, readable, &template)
         }
         "ai-act-log" => {
             let deployment = request.subject.as_deref().ok_or_else(|| need("a subject, deployment:ENV/NAME"))?;
@@ -373,16 +402,44 @@ pub fn build(
                 deployment,
                 request.from.as_deref(),
                 request.to.as_deref(),
+                readable,
                 &template,
             )
         }
         _ => {
             let scope = match &request.subject {
                 Some(r) => Scope::Entity(r.clone()),
-                None => Scope::Window { from: request.from.clone(), to: request.to.clone() },
+                None => Scope::Window {
+                    from: request.from.clone(),
+                    to: request.to.clone(),
+                    project: request.project.clone(),
+                },
             };
-            audit_trail(store, proofs, checkpoint, &scope, &template)
+            audit_trail(store, proofs, checkpoint, &scope, readable, &template)
         }
+    }?;
+    withhold_unreadable(&mut built.0, &mut built.1, readable);
+    Ok(built)
+}
+
+/// Drops every statement and citation resting on an event the requester
+/// may not read. The builders already leave such events out; this is the
+/// last line, so that no path through them can put another project's
+/// event into a report.
+fn withhold_unreadable(report: &mut Report, cited: &mut Vec<Event>, readable: Visibility<'_>) {
+    if readable.is_none() {
+        return;
+    }
+    let hidden: std::collections::BTreeSet<u64> =
+        cited.iter().filter(|e| !project_visible(e.project.as_deref(), readable)).map(|e| e.seq).collect();
+    if hidden.is_empty() {
+        return;
+    }
+    tracing::warn!(events = hidden.len(), "a report builder cited events of unreadable projects; withheld");
+    cited.retain(|e| !hidden.contains(&e.seq));
+    for section in &mut report.sections {
+        section.statements.retain(|s| !hidden.contains(&s.seq));
+        section.citations.retain(|c| !hidden.contains(&c.seq));
     }
 }
 

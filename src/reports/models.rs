@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{assemble, checkpoint_info, Assembly, Diagram, Report, ReportError, ReportSection, Statement, Template};
-use crate::governance::lineage::{self, Walk};
+use crate::governance::lineage::{self, Visibility, Walk};
 use crate::governance::ApprovalRules;
 use crate::ledger::{EntityRef, Event};
 use crate::proofs::Proofs;
@@ -19,8 +19,14 @@ pub const DOSSIER_SHOWS: [&str; 6] = ["model_card", "lineage", "evaluations", "a
 /// `show` values of the model-inventory template.
 pub const INVENTORY_SHOWS: [&str; 2] = ["inventory", "findings"];
 
-/// Events about `subject` (exactly) up to `tree_size`, in order.
-pub(crate) fn about(conn: &mut DbConn, subject: &str, tree_size: u64) -> Result<Vec<Event>, ReportError> {
+/// Events about `subject` (exactly) up to `tree_size` that a reader of
+/// `readable` may see, in order.
+pub(crate) fn about(
+    conn: &mut DbConn,
+    subject: &str,
+    tree_size: u64,
+    readable: Visibility<'_>,
+) -> Result<Vec<Event>, ReportError> {
     let mut out = Vec::new();
     let mut after = 0;
     loop {
@@ -28,7 +34,9 @@ pub(crate) fn about(conn: &mut DbConn, subject: &str, tree_size: u64) -> Result<
             EventFilter { subject: Some(subject.to_owned()), after_seq: after, limit: 1000, ..Default::default() };
         let page = events::list(conn, &filter)?;
         let Some(last) = page.last().map(|e| e.seq) else { break };
-        out.extend(page.into_iter().filter(|e| e.seq <= tree_size && e.subject == subject));
+        out.extend(page.into_iter().filter(|e| {
+            e.seq <= tree_size && e.subject == subject && lineage::project_visible(e.project.as_deref(), readable)
+        }));
         after = last;
     }
     Ok(out)
@@ -80,14 +88,20 @@ impl ApprovalHistory {
     }
 }
 
-fn approvals_of(conn: &mut DbConn, model: &str, tree_size: u64) -> Result<Vec<ApprovalHistory>, ReportError> {
+fn approvals_of(
+    conn: &mut DbConn,
+    model: &str,
+    tree_size: u64,
+    readable: Visibility<'_>,
+) -> Result<Vec<ApprovalHistory>, ReportError> {
     let filter = ApprovalFilter { model: Some(model.to_owned()), limit: 10_000, ..Default::default() };
+    let shown = |e: &Event| e.seq <= tree_size && lineage::project_visible(e.project.as_deref(), readable);
     let mut out = Vec::new();
     for row in projections::list_approvals(conn, &filter)? {
-        let Some(requested) = event(conn, row.requested_seq)?.filter(|e| e.seq <= tree_size) else { continue };
+        let Some(requested) = event(conn, row.requested_seq)?.filter(shown) else { continue };
         let mut decisions = Vec::new();
         for d in projections::decisions(conn, &row.id)? {
-            if let Some(e) = event(conn, d.seq)?.filter(|e| e.seq <= tree_size) {
+            if let Some(e) = event(conn, d.seq)?.filter(shown) {
                 decisions.push(e);
             }
         }
@@ -103,7 +117,12 @@ fn approvals_of(conn: &mut DbConn, model: &str, tree_size: u64) -> Result<Vec<Ap
 }
 
 /// The deployment events (up to the checkpoint) that name `model`.
-fn deployments_of(conn: &mut DbConn, model: &str, tree_size: u64) -> Result<Vec<Event>, ReportError> {
+fn deployments_of(
+    conn: &mut DbConn,
+    model: &str,
+    tree_size: u64,
+    readable: Visibility<'_>,
+) -> Result<Vec<Event>, ReportError> {
     let mut targets: BTreeSet<String> = BTreeSet::new();
     for edge in projections::edges_ever_from(conn, model)? {
         if edge.target.starts_with("deployment:") {
@@ -119,14 +138,12 @@ fn deployments_of(conn: &mut DbConn, model: &str, tree_size: u64) -> Result<Vec<
     }
     let mut out = Vec::new();
     for target in targets {
-        out.extend(about(conn, &target, tree_size)?.into_iter().filter(|e| attrs(e)["model"] == model));
+        out.extend(about(conn, &target, tree_size, readable)?.into_iter().filter(|e| attrs(e)["model"] == model));
     }
     out.sort_by_key(|e| e.seq);
     Ok(out)
 }
 
-/// Findings about one model version: deployments without a valid approval,
-/// a missing or stale evaluation, a retired version still live.
 /// What the ledger says about one model version, as of the checkpoint.
 struct ModelFacts<'a> {
     model: &'a str,
@@ -137,6 +154,8 @@ struct ModelFacts<'a> {
     retired: Option<&'a Event>,
 }
 
+/// Findings about one model version: deployments without a valid approval,
+/// a missing or stale evaluation, a retired version still live.
 fn findings(facts: &ModelFacts<'_>, as_of: &str, rules: &ApprovalRules) -> Vec<Statement> {
     let ModelFacts { model, registered, evaluations, approvals, deployments, retired } = *facts;
     let mut out = Vec::new();
@@ -279,6 +298,7 @@ pub fn model_dossier(
     proofs: &Proofs,
     checkpoint: &StoredCheckpoint,
     model: &str,
+    readable: Visibility<'_>,
     rules: &ApprovalRules,
     template: &Template,
 ) -> Result<(Report, Vec<Event>), ReportError> {
@@ -290,7 +310,9 @@ pub fn model_dossier(
     let (info, as_of) = basis(store, proofs, checkpoint)?;
     let tree_size = checkpoint.tree_size;
     let mut conn = store.conn()?;
-    let own = about(&mut conn, &model, tree_size)?;
+    let own = about(&mut conn, &model, tree_size, readable)?;
+    // A model of an unreadable project reads as unknown: its existence is
+    // not disclosed either.
     let registered = own.iter().find(|e| e.kind == "model.registered").cloned();
     let Some(registered) = registered else {
         return Err(ReportError::Invalid(format!(
@@ -300,10 +322,10 @@ pub fn model_dossier(
     let evaluations: Vec<Event> = own.iter().filter(|e| e.kind == "model.evaluated").cloned().collect();
     let explanations: Vec<Event> = own.iter().filter(|e| e.kind == "model.explained").cloned().collect();
     let retired = own.iter().find(|e| e.kind == "model.retired").cloned();
-    let graph = lineage::lineage(&mut conn, &model, Walk::Upstream, lineage::MAX_DEPTH, Some(tree_size), None)?
+    let graph = lineage::lineage(&mut conn, &model, Walk::Upstream, lineage::MAX_DEPTH, Some(tree_size), readable)?
         .ok_or_else(|| ReportError::Invalid(format!("{model} has no lineage at checkpoint {tree_size}")))?;
-    let approvals = approvals_of(&mut conn, &model, tree_size)?;
-    let deployments = deployments_of(&mut conn, &model, tree_size)?;
+    let approvals = approvals_of(&mut conn, &model, tree_size, readable)?;
+    let deployments = deployments_of(&mut conn, &model, tree_size, readable)?;
     let facts = ModelFacts {
         model: &model,
         registered: &registered,
@@ -471,11 +493,14 @@ pub fn model_dossier(
     Ok((report, cited.into_values().collect()))
 }
 
-/// Every model version at the checkpoint, SR 11-7 style.
+/// Every model version at the checkpoint (of `project`, if given) that a
+/// reader of `readable` may see, SR 11-7 style.
 pub fn model_inventory(
     store: &Store,
     proofs: &Proofs,
     checkpoint: &StoredCheckpoint,
+    project: Option<&str>,
+    readable: Visibility<'_>,
     rules: &ApprovalRules,
     template: &Template,
 ) -> Result<(Report, Vec<Event>), ReportError> {
@@ -486,17 +511,19 @@ pub fn model_inventory(
     let models: Vec<String> = projections::entities_of_type(&mut conn, "model")?
         .into_iter()
         .filter(|e| e.version.is_some() && e.created_seq <= as_of_seq)
+        .filter(|e| project.is_none_or(|p| e.project.as_deref() == Some(p)))
+        .filter(|e| lineage::project_visible(e.project.as_deref(), readable))
         .map(|e| e.ref_)
         .collect();
     let mut rows = Vec::new();
     let mut all_findings = Vec::new();
     for model in &models {
-        let own = about(&mut conn, model, tree_size)?;
+        let own = about(&mut conn, model, tree_size, readable)?;
         let Some(registered) = own.iter().find(|e| e.kind == "model.registered").cloned() else { continue };
         let evaluations: Vec<Event> = own.iter().filter(|e| e.kind == "model.evaluated").cloned().collect();
         let retired = own.iter().find(|e| e.kind == "model.retired").cloned();
-        let approvals = approvals_of(&mut conn, model, tree_size)?;
-        let deployments = deployments_of(&mut conn, model, tree_size)?;
+        let approvals = approvals_of(&mut conn, model, tree_size, readable)?;
+        let deployments = deployments_of(&mut conn, model, tree_size, readable)?;
         let live: Vec<String> = projections::edges_of(
             &mut conn,
             std::slice::from_ref(model),
@@ -505,6 +532,8 @@ pub fn model_inventory(
         )?
         .into_iter()
         .filter(|e| e.target.starts_with("deployment:"))
+        // Only deployments whose events the reader may see.
+        .filter(|e| deployments.iter().any(|d| i64::try_from(d.seq).is_ok_and(|s| s == e.created_seq)))
         .map(|e| e.target)
         .collect();
         let approved: Vec<String> = approvals
@@ -536,7 +565,11 @@ pub fn model_inventory(
     let mut values = common_values(&info, &as_of);
     values.push(("models", rows.len().to_string()));
     values.push(("findings", all_findings.len().to_string()));
-    let parts =
-        Assembly { kind: "model-inventory", scope: "every model version".into(), as_of, checkpoint: info, values };
+    let scope = match (project, readable) {
+        (Some(p), _) => format!("the model versions of project {p}"),
+        (None, Some(projects)) => format!("the model versions of the projects {}", projects.join(", ")),
+        (None, None) => "every model version".into(),
+    };
+    let parts = Assembly { kind: "model-inventory", scope, as_of, checkpoint: info, values };
     assemble(&mut conn, template, parts, |show| if show == "inventory" { rows.clone() } else { all_findings.clone() })
 }

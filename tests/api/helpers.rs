@@ -188,8 +188,10 @@ impl TestApp {
     /// Appends one event and returns it as stored.
     pub async fn append_json(&self, event: &Value) -> Value {
         let response = self.post_events(event).await;
-        assert_eq!(response.status(), 201);
-        response.json().await.expect("json body")
+        let status = response.status();
+        let body: Value = response.json().await.expect("json body");
+        assert_eq!(status, 201, "{event} was refused: {body}");
+        body
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::{Backend, TestDatabase};
 
@@ -370,7 +370,7 @@ async fn model_dossier_and_inventory_cite_their_evidence_and_find_unapproved_dep
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reports_over_http_match_the_command_line_and_need_every_project() {
+async fn reports_over_http_match_the_command_line_and_hold_nothing_of_other_projects() {
     let Some(app) = crate::helpers::TestApp::spawn(Backend::Sqlite).await else { return };
     let admin = govledger::client::Client::new(&app.base, &app.admin_token).unwrap();
     govledger::demo::run(&govledger::demo::Cast::mint(&admin).await.unwrap()).await.unwrap();
@@ -396,9 +396,81 @@ async fn reports_over_http_match_the_command_line_and_need_every_project() {
     let json: Value = auditor.get(format!("{url}&format=json")).send().await.unwrap().json().await.unwrap();
     assert_eq!(json["report"], "model-dossier");
 
+    // A second project, whose names must not reach fraud's readers.
+    for event in [
+        json!({"kind": "dataset.registered", "subject": "dataset:bureau-files", "project": "credit",
+               "attributes": {"owner": "zoltan-secret-owner"}}),
+        json!({"kind": "dataset.version_created", "subject": "dataset:bureau-files@2026-09", "project": "credit"}),
+        json!({"kind": "dataset.classified", "subject": "dataset:bureau-files", "project": "credit",
+               "attributes": {"contains_personal_data": true, "legal_basis": "contract", "retention": "P7Y"}}),
+        json!({"kind": "run.started", "subject": "run:credit-train-1", "project": "credit",
+               "inputs": ["dataset:bureau-files@2026-09"]}),
+        json!({"kind": "run.completed", "subject": "run:credit-train-1", "project": "credit",
+               "outputs": ["model:credit-scorer@1"]}),
+        json!({"kind": "model.registered", "subject": "model:credit-scorer@1", "project": "credit",
+               "inputs": ["run:credit-train-1"], "attributes": {"owner": "zoltan-secret-owner"}}),
+    ] {
+        app.append_json(&event).await;
+    }
+    let pdf_of = |response: reqwest::Response| async move {
+        assert_eq!(response.status(), 200);
+        pdf_text(&response.bytes().await.unwrap())
+    };
+    let everyone = pdf_of(auditor.get(app.url("/api/v1/reports/model-inventory")).send().await.unwrap()).await;
+    if let Some(text) = &everyone {
+        assert!(text.contains("credit-scorer") && text.contains("fraud-detector"), "{text}");
+    }
     let limited = crate::helpers::client_with(&app.token("fran", &["auditor"], &["fraud"]));
-    let refused = limited.get(&url).send().await.unwrap();
+    let narrowed = [
+        (&limited, "/api/v1/reports/model-inventory"),
+        (&auditor, "/api/v1/reports/model-inventory?project=fraud"),
+        (&limited, "/api/v1/reports/audit-trail"),
+        (&auditor, "/api/v1/reports/audit-trail?project=fraud"),
+        (&limited, "/api/v1/reports/model-dossier?subject=model%3Afraud-detector%402"),
+        (&limited, "/api/v1/reports/gdpr-processing?project=fraud"),
+        (&limited, "/api/v1/reports/gdpr-processing?subject=dataset%3Atransactions"),
+        (&limited, "/api/v1/reports/ai-act-log?subject=deployment%3Aproduction%2Ffraud-detector"),
+    ];
+    for (client, path_and_query) in narrowed {
+        let separator = if path_and_query.contains('?') { '&' } else { '?' };
+        let response = client.get(app.url(&format!("{path_and_query}{separator}format=json"))).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path_and_query}");
+        let json: Value = response.json().await.unwrap();
+        let text = json.to_string();
+        assert!(text.contains("fraud-detector"), "{path_and_query}: {text}");
+        for secret in ["credit", "bureau-files", "zoltan-secret-owner"] {
+            assert!(!text.contains(secret), "{path_and_query} shows {secret}: {text}");
+        }
+        if let Some(text) = pdf_of(client.get(app.url(path_and_query)).send().await.unwrap()).await {
+            assert!(text.contains("fraud-detector"), "{path_and_query}");
+            for secret in ["credit", "bureau-files", "zoltan-secret-owner"] {
+                assert!(!text.contains(secret), "{path_and_query} PDF shows {secret}");
+            }
+        }
+    }
+    // Another project's subjects read as unknown, and its project is refused.
+    for path_and_query in [
+        "/api/v1/reports/model-dossier?subject=model%3Acredit-scorer%401",
+        "/api/v1/reports/gdpr-processing?subject=dataset%3Abureau-files",
+        "/api/v1/reports/gdpr-processing?project=credit",
+        "/api/v1/reports/model-inventory?project=credit",
+    ] {
+        let response = limited.get(app.url(path_and_query)).send().await.unwrap();
+        assert_eq!(response.status(), 422, "{path_and_query}");
+        let body = response.json::<Value>().await.unwrap();
+        assert!(!body["message"].as_str().unwrap().contains("zoltan"), "{body}");
+    }
+    let viewer = crate::helpers::client_with(&app.token("vic", &["viewer"], &["fraud"]));
+    let refused = viewer.get(app.url("/api/v1/reports/model-inventory")).send().await.unwrap();
     assert_eq!(refused.status(), 403);
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"], "forbidden");
+    // The full auditor's dossier of the credit model does exist.
+    let credit = auditor
+        .get(app.url("/api/v1/reports/model-dossier?subject=model%3Acredit-scorer%401&format=json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(credit.status(), 200);
     for (path_and_query, status) in [
         ("/api/v1/reports/nope", 404),
         ("/api/v1/reports/model-dossier", 422),
