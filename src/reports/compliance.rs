@@ -6,13 +6,11 @@
 use std::collections::BTreeSet;
 
 use super::models::{about, attrs};
-use super::{assemble, checkpoint_info, Assembly, Report, ReportError, Statement, Template};
+use super::{assemble, Assembly, Basis, Report, ReportError, Statement, Template};
 use crate::governance::lineage::{self, Visibility, Walk};
 use crate::ledger::{EntityRef, Event};
-use crate::proofs::Proofs;
-use crate::store::checkpoints::StoredCheckpoint;
 use crate::store::projections;
-use crate::store::{events, DbConn, Store};
+use crate::store::{events, DbConn};
 
 /// `show` values of the gdpr-processing template.
 pub const GDPR_SHOWS: [&str; 4] = ["classification", "usage", "deployments", "findings"];
@@ -86,18 +84,15 @@ fn describe_classification(dataset: &str, e: &Event) -> String {
 
 /// The GDPR record of processing of a dataset or a project.
 pub fn gdpr_processing(
-    store: &Store,
-    proofs: &Proofs,
-    checkpoint: &StoredCheckpoint,
+    basis: Basis<'_>,
     scope: &GdprScope,
-    readable: Visibility<'_>,
     template: &Template,
 ) -> Result<(Report, Vec<Event>), ReportError> {
-    let info = checkpoint_info(checkpoint, &proofs.verifier())?;
+    let Basis { store, checkpoint, readable, .. } = basis;
+    let (info, as_of) = basis.anchor()?;
     let tree_size = checkpoint.tree_size;
     let as_of_seq = i64::try_from(tree_size).unwrap_or(i64::MAX);
     let mut conn = store.conn()?;
-    let as_of = events::by_seq(&mut conn, tree_size)?.map(|e| e.recorded_at).unwrap_or_default();
     let datasets = datasets_in(&mut conn, scope, as_of_seq, readable)?;
 
     let mut classification = Vec::new();
@@ -211,23 +206,20 @@ pub fn gdpr_processing(
 
 /// The AI Act record-keeping extract of `deployment` over `[from, to)`.
 pub fn ai_act_log(
-    store: &Store,
-    proofs: &Proofs,
-    checkpoint: &StoredCheckpoint,
+    basis: Basis<'_>,
     deployment: &str,
     from: Option<&str>,
     to: Option<&str>,
-    readable: Visibility<'_>,
     template: &Template,
 ) -> Result<(Report, Vec<Event>), ReportError> {
+    let Basis { store, proofs, checkpoint, readable } = basis;
     let parsed = EntityRef::parse(deployment).map_err(|e| ReportError::Invalid(e.to_string()))?;
     if parsed.entity_type() != "deployment" {
         return Err(ReportError::Invalid(format!("{deployment}: expected deployment:ENVIRONMENT/NAME")));
     }
-    let info = checkpoint_info(checkpoint, &proofs.verifier())?;
+    let (info, as_of) = basis.anchor()?;
     let tree_size = checkpoint.tree_size;
     let mut conn = store.conn()?;
-    let as_of = events::by_seq(&mut conn, tree_size)?.map(|e| e.recorded_at).unwrap_or_default();
     let in_window = |at: &str| from.is_none_or(|f| at >= f) && to.is_none_or(|t| at < t);
     let history = about(&mut conn, deployment, tree_size, readable)?;
     if history.is_empty() {

@@ -129,6 +129,28 @@ pub enum Scope {
     Entity(String),
 }
 
+/// What every report is built from: the ledger as of a checkpoint, seen by
+/// a reader of some projects.
+#[derive(Clone, Copy)]
+pub struct Basis<'a> {
+    pub store: &'a Store,
+    pub proofs: &'a Proofs,
+    pub checkpoint: &'a StoredCheckpoint,
+    /// The projects the requester may read; `None` for all.
+    pub readable: Visibility<'a>,
+}
+
+impl Basis<'_> {
+    /// The checkpoint as a report states it, and the report's only time:
+    /// the recorded_at of the checkpoint's last event.
+    pub(crate) fn anchor(&self) -> Result<(CheckpointInfo, String), ReportError> {
+        let info = checkpoint_info(self.checkpoint, &self.proofs.verifier())?;
+        let last = events::by_seq(&mut *self.store.conn()?, self.checkpoint.tree_size)?
+            .ok_or_else(|| ReportError::Invalid("the checkpoint's last event is missing".into()))?;
+        Ok((info, last.recorded_at))
+    }
+}
+
 /// `show` values of the audit-trail template.
 pub const AUDIT_TRAIL_SHOWS: [&str; 3] = ["checkpoint", "verification", "events"];
 
@@ -200,14 +222,8 @@ pub fn events_in_scope(
 }
 
 /// Builds the audit trail of `scope` as of `checkpoint`.
-pub fn audit_trail(
-    store: &Store,
-    proofs: &Proofs,
-    checkpoint: &StoredCheckpoint,
-    scope: &Scope,
-    readable: Visibility<'_>,
-    template: &Template,
-) -> Result<(Report, Vec<Event>), ReportError> {
+pub fn audit_trail(basis: Basis<'_>, scope: &Scope, template: &Template) -> Result<(Report, Vec<Event>), ReportError> {
+    let Basis { store, proofs, checkpoint, readable } = basis;
     let events = events_in_scope(store, scope, checkpoint.tree_size, readable)?;
     let verification = proofs.verify()?;
     let chain_result = match &verification.failure {
@@ -217,9 +233,7 @@ pub fn audit_trail(
         ),
         Some(f) => format!("BROKEN at seq {}: {}", f.seq, f.message),
     };
-    let last = events::by_seq(&mut *store.conn()?, checkpoint.tree_size)?
-        .ok_or_else(|| ReportError::Invalid("the checkpoint's last event is missing".into()))?;
-    let info = checkpoint_info(checkpoint, &proofs.verifier())?;
+    let (info, as_of) = basis.anchor()?;
     let scope_text = match scope {
         Scope::Entity(r) => format!("the events about {r}"),
         Scope::Window { from, to, project } => {
@@ -263,7 +277,7 @@ pub fn audit_trail(
         title: template.title.clone(),
         subtitle: template.subtitle.clone(),
         scope: scope_text,
-        as_of: last.recorded_at,
+        as_of,
         checkpoint: info,
         sections,
         appendix: template.appendix.clone(),
@@ -371,6 +385,7 @@ pub fn build(
         .ok_or_else(|| ReportError::Invalid(format!("unknown report {:?}; available: {KINDS}", request.kind)))?;
     let template = Template::load(templates, &request.kind, known)?;
     let readable = request.readable.as_deref();
+    let basis = Basis { store, proofs, checkpoint, readable };
     if let Some(p) = &request.project {
         if !project_visible(Some(p), readable) {
             return Err(ReportError::Invalid(format!("project {p:?} is not readable with these credentials")));
@@ -380,31 +395,20 @@ pub fn build(
     let mut built = match request.kind.as_str() {
         "model-dossier" => {
             let model = request.subject.as_deref().ok_or_else(|| need("a subject, model:NAME@VERSION"))?;
-            models::model_dossier(store, proofs, checkpoint, model, readable, rules, &template)
+            models::model_dossier(basis, model, rules, &template)
         }
-        "model-inventory" => {
-            models::model_inventory(store, proofs, checkpoint, request.project.as_deref(), readable, rules, &template)
-        }
+        "model-inventory" => models::model_inventory(basis, request.project.as_deref(), rules, &template),
         "gdpr-processing" => {
             let scope = match (&request.subject, &request.project) {
                 (Some(d), None) => compliance::GdprScope::Dataset(d.clone()),
                 (None, Some(p)) => compliance::GdprScope::Project(p.clone()),
                 _ => return Err(need("either a dataset subject or a project")),
             };
-            compliance::gdpr_processing(store, proofs, checkpoint, &scope, readable, &template)
+            compliance::gdpr_processing(basis, &scope, &template)
         }
         "ai-act-log" => {
             let deployment = request.subject.as_deref().ok_or_else(|| need("a subject, deployment:ENV/NAME"))?;
-            compliance::ai_act_log(
-                store,
-                proofs,
-                checkpoint,
-                deployment,
-                request.from.as_deref(),
-                request.to.as_deref(),
-                readable,
-                &template,
-            )
+            compliance::ai_act_log(basis, deployment, request.from.as_deref(), request.to.as_deref(), &template)
         }
         _ => {
             let scope = match &request.subject {
@@ -415,7 +419,7 @@ pub fn build(
                     project: request.project.clone(),
                 },
             };
-            audit_trail(store, proofs, checkpoint, &scope, readable, &template)
+            audit_trail(basis, &scope, &template)
         }
     }?;
     withhold_unreadable(&mut built.0, &mut built.1, readable);

@@ -5,14 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{assemble, checkpoint_info, Assembly, Diagram, Report, ReportError, ReportSection, Statement, Template};
+use super::{assemble, Assembly, Basis, Diagram, Report, ReportError, ReportSection, Statement, Template};
 use crate::governance::lineage::{self, Visibility, Walk};
 use crate::governance::ApprovalRules;
 use crate::ledger::{EntityRef, Event};
-use crate::proofs::Proofs;
-use crate::store::checkpoints::StoredCheckpoint;
 use crate::store::projections::{self, ApprovalFilter};
-use crate::store::{events, DbConn, EventFilter, Store};
+use crate::store::{events, DbConn, EventFilter};
 
 /// `show` values of the model-dossier template.
 pub const DOSSIER_SHOWS: [&str; 6] = ["model_card", "lineage", "evaluations", "approvals", "deployments", "findings"];
@@ -271,17 +269,6 @@ fn section(template_section: &super::template::Section, text: String) -> ReportS
     }
 }
 
-fn basis(
-    store: &Store,
-    proofs: &Proofs,
-    checkpoint: &StoredCheckpoint,
-) -> Result<(super::CheckpointInfo, String), ReportError> {
-    let info = checkpoint_info(checkpoint, &proofs.verifier())?;
-    let last = events::by_seq(&mut *store.conn()?, checkpoint.tree_size)?
-        .ok_or_else(|| ReportError::Invalid("the checkpoint's last event is missing".into()))?;
-    Ok((info, last.recorded_at))
-}
-
 fn common_values(info: &super::CheckpointInfo, as_of: &str) -> Vec<(&'static str, String)> {
     vec![
         ("tree_size", info.tree_size.to_string()),
@@ -294,20 +281,18 @@ fn common_values(info: &super::CheckpointInfo, as_of: &str) -> Vec<(&'static str
 
 /// The dossier of one model version.
 pub fn model_dossier(
-    store: &Store,
-    proofs: &Proofs,
-    checkpoint: &StoredCheckpoint,
+    basis: Basis<'_>,
     model: &str,
-    readable: Visibility<'_>,
     rules: &ApprovalRules,
     template: &Template,
 ) -> Result<(Report, Vec<Event>), ReportError> {
+    let Basis { store, checkpoint, readable, .. } = basis;
     let parsed = EntityRef::parse(model).map_err(|e| ReportError::Invalid(e.to_string()))?;
     if parsed.entity_type() != "model" || parsed.version().is_none() {
         return Err(ReportError::Invalid(format!("{model}: a dossier is about a model version, model:NAME@VERSION")));
     }
     let model = parsed.to_string();
-    let (info, as_of) = basis(store, proofs, checkpoint)?;
+    let (info, as_of) = basis.anchor()?;
     let tree_size = checkpoint.tree_size;
     let mut conn = store.conn()?;
     let own = about(&mut conn, &model, tree_size, readable)?;
@@ -496,15 +481,13 @@ pub fn model_dossier(
 /// Every model version at the checkpoint (of `project`, if given) that a
 /// reader of `readable` may see, SR 11-7 style.
 pub fn model_inventory(
-    store: &Store,
-    proofs: &Proofs,
-    checkpoint: &StoredCheckpoint,
+    basis: Basis<'_>,
     project: Option<&str>,
-    readable: Visibility<'_>,
     rules: &ApprovalRules,
     template: &Template,
 ) -> Result<(Report, Vec<Event>), ReportError> {
-    let (info, as_of) = basis(store, proofs, checkpoint)?;
+    let Basis { store, checkpoint, readable, .. } = basis;
+    let (info, as_of) = basis.anchor()?;
     let tree_size = checkpoint.tree_size;
     let mut conn = store.conn()?;
     let as_of_seq = i64::try_from(tree_size).unwrap_or(i64::MAX);
