@@ -165,6 +165,7 @@ pub async fn list(
     let filter = EventFilter {
         kind: q.kind,
         subject: q.subject,
+        subject_exact: false,
         actor: q.actor,
         projects,
         after_seq: q.after_seq.unwrap_or(0),

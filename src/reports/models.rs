@@ -28,8 +28,13 @@ pub(crate) fn about(
     let mut out = Vec::new();
     let mut after = 0;
     loop {
-        let filter =
-            EventFilter { subject: Some(subject.to_owned()), after_seq: after, limit: 1000, ..Default::default() };
+        let filter = EventFilter {
+            subject: Some(subject.to_owned()),
+            subject_exact: true,
+            after_seq: after,
+            limit: 1000,
+            ..Default::default()
+        };
         let page = events::list(conn, &filter)?;
         let Some(last) = page.last().map(|e| e.seq) else { break };
         out.extend(page.into_iter().filter(|e| {
@@ -114,12 +119,14 @@ fn approvals_of(
     Ok(out)
 }
 
-/// The deployment events (up to the checkpoint) that name `model`.
+/// The deployment events (up to the checkpoint) that name `model`;
+/// `deployments` are every deployment entity, loaded once per report.
 fn deployments_of(
     conn: &mut DbConn,
     model: &str,
     tree_size: u64,
     readable: Visibility<'_>,
+    deployments: &[String],
 ) -> Result<Vec<Event>, ReportError> {
     let mut targets: BTreeSet<String> = BTreeSet::new();
     for edge in projections::edges_ever_from(conn, model)? {
@@ -130,9 +137,8 @@ fn deployments_of(
     // Blocked and failed deployments create no edge: find them by the
     // deployments of the same name in any environment.
     if let Ok(r) = EntityRef::parse(model) {
-        for row in projections::entities_named(conn, "deployment", &format!("/{}", r.name()))? {
-            targets.insert(row.ref_);
-        }
+        let suffix = format!("/{}", r.name());
+        targets.extend(deployments.iter().filter(|d| d.ends_with(&suffix)).cloned());
     }
     let mut out = Vec::new();
     for target in targets {
@@ -140,6 +146,11 @@ fn deployments_of(
     }
     out.sort_by_key(|e| e.seq);
     Ok(out)
+}
+
+/// Every deployment entity's reference.
+fn deployment_refs(conn: &mut DbConn) -> Result<Vec<String>, ReportError> {
+    Ok(projections::entities_of_type(conn, "deployment")?.into_iter().map(|e| e.ref_).collect())
 }
 
 /// What the ledger says about one model version, as of the checkpoint.
@@ -213,12 +224,10 @@ pub(crate) fn cite_all(
     statements: &[Statement],
     cited: &mut BTreeMap<u64, Event>,
 ) -> Result<(), ReportError> {
-    for st in statements {
-        if let std::collections::btree_map::Entry::Vacant(slot) = cited.entry(st.seq) {
-            if let Some(e) = events::by_seq(conn, st.seq)? {
-                slot.insert(e);
-            }
-        }
+    let missing: BTreeSet<u64> = statements.iter().map(|s| s.seq).filter(|s| !cited.contains_key(s)).collect();
+    let missing: Vec<u64> = missing.into_iter().collect();
+    for e in events::by_seqs(conn, &missing)? {
+        cited.insert(e.seq, e);
     }
     Ok(())
 }
@@ -310,7 +319,8 @@ pub fn model_dossier(
     let graph = lineage::lineage(&mut conn, &model, Walk::Upstream, lineage::MAX_DEPTH, Some(tree_size), readable)?
         .ok_or_else(|| ReportError::Invalid(format!("{model} has no lineage at checkpoint {tree_size}")))?;
     let approvals = approvals_of(&mut conn, &model, tree_size, readable)?;
-    let deployments = deployments_of(&mut conn, &model, tree_size, readable)?;
+    let all_deployments = deployment_refs(&mut conn)?;
+    let deployments = deployments_of(&mut conn, &model, tree_size, readable, &all_deployments)?;
     let facts = ModelFacts {
         model: &model,
         registered: &registered,
@@ -368,13 +378,18 @@ pub fn model_dossier(
                 }
             }
             "lineage" => {
+                let seqs: Vec<u64> = graph.edges.iter().filter_map(|e| u64::try_from(e.seq).ok()).collect();
+                let by_seq: BTreeMap<i64, Event> = events::by_seqs(&mut conn, &seqs)?
+                    .into_iter()
+                    .map(|e| (i64::try_from(e.seq).unwrap_or(i64::MAX), e))
+                    .collect();
                 for edge in &graph.edges {
-                    if let Some(e) = event(&mut conn, edge.seq)? {
+                    if let Some(e) = by_seq.get(&edge.seq) {
                         let how = match edge.kind.as_str() {
                             "model.evaluated" => "was evaluated on",
                             _ => "was made from",
                         };
-                        s.statements.push(Statement::citing(format!("{} {how} {}.", edge.target, edge.source), &e));
+                        s.statements.push(Statement::citing(format!("{} {how} {}.", edge.target, edge.source), e));
                     }
                 }
                 s.diagram = Some(diagram(&graph));
@@ -498,6 +513,7 @@ pub fn model_inventory(
         .filter(|e| lineage::project_visible(e.project.as_deref(), readable))
         .map(|e| e.ref_)
         .collect();
+    let all_deployments = deployment_refs(&mut conn)?;
     let mut rows = Vec::new();
     let mut all_findings = Vec::new();
     for model in &models {
@@ -506,7 +522,7 @@ pub fn model_inventory(
         let evaluations: Vec<Event> = own.iter().filter(|e| e.kind == "model.evaluated").cloned().collect();
         let retired = own.iter().find(|e| e.kind == "model.retired").cloned();
         let approvals = approvals_of(&mut conn, model, tree_size, readable)?;
-        let deployments = deployments_of(&mut conn, model, tree_size, readable)?;
+        let deployments = deployments_of(&mut conn, model, tree_size, readable, &all_deployments)?;
         let live: Vec<String> = projections::edges_of(
             &mut conn,
             std::slice::from_ref(model),

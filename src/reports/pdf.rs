@@ -7,6 +7,8 @@
 //! report's content, every date is the report's `as_of`, and the XMP
 //! metadata (which printpdf fills with random instance ids) is left out.
 
+use printpdf::lopdf::content::Operation;
+use printpdf::lopdf::{Object, StringFormat};
 use printpdf::{
     CustomPdfConformance, IndirectFontRef, Line, Mm, PdfConformance, PdfDocument, PdfDocumentReference,
     PdfLayerReference, Point,
@@ -26,6 +28,40 @@ struct Fonts {
     mono: IndirectFontRef,
 }
 
+type Face = ttf_parser::Face<'static>;
+
+/// The embedded faces, parsed once per process, for glyph lookups.
+fn faces() -> Result<&'static (Face, Face), ReportError> {
+    static FACES: std::sync::OnceLock<Result<(Face, Face), String>> = std::sync::OnceLock::new();
+    FACES
+        .get_or_init(|| {
+            let sans = Face::parse(SANS, 0).map_err(|e| e.to_string())?;
+            let mono = Face::parse(MONO, 0).map_err(|e| e.to_string())?;
+            Ok((sans, mono))
+        })
+        .as_ref()
+        .map_err(|e| ReportError::Pdf(e.clone()))
+}
+
+/// Writes `text` at `(x, y)`. printpdf's `use_text` copies the whole
+/// embedded font for every call (a megabyte per line of a 10,000-line
+/// report); the glyph ids are looked up here instead and written the way
+/// printpdf writes them, so its subsetting and ToUnicode map still see them.
+fn put_text(layer: &PdfLayerReference, font: &IndirectFontRef, face: &Face, text: &str, size: f32, x: Mm, y: Mm) {
+    let mut bytes = Vec::with_capacity(text.len() * 2);
+    for ch in printable(text).chars() {
+        if let Some(gid) = face.glyph_index(ch) {
+            bytes.extend_from_slice(&gid.0.to_be_bytes());
+        }
+    }
+    layer.begin_text_section();
+    layer.set_font(font, size);
+    layer.set_text_cursor(x, y);
+    // Literal, not hex: half the bytes for the (level 9) compression to chew.
+    layer.add_operation(Operation::new("Tj", vec![Object::String(bytes, StringFormat::Literal)]));
+    layer.end_text_section();
+}
+
 /// Writes lines top to bottom, starting new pages as needed.
 struct Writer {
     doc: PdfDocumentReference,
@@ -34,6 +70,7 @@ struct Writer {
     page: usize,
     footer: String,
     fonts: Fonts,
+    faces: &'static (Face, Face),
 }
 
 fn pdf_error(e: impl std::fmt::Display) -> ReportError {
@@ -117,12 +154,12 @@ impl Writer {
             self.new_page();
         }
         self.y -= height;
-        let font = match font {
-            Font::Regular => &self.fonts.regular,
-            Font::Bold => &self.fonts.bold,
-            Font::Mono => &self.fonts.mono,
+        let (font, face) = match font {
+            Font::Regular => (&self.fonts.regular, &self.faces.0),
+            Font::Bold => (&self.fonts.bold, &self.faces.0),
+            Font::Mono => (&self.fonts.mono, &self.faces.1),
         };
-        self.layer.use_text(printable(text), size, Mm(MARGIN + indent), Mm(self.y), font);
+        put_text(&self.layer, font, face, text, size, Mm(MARGIN + indent), Mm(self.y));
     }
 
     fn paragraph(&mut self, text: &str, size: f32, font: Font, width: usize) {
@@ -178,13 +215,13 @@ impl Writer {
                 } else {
                     name.clone()
                 };
-                self.layer.use_text(printable(&label), size, Mm(x + 1.0), Mm(y + 2.5), &self.fonts.regular);
+                put_text(&self.layer, &self.fonts.regular, &self.faces.0, &label, size, Mm(x + 1.0), Mm(y + 2.5));
                 centres.insert(name.as_str(), (x, y + BOX_H / 2.0));
             }
             if column.len() > ROWS {
                 let y = top - ROWS as f32 * ROW_H - 3.0;
                 let more = format!("+{} more", column.len() - ROWS);
-                self.layer.use_text(more, 6.0, Mm(x + 1.0), Mm(y), &self.fonts.regular);
+                put_text(&self.layer, &self.fonts.regular, &self.faces.0, &more, 6.0, Mm(x + 1.0), Mm(y));
             }
         }
         for (source, target) in &diagram.arrows {
@@ -217,7 +254,7 @@ impl Writer {
 
     fn footer(&self) {
         let text = format!("{}  -  page {}", self.footer, self.page);
-        self.layer.use_text(printable(&text), 7.0, Mm(MARGIN), Mm(10.0), &self.fonts.regular);
+        put_text(&self.layer, &self.fonts.regular, &self.faces.0, &text, 7.0, Mm(MARGIN), Mm(10.0));
     }
 
     fn new_page(&mut self) {
@@ -276,7 +313,7 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
         report.checkpoint.tree_size,
         &report.checkpoint.root_hash[..16.min(report.checkpoint.root_hash.len())]
     );
-    let mut w = Writer { doc, layer, y: PAGE_H - MARGIN, page: 1, footer, fonts };
+    let mut w = Writer { doc, layer, y: PAGE_H - MARGIN, page: 1, footer, fonts, faces: faces()? };
     w.footer();
 
     w.text(&report.title, 18.0, Font::Bold, 0.0);
@@ -347,7 +384,44 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
 /// printpdf puts an "instance id" from a process-wide counter into the
 /// trailer's `/ID`, so the n-th PDF of a process differs from the first:
 /// replace both halves with the content-derived id.
+///
+/// printpdf writes the id as two 32-character literal strings in the
+/// cross-reference stream, the file's last object; our id has the same
+/// length, so it is overwritten in place and no offset moves. Anything else
+/// is re-parsed and re-saved, which doubles the rendering time of a large
+/// report.
 fn with_trailer_id(pdf: &[u8], id: &str) -> Result<Vec<u8>, ReportError> {
+    const OPEN: &[u8] = b"/ID[(";
+    // The cross-reference stream starts where `startxref` says; its
+    // dictionary comes first.
+    let xref_at = pdf
+        .windows(b"startxref".len())
+        .rposition(|w| w == b"startxref")
+        .and_then(|p| std::str::from_utf8(&pdf[p + b"startxref".len()..]).ok())
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<usize>().ok())
+        .filter(|&at| at < pdf.len());
+    let found = xref_at.and_then(|at| {
+        let head = &pdf[at..pdf.len().min(at + 512)];
+        head.windows(OPEN.len()).position(|w| w == OPEN).map(|p| at + p + OPEN.len())
+    });
+    if let Some(start) = found {
+        let n = id.len();
+        let fits = n == 32
+            && pdf.len() >= start + 2 * n + 4
+            && &pdf[start + n..start + n + 2] == b")("
+            && &pdf[start + 2 * n + 2..start + 2 * n + 4] == b")]"
+            && pdf[start..start + n].iter().chain(&pdf[start + n + 2..start + 2 * n + 2]).all(u8::is_ascii_alphanumeric);
+        if fits {
+            let mut out = pdf.to_vec();
+            out[start..start + n].copy_from_slice(id.as_bytes());
+            out[start + n + 2..start + 2 * n + 2].copy_from_slice(id.as_bytes());
+            return Ok(out);
+        }
+    }
+    reparse_with_trailer_id(pdf, id)
+}
+
+fn reparse_with_trailer_id(pdf: &[u8], id: &str) -> Result<Vec<u8>, ReportError> {
     use printpdf::lopdf::{Document, Object, StringFormat};
     let mut doc = Document::load_mem(pdf).map_err(pdf_error)?;
     let id = Object::String(id.as_bytes().to_vec(), StringFormat::Literal);
@@ -385,6 +459,12 @@ mod tests {
     #[test]
     fn the_same_report_renders_identically_whatever_was_rendered_before() {
         let first = render(&sample("A")).unwrap();
+        let id = hex::encode(&digest(&SHA256, &serde_json::to_vec(&sample("A")).unwrap()).as_ref()[..16]);
+        let trailer_id = format!("/ID[({id})({id})]");
+        assert!(first.windows(trailer_id.len()).any(|w| w == trailer_id.as_bytes()), "the content-derived /ID");
+        // The in-place rewrite and the re-parsing one agree on the id.
+        let reparsed = reparse_with_trailer_id(&first, &id).unwrap();
+        assert!(reparsed.windows(trailer_id.len()).any(|w| w == trailer_id.as_bytes()));
         render(&sample("something else")).unwrap();
         assert_eq!(render(&sample("A")).unwrap(), first);
         assert_ne!(render(&sample("B")).unwrap(), first);

@@ -153,6 +153,23 @@ pub fn by_seq(conn: &mut DbConn, seq: u64) -> Result<Option<Event>, StoreError> 
     row.map(EventRow::into_event).transpose()
 }
 
+/// The events with the given seqs (those that exist), in seq order.
+pub fn by_seqs(conn: &mut DbConn, seqs: &[u64]) -> Result<Vec<Event>, StoreError> {
+    let seqs: Vec<i64> = seqs.iter().filter_map(|s| i64::try_from(*s).ok()).collect();
+    let mut out = Vec::with_capacity(seqs.len());
+    for chunk in seqs.chunks(500) {
+        let rows: Vec<EventRow> = with_conn!(conn, |c| events::table
+            .filter(events::seq.eq_any(chunk))
+            .select(EventRow::as_select())
+            .load(c))?;
+        for row in rows {
+            out.push(row.into_event()?);
+        }
+    }
+    out.sort_by_key(|e| e.seq);
+    Ok(out)
+}
+
 /// Streams the rows with `first <= seq <= last` in order, undecoded so that
 /// the verifier can report a damaged row instead of failing the read. Stops
 /// early when `visit` breaks.
@@ -207,7 +224,12 @@ pub fn insert(conn: &mut DbConn, rows: &[EventRow]) -> Result<(), StoreError> {
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     pub kind: Option<String>,
+    /// The subject; an unversioned reference includes its versions unless
+    /// `subject_exact`.
     pub subject: Option<String>,
+    /// Only events about exactly `subject` (an index lookup; the versions
+    /// of an unversioned reference need a scan on SQLite).
+    pub subject_exact: bool,
     pub actor: Option<String>,
     /// Only events in these projects (`None`: any project or none).
     pub projects: Option<Vec<String>>,
@@ -235,7 +257,7 @@ pub fn list(conn: &mut DbConn, filter: &EventFilter) -> Result<Vec<Event>, Store
             query = query.filter(events::project.eq_any(projects.clone()));
         }
         if let Some(subject) = &filter.subject {
-            if subject.contains('@') {
+            if subject.contains('@') || filter.subject_exact {
                 query = query.filter(events::subject.eq(subject.clone()));
             } else {
                 // Entity names cannot contain LIKE wildcards except `_`, escaped here.

@@ -697,8 +697,3 @@ pub fn entities_of_type(conn: &mut DbConn, entity_type: &str) -> Result<Vec<Enti
         .load(c))?)
 }
 
-/// Entities of `entity_type` whose name ends with `suffix` (e.g. the
-/// deployments `ENV/fraud-detector` of every environment).
-pub fn entities_named(conn: &mut DbConn, entity_type: &str, suffix: &str) -> Result<Vec<EntityRow>, StoreError> {
-    Ok(entities_of_type(conn, entity_type)?.into_iter().filter(|e| e.name.ends_with(suffix)).collect())
-}
