@@ -410,7 +410,10 @@ fn with_trailer_id(pdf: &[u8], id: &str) -> Result<Vec<u8>, ReportError> {
             && pdf.len() >= start + 2 * n + 4
             && &pdf[start + n..start + n + 2] == b")("
             && &pdf[start + 2 * n + 2..start + 2 * n + 4] == b")]"
-            && pdf[start..start + n].iter().chain(&pdf[start + n + 2..start + 2 * n + 2]).all(u8::is_ascii_alphanumeric);
+            && pdf[start..start + n]
+                .iter()
+                .chain(&pdf[start + n + 2..start + 2 * n + 2])
+                .all(u8::is_ascii_alphanumeric);
         if fits {
             let mut out = pdf.to_vec();
             out[start..start + n].copy_from_slice(id.as_bytes());

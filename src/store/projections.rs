@@ -696,4 +696,3 @@ pub fn entities_of_type(conn: &mut DbConn, entity_type: &str) -> Result<Vec<Enti
         .select(EntityRow::as_select())
         .load(c))?)
 }
-
