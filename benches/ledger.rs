@@ -6,7 +6,7 @@
 //!   pragmas; PostgreSQL: `pgbench`, 16 clients, one insert per transaction);
 //! - `verify` throughput over a ledger of 1,000,000 events.
 //!
-//! `cargo bench --bench ledger -- [append-sqlite] [append-postgres] [verify]`
+//! `cargo bench --bench ledger -- [append-sqlite] [append-postgres] [verify] [personal]`
 //! (all by default). `GOVLEDGER_BENCH_SECONDS` (default 10) sets each load
 //! phase; `GOVLEDGER_BENCH_VERIFY_EVENTS` (default 1000000) the ledger size;
 //! `GOVLEDGER_TEST_POSTGRES_URL` the PostgreSQL server.
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use diesel::{Connection, RunQueryDsl};
 use govledger::config::Config;
+use govledger::ledger::personal::MasterKey;
 use govledger::ledger::{EventDraft, EventRequest};
 use govledger::startup::Application;
 use govledger::store::{self, DbConn, StorageTarget, Store, WriterConfig};
@@ -23,6 +24,11 @@ use serde_json::json;
 
 const CONNECTIONS: usize = 64;
 const PGBENCH_CLIENTS: usize = 16;
+
+/// How many distinct data subjects the personal-data load names.
+fn personal_subjects() -> u64 {
+    env_u64("GOVLEDGER_BENCH_SUBJECTS", 10_000).max(1)
+}
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -56,7 +62,7 @@ fn main() {
         for _round in 0..2 {
             for (i, (_, interval, authenticated, distinct)) in variants.iter().enumerate() {
                 let (_dir, target) = fresh();
-                let r = runtime.block_on(http_appends_as(target, seconds, *interval, *authenticated, *distinct));
+                let r = runtime.block_on(http_appends_as(target, seconds, *interval, *authenticated, *distinct, false));
                 rates[i].push(r.appends as f64 / r.elapsed.as_secs_f64());
             }
         }
@@ -85,6 +91,9 @@ fn main() {
             runtime.block_on(http_appends(StorageTarget::Postgres { url: url.clone() }, seconds, every_second, false));
         compare("without authentication", &result, &open);
         drop_pg_database(&base, &url);
+    }
+    if wants("personal") {
+        personal_cost(&runtime, seconds);
     }
     if wants("auth") {
         auth_hot_path(&runtime);
@@ -157,7 +166,7 @@ async fn http_appends(
     checkpoint_interval: Option<Duration>,
     authenticated: bool,
 ) -> LoadResult {
-    http_appends_as(target, seconds, checkpoint_interval, authenticated, true).await
+    http_appends_as(target, seconds, checkpoint_interval, authenticated, true, false).await
 }
 
 /// `distinct_actors`: each connection's token has its own subject (64 CI
@@ -169,9 +178,11 @@ async fn http_appends_as(
     checkpoint_interval: Option<Duration>,
     authenticated: bool,
     distinct_actors: bool,
+    personal: bool,
 ) -> LoadResult {
     let key_dir = tempfile::tempdir().unwrap();
     let mut config = Config::new("127.0.0.1:0", target.clone(), key_dir.path());
+    config.writer.master_key = Some(std::sync::Arc::new(MasterKey::new(&[9u8; 32])));
     config.workers = 2;
     config.checkpoint_interval = checkpoint_interval;
     config.benchmark_without_authentication = !authenticated;
@@ -199,14 +210,20 @@ async fn http_appends_as(
                 let mut latencies = Vec::new();
                 let mut n = 0u64;
                 while Instant::now() < deadline {
-                    let body = json!({
+                    let mut body = json!({
                         "kind": "run.completed",
                         "subject": format!("run:bench-{t}@{n}"),
                         "project": "bench",
                         "inputs": [format!("dataset:bench-{t}@1")],
                         "attributes": {"metrics": {"accuracy": 0.93, "rows": 12345.0, "task": t}},
-                    })
-                    .to_string();
+                    });
+                    if personal {
+                        // GOVLEDGER_BENCH_SUBJECTS customers (default 10,000).
+                        let customer = (t as u64 * 7919 + n) % personal_subjects();
+                        body["personal"] = json!({"subject_ids": [format!("customer-{customer}")],
+                            "fields": {"email": format!("c{customer}@example.org"), "note": "called about a declined payment"}});
+                    }
+                    let body = body.to_string();
                     let sent = Instant::now();
                     let status = connection.post_json("/api/v1/events", &body).await;
                     assert_eq!(status, 201);
@@ -553,4 +570,65 @@ fn auth_hot_path(runtime: &tokio::runtime::Runtime) {
     println!("== access control hot path");
     println!("first verification of a token (EdDSA signature, claims): {first:.1} us");
     println!("repeat call, authenticate + authorize one append (cached): {repeat:.2} us");
+}
+
+/// Issue 8: what sealing personal fields costs the append rate (the same
+/// load with and without a `personal` part, alternating, twice each), and
+/// how long erasing a subject named by 10,000 events takes.
+fn personal_cost(runtime: &tokio::runtime::Runtime, seconds: u64) {
+    let every_second = Some(Duration::from_secs(1));
+    let mut plain = Vec::new();
+    let mut sealed = Vec::new();
+    for _round in 0..2 {
+        for (with_personal, rates) in [(false, &mut plain), (true, &mut sealed)] {
+            let dir = tempfile::tempdir().unwrap();
+            let target = StorageTarget::resolve(dir.path(), None).unwrap();
+            let r = runtime.block_on(http_appends_as(target, seconds, every_second, true, true, with_personal));
+            rates.push(r.appends as f64 / r.elapsed.as_secs_f64());
+        }
+    }
+    let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+    println!("== personal data, sqlite, {CONNECTIONS} connections, alternating runs");
+    println!(
+        "without personal: {:.0} appends/s {:?}; with personal (1 subject, 2 fields, {} subjects): {:.0} appends/s {:?}; cost {:.1}%",
+        mean(&plain),
+        plain.iter().map(|r| r.round()).collect::<Vec<_>>(),
+        personal_subjects(),
+        mean(&sealed),
+        sealed.iter().map(|r| r.round()).collect::<Vec<_>>(),
+        100.0 * (1.0 - mean(&sealed) / mean(&plain))
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let target = StorageTarget::resolve(dir.path(), None).unwrap();
+    let master = std::sync::Arc::new(MasterKey::new(&[9u8; 32]));
+    let config = WriterConfig { master_key: Some(master.clone()), ..WriterConfig::default() };
+    let (store, writer) = Store::open(target, 2, config).unwrap();
+    for chunk in 0..10 {
+        let drafts: Vec<EventDraft> = (0..2000)
+            .map(|i| {
+                // Every other event names the subject being erased.
+                let who = if i % 2 == 0 { "customer-42".to_owned() } else { format!("customer-{}", chunk * 2000 + i) };
+                let request: EventRequest = serde_json::from_value(json!({
+                    "kind": "customer.contacted", "subject": "model:churn@1",
+                    "personal": {"subject_ids": [who], "fields": {"note": format!("contact {chunk}/{i}")}}
+                }))
+                .unwrap();
+                EventDraft::from_request_with(request, Some(&master)).unwrap()
+            })
+            .collect();
+        store.writer().append_blocking("crm".into(), drafts).unwrap();
+    }
+    let started = Instant::now();
+    let certificate = runtime
+        .block_on(govledger::governance::subjects::erase(&store, Some(&master), "customer-42", "dpo", None))
+        .unwrap();
+    let took = started.elapsed();
+    println!(
+        "erasing a subject named by {} of 20,000 events: {:.1} ms (key destroyed, event recorded, WAL truncated)",
+        certificate.events_affected,
+        took.as_secs_f64() * 1000.0
+    );
+    drop(store);
+    writer.join().unwrap();
 }

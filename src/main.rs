@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,6 +16,7 @@ use govledger::demo;
 use govledger::governance::ApprovalRules;
 use govledger::ledger::bundle::{self, BundleContents};
 use govledger::ledger::checkpoint::{Checkpoint, NoteVerifier};
+use govledger::ledger::personal::MasterKey;
 use govledger::proofs::keys::{self, SigningKeyConfig};
 use govledger::proofs::{self, Proofs};
 use govledger::reports;
@@ -56,6 +58,42 @@ impl StorageArgs {
             anyhow::ensure!(path.exists(), "no ledger at {} (use --data-dir or --database-url)", path.display());
         }
         Ok(target)
+    }
+}
+
+/// The master key that protects data subjects' keys (docs/PERSONAL_DATA.md).
+#[derive(Args, Clone)]
+struct MasterKeyArgs {
+    /// File holding the 32-byte master key (64 hex digits or base64), kept
+    /// outside the data directory. Without a master key the server refuses
+    /// personal data.
+    #[arg(long, env = "GOVLEDGER_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+}
+
+impl MasterKeyArgs {
+    /// The master key from `GOVLEDGER_MASTER_KEY` or `--master-key-file`.
+    fn load(&self, data_dir: &Path) -> anyhow::Result<Option<Arc<MasterKey>>> {
+        let from_env = std::env::var("GOVLEDGER_MASTER_KEY").ok().filter(|v| !v.trim().is_empty());
+        let text = match (&self.master_key_file, from_env) {
+            (Some(_), Some(_)) => anyhow::bail!("set GOVLEDGER_MASTER_KEY or --master-key-file, not both"),
+            (None, None) => return Ok(None),
+            (None, Some(text)) => text,
+            (Some(path), None) => {
+                // A key file in the data directory would sit in every copy
+                // of it, next to the keys it protects.
+                if let (Ok(file), Ok(dir)) = (path.canonicalize(), data_dir.canonicalize()) {
+                    anyhow::ensure!(
+                        !file.starts_with(&dir),
+                        "the master key file {} must be outside the data directory {}",
+                        path.display(),
+                        data_dir.display()
+                    );
+                }
+                std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+            }
+        };
+        Ok(Some(Arc::new(MasterKey::parse(&text).context("invalid master key")?)))
     }
 }
 
@@ -125,6 +163,8 @@ enum Command {
         key: KeyArgs,
         #[command(flatten)]
         tokens: TokenArgs,
+        #[command(flatten)]
+        master_key: MasterKeyArgs,
         /// HTTP worker threads (default: one per core).
         #[arg(long, env = "GOVLEDGER_WORKERS", default_value_t = 0)]
         workers: usize,
@@ -141,6 +181,24 @@ enum Command {
         /// process needs its own (replicas sharing PostgreSQL each follow the ledger).
         #[arg(long, env = "GOVLEDGER_SEARCH_INDEX_DIR")]
         search_index_dir: Option<PathBuf>,
+    },
+    /// Erase a data subject (GDPR Art. 17): destroy their key, record
+    /// `subject.erased`, print the erasure certificate. The server may be
+    /// running (SQLite: it waits for the write lock; PostgreSQL: any replica).
+    Erase {
+        /// The subject's id, as sent in `personal.subject_ids`.
+        #[arg(long)]
+        subject: String,
+        /// Why, for the record (e.g. the request's reference).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Recorded as the erasure's actor.
+        #[arg(long, default_value = "cli")]
+        actor: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        master_key: MasterKeyArgs,
     },
     /// Rebuild the search index from the events, with a progress bar
     /// (the server must not be running on this index).
@@ -384,6 +442,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             storage,
             key,
             tokens,
+            master_key,
             workers,
             checkpoint_interval,
             approval_rules,
@@ -391,6 +450,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             search_index_dir,
         } => {
             let mut config = Config::new(bind, storage.target()?, &storage.data_dir);
+            config.writer.master_key = master_key.load(&storage.data_dir)?;
             config.templates_dir = templates;
             if let Some(dir) = search_index_dir {
                 config.search_dir = dir;
@@ -463,6 +523,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report(&request, &format, &out, bundle.as_deref(), &templates, &rules, &storage, &key)
         }
         Command::Rebuild { storage } => rebuild(&storage),
+        Command::Erase { subject, reason, actor, storage, master_key } => {
+            let master = master_key
+                .load(&storage.data_dir)?
+                .context("erasure needs the master key (GOVLEDGER_MASTER_KEY or --master-key-file)")?;
+            let writer = WriterConfig { master_key: Some(master.clone()), ..WriterConfig::default() };
+            let (store, writer_thread) = Store::open(storage.existing_target()?, 2, writer)?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let erased = runtime.block_on(govledger::governance::subjects::erase(
+                &store,
+                Some(&master),
+                &subject,
+                &actor,
+                reason,
+            ));
+            drop(store);
+            writer_thread.join().ok();
+            let certificate = erased?;
+            println!("{}", serde_json::to_string_pretty(&certificate)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Reindex { storage, search_index_dir } => reindex(&storage, search_index_dir),
         Command::Search { query, kind, entity_type, actor, project, from, to, sort, limit, json } => {
             let mut params = vec![("limit".to_owned(), limit.to_string())];

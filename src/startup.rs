@@ -65,6 +65,7 @@ impl Application {
             search: search.clone(),
             templates_dir: config.templates_dir.clone(),
             limits: config.limits.clone(),
+            master_key: config.writer.master_key.clone(),
             benchmark_without_authentication: config.benchmark_without_authentication,
         });
         let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::configure))

@@ -131,6 +131,7 @@ fn build_draft(
         attributes: Some(attributes),
         occurred_at: None,
         idempotency_key,
+        personal: None,
     };
     let draft = EventDraft::from_request(request)?;
     kinds::validate(&draft)?;

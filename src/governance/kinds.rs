@@ -43,13 +43,14 @@ pub const KINDS: [&str; 21] = [
 /// Kinds only the server writes, through the approval and deployment
 /// endpoints, because they are checked against the approval rules and
 /// separation of duties inside the append transaction.
-pub const ENDPOINT_ONLY: [(&str, &str); 6] = [
+pub const ENDPOINT_ONLY: [(&str, &str); 7] = [
     ("approval.requested", "POST /api/v1/approvals"),
     ("approval.granted", "POST /api/v1/approvals/{id}/decision"),
     ("approval.rejected", "POST /api/v1/approvals/{id}/decision"),
     ("approval.revoked", "POST /api/v1/approvals/{id}/decision"),
     ("deployment.requested", "POST /api/v1/deployments"),
     ("deployment.blocked", "POST /api/v1/deployments"),
+    ("subject.erased", "POST /api/v1/subjects/{id}/erase"),
 ];
 
 /// Where a client must send an event of `kind` instead of `/api/v1/events`.

@@ -9,6 +9,7 @@ pub mod kinds;
 pub mod lineage;
 pub mod openlineage;
 pub mod rules;
+pub mod subjects;
 
 pub use gate::GateDecision;
 pub use rules::ApprovalRules;

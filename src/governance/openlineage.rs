@@ -77,6 +77,7 @@ pub fn to_event(event: &Value, project: Option<&str>) -> Result<EventRequest, Va
             attributes: Some(attributes),
             occurred_at: Some(occurred_at),
             idempotency_key: Some(key),
+            personal: None,
         });
     }
     if let Some(dataset) = fields.get("dataset") {
@@ -91,6 +92,7 @@ pub fn to_event(event: &Value, project: Option<&str>) -> Result<EventRequest, Va
             attributes: Some(attributes),
             occurred_at: Some(occurred_at),
             idempotency_key: Some(key),
+            personal: None,
         });
     }
     if let Some(job) = fields.get("job") {
@@ -105,6 +107,7 @@ pub fn to_event(event: &Value, project: Option<&str>) -> Result<EventRequest, Va
             attributes: Some(attributes),
             occurred_at: Some(occurred_at),
             idempotency_key: Some(key),
+            personal: None,
         });
     }
     Err(ValidationError::new("not an OpenLineage RunEvent, DatasetEvent or JobEvent: no `run`, `dataset` or `job`"))

@@ -13,6 +13,7 @@ use super::{ApiError, AppState};
 use crate::auth::{AuthError, Authorizer, Principal};
 
 /// An authenticated caller.
+#[derive(Clone)]
 pub struct Caller {
     principal: Arc<Principal>,
     authorizer: Authorizer,

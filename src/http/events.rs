@@ -9,8 +9,9 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::body::read_json;
 use super::{ApiError, AppState};
-use crate::governance::kinds;
+use crate::governance::{kinds, subjects};
 use crate::ledger::event::{EventJson, SERVER_ASSIGNED_FIELDS};
+use crate::ledger::personal::MasterKey;
 use crate::ledger::{EntityRef, Event, EventDraft, EventKind, EventRequest};
 use crate::store::{Appended, EventFilter};
 
@@ -24,7 +25,7 @@ pub async fn append(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
-    let (drafts, is_batch) = parse_append_body(body, state.limits.max_batch_events)?;
+    let (drafts, is_batch) = parse_append_body(body, state.limits.max_batch_events, state.master_key.as_deref())?;
     for draft in &drafts {
         caller.require(&format!("events/{}", draft.kind), "append", draft.project.as_deref())?;
     }
@@ -33,23 +34,59 @@ pub async fn append(
         Appended::Created(_) => (StatusCode::CREATED, false),
         Appended::Replayed(_) => (StatusCode::OK, true),
     };
-    let events = appended.events();
+    let events = appended.events().to_vec();
+    let (events, views) = with_personal(&state, caller, events).await?;
     let mut response = HttpResponse::build(status);
     if replayed {
         response.insert_header(("Idempotent-Replayed", "true"));
     }
+    let json = to_json(&events, views)?;
     if is_batch {
-        let json: Result<Vec<_>, _> = events.iter().map(Event::to_json).collect();
-        Ok(response.json(EventsBatch { events: json.map_err(ApiError::internal)? }))
+        Ok(response.json(EventsBatch { events: json }))
     } else {
-        let event = events.first().ok_or_else(|| ApiError::internal("append returned no event"))?;
+        let event = json.into_iter().next().ok_or_else(|| ApiError::internal("append returned no event"))?;
         response.insert_header((header::LOCATION, format!("/api/v1/events/{}", event.seq)));
-        Ok(response.json(event.to_json().map_err(ApiError::internal)?))
+        Ok(response.json(event))
     }
 }
 
+/// The personal fields of `events` as `caller` may see them (see
+/// [`subjects::reveal`]); reads keys only when an event carries any.
+pub async fn with_personal(
+    state: &web::Data<AppState>,
+    caller: Caller,
+    events: Vec<Event>,
+) -> Result<(Vec<Event>, Vec<Option<serde_json::Value>>), ApiError> {
+    let may_read = |e: &Event| caller.may("personal", "read", e.project.as_deref());
+    if !subjects::needs_keys(&events, may_read) {
+        let views = subjects::redacted(&events);
+        return Ok((events, views));
+    }
+    let store = state.store.clone();
+    let master = state.master_key.clone();
+    web::block(move || -> Result<_, ApiError> {
+        let views = subjects::reveal(&mut *store.conn()?, master.as_deref(), &events, |e| {
+            caller.may("personal", "read", e.project.as_deref())
+        })?;
+        Ok((events, views))
+    })
+    .await?
+}
+
+fn to_json(events: &[Event], views: Vec<Option<serde_json::Value>>) -> Result<Vec<EventJson<'_>>, ApiError> {
+    events
+        .iter()
+        .zip(views)
+        .map(|(e, personal)| Ok(EventJson { personal, ..e.to_json().map_err(ApiError::internal)? }))
+        .collect()
+}
+
 /// Splits a request body into validated drafts; `true` for the batch form.
-pub fn parse_append_body(body: serde_json::Value, max_batch: usize) -> Result<(Vec<EventDraft>, bool), ApiError> {
+pub fn parse_append_body(
+    body: serde_json::Value,
+    max_batch: usize,
+    master_key: Option<&MasterKey>,
+) -> Result<(Vec<EventDraft>, bool), ApiError> {
     let (items, batch) = match body {
         serde_json::Value::Object(mut map) if map.contains_key("events") => {
             if map.len() != 1 {
@@ -92,7 +129,7 @@ pub fn parse_append_body(body: serde_json::Value, max_batch: usize) -> Result<(V
         }
         let request: EventRequest =
             serde_json::from_value(item).map_err(|e| ApiError::bad_request("invalid_request", at(e.to_string())))?;
-        let draft = EventDraft::from_request(request)
+        let draft = EventDraft::from_request_with(request, master_key)
             .map_err(|e| ApiError::unprocessable("invalid_event", at(e.to_string())))?;
         if let Some(endpoint) = kinds::endpoint_for(draft.kind.as_str()) {
             return Err(ApiError::unprocessable(
@@ -122,7 +159,10 @@ pub async fn get(state: web::Data<AppState>, caller: Caller, seq: web::Path<u64>
     let store = state.store.clone();
     let event = web::block(move || store.event(seq)).await??;
     match event.filter(|e| caller.may("events", "read", e.project.as_deref())) {
-        Some(event) => Ok(HttpResponse::Ok().json(event.to_json().map_err(ApiError::internal)?)),
+        Some(event) => {
+            let (events, views) = with_personal(&state, caller, vec![event]).await?;
+            Ok(HttpResponse::Ok().json(to_json(&events, views)?.remove(0)))
+        }
         None => Err(ApiError::not_found(format!("no event with seq {seq}"))),
     }
 }
@@ -161,7 +201,8 @@ pub async fn list(
         EntityRef::parse(subject).map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
     }
     let store = state.store.clone();
-    let projects = web::block(move || caller.readable_projects_in(&mut *store.conn()?)).await??;
+    let who = caller.clone();
+    let projects = web::block(move || who.readable_projects_in(&mut *store.conn()?)).await??;
     let filter = EventFilter {
         kind: q.kind,
         subject: q.subject,
@@ -177,8 +218,8 @@ pub async fn list(
     let more = events.len() > limit as usize;
     events.truncate(limit as usize);
     let next_after_seq = if more { events.last().map(|e| e.seq) } else { None };
-    let json: Result<Vec<_>, _> = events.iter().map(Event::to_json).collect();
-    Ok(HttpResponse::Ok().json(EventsPage { events: json.map_err(ApiError::internal)?, next_after_seq }))
+    let (events, views) = with_personal(&state, caller, events).await?;
+    Ok(HttpResponse::Ok().json(EventsPage { events: to_json(&events, views)?, next_after_seq }))
 }
 
 /// The answer to a batch append.

@@ -11,6 +11,7 @@ pub mod health;
 pub mod proofs;
 pub mod reports;
 pub mod search;
+pub mod subjects;
 
 use actix_web::web;
 
@@ -36,6 +37,8 @@ pub struct AppState {
     /// Report templates (`reports/` unless configured; shipped ones fill gaps).
     pub templates_dir: std::path::PathBuf,
     pub limits: Limits,
+    /// Seals and opens personal data; `None` when no master key is set.
+    pub master_key: Option<Arc<crate::ledger::personal::MasterKey>>,
     /// See [`crate::config::Config::benchmark_without_authentication`].
     pub benchmark_without_authentication: bool,
 }
@@ -72,6 +75,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/lineage", web::post().to(governance::openlineage))
             .route("/impact", web::get().to(governance::impact))
             .route("/search", web::get().to(search::search))
+            .route("/subjects/{id}", web::get().to(subjects::access))
+            .route("/subjects/{id}/erase", web::post().to(subjects::erase))
             .route("/reports/{kind}", web::get().to(reports::report))
             .route("/entities/{ref:.*}", web::get().to(governance::entity))
             .route("/tokens", web::post().to(admin::issue_token))

@@ -56,6 +56,10 @@ pub struct EventRequest {
     pub occurred_at: Option<String>,
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// Data about identified people: pseudonymised and sealed by the server
+    /// (see [`super::personal`]), never stored or hashed in clear.
+    #[serde(default)]
+    pub personal: Option<super::personal::PersonalRequest>,
 }
 
 /// A dotted event kind such as `model.registered`.
@@ -110,11 +114,37 @@ pub struct EventDraft {
     pub attributes: String,
     pub occurred_at: Option<String>,
     pub idempotency_key: Option<String>,
+    /// Personal data, sealed by the writer into `attributes.personal`.
+    pub personal: Option<super::personal::PersonalDraft>,
 }
 
 impl EventDraft {
-    /// Validates a request into a draft.
+    /// Validates a request into a draft. A request with `personal` data is
+    /// refused here: it needs the server's master key, see
+    /// [`EventDraft::from_request_with`].
     pub fn from_request(request: EventRequest) -> Result<Self, ValidationError> {
+        Self::from_request_with(request, None)
+    }
+
+    /// Validates a request into a draft, pseudonymising its personal data
+    /// with `master`.
+    pub fn from_request_with(
+        mut request: EventRequest,
+        master: Option<&super::personal::MasterKey>,
+    ) -> Result<Self, ValidationError> {
+        let personal = match (request.personal.take(), master) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(ValidationError::new(
+                    "personal: this server has no master key configured, so it cannot accept personal data",
+                ))
+            }
+            (Some(p), Some(master)) => {
+                let fields = super::personal::validate(&p).map_err(|e| ValidationError::new(e.to_string()))?;
+                let pseudonyms = p.subject_ids.iter().map(|id| master.pseudonym(id)).collect();
+                Some(super::personal::PersonalDraft { pseudonyms, fields })
+            }
+        };
         let kind = EventKind::parse(&request.kind).map_err(|e| e.in_field("kind"))?;
         let subject = EntityRef::parse(&request.subject).map_err(|e| e.in_field("subject"))?;
         let project = request.project.map(|p| validate_project(&p).map(|()| p)).transpose()?;
@@ -122,13 +152,18 @@ impl EventDraft {
         let outputs = parse_refs("outputs", request.outputs.unwrap_or_default())?;
         let attributes = match request.attributes {
             None => "{}".to_owned(),
+            Some(serde_json::Value::Object(map)) if map.contains_key(super::personal::ATTRIBUTE) => {
+                return Err(ValidationError::new(
+                    "attributes.personal: reserved for the server's sealed envelope; send personal data as `personal`",
+                ))
+            }
             Some(value @ serde_json::Value::Object(_)) => canonical_json(&value),
             Some(_) => return Err(ValidationError::new("attributes: must be a JSON object")),
         };
         let occurred_at =
             request.occurred_at.map(|t| timestamp::normalize(&t)).transpose().map_err(|e| e.in_field("occurred_at"))?;
         let idempotency_key = request.idempotency_key.map(|k| validate_idempotency_key(&k).map(|()| k)).transpose()?;
-        Ok(Self { kind, subject, project, inputs, outputs, attributes, occurred_at, idempotency_key })
+        Ok(Self { kind, subject, project, inputs, outputs, attributes, occurred_at, idempotency_key, personal })
     }
 
     /// Whether a stored event records exactly what this draft asks for, so that
@@ -139,9 +174,29 @@ impl EventDraft {
             && self.project == event.project
             && refs_match(&self.inputs, &event.inputs)
             && refs_match(&self.outputs, &event.outputs)
-            && self.attributes == event.attributes
+            && self.attributes_match(&event.attributes)
             && self.occurred_at == event.occurred_at
             && self.idempotency_key == event.idempotency_key
+    }
+}
+
+impl EventDraft {
+    /// The stored attributes are the draft's plus, with personal data, the
+    /// sealed envelope. The fields themselves cannot be compared without
+    /// the subjects' keys: a retry naming the same subjects counts as one.
+    fn attributes_match(&self, stored: &str) -> bool {
+        match &self.personal {
+            None => self.attributes == stored,
+            Some(p) => {
+                let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(stored) else { return false };
+                let envelope = map.remove(super::personal::ATTRIBUTE);
+                let subjects = envelope.as_ref().and_then(|e| e.get("subjects")).and_then(|s| {
+                    s.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect::<Vec<_>>())
+                });
+                subjects.as_deref() == Some(&p.pseudonyms[..])
+                    && canonical_json(&serde_json::Value::Object(map)) == self.attributes
+            }
+        }
     }
 }
 
@@ -236,6 +291,11 @@ pub struct EventJson<'a> {
     pub idempotency_key: Option<&'a str>,
     pub prev_hash: String,
     pub hash: String,
+    /// Not part of the stored event (the envelope in `attributes.personal`
+    /// is): the personal fields as this reader may see them, in clear,
+    /// `"[redacted]"` or `"[erased]"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub personal: Option<serde_json::Value>,
 }
 
 impl Event {
@@ -258,6 +318,7 @@ impl Event {
             idempotency_key: self.idempotency_key.as_deref(),
             prev_hash: hex::encode(self.prev_hash),
             hash: hex::encode(self.hash),
+            personal: None,
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod encoding;
 pub mod entity;
 pub mod event;
 pub mod merkle;
+pub mod personal;
 pub mod timestamp;
 pub mod verify;
 

@@ -14,6 +14,8 @@ use crate::store::{events, DbConn};
 
 /// `show` values of the gdpr-processing template.
 pub const GDPR_SHOWS: [&str; 4] = ["classification", "usage", "deployments", "findings"];
+/// `show` values of the gdpr-erasure template.
+pub const ERASURE_SHOWS: [&str; 3] = ["erasure", "affected", "verification"];
 /// `show` values of the ai-act-log template.
 pub const AI_ACT_SHOWS: [&str; 4] = ["record_keeping", "models", "data", "verification"];
 
@@ -348,5 +350,90 @@ pub fn ai_act_log(
         "models" => models.clone(),
         "data" => data.clone(),
         _ => Vec::new(),
+    })
+}
+
+/// The erasure certificate of the subject with `pseudonym` (its latest
+/// erasure at the checkpoint).
+pub fn gdpr_erasure(basis: Basis<'_>, subject: &str, template: &Template) -> Result<(Report, Vec<Event>), ReportError> {
+    let Basis { store, proofs, checkpoint, readable } = basis;
+    let pseudonym = subject.strip_prefix("subject:").unwrap_or(subject);
+    let subject_ref = crate::governance::subjects::subject_ref(pseudonym);
+    let (info, as_of) = basis.anchor()?;
+    let tree_size = checkpoint.tree_size;
+    let mut conn = store.conn()?;
+    let erasures: Vec<Event> = about(&mut conn, &subject_ref, tree_size, readable)?
+        .into_iter()
+        .filter(|e| e.kind == crate::governance::subjects::ERASED_KIND)
+        .collect();
+    let Some(erasure) = erasures.last() else {
+        return Err(ReportError::Invalid(format!("no erasure of {subject_ref} at checkpoint {tree_size}")));
+    };
+    let certificate = crate::governance::subjects::certificate_of(erasure)
+        .ok_or_else(|| ReportError::Invalid(format!("seq {} is not a well-formed erasure", erasure.seq)))?;
+    let affected: Vec<Event> = crate::store::subjects::events_of(&mut conn, pseudonym)?
+        .into_iter()
+        .filter(|s| *s < erasure.seq)
+        .collect::<Vec<_>>()
+        .chunks(500)
+        .map(|chunk| events::by_seqs(&mut conn, chunk))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .filter(|e| lineage::project_visible(e.project.as_deref(), readable))
+        .collect();
+    let verification = proofs.verify()?;
+    let chain = match &verification.failure {
+        None => format!("intact, {} events verified", verification.verified),
+        Some(f) => format!("BROKEN at seq {}: {}", f.seq, f.message),
+    };
+    let keys = if certificate.key_ids_destroyed.is_empty() {
+        "none held: the subject was only listed, with no fields".to_owned()
+    } else {
+        format!("key id(s) {}", certificate.key_ids_destroyed.join(", "))
+    };
+    let mut erasure_statements = vec![Statement::citing(
+        format!(
+            "Erasure of {pseudonym} recorded at {} by {}; {} event(s) affected; {keys}.",
+            erasure.recorded_at, erasure.actor, certificate.events_affected
+        ),
+        erasure,
+    )];
+    if let Some(reason) = &certificate.reason {
+        erasure_statements.push(Statement::citing(format!("Reason given: {reason}"), erasure));
+    }
+    for earlier in &erasures[..erasures.len() - 1] {
+        erasure_statements
+            .push(Statement::citing(format!("An earlier erasure was recorded at {}.", earlier.recorded_at), earlier));
+    }
+    let affected_statements: Vec<Statement> = affected
+        .iter()
+        .map(|e| {
+            Statement::citing(
+                format!(
+                    "{} about {} ({}) named the subject; its personal fields are erased.",
+                    e.kind, e.subject, e.recorded_at
+                ),
+                e,
+            )
+        })
+        .collect();
+    let verification_statements = vec![Statement::citing(format!("Chain {chain}."), erasure)];
+    let values = vec![
+        ("pseudonym", pseudonym.to_owned()),
+        ("erased_at", erasure.recorded_at.clone()),
+        ("requested_by", erasure.actor.clone()),
+        ("events_affected", certificate.events_affected.to_string()),
+        ("keys_destroyed", keys),
+        ("chain_result", chain),
+        ("tree_size", info.tree_size.to_string()),
+        ("root_hash", info.root_hash.clone()),
+        ("as_of", as_of.clone()),
+    ];
+    let parts = Assembly { kind: "gdpr-erasure", scope: subject_ref, as_of, checkpoint: info, values };
+    assemble(&mut conn, template, parts, |show| match show {
+        "erasure" => erasure_statements.clone(),
+        "affected" => affected_statements.clone(),
+        _ => verification_statements.clone(),
     })
 }

@@ -364,12 +364,13 @@ pub fn shows(kind: &str) -> Option<&'static [&'static str]> {
         "model-inventory" => Some(&models::INVENTORY_SHOWS),
         "gdpr-processing" => Some(&compliance::GDPR_SHOWS),
         "ai-act-log" => Some(&compliance::AI_ACT_SHOWS),
+        "gdpr-erasure" => Some(&compliance::ERASURE_SHOWS),
         _ => None,
     }
 }
 
 /// Report types, for messages.
-pub const KINDS: &str = "audit-trail, model-dossier, model-inventory, gdpr-processing, ai-act-log";
+pub const KINDS: &str = "audit-trail, model-dossier, model-inventory, gdpr-processing, gdpr-erasure, ai-act-log";
 
 /// Builds the report `request` asks for, as of `checkpoint`, with the
 /// template from `templates` (or the shipped one).
@@ -405,6 +406,10 @@ pub fn build(
                 _ => return Err(need("either a dataset subject or a project")),
             };
             compliance::gdpr_processing(basis, &scope, &template)
+        }
+        "gdpr-erasure" => {
+            let subject = request.subject.as_deref().ok_or_else(|| need("a subject, subject:PSEUDONYM"))?;
+            compliance::gdpr_erasure(basis, subject, &template)
         }
         "ai-act-log" => {
             let deployment = request.subject.as_deref().ok_or_else(|| need("a subject, deployment:ENV/NAME"))?;

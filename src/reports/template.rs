@@ -6,12 +6,13 @@ use std::path::Path;
 use serde::Deserialize;
 
 /// The templates shipped in `reports/`.
-pub const SHIPPED: [(&str, &str); 5] = [
+pub const SHIPPED: [(&str, &str); 6] = [
     ("audit-trail", include_str!("../../reports/audit-trail.toml")),
     ("model-dossier", include_str!("../../reports/model-dossier.toml")),
     ("model-inventory", include_str!("../../reports/model-inventory.toml")),
     ("gdpr-processing", include_str!("../../reports/gdpr-processing.toml")),
     ("ai-act-log", include_str!("../../reports/ai-act-log.toml")),
+    ("gdpr-erasure", include_str!("../../reports/gdpr-erasure.toml")),
 ];
 
 /// A template that cannot be used; the message names the file and line.

@@ -113,7 +113,13 @@ impl Fields {
             text.push(' ');
             text.push_str(r);
         }
-        if let Ok(attributes) = serde_json::from_str::<serde_json::Value>(&event.attributes) {
+        if let Ok(mut attributes) = serde_json::from_str::<serde_json::Value>(&event.attributes) {
+            // The sealed personal data: ciphertext and pseudonyms are random
+            // tokens nobody searches for, and each would grow the term
+            // dictionary (docs/PERSONAL_DATA.md).
+            if let Some(map) = attributes.as_object_mut() {
+                map.remove(crate::ledger::personal::ATTRIBUTE);
+            }
             flatten("", &attributes, &mut text);
         }
         doc.add_text(self.text, &text);

@@ -10,6 +10,8 @@ pub mod connection;
 pub mod events;
 pub mod projections;
 pub mod schema;
+mod sealing;
+pub mod subjects;
 pub mod writer;
 
 pub use connection::{ConnectionManager, DbConn, StorageTarget};
@@ -37,6 +39,8 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("{0}")]
     Thread(String),
+    #[error("database busy: {0}")]
+    Busy(String),
     #[error("stored event seq {seq} is damaged: {reason}")]
     CorruptRow { seq: u64, reason: String },
 }

@@ -100,7 +100,8 @@ pub fn apply(conn: &mut DbConn, batch: &[Event]) -> Result<(), StoreError> {
     for event in batch {
         work.event(event);
     }
-    work.save(conn)
+    work.save(conn)?;
+    super::subjects::apply(conn, batch)
 }
 
 /// The last seq of the events recorded before the projections existed and
@@ -130,7 +131,7 @@ pub fn clear(conn: &mut DbConn) -> Result<(), StoreError> {
         diesel::delete(lineage_edges::table).execute(c)?;
         diesel::delete(entities::table).execute(c)
     })?;
-    Ok(())
+    super::subjects::clear(conn)
 }
 
 /// Applies the events `1..=last`, in chunks, and clears the backlog (inside
@@ -667,6 +668,9 @@ pub fn fingerprint(conn: &mut DbConn) -> Result<BTreeMap<&'static str, String>, 
         .order(approval_decisions::seq)
         .select(DecisionRow::as_select())
         .load(c))?;
+    let subject_rows: Vec<(String, i64)> = with_conn!(conn, |c| super::schema::subject_events::table
+        .order((super::schema::subject_events::pseudonym, super::schema::subject_events::seq))
+        .load(c))?;
     let mut digest = |name: &'static str, count: usize, text: String| {
         let mut ctx = Context::new(&SHA256);
         ctx.update(text.as_bytes());
@@ -676,6 +680,7 @@ pub fn fingerprint(conn: &mut DbConn) -> Result<BTreeMap<&'static str, String>, 
     digest("lineage_edges", edges.len(), format!("{edges:?}"));
     digest("approvals", approvals_rows.len(), format!("{approvals_rows:?}"));
     digest("approval_decisions", decisions_rows.len(), format!("{decisions_rows:?}"));
+    digest("subject_events", subject_rows.len(), format!("{subject_rows:?}"));
     Ok(out)
 }
 

@@ -92,3 +92,19 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(events, entities, lineage_edges, approvals, approval_decisions);
+
+diesel::table! {
+    subject_keys (key_id) {
+        key_id -> Text,
+        pseudonym -> Text,
+        wrapped -> Text,
+        created_at -> Text,
+    }
+}
+
+diesel::table! {
+    subject_events (pseudonym, seq) {
+        pseudonym -> Text,
+        seq -> BigInt,
+    }
+}

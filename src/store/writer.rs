@@ -11,13 +11,17 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::events::{self, EventRow, Head};
 use super::projections;
+use super::sealing::KeyCache;
 use super::{ConnectionManager, DbConn, StoreError};
 use crate::ledger::encoding::{hash_with, EncodingInput};
+use crate::ledger::personal::MasterKey;
 use crate::ledger::{timestamp, Event, EventDraft, GENESIS_PREV_HASH};
 
 /// Tuning for the writer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WriterConfig {
+    /// Seals personal data inside the append transaction; `None` refuses it.
+    pub master_key: Option<std::sync::Arc<MasterKey>>,
     /// Most events one transaction takes (a single larger request still goes
     /// through whole, alone).
     pub max_batch_events: usize,
@@ -25,9 +29,20 @@ pub struct WriterConfig {
     pub queue_capacity: usize,
 }
 
+// The master key is never printed.
+impl std::fmt::Debug for WriterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterConfig")
+            .field("master_key", &self.master_key.as_ref().map(|_| "[set]"))
+            .field("max_batch_events", &self.max_batch_events)
+            .field("queue_capacity", &self.queue_capacity)
+            .finish()
+    }
+}
+
 impl Default for WriterConfig {
     fn default() -> Self {
-        Self { max_batch_events: 2000, queue_capacity: 8192 }
+        Self { master_key: None, max_batch_events: 2000, queue_capacity: 8192 }
     }
 }
 
@@ -170,7 +185,7 @@ fn run(manager: ConnectionManager, conn: DbConn, mut rx: mpsc::Receiver<Job>, co
                     }
                 },
             };
-            match commit_batch(c, &jobs, &mut scratch) {
+            match commit_batch(c, &jobs, config.master_key.as_deref(), &mut scratch) {
                 Ok(results) => {
                     outcome = Ok(results);
                     break;
@@ -209,11 +224,12 @@ fn run(manager: ConnectionManager, conn: DbConn, mut rx: mpsc::Receiver<Job>, co
 fn commit_batch(
     conn: &mut DbConn,
     jobs: &[Job],
+    master_key: Option<&MasterKey>,
     scratch: &mut Vec<u8>,
 ) -> Result<Vec<Result<Appended, AppendError>>, BatchFailure> {
     let before_commit = |error| BatchFailure { error, commit_sent: false };
     conn.begin_append().map_err(before_commit)?;
-    match chain_and_insert(conn, jobs, scratch) {
+    match chain_and_insert(conn, jobs, master_key, scratch) {
         Ok(results) => {
             conn.commit().map_err(|error| BatchFailure { error, commit_sent: true })?;
             Ok(results)
@@ -234,6 +250,7 @@ struct BatchFailure {
 fn chain_and_insert(
     conn: &mut DbConn,
     jobs: &[Job],
+    master_key: Option<&MasterKey>,
     scratch: &mut Vec<u8>,
 ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
     let head = events::head(conn)?;
@@ -246,6 +263,7 @@ fn chain_and_insert(
 
     let mut chain = ChainTip::new(&head);
     let mut pending = Pending::default();
+    let mut keys = KeyCache::for_batch(conn, master_key, jobs.iter().flat_map(|j| &j.drafts))?;
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         match replay_of(job, &by_key) {
@@ -253,12 +271,40 @@ fn chain_and_insert(
             None => {
                 if let Some(check) = &job.precondition {
                     pending.flush(conn)?;
+                    keys.flush(conn)?;
+                    // A precondition may change subject keys (an erasure does).
+                    keys.forget();
                     if let Err(reason) = check(conn)? {
                         results.push(Err(AppendError::Refused(reason)));
                         continue;
                     }
                 }
-                let created: Vec<Event> = job.drafts.iter().map(|d| chain.append(&job.actor, d, scratch)).collect();
+                // Sealed before any event of the job is chained, so that a
+                // refusal leaves the chain untouched.
+                let mut sealed = Vec::with_capacity(job.drafts.len());
+                let mut refusal = None;
+                for d in &job.drafts {
+                    match &d.personal {
+                        None => sealed.push(None),
+                        Some(p) => match keys.seal(conn, master_key, p, &d.attributes)? {
+                            Ok(attributes) => sealed.push(Some(attributes)),
+                            Err(r) => {
+                                refusal = Some(r);
+                                break;
+                            }
+                        },
+                    }
+                }
+                if let Some(r) = refusal {
+                    results.push(Err(AppendError::Refused(r)));
+                    continue;
+                }
+                let created: Vec<Event> = job
+                    .drafts
+                    .iter()
+                    .zip(&sealed)
+                    .map(|(d, a)| chain.append(&job.actor, d, a.as_deref(), scratch))
+                    .collect();
                 for event in &created {
                     pending.rows.push(EventRow::from_event(event));
                     pending.events.push(event.clone());
@@ -270,6 +316,7 @@ fn chain_and_insert(
             }
         }
     }
+    keys.flush(conn)?;
     pending.flush(conn)?;
     Ok(results)
 }
@@ -339,7 +386,15 @@ impl ChainTip {
         Self { next_seq: head.size + 1, prev_hash: head.hash.unwrap_or(GENESIS_PREV_HASH), recorded_at }
     }
 
-    fn append(&mut self, actor: &str, draft: &EventDraft, scratch: &mut Vec<u8>) -> Event {
+    /// Chains `draft`; `sealed_attributes` replace its attributes when its
+    /// personal data was sealed into them.
+    fn append(
+        &mut self,
+        actor: &str,
+        draft: &EventDraft,
+        sealed_attributes: Option<&str>,
+        scratch: &mut Vec<u8>,
+    ) -> Event {
         let mut event = Event {
             seq: self.next_seq,
             id: uuid::Uuid::now_v7().to_string(),
@@ -350,7 +405,7 @@ impl ChainTip {
             project: draft.project.clone(),
             inputs: draft.inputs.iter().map(ToString::to_string).collect(),
             outputs: draft.outputs.iter().map(ToString::to_string).collect(),
-            attributes: draft.attributes.clone(),
+            attributes: sealed_attributes.map_or_else(|| draft.attributes.clone(), str::to_owned),
             occurred_at: draft.occurred_at.clone(),
             idempotency_key: draft.idempotency_key.clone(),
             prev_hash: self.prev_hash,

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{client_with, Backend, TestApp};
 
-const ROLES: [&str; 6] = ["admin", "ci", "data_scientist", "risk_officer", "auditor", "viewer"];
+const ROLES: [&str; 7] = ["admin", "ci", "data_scientist", "risk_officer", "auditor", "viewer", "dpo"];
 
 /// A valid event of `kind` in project `fraud`.
 fn event(kind: &str) -> Value {
@@ -54,7 +54,11 @@ async fn send(app: &TestApp, client: &reqwest::Client, r: &Route) -> reqwest::Re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_on_every_route() {
-    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.writer.master_key = Some(std::sync::Arc::new(govledger::ledger::personal::MasterKey::new(&[1; 32])));
+    })
+    .await
+    .unwrap();
     app.post_events(&event("model.registered")).await;
     let all_readers: &[&str] = &ROLES;
     let policy = app.client.get(app.url("/api/v1/policies")).send().await.unwrap().text().await.unwrap();
@@ -79,7 +83,13 @@ async fn every_role_on_every_route() {
         ),
         route(Method::GET, "/api/v1/lineage?node=model:fraud@1", None, all_readers),
         route(Method::GET, "/api/v1/impact?node=run:train-1", None, all_readers),
-        route(Method::GET, "/api/v1/reports/audit-trail?format=csv", None, &["admin", "risk_officer", "auditor"]),
+        route(
+            Method::GET,
+            "/api/v1/reports/audit-trail?format=csv",
+            None,
+            &["admin", "risk_officer", "auditor", "dpo"],
+        ),
+        route(Method::GET, "/api/v1/subjects/customer-1", None, &["admin", "dpo"]),
         route(Method::GET, "/api/v1/entities/model:fraud@1", None, all_readers),
         route(
             Method::POST,
@@ -517,6 +527,10 @@ async fn the_shipped_policy_decides_the_same_in_pycasbin() {
         ("tokens", "revoke"),
         ("policies", "read"),
         ("policies", "write"),
+        ("reports", "read"),
+        ("personal", "read"),
+        ("subjects", "read"),
+        ("subjects", "erase"),
     ];
     let mut requests = Vec::new();
     for role in ROLES.iter().chain(&["nobody"]) {

@@ -9,6 +9,7 @@ mod helpers;
 mod interop;
 mod listing;
 mod merkle_reference;
+mod personal;
 mod proofs;
 mod reports;
 mod search;

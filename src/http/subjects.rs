@@ -1,0 +1,59 @@
+//! `/api/v1/subjects/{id}`: access answers and erasure of data subjects
+//! (docs/PERSONAL_DATA.md). The id in the path is pseudonymised at once and
+//! never logged or stored.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::body::read_json;
+use super::{ApiError, AppState};
+use crate::governance::subjects;
+
+/// Body of `POST /api/v1/subjects/{id}/erase` (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EraseRequest {
+    /// Why, for the record (e.g. the data-subject request's reference).
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/subjects/{id}/erase` (dpo, admin): destroys the subject's
+/// keys, records `subject.erased`, answers the erasure certificate.
+pub async fn erase(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("subjects", "erase", None)?;
+    // The body is optional: none at all, or JSON.
+    let empty = req.headers().get(actix_web::http::header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0")
+        && req.headers().get(actix_web::http::header::CONTENT_TYPE).is_none();
+    let request: EraseRequest = if empty {
+        EraseRequest::default()
+    } else {
+        let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
+        serde_json::from_value(body).map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?
+    };
+    let certificate =
+        subjects::erase(&state.store, state.master_key.as_deref(), &id, caller.sub(), request.reason).await?;
+    Ok(HttpResponse::Ok().json(certificate))
+}
+
+/// `GET /api/v1/subjects/{id}` (dpo, admin): which events, datasets, runs
+/// and models involve the subject (GDPR Art. 15), and their erasures.
+pub async fn access(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("subjects", "read", None)?;
+    let answer = web::block(move || -> Result<_, ApiError> {
+        let readable = caller.readable_projects_in(&mut *state.store.conn()?)?;
+        Ok(subjects::access(&state.store, state.master_key.as_deref(), &id, readable.as_deref())?)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(answer))
+}
