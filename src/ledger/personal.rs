@@ -24,7 +24,7 @@ pub const REDACTED: &str = "[redacted]";
 /// Shown instead of fields whose subject was erased.
 pub const ERASED: &str = "[erased]";
 /// The envelope's algorithm name.
-pub const ALGORITHM: &str = "AES-256-GCM/HKDF-SHA256";
+pub const ALGORITHM: &str = "A256GCM-HKDF";
 
 const MAX_SUBJECTS: usize = 10_000;
 const MAX_SUBJECT_ID_LEN: usize = 256;
@@ -189,9 +189,11 @@ impl MasterKey {
         Ok(Self::new(&bytes))
     }
 
-    /// The keyed pseudonym of a subject id (hex HMAC-SHA256).
+    /// The keyed pseudonym of a subject id: HMAC-SHA256 truncated to 128
+    /// bits, in hex (collisions need about 2^64 subjects; it is stored with
+    /// every event that names the subject, so its length counts).
     pub fn pseudonym(&self, subject_id: &str) -> String {
-        hex::encode(hmac::sign(&self.pseudonym, subject_id.as_bytes()).as_ref())
+        hex::encode(&hmac::sign(&self.pseudonym, subject_id.as_bytes()).as_ref()[..16])
     }
 
     fn random<const N: usize>(&self) -> Result<[u8; N], PersonalError> {

@@ -15,4 +15,4 @@ CREATE TABLE subject_events (
     pseudonym TEXT NOT NULL,
     seq INTEGER NOT NULL,
     PRIMARY KEY (pseudonym, seq)
-);
+) WITHOUT ROWID;
