@@ -124,12 +124,16 @@ pub async fn erase(
     }
     let pseudonym = master.pseudonym(subject_id);
     for _ in 0..10 {
-        let (seqs, key_ids) = {
-            let mut conn = store.conn()?;
-            let seqs = subjects::events_of(&mut conn, &pseudonym)?;
-            let keys = subjects::keys_of(&mut conn, std::slice::from_ref(&pseudonym))?;
-            (seqs, keys.into_values().map(|k| k.key_id).collect::<Vec<_>>())
-        };
+        // Blocking reads: off the async executor.
+        let (reader, p) = (store.clone(), pseudonym.clone());
+        let (seqs, key_ids) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let mut conn = reader.conn()?;
+            let seqs = subjects::events_of(&mut conn, &p)?;
+            let keys = subjects::keys_of(&mut conn, std::slice::from_ref(&p))?;
+            Ok((seqs, keys.into_values().map(|k| k.key_id).collect::<Vec<_>>()))
+        })
+        .await
+        .map_err(|e| StoreError::Thread(e.to_string()))??;
         if seqs.is_empty() && key_ids.is_empty() {
             return Err(GovernanceError::NotFound("the ledger holds no personal data about this subject".into()));
         }
