@@ -196,6 +196,19 @@ async fn erasure_shreds_one_subject(backend: Backend) {
         }
     }
 
+    // The pseudonym index is a projection: rebuilt from the events, equal.
+    let target = app.db().target.clone();
+    let (before, after) = tokio::task::spawn_blocking(move || {
+        let mut conn = DbConn::establish(&target).unwrap();
+        let before = govledger::store::projections::fingerprint(&mut conn).unwrap();
+        govledger::store::rebuild_projections(&mut conn).unwrap();
+        (before, govledger::store::projections::fingerprint(&mut conn).unwrap())
+    })
+    .await
+    .unwrap();
+    assert!(before["subject_events"].starts_with("7 rows"), "{before:?}");
+    assert_eq!(before, after);
+
     // The gdpr-erasure report cites the erasure and every affected event.
     let report = app.get_json(&format!("/api/v1/reports/gdpr-erasure?subject=subject%3A{pseudonym}&format=json")).await;
     let cited: Vec<u64> = report["sections"]
