@@ -106,8 +106,12 @@ impl Envelope {
         if !attributes.contains("\"personal\"") {
             return None;
         }
-        let value: serde_json::Value = serde_json::from_str(attributes).ok()?;
-        serde_json::from_value(value.get(ATTRIBUTE)?.clone()).ok()
+        // Only the envelope is built; serde skips the other attributes.
+        #[derive(Deserialize)]
+        struct Attributes {
+            personal: Option<Envelope>,
+        }
+        serde_json::from_str::<Attributes>(attributes).ok()?.personal
     }
 }
 
@@ -301,13 +305,18 @@ fn associated_data(subjects: &[String], key_ids: &[String]) -> Vec<u8> {
     out
 }
 
-/// Writes `envelope` into canonical `attributes` under `personal`.
+/// Writes `envelope` into canonical `attributes` under `personal`. The
+/// other attributes are kept as raw, already canonical text (no re-encoding
+/// of their values), and the map's order is the canonical key order.
 pub fn attach(attributes: &str, envelope: &Envelope) -> Result<String, PersonalError> {
-    let mut value: serde_json::Value =
-        serde_json::from_str(attributes).map_err(|e| PersonalError::Invalid(e.to_string()))?;
-    let map = value.as_object_mut().ok_or_else(|| PersonalError::Invalid("attributes are not an object".into()))?;
-    map.insert(ATTRIBUTE.into(), serde_json::to_value(envelope).map_err(|e| PersonalError::Invalid(e.to_string()))?);
-    Ok(super::event::canonical_json(&value))
+    use serde_json::value::RawValue;
+    let invalid = |e: serde_json::Error| PersonalError::Invalid(e.to_string());
+    let mut map: std::collections::BTreeMap<String, Box<RawValue>> =
+        serde_json::from_str(attributes).map_err(invalid)?;
+    // Through a Value, whose map sorts the envelope's keys.
+    let sealed = super::event::canonical_json(&serde_json::to_value(envelope).map_err(invalid)?);
+    map.insert(ATTRIBUTE.into(), RawValue::from_string(sealed).map_err(invalid)?);
+    serde_json::to_string(&map).map_err(invalid)
 }
 
 #[cfg(test)]
@@ -337,6 +346,12 @@ mod tests {
         assert!(open(&moved, &[&a, &b]).is_err());
         // Nothing of the plaintext in the envelope.
         assert!(!serde_json::to_string(&env).unwrap().contains("example.com"));
+        // Attached in canonical form: the same bytes as re-encoding the whole.
+        let attributes = r#"{"a":{"b":[0.5,"x"],"z":1},"zeta":"é"}"#;
+        let attached = attach(attributes, &env).unwrap();
+        let mut whole: serde_json::Value = serde_json::from_str(attributes).unwrap();
+        whole["personal"] = serde_json::to_value(&env).unwrap();
+        assert_eq!(attached, crate::ledger::event::canonical_json(&whole));
     }
 
     #[test]
