@@ -54,6 +54,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .error_handler(|err, _| ApiError::bad_request("invalid_path", err.to_string()).into()),
     )
     .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
     .service(
         web::scope("/api/v1")
             .route("/events", web::post().to(events::append))

@@ -109,6 +109,15 @@ impl Store {
         Ok(self.pool.get()?)
     }
 
+    /// Whether the store can serve: a connection within `timeout` answers a
+    /// query, and the writer thread is running. The ledger's head when so.
+    pub fn ready(&self, timeout: std::time::Duration) -> Result<Head, StoreError> {
+        if !self.writer.is_running() {
+            return Err(StoreError::Thread("the ledger writer has stopped".into()));
+        }
+        events::head(&mut *self.pool.get_timeout(timeout)?)
+    }
+
     /// One event by seq.
     pub fn event(&self, seq: u64) -> Result<Option<Event>, StoreError> {
         events::by_seq(&mut *self.conn()?, seq)

@@ -120,6 +120,11 @@ impl LedgerWriter {
         self.append_checked(actor, drafts, None).await
     }
 
+    /// Whether the writer thread still takes jobs.
+    pub fn is_running(&self) -> bool {
+        !self.jobs.is_closed()
+    }
+
     /// Appends `drafts` if `precondition` holds inside the append transaction.
     pub async fn append_checked(
         &self,

@@ -126,6 +126,7 @@ async fn every_role_on_every_route() {
     });
     let public = [
         route(Method::GET, "/healthz", None, &[]),
+        route(Method::GET, "/readyz", None, &[]),
         route(Method::GET, "/api/v1/checkpoint", None, &[]),
         route(Method::GET, "/api/v1/checkpoint/key", None, &[]),
     ];

@@ -233,3 +233,29 @@ on_both_backends!(
     reads_of_missing_or_malformed_things_are_json_errors,
     reads_of_missing_or_malformed_things_are_json_errors
 );
+
+/// Readiness follows the database: ready while it answers, 503 with a JSON
+/// error once it is gone, while liveness stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_database() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(app) = TestApp::spawn(backend).await else { continue };
+        app.append("dataset.registered", "dataset:ready").await;
+        let ready = reqwest::get(app.url("/readyz")).await.unwrap();
+        assert_eq!(ready.status(), 200);
+        assert_eq!(ready.json::<Value>().await.unwrap()["size"], 1);
+        if backend == Backend::Postgres {
+            // The database disappears under the running server.
+            let (base, name) = app.db().pg_admin().unwrap();
+            let mut admin = <diesel::pg::PgConnection as diesel::Connection>::establish(&base).unwrap();
+            diesel::RunQueryDsl::execute(diesel::sql_query(format!("DROP DATABASE {name} WITH (FORCE)")), &mut admin)
+                .unwrap();
+            let started = std::time::Instant::now();
+            let gone = reqwest::get(app.url("/readyz")).await.unwrap();
+            assert_eq!(gone.status(), 503);
+            assert!(started.elapsed() < std::time::Duration::from_secs(8), "the probe answers promptly");
+            assert_eq!(gone.json::<Value>().await.unwrap()["error"], "not_ready");
+            assert_eq!(reqwest::get(app.url("/healthz")).await.unwrap().status(), 200);
+        }
+    }
+}

@@ -61,6 +61,11 @@ impl TestDatabase {
         }
     }
 
+    /// The PostgreSQL server's URL and this test's database name.
+    pub fn pg_admin(&self) -> Option<(String, String)> {
+        self.pg_admin.clone()
+    }
+
     /// `--data-dir` / `--database-url` arguments for the binary.
     pub fn cli_args(&self) -> Vec<String> {
         let mut args = vec!["--data-dir".to_owned(), self.dir.path().display().to_string()];
