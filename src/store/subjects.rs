@@ -68,17 +68,6 @@ pub fn delete_keys(conn: &mut DbConn, pseudonym: &str) -> Result<Vec<String>, St
     Ok(ids)
 }
 
-/// Deletes keys by id (re-applying recorded erasures after a restore).
-pub fn delete_key_ids(conn: &mut DbConn, key_ids: &[String]) -> Result<usize, StoreError> {
-    let mut deleted = 0;
-    for chunk in key_ids.chunks(CHUNK) {
-        deleted +=
-            with_conn!(conn, |c| diesel::delete(subject_keys::table.filter(subject_keys::key_id.eq_any(chunk)))
-                .execute(c))?;
-    }
-    Ok(deleted)
-}
-
 /// Makes deleted keys unrecoverable from the database files: SQLite zeroes
 /// deleted rows (`secure_delete`, set on every connection) but older page
 /// images stay in the WAL until it is checkpointed and truncated;
