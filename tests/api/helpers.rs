@@ -223,6 +223,41 @@ pub async fn all_events(app: &TestApp) -> Vec<Value> {
     }
 }
 
+/// `govledger serve` as a separate process, killed (SIGKILL) when dropped.
+pub struct Server(pub std::process::Child, pub String);
+
+impl Server {
+    /// Starts the binary on `db` with `extra` flags; returns once it listens.
+    pub fn start(db: &TestDatabase, extra: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_govledger"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
+            .args(db.cli_args())
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start govledger serve");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("first line");
+        let base = line.split_whitespace().find(|w| w.starts_with("http://")).expect("listening address").to_owned();
+        Self(child, base)
+    }
+
+    /// SIGKILL: no shutdown hook runs.
+    pub fn kill(mut self) {
+        self.0.kill().expect("kill");
+        self.0.wait().expect("wait");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
 /// Declares one test per backend running the same async body.
 #[macro_export]
 macro_rules! on_both_backends {

@@ -4,6 +4,7 @@
 mod access;
 mod append;
 mod concurrency;
+mod crash;
 mod governance;
 mod helpers;
 mod interop;

@@ -3,12 +3,11 @@
 //! isolation; and an index that catches up after the server is killed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{all_events, client_with, mint, Backend, TestApp, TestDatabase};
+use crate::helpers::{all_events, client_with, mint, Backend, Server, TestApp, TestDatabase};
 use govledger::client::Client;
 use govledger::demo::{self, Cast};
 
@@ -188,35 +187,10 @@ async fn an_append_is_searchable_at_once_with_consistent_and_within_a_second_wit
     }
 }
 
-struct Server(Child, String);
-
-impl Server {
-    fn start(db: &TestDatabase) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_govledger"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
-            .args(db.cli_args())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
-        Self(child, base)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
-
 async fn index_catches_up_after_a_kill(backend: Backend) {
     let Some(db) = TestDatabase::create(backend) else { return };
     let token = mint(db.dir.path(), "loader", &["admin"], &["*"]);
-    let mut server = Server::start(&db);
+    let server = Server::start(&db, &[]);
     let writers: Vec<_> = (0..8)
         .map(|w| {
             let (base, client) = (server.1.clone(), client_with(&token));
@@ -232,12 +206,11 @@ async fn index_catches_up_after_a_kill(backend: Backend) {
         })
         .collect();
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    server.0.kill().unwrap();
-    server.0.wait().unwrap();
+    server.kill();
     for w in writers {
         w.await.unwrap();
     }
-    let server = Server::start(&db);
+    let server = Server::start(&db, &[]);
     let app = TestApp::attach(&server.1, &token);
     let head = app.size().await;
     assert!(head > 200, "too few events to mean anything: {head}");
@@ -266,7 +239,7 @@ async fn reindex_and_search_from_the_command_line() {
     let stdout = String::from_utf8_lossy(&reindex.stdout);
     assert!(reindex.status.success(), "{}", String::from_utf8_lossy(&reindex.stderr));
     assert!(String::from_utf8_lossy(&reindex.stderr).contains("] "), "a progress bar on stderr");
-    let server = Server::start(&db);
+    let server = Server::start(&db, &[]);
     let token = mint(db.dir.path(), "audrey", &["auditor"], &["*"]);
     let app = TestApp::attach(&server.1, &token);
     let head = app.size().await;
