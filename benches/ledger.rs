@@ -573,13 +573,15 @@ fn auth_hot_path(runtime: &tokio::runtime::Runtime) {
 }
 
 /// Issue 8: what sealing personal fields costs the append rate (the same
-/// load with and without a `personal` part, alternating, twice each), and
+/// load with and without a `personal` part, alternating,
+/// `GOVLEDGER_BENCH_ROUNDS` times each, default 2), and
 /// how long erasing a subject named by 10,000 events takes.
 fn personal_cost(runtime: &tokio::runtime::Runtime, seconds: u64) {
     let every_second = Some(Duration::from_secs(1));
     let mut plain = Vec::new();
     let mut sealed = Vec::new();
-    for _round in 0..2 {
+    let rounds: usize = std::env::var("GOVLEDGER_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(2);
+    for _round in 0..rounds {
         for (with_personal, rates) in [(false, &mut plain), (true, &mut sealed)] {
             let dir = tempfile::tempdir().unwrap();
             let target = StorageTarget::resolve(dir.path(), None).unwrap();

@@ -137,6 +137,8 @@ impl Store {
 /// Applies to the projections any events they do not reflect yet (a ledger
 /// written before they existed), under the append lock.
 fn catch_up_projections(conn: &mut DbConn) -> Result<u64, StoreError> {
+    // The pseudonym index may trail by the appends of the last moments.
+    in_append_transaction(conn, |conn| subjects::catch_up(conn, u64::MAX))?;
     if projections::backlog_until(conn)? == 0 {
         return Ok(0);
     }
@@ -154,7 +156,9 @@ pub fn rebuild_projections(conn: &mut DbConn) -> Result<u64, StoreError> {
     in_append_transaction(conn, |conn| {
         projections::clear(conn)?;
         let head = events::head(conn)?.size;
-        projections::replay(conn, head)
+        let replayed = projections::replay(conn, head)?;
+        subjects::catch_up(conn, u64::MAX)?;
+        Ok(replayed)
     })
 }
 

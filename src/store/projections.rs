@@ -100,8 +100,7 @@ pub fn apply(conn: &mut DbConn, batch: &[Event]) -> Result<(), StoreError> {
     for event in batch {
         work.event(event);
     }
-    work.save(conn)?;
-    super::subjects::apply(conn, batch)
+    work.save(conn)
 }
 
 /// The last seq of the events recorded before the projections existed and
@@ -668,9 +667,7 @@ pub fn fingerprint(conn: &mut DbConn) -> Result<BTreeMap<&'static str, String>, 
         .order(approval_decisions::seq)
         .select(DecisionRow::as_select())
         .load(c))?;
-    let subject_rows: Vec<(String, i64)> = with_conn!(conn, |c| super::schema::subject_events::table
-        .order((super::schema::subject_events::pseudonym, super::schema::subject_events::seq))
-        .load(c))?;
+    let subject_rows = super::subjects::all_named(conn)?;
     let mut digest = |name: &'static str, count: usize, text: String| {
         let mut ctx = Context::new(&SHA256);
         ctx.update(text.as_bytes());

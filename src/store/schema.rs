@@ -108,3 +108,10 @@ diesel::table! {
         seq -> BigInt,
     }
 }
+
+diesel::table! {
+    subject_index_state (id) {
+        id -> Integer,
+        applied_through -> BigInt,
+    }
+}

@@ -1,14 +1,14 @@
-//! Data subjects: their wrapped keys (`subject_keys`) and the projection of
-//! which events name them (`subject_events`).
+//! Data subjects: their wrapped keys (`subject_keys`) and the index of
+//! which events name them (`subject_events`), which follows the ledger a
+//! little behind (see [`catch_up`]).
 
 use std::collections::HashMap;
 
 use diesel::prelude::*;
 
-use super::schema::{subject_events, subject_keys};
+use super::schema::{events, subject_events, subject_index_state, subject_keys};
 use super::{DbConn, StoreError};
 use crate::ledger::personal::Envelope;
-use crate::ledger::Event;
 use crate::with_conn;
 
 /// A subject's key as stored: wrapped under the master key.
@@ -97,35 +97,97 @@ pub fn scrub(conn: &mut DbConn) -> Result<(), StoreError> {
     }
 }
 
-/// The seqs of the events naming `pseudonym`, ascending.
+/// How far `subject_events` reflects the ledger.
+fn applied_through(conn: &mut DbConn) -> Result<u64, StoreError> {
+    let seq: Option<i64> = with_conn!(conn, |c| subject_index_state::table
+        .find(1)
+        .select(subject_index_state::applied_through)
+        .first(c)
+        .optional())?;
+    Ok(seq.map_or(0, |s| u64::try_from(s).unwrap_or(0)))
+}
+
+fn set_applied_through(conn: &mut DbConn, seq: u64) -> Result<(), StoreError> {
+    let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+    with_conn!(conn, |c| diesel::update(subject_index_state::table.find(1))
+        .set(subject_index_state::applied_through.eq(seq))
+        .execute(c))?;
+    Ok(())
+}
+
+/// `(pseudonym, seq)` of every subject named by the events in
+/// `(after, until]`, read from their envelopes.
+fn named_in(conn: &mut DbConn, after: u64, until: u64) -> Result<Vec<(String, i64)>, StoreError> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let until = i64::try_from(until).unwrap_or(i64::MAX);
+    // Most events carry no envelope: the database skips them.
+    let rows: Vec<(i64, String)> = with_conn!(conn, |c| events::table
+        .filter(events::seq.gt(after).and(events::seq.le(until)))
+        .filter(events::attributes.like("%\"personal\"%"))
+        .order(events::seq.asc())
+        .select((events::seq, events::attributes))
+        .load(c))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(seq, attributes)| Some((seq, Envelope::of_attributes(&attributes)?)))
+        .flat_map(|(seq, envelope)| envelope.subjects.into_iter().map(move |p| (p, seq)))
+        .collect())
+}
+
+/// The seqs of the events naming `pseudonym`, ascending: the index, plus
+/// the events after it read directly. The mark is read first, so an index
+/// catching up in between can only make the two overlap, never miss.
 pub fn events_of(conn: &mut DbConn, pseudonym: &str) -> Result<Vec<u64>, StoreError> {
-    let seqs: Vec<i64> = with_conn!(conn, |c| subject_events::table
+    let through = applied_through(conn)?;
+    let indexed: Vec<i64> = with_conn!(conn, |c| subject_events::table
         .filter(subject_events::pseudonym.eq(pseudonym))
         .select(subject_events::seq)
-        .order(subject_events::seq.asc())
         .load(c))?;
-    Ok(seqs.into_iter().filter_map(|s| u64::try_from(s).ok()).collect())
+    let tail = named_in(conn, through, u64::MAX)?;
+    let seqs: std::collections::BTreeSet<u64> = indexed
+        .into_iter()
+        .chain(tail.into_iter().filter(|(p, _)| p == pseudonym).map(|(_, seq)| seq))
+        .filter_map(|s| u64::try_from(s).ok())
+        .collect();
+    Ok(seqs.into_iter().collect())
 }
 
-/// Records which subjects the events of a batch name (projection).
-pub fn apply(conn: &mut DbConn, batch: &[Event]) -> Result<(), StoreError> {
-    let mut rows = Vec::new();
-    for e in batch {
-        if let Some(envelope) = Envelope::of_attributes(&e.attributes) {
-            let seq = i64::try_from(e.seq).unwrap_or(i64::MAX);
-            for p in envelope.subjects {
-                rows.push((subject_events::pseudonym.eq(p), subject_events::seq.eq(seq)));
-            }
-        }
+/// Every `(pseudonym, seq)` the ledger names, sorted (for comparing a live
+/// index with a rebuilt one).
+pub fn all_named(conn: &mut DbConn) -> Result<Vec<(String, i64)>, StoreError> {
+    let through = applied_through(conn)?;
+    let mut rows: Vec<(String, i64)> =
+        with_conn!(conn, |c| subject_events::table.select((subject_events::pseudonym, subject_events::seq)).load(c))?;
+    rows.extend(named_in(conn, through, u64::MAX)?);
+    rows.sort();
+    rows.dedup();
+    Ok(rows)
+}
+
+/// Indexes up to `max_events` events after the mark, in one batch sorted
+/// by pseudonym so each index page is written once; returns how many
+/// events it covered. Inside the caller's transaction, which holds the
+/// append lock (so replicas do not index the same events twice).
+pub fn catch_up(conn: &mut DbConn, max_events: u64) -> Result<u64, StoreError> {
+    let through = applied_through(conn)?;
+    let head = super::events::head(conn)?.size;
+    if head <= through {
+        return Ok(0);
     }
-    for chunk in rows.chunks(CHUNK) {
+    let until = head.min(through.saturating_add(max_events));
+    let mut rows = named_in(conn, through, until)?;
+    rows.sort();
+    let values: Vec<_> =
+        rows.into_iter().map(|(p, seq)| (subject_events::pseudonym.eq(p), subject_events::seq.eq(seq))).collect();
+    for chunk in values.chunks(CHUNK) {
         with_conn!(conn, |c| diesel::insert_into(subject_events::table).values(chunk).execute(c))?;
     }
-    Ok(())
+    set_applied_through(conn, until)?;
+    Ok(until - through)
 }
 
-/// Empties the projection (rebuild).
+/// Empties the index (rebuild: [`catch_up`] refills it).
 pub fn clear(conn: &mut DbConn) -> Result<(), StoreError> {
     with_conn!(conn, |c| diesel::delete(subject_events::table).execute(c))?;
-    Ok(())
+    set_applied_through(conn, 0)
 }

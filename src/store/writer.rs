@@ -163,9 +163,16 @@ pub fn spawn(manager: ConnectionManager, config: WriterConfig) -> Result<(Ledger
 /// a serialization failure) before its callers get an error.
 const MAX_ATTEMPTS: usize = 3;
 
+/// The pseudonym index is brought up to date after this many appended
+/// events, or a second after the last time, whichever comes first.
+const INDEX_SUBJECTS_EVERY: usize = 10_000;
+const INDEX_SUBJECTS_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn run(manager: ConnectionManager, conn: DbConn, mut rx: mpsc::Receiver<Job>, config: WriterConfig) {
     let mut conn = Some(conn);
     let mut scratch = Vec::with_capacity(1024);
+    let mut unindexed = 0;
+    let mut indexed_at = std::time::Instant::now();
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         let mut events_in_batch = jobs[0].drafts.len();
@@ -214,12 +221,38 @@ fn run(manager: ConnectionManager, conn: DbConn, mut rx: mpsc::Receiver<Job>, co
                 for (job, result) in jobs.into_iter().zip(results) {
                     let _ = job.reply.send(result);
                 }
+                unindexed += events_in_batch;
+                if unindexed >= INDEX_SUBJECTS_EVERY || indexed_at.elapsed() >= INDEX_SUBJECTS_AFTER {
+                    if let Some(c) = conn.as_mut() {
+                        if let Err(error) = index_subjects(c) {
+                            // Readers scan what the index lacks; the next round retries.
+                            tracing::warn!(%error, "indexing data subjects failed");
+                            conn = None;
+                        }
+                    }
+                    unindexed = 0;
+                    indexed_at = std::time::Instant::now();
+                }
             }
             Err(e) => {
                 for job in jobs {
                     let _ = job.reply.send(Err(e.clone()));
                 }
             }
+        }
+    }
+}
+
+/// Brings the pseudonym index up to date, in its own transaction after the
+/// appends were acknowledged: one large sorted batch writes each index page
+/// once, where an insert per append transaction wrote one page per event.
+fn index_subjects(conn: &mut DbConn) -> Result<(), StoreError> {
+    conn.begin_append()?;
+    match super::subjects::catch_up(conn, 10 * INDEX_SUBJECTS_EVERY as u64) {
+        Ok(_) => conn.commit(),
+        Err(e) => {
+            conn.rollback();
+            Err(e)
         }
     }
 }

@@ -357,3 +357,68 @@ async fn personal_data_is_refused_without_a_master_key_and_bad_input_writes_noth
     assert_eq!(app.client.post(app.url("/api/v1/subjects/nobody/erase")).send().await.unwrap().status(), 404);
     assert_eq!(app.size().await, 0);
 }
+
+/// The pseudonym index is written after the appends, in large batches: a
+/// subject's events must be complete whether they are indexed yet or not,
+/// and the index filled in later must hold exactly what the envelopes say.
+async fn index_follows_the_ledger(backend: Backend) {
+    use govledger::ledger::{EventDraft, EventRequest};
+    use govledger::store::{Store, WriterConfig};
+    let Some(db) = crate::helpers::TestDatabase::create(backend) else { return };
+    let master = std::sync::Arc::new(MasterKey::new(&MASTER));
+    let open = || {
+        let config = WriterConfig { master_key: Some(master.clone()), ..WriterConfig::default() };
+        Store::open(db.target.clone(), 2, config).unwrap()
+    };
+    let draft = |who: &str, n: usize| {
+        let request: EventRequest =
+            serde_json::from_value(json!({"kind": "customer.contacted", "subject": "model:churn@1",
+            "personal": {"subject_ids": [who], "fields": {"note": format!("contact {n}")}}}))
+            .unwrap();
+        EventDraft::from_request_with(request, Some(&master)).unwrap()
+    };
+    let (store, writer) = open();
+    let mut expected: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
+    for chunk in 0..5 {
+        let drafts: Vec<EventDraft> =
+            (0..500).map(|i| draft(if i % 3 == 0 { "ada" } else { "bob" }, chunk * 500 + i)).collect();
+        store.writer().append("crm".into(), drafts).await.unwrap();
+        for i in 0..500 {
+            expected.entry(if i % 3 == 0 { "ada" } else { "bob" }).or_default().push((chunk * 500 + i + 1) as u64);
+        }
+    }
+    store.writer().append("crm".into(), vec![draft("cy", 2500), draft("ada", 2501)]).await.unwrap();
+    expected.entry("cy").or_default().push(2501);
+    expected.entry("ada").or_default().push(2502);
+    let mut conn = DbConn::establish(&db.target).unwrap();
+    let indexed_rows = |conn: &mut DbConn| subjects::all_named(conn).unwrap().len();
+    for (who, seqs) in &expected {
+        assert_eq!(&subjects::events_of(&mut conn, &master.pseudonym(who)).unwrap(), seqs, "{who} while indexing");
+    }
+    assert_eq!(indexed_rows(&mut conn), 2502);
+    drop(store);
+    writer.join().unwrap();
+
+    // Reopening indexes whatever the writer had not: the table alone is complete.
+    let (store, writer) = open();
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let table: Count = govledger::with_conn!(&mut conn, |c| diesel::RunQueryDsl::get_result(
+        diesel::sql_query("SELECT COUNT(*) AS n FROM subject_events"),
+        c
+    ))
+    .unwrap();
+    assert_eq!(table.n, 2502, "the index table itself holds every mention after a restart");
+    for (who, seqs) in &expected {
+        assert_eq!(&subjects::events_of(&mut conn, &master.pseudonym(who)).unwrap(), seqs, "{who} after indexing");
+    }
+    // Erasure counts from index and tail alike.
+    let certificate = govledger::governance::subjects::erase(&store, Some(&master), "ada", "dpo", None).await.unwrap();
+    assert_eq!(certificate.events_affected, expected["ada"].len() as u64);
+    drop(store);
+    writer.join().unwrap();
+}
+crate::on_both_backends!(the_pseudonym_index_follows_the_ledger, index_follows_the_ledger);
