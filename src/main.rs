@@ -290,6 +290,27 @@ enum Command {
     },
     /// Recompute the whole chain and check every checkpoint against it, offline.
     /// Exit 0 when intact, 1 when broken.
+    /// Consistent online copy of the SQLite ledger and its keys into a new
+    /// folder, while the server runs (subject keys are left out; PostgreSQL:
+    /// pg_dump, see docs/DEPLOYMENT.md).
+    Backup {
+        /// The folder to create (or an empty one).
+        dir: PathBuf,
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        tokens: TokenArgs,
+    },
+    /// Restores a backup into a data directory that holds no ledger, then
+    /// verifies the chain and its checkpoints.
+    Restore {
+        /// The backup folder.
+        dir: PathBuf,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
     Verify {
         #[command(flatten)]
         storage: StorageArgs,
@@ -523,6 +544,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report(&request, &format, &out, bundle.as_deref(), &templates, &rules, &storage, &key)
         }
         Command::Rebuild { storage } => rebuild(&storage),
+        Command::Backup { dir, storage, key, tokens } => backup(&dir, &storage, &key, &tokens),
+        Command::Restore { dir, storage } => restore(&dir, &storage),
         Command::Erase { subject, reason, actor, storage, master_key } => {
             let master = master_key
                 .load(&storage.data_dir)?
@@ -780,6 +803,62 @@ fn issue_token(
 fn read_verifier(path: &Path) -> anyhow::Result<NoteVerifier> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     NoteVerifier::parse(&text).with_context(|| format!("{} is not a verifier key", path.display()))
+}
+
+fn backup(dir: &Path, storage: &StorageArgs, key: &KeyArgs, tokens: &TokenArgs) -> anyhow::Result<ExitCode> {
+    let StorageTarget::Sqlite { path } = storage.existing_target()? else {
+        anyhow::bail!(
+            "govledger backup copies the embedded SQLite ledger; for PostgreSQL use \
+             `pg_dump --format=custom --exclude-table-data=subject_keys` (see docs/DEPLOYMENT.md)"
+        );
+    };
+    let keys = [key.config(&storage.data_dir).path, tokens.config(&storage.data_dir).key_path];
+    let manifest = govledger::store::backup::backup(&path, &keys, dir)?;
+    println!(
+        "backed up {} events (last checkpoint at {}) and {} key file(s) into {}; subject keys are not in backups",
+        manifest.size,
+        manifest.last_checkpoint.map_or("none".to_owned(), |c| c.to_string()),
+        manifest.files.len() - 1,
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn restore(dir: &Path, storage: &StorageArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        storage.database_url.is_none(),
+        "govledger restore brings back an SQLite backup; for PostgreSQL use pg_restore (see docs/DEPLOYMENT.md)"
+    );
+    let ledger = storage.data_dir.join(govledger::store::connection::SQLITE_FILE);
+    anyhow::ensure!(
+        !ledger.exists(),
+        "{} exists: restore goes into a data directory without a ledger (move it away first)",
+        ledger.display()
+    );
+    let index = storage.data_dir.join(govledger::search::INDEX_DIR);
+    anyhow::ensure!(
+        !index.exists(),
+        "{} belongs to another ledger: remove it (the server rebuilds the index from the restored ledger)",
+        index.display()
+    );
+    let manifest = govledger::store::backup::restore(dir, &storage.data_dir)?;
+    let target = storage.target()?;
+    let verifier =
+        keys::load_existing(&SigningKeyConfig::in_data_dir(&storage.data_dir, DEFAULT_ORIGIN))?.map(|s| s.verifier());
+    let report = proofs::verify_ledger(|| DbConn::establish(&target).map(Box::new), verifier.as_ref(), None)
+        .with_context(|| format!("cannot verify the restored {}", target.describe()))?;
+    if !report.ok || report.verified != manifest.size {
+        println!("restored {} events, but they do not verify: {}", manifest.size, serde_json::to_string(&report)?);
+        return Ok(ExitCode::FAILURE);
+    }
+    println!(
+        "restored {} events into {}; chain verified and {} checkpoints consistent ({})",
+        manifest.size,
+        storage.data_dir.display(),
+        report.checkpoints_verified,
+        if verifier.is_some() { "signed" } else { "no signing key in the backup: signatures unchecked" }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn verify(

@@ -5,6 +5,7 @@
 //! query body type-checks against both connections. Backend-specific SQL
 //! (locking, pragmas) is an explicit `match`.
 
+pub mod backup;
 pub mod checkpoints;
 pub mod connection;
 pub mod events;
@@ -41,6 +42,8 @@ pub enum StoreError {
     Thread(String),
     #[error("database busy: {0}")]
     Busy(String),
+    #[error("backup: {0}")]
+    Backup(String),
     #[error("stored event seq {seq} is damaged: {reason}")]
     CorruptRow { seq: u64, reason: String },
 }

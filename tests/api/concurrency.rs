@@ -1,12 +1,10 @@
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use govledger::store::{self, DbConn};
 use serde_json::{json, Value};
 
-use crate::helpers::{all_events, uuid_like, Backend, TestApp, TestDatabase};
+use crate::helpers::{all_events, uuid_like, Backend, Server, TestApp, TestDatabase};
 use crate::on_both_backends;
 
 const WRITERS: usize = 16;
@@ -69,48 +67,10 @@ async fn sixteen_concurrent_writers_make_one_gapless_chain(backend: Backend) {
 }
 on_both_backends!(sixteen_concurrent_writers_make_one_gapless_chain, sixteen_concurrent_writers_make_one_gapless_chain);
 
-/// A `govledger serve` process and the port it bound.
-struct ServerProcess {
-    child: Child,
-    base: String,
-}
-
-impl ServerProcess {
-    fn start(db: &TestDatabase) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_govledger"))
-            .arg("serve")
-            .args(["--bind", "127.0.0.1:0", "--workers", "2"])
-            .args(db.cli_args())
-            // Replicas share the data dir's keys but each has its own search index.
-            .arg("--search-index-dir")
-            .arg(db.dir.path().join(format!("search-{}", uuid_like())))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("server process starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("reads the listening line");
-        let addr = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        Self { child, base: addr }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
+/// A replica: the data dir's keys are shared, the search index is its own.
+fn replica(db: &TestDatabase) -> Server {
+    let index = db.dir.path().join(format!("search-{}", uuid_like())).display().to_string();
+    Server::start(db, &["--search-index-dir", &index])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,32 +80,32 @@ async fn two_server_processes_on_one_postgres_make_one_gapless_chain() {
     };
     // Migrations race too when replicas start together.
     let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| ServerProcess::start(&db));
-        let b = s.spawn(|| ServerProcess::start(&db));
+        let a = s.spawn(|| replica(&db));
+        let b = s.spawn(|| replica(&db));
         (a.join().unwrap(), b.join().unwrap())
     });
     let token = crate::helpers::mint(db.dir.path(), "writer", &["admin"], &["*"]);
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
-            let base = if w % 2 == 0 { a.base.clone() } else { b.base.clone() };
+            let base = if w % 2 == 0 { a.1.clone() } else { b.1.clone() };
             tokio::spawn(write_events(base, token.clone(), w, EVENTS_PER_WRITER))
         })
         .collect();
     for writer in writers {
         writer.await.expect("writer finished");
     }
-    assert_one_complete_chain(&TestApp::attach(&b.base, &token), &db).await;
+    assert_one_complete_chain(&TestApp::attach(&b.1, &token), &db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_cleanly_and_keeps_every_acknowledged_event() {
     let db = TestDatabase::create(Backend::Sqlite).expect("sqlite");
-    let server = ServerProcess::start(&db);
+    let server = replica(&db);
     let token = crate::helpers::mint(db.dir.path(), "writer", &["admin"], &["*"]);
     let deadline = Instant::now() + Duration::from_millis(1500);
     let writers: Vec<_> = (0..8)
         .map(|w| {
-            let base = server.base.clone();
+            let base = server.1.clone();
             let token = token.clone();
             tokio::spawn(async move {
                 let client = crate::helpers::client_with(&token);
@@ -174,7 +134,7 @@ async fn sigterm_stops_cleanly_and_keeps_every_acknowledged_event() {
         acknowledged.extend(w.await.unwrap());
     }
     let mut server = server;
-    let status = server.child.wait().unwrap();
+    let status = server.0.wait().unwrap();
     assert!(status.success(), "server exited with {status}");
     assert!(acknowledged.len() > 50, "too few appends to mean anything: {}", acknowledged.len());
 

@@ -229,10 +229,19 @@ pub struct Server(pub std::process::Child, pub String);
 impl Server {
     /// Starts the binary on `db` with `extra` flags; returns once it listens.
     pub fn start(db: &TestDatabase, extra: &[&str]) -> Self {
+        Self::start_with(db.cli_args(), extra)
+    }
+
+    /// Starts the binary on the SQLite ledger in `data_dir`.
+    pub fn start_in(data_dir: &std::path::Path, extra: &[&str]) -> Self {
+        Self::start_with(vec!["--data-dir".to_owned(), data_dir.display().to_string()], extra)
+    }
+
+    fn start_with(storage: Vec<String>, extra: &[&str]) -> Self {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_govledger"))
             .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
-            .args(db.cli_args())
+            .args(storage)
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::piped())
@@ -242,6 +251,12 @@ impl Server {
         std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("first line");
         let base = line.split_whitespace().find(|w| w.starts_with("http://")).expect("listening address").to_owned();
         Self(child, base)
+    }
+
+    /// Sends `signal` (e.g. `-TERM`) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill").args([signal, &self.0.id().to_string()]).status().unwrap();
+        assert!(status.success());
     }
 
     /// SIGKILL: no shutdown hook runs.

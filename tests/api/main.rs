@@ -3,6 +3,7 @@
 
 mod access;
 mod append;
+mod backup;
 mod concurrency;
 mod crash;
 mod governance;
