@@ -17,6 +17,7 @@ pub mod governance;
 pub mod http;
 pub mod keyfile;
 pub mod ledger;
+pub mod metrics;
 pub mod proofs;
 pub mod reports;
 pub mod search;

@@ -78,7 +78,19 @@ impl Caller {
 }
 
 impl From<AuthError> for ApiError {
+    /// Every refusal passes here, so this is where it is counted.
     fn from(e: AuthError) -> Self {
+        use crate::metrics::AuthFailure;
+        let reason = match &e {
+            AuthError::Missing => Some(AuthFailure::MissingToken),
+            AuthError::Invalid(_) => Some(AuthFailure::InvalidToken),
+            AuthError::Revoked => Some(AuthFailure::Revoked),
+            AuthError::Forbidden(_) => Some(AuthFailure::Forbidden),
+            AuthError::Key(_) => None,
+        };
+        if let Some(reason) = reason {
+            crate::metrics::get().auth_failed(reason);
+        }
         match e {
             AuthError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
             AuthError::Key(message) => ApiError::internal(message),

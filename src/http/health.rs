@@ -1,9 +1,10 @@
-//! Liveness and readiness.
+//! Liveness, readiness and metrics.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
 use super::{ApiError, AppState};
+use crate::metrics::Gauges;
 
 /// `GET /healthz`: the process is up and serving.
 pub async fn healthz() -> HttpResponse {
@@ -19,4 +20,30 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         Ok(head) => Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready", "size": head.size}))),
         Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string())),
     }
+}
+
+/// `GET /metrics`: Prometheus text format. Public like the probes: it holds
+/// counts and timings, no event content.
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    let indexed = state.search.indexed_seq();
+    let gauges = web::block(move || -> Result<Gauges, ApiError> {
+        let mut conn = store.conn()?;
+        let size = crate::store::events::head(&mut conn)?.size;
+        let checkpoint = crate::store::checkpoints::latest(&mut conn)?;
+        let age = checkpoint
+            .as_ref()
+            .and_then(|c| chrono::DateTime::parse_from_rfc3339(&c.created_at).ok())
+            .map(|at| (chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_milliseconds().max(0) as f64 / 1000.0);
+        Ok(Gauges {
+            ledger_events: Some(size as f64),
+            index_lag_events: Some(size.saturating_sub(indexed) as f64),
+            checkpoint_age_seconds: age,
+            checkpoint_behind_events: checkpoint.map(|c| size.saturating_sub(c.tree_size) as f64),
+        })
+    })
+    .await??;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::metrics::get().render(&gauges)))
 }

@@ -52,7 +52,13 @@ pub async fn search(
     caller: Caller,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = query.into_inner();
+    let started = std::time::Instant::now();
+    let answer = answer(state, caller, query.into_inner()).await;
+    crate::metrics::get().search_seconds.observe_duration(started.elapsed());
+    answer
+}
+
+async fn answer(state: web::Data<AppState>, caller: Caller, q: SearchQuery) -> Result<HttpResponse, ApiError> {
     let sort = match q.sort.as_deref() {
         None if q.q.as_deref().is_none_or(|s| s.trim().is_empty()) => Sort::Time,
         None | Some("relevance") => Sort::Relevance,

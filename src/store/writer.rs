@@ -132,9 +132,12 @@ impl LedgerWriter {
         drafts: Vec<EventDraft>,
         precondition: Option<Precondition>,
     ) -> Result<Appended, AppendError> {
+        let started = std::time::Instant::now();
         let (reply, answer) = oneshot::channel();
         self.jobs.send(Job { actor, drafts, precondition, reply }).await.map_err(|_| AppendError::WriterStopped)?;
-        answer.await.map_err(|_| AppendError::WriterStopped)?
+        let outcome = answer.await.map_err(|_| AppendError::WriterStopped)?;
+        crate::metrics::get().append_seconds.observe_duration(started.elapsed());
+        outcome
     }
 
     /// The same, for callers outside an async runtime (CLI tools, benchmarks).
@@ -218,6 +221,11 @@ fn run(manager: ConnectionManager, conn: DbConn, mut rx: mpsc::Receiver<Job>, co
         }
         match outcome {
             Ok(results) => {
+                let created: usize =
+                    results.iter().map(|r| if let Ok(Appended::Created(e)) = r { e.len() } else { 0 }).sum();
+                let metrics = crate::metrics::get();
+                metrics.appended_events.fetch_add(created as u64, std::sync::atomic::Ordering::Relaxed);
+                metrics.commit_batch_events.observe(created as f64);
                 for (job, result) in jobs.into_iter().zip(results) {
                     let _ = job.reply.send(result);
                 }

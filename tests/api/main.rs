@@ -11,6 +11,7 @@ mod helpers;
 mod interop;
 mod listing;
 mod merkle_reference;
+mod metrics;
 mod personal;
 mod proofs;
 mod reports;
