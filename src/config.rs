@@ -22,6 +22,11 @@ pub struct Limits {
     pub default_page_size: u32,
     /// Deepest lineage walk a query may ask for (422 above it).
     pub max_lineage_depth: u32,
+    /// Requests per second each token may make, sustained (429 above it);
+    /// 0: no limit.
+    pub rate_limit_per_second: u32,
+    /// Requests a token may make at once before the rate applies.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for Limits {
@@ -32,6 +37,8 @@ impl Default for Limits {
             max_page_size: 1000,
             default_page_size: 100,
             max_lineage_depth: crate::governance::lineage::MAX_DEPTH,
+            rate_limit_per_second: 0,
+            rate_limit_burst: 100,
         }
     }
 }

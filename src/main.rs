@@ -36,6 +36,53 @@ struct Cli {
     command: Command,
 }
 
+/// Request limits; every refusal is a JSON error (docs/CONFIG.md).
+#[derive(Args, Clone)]
+struct LimitArgs {
+    /// Largest request body in bytes (413 above it).
+    #[arg(long, env = "GOVLEDGER_MAX_BODY_BYTES", default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_body_bytes: u64,
+    /// Most events in one batch request (422 above it).
+    #[arg(long, env = "GOVLEDGER_MAX_BATCH_EVENTS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    max_batch_events: u64,
+    /// Largest `limit` a list query may ask for (422 above it).
+    #[arg(long, env = "GOVLEDGER_MAX_PAGE_SIZE", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_page_size: u32,
+    /// Deepest lineage walk a query may ask for (422 above it).
+    #[arg(long, env = "GOVLEDGER_MAX_LINEAGE_DEPTH", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_lineage_depth: u32,
+    /// Requests per second each token may make, sustained (429 with
+    /// Retry-After above it); 0: no limit.
+    #[arg(long, env = "GOVLEDGER_RATE_LIMIT", default_value_t = 0)]
+    rate_limit: u32,
+    /// Requests a token may make at once before the rate applies.
+    #[arg(long, env = "GOVLEDGER_RATE_LIMIT_BURST", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    rate_limit_burst: u32,
+}
+
+impl LimitArgs {
+    fn apply(&self, limits: &mut govledger::config::Limits) -> anyhow::Result<()> {
+        limits.max_body_bytes = usize::try_from(self.max_body_bytes)?;
+        limits.max_batch_events = usize::try_from(self.max_batch_events)?;
+        anyhow::ensure!(
+            limits.default_page_size <= self.max_page_size,
+            "--max-page-size {} is below the default page size {}",
+            self.max_page_size,
+            limits.default_page_size
+        );
+        limits.max_page_size = self.max_page_size;
+        limits.max_lineage_depth = self.max_lineage_depth;
+        limits.rate_limit_per_second = self.rate_limit;
+        limits.rate_limit_burst = self.rate_limit_burst;
+        Ok(())
+    }
+}
+
 #[derive(Args, Clone)]
 struct StorageArgs {
     /// Directory for the embedded SQLite database and the server's keys.
@@ -181,6 +228,8 @@ enum Command {
         /// process needs its own (replicas sharing PostgreSQL each follow the ledger).
         #[arg(long, env = "GOVLEDGER_SEARCH_INDEX_DIR")]
         search_index_dir: Option<PathBuf>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Erase a data subject (GDPR Art. 17): destroy their key, record
     /// `subject.erased`, print the erasure certificate. The server may be
@@ -469,8 +518,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             approval_rules,
             templates,
             search_index_dir,
+            limits,
         } => {
             let mut config = Config::new(bind, storage.target()?, &storage.data_dir);
+            limits.apply(&mut config.limits)?;
             config.writer.master_key = master_key.load(&storage.data_dir)?;
             config.templates_dir = templates;
             if let Some(dir) = search_index_dir {

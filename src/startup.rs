@@ -65,6 +65,10 @@ impl Application {
             search: search.clone(),
             templates_dir: config.templates_dir.clone(),
             limits: config.limits.clone(),
+            rate_limiter: Arc::new(crate::http::ratelimit::RateLimiter::new(
+                config.limits.rate_limit_per_second,
+                config.limits.rate_limit_burst,
+            )),
             master_key: config.writer.master_key.clone(),
             benchmark_without_authentication: config.benchmark_without_authentication,
         });

@@ -121,6 +121,7 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         .filter(|t| !t.is_empty())
         .ok_or_else(|| AuthError::Invalid("expected `Authorization: Bearer <token>`".into()))?;
     let principal = state.access.authenticator.authenticate(token.trim())?;
+    state.rate_limiter.check(&principal.jti).map_err(ApiError::rate_limited)?;
     Ok(Caller { principal, authorizer: state.access.authorizer.clone() })
 }
 

@@ -9,6 +9,7 @@ pub mod events;
 pub mod governance;
 pub mod health;
 pub mod proofs;
+pub mod ratelimit;
 pub mod reports;
 pub mod search;
 pub mod subjects;
@@ -37,6 +38,7 @@ pub struct AppState {
     /// Report templates (`reports/` unless configured; shipped ones fill gaps).
     pub templates_dir: std::path::PathBuf,
     pub limits: Limits,
+    pub rate_limiter: Arc<ratelimit::RateLimiter>,
     /// Seals and opens personal data; `None` when no master key is set.
     pub master_key: Option<Arc<crate::ledger::personal::MasterKey>>,
     /// See [`crate::config::Config::benchmark_without_authentication`].

@@ -9,6 +9,7 @@ mod crash;
 mod governance;
 mod helpers;
 mod interop;
+mod limits;
 mod listing;
 mod merkle_reference;
 mod metrics;
