@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod config_file;
 pub mod demo;
 pub mod governance;
 pub mod http;

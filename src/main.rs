@@ -32,6 +32,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(name = "govledger", version, about = "Append-only, hash-chained governance ledger for ML in production")]
 struct Cli {
+    /// A TOML file of settings: the flags' names with `_` for `-`
+    /// (docs/CONFIG.md). Flags and GOVLEDGER_* variables override it.
+    #[arg(long, global = true, env = "GOVLEDGER_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -496,7 +500,17 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()) {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(path) = govledger::config_file::path_in(&args) {
+        match govledger::config_file::apply(&<Cli as clap::CommandFactory>::command(), args, &path) {
+            Ok(with_file) => args = with_file,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match run(Cli::parse_from(args)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -238,11 +238,18 @@ impl Server {
     }
 
     fn start_with(storage: Vec<String>, extra: &[&str]) -> Self {
+        let mut args: Vec<String> = ["serve", "--bind", "127.0.0.1:0", "--workers", "2"].map(String::from).into();
+        args.extend(storage);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Self::spawn(&args, &[])
+    }
+
+    /// `govledger ARGS` with extra environment variables.
+    pub fn spawn(args: &[String], envs: &[(&str, &str)]) -> Self {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_govledger"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
-            .args(storage)
-            .args(extra)
+            .args(args)
+            .envs(envs.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::piped())
             .spawn()

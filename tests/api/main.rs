@@ -5,6 +5,7 @@ mod access;
 mod append;
 mod backup;
 mod concurrency;
+mod config;
 mod crash;
 mod governance;
 mod helpers;
