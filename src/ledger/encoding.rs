@@ -273,3 +273,108 @@ mod tests {
         assert_ne!(canonical_encoding(&a), canonical_encoding(&b));
     }
 }
+
+/// Properties of the encoding over generated events (proptest): it loses
+/// nothing, so it is injective, and it has one form per event.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        // Empty strings, separators and multi-byte characters are where
+        // ambiguous encodings would show.
+        prop_oneof![Just(String::new()), "[a-z:@/]{0,6}", "\\PC{0,12}", Just("\u{0}\u{1}".to_owned())]
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        (
+            (any::<u64>(), any::<[u8; 32]>(), text(), text(), text(), text(), text()),
+            (
+                proptest::option::of(text()),
+                proptest::collection::vec(text(), 0..4),
+                proptest::collection::vec(text(), 0..4),
+                text(),
+                proptest::option::of(text()),
+                proptest::option::of(text()),
+            ),
+        )
+            .prop_map(
+                |(
+                    (seq, prev_hash, id, recorded_at, actor, kind, subject),
+                    (project, inputs, outputs, attributes, occurred_at, idempotency_key),
+                )| {
+                    let mut e = Event {
+                        seq,
+                        id,
+                        recorded_at,
+                        actor,
+                        kind,
+                        subject,
+                        project,
+                        inputs,
+                        outputs,
+                        attributes,
+                        occurred_at,
+                        idempotency_key,
+                        prev_hash,
+                        hash: [0; 32],
+                    };
+                    e.hash = event_hash(&e);
+                    e
+                },
+            )
+    }
+
+    /// A near neighbour of `e`: a character moved across a field boundary,
+    /// an absent field made empty, an input moved to the outputs.
+    fn neighbour(e: &Event, how: u8) -> Event {
+        let mut n = e.clone();
+        match how % 5 {
+            0 => {
+                let c = n.kind.pop().unwrap_or('x');
+                n.subject.insert(0, c);
+            }
+            1 => n.project = if n.project.is_some() { None } else { Some(String::new()) },
+            2 => match n.inputs.pop() {
+                Some(i) => n.outputs.insert(0, i),
+                None => n.inputs.push(String::new()),
+            },
+            3 => n.occurred_at = if n.occurred_at.is_some() { n.idempotency_key.take() } else { Some(String::new()) },
+            _ => n.attributes.push(' '),
+        }
+        n.hash = event_hash(&n);
+        n
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn decoding_an_encoding_gives_the_event_back(e in event()) {
+            prop_assert_eq!(decode(&canonical_encoding(&e)), Some(e));
+        }
+
+        #[test]
+        fn distinct_events_never_share_an_encoding_or_a_hash(e in event(), how in any::<u8>()) {
+            let n = neighbour(&e, how);
+            if n != e {
+                prop_assert_ne!(canonical_encoding(&n), canonical_encoding(&e));
+                prop_assert_ne!(n.hash, e.hash);
+            }
+        }
+
+        #[test]
+        fn any_bytes_that_decode_are_the_one_encoding_of_their_event(bytes in proptest::collection::vec(any::<u8>(), 0..200), e in event()) {
+            // Random bytes, and a real encoding with random bytes appended.
+            let mut extended = canonical_encoding(&e);
+            extended.extend_from_slice(&bytes);
+            for candidate in [bytes.clone(), extended] {
+                if let Some(decoded) = decode(&candidate) {
+                    prop_assert_eq!(canonical_encoding(&decoded), candidate);
+                }
+            }
+        }
+    }
+}
