@@ -6,8 +6,8 @@
 //!   pragmas; PostgreSQL: `pgbench`, 16 clients, one insert per transaction);
 //! - `verify` throughput over a ledger of 1,000,000 events.
 //!
-//! `cargo bench --bench ledger -- [append-sqlite] [append-postgres] [verify] [personal]`
-//! (all by default). `GOVLEDGER_BENCH_SECONDS` (default 10) sets each load
+//! `cargo bench --bench ledger -- [append-sqlite] [append-postgres] [verify] [personal] [rss]`
+//! (all by default; `rss` needs `cargo build --release` first). `GOVLEDGER_BENCH_SECONDS` (default 10) sets each load
 //! phase; `GOVLEDGER_BENCH_VERIFY_EVENTS` (default 1000000) the ledger size;
 //! `GOVLEDGER_TEST_POSTGRES_URL` the PostgreSQL server.
 
@@ -94,6 +94,15 @@ fn main() {
     }
     if wants("personal") {
         personal_cost(&runtime, seconds);
+    }
+    if wants("rss") {
+        let events = env_u64("GOVLEDGER_BENCH_VERIFY_EVENTS", 1_000_000);
+        let dir = match std::env::var("GOVLEDGER_BENCH_DIR") {
+            Ok(dir) => std::path::PathBuf::from(dir),
+            Err(_) => tempfile::tempdir().unwrap().keep(),
+        };
+        load_ledger(&dir, events);
+        server_memory(&runtime, &dir, seconds);
     }
     if wants("auth") {
         auth_hot_path(&runtime);
@@ -383,6 +392,117 @@ fn verify_throughput(dir: &std::path::Path, events: u64) {
     }
 }
 
+/// Resident memory of `pid` in MB (Linux).
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+/// Issue 9: the memory of the release server (its own process) on the
+/// ledger in `dir`: while its search index catches up, idle, and under the
+/// append load (64 connections, 64 tokens) for `seconds`.
+fn server_memory(runtime: &tokio::runtime::Runtime, dir: &std::path::Path, seconds: u64) {
+    use std::io::BufRead;
+    let binary = env!("CARGO_MANIFEST_DIR").to_owned() + "/target/release/govledger";
+    if !std::path::Path::new(&binary).exists() {
+        println!("== server memory: skipped, build {binary} first (cargo build --release)");
+        return;
+    }
+    let mut child = Command::new(&binary)
+        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2", "--checkpoint-interval", "1", "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split_whitespace().find_map(|w| w.strip_prefix("http://")).unwrap().to_owned();
+    let sample = |stop: std::sync::Arc<std::sync::atomic::AtomicBool>| {
+        std::thread::spawn(move || {
+            let mut peak: f64 = 0.0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_mb(pid));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            peak
+        })
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = sample(stop.clone());
+    let started = Instant::now();
+    let caught_up = runtime.block_on(async {
+        let mut http = RawHttp::connect(&addr).await;
+        loop {
+            let (status, body) = http.get_body("/metrics").await;
+            assert_eq!(status, 200);
+            let lag = body.lines().find_map(|l| l.strip_prefix("govledger_search_index_lag_events ")).unwrap_or("1");
+            if lag.trim() == "0" {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let catch_up_peak = sampler.join().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = rss_mb(pid);
+
+    let (issuer, _) =
+        govledger::auth::TokenIssuer::load_or_create(&govledger::auth::TokenConfig::in_data_dir(dir)).unwrap();
+    let tokens: Vec<String> = (0..CONNECTIONS)
+        .map(|t| issuer.issue(&format!("ci-{t}"), &["ci".into()], &["bench".into()], 3600).unwrap().0)
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = sample(stop.clone());
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let appended: u64 = runtime.block_on(async {
+        let tasks: Vec<_> = tokens
+            .into_iter()
+            .enumerate()
+            .map(|(t, token)| {
+                let addr = addr.clone();
+                tokio::spawn(async move {
+                    let mut http = RawHttp::connect(&addr).await;
+                    http.token = Some(token);
+                    let mut n = 0u64;
+                    while Instant::now() < deadline {
+                        let body = json!({"kind": "run.completed", "subject": format!("run:rss-{t}@{n}"),
+                            "project": "bench", "inputs": [format!("dataset:bench-{t}@1")],
+                            "attributes": {"metrics": {"accuracy": 0.93, "rows": 12345.0}}});
+                        assert_eq!(http.post_json("/api/v1/events", &body.to_string()).await, 201);
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        let mut sum = 0;
+        for t in tasks {
+            sum += t.await.unwrap();
+        }
+        sum
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let load_peak = sampler.join().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let after = rss_mb(pid);
+    child.kill().ok();
+    child.wait().ok();
+    println!("== server memory (release binary, its own process, RSS)");
+    println!("search index catching up from scratch: {:.1}s, peak {catch_up_peak:.0} MB", caught_up.as_secs_f64());
+    println!("idle on the ledger: {idle:.0} MB");
+    println!(
+        "under the append load ({CONNECTIONS} connections, {appended} appends in {seconds}s): peak {load_peak:.0} MB; 2 s after: {after:.0} MB"
+    );
+}
+
 /// A minimal HTTP/1.1 keep-alive client, so that the load generator, which
 /// shares the machine's two cores with the server, costs as little as possible.
 struct RawHttp {
@@ -390,6 +510,7 @@ struct RawHttp {
     writer: tokio::net::tcp::OwnedWriteHalf,
     request: Vec<u8>,
     line: String,
+    body: Vec<u8>,
     token: Option<String>,
 }
 
@@ -398,15 +519,27 @@ impl RawHttp {
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
         let (read, writer) = stream.into_split();
-        Self { reader: tokio::io::BufReader::new(read), writer, request: Vec::new(), line: String::new(), token: None }
+        Self {
+            reader: tokio::io::BufReader::new(read),
+            writer,
+            request: Vec::new(),
+            line: String::new(),
+            body: Vec::new(),
+            token: None,
+        }
     }
 
     async fn get(&mut self, path: &str) -> u16 {
+        self.get_body(path).await.0
+    }
+
+    async fn get_body(&mut self, path: &str) -> (u16, String) {
         use std::io::Write;
         self.request.clear();
         write!(self.request, "GET {path} HTTP/1.1\r\nHost: bench\r\n").unwrap();
         self.finish_headers();
-        self.exchange().await
+        let status = self.exchange().await;
+        (status, String::from_utf8_lossy(&self.body).into_owned())
     }
 
     async fn post_json(&mut self, path: &str, body: &str) -> u16 {
@@ -451,8 +584,8 @@ impl RawHttp {
                 }
             }
         }
-        let mut body = vec![0u8; length];
-        self.reader.read_exact(&mut body).await.unwrap();
+        self.body.resize(length, 0);
+        self.reader.read_exact(&mut self.body).await.unwrap();
         status
     }
 }

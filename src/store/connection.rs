@@ -87,9 +87,11 @@ impl DbConn {
                     // Deleted rows (erased subjects' keys) are overwritten, not left
                     // in free space where a file scan would find them.
                     "PRAGMA secure_delete = ON",
-                    // 32 MiB of page cache: keeps the hot index pages of a
-                    // million-event ledger in memory without a large footprint.
-                    "PRAGMA cache_size = -32768",
+                    // 4 MiB of page cache per reader: lookups and range scans
+                    // are served by the OS page cache as well, and ten
+                    // connections with 32 MiB each held most of the server's
+                    // memory (docs/BENCHMARKS.md). The writer takes more.
+                    "PRAGMA cache_size = -4096",
                 ] {
                     diesel::sql_query(pragma).execute(&mut conn)?;
                 }
