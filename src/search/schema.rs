@@ -127,9 +127,14 @@ impl Fields {
     }
 }
 
-/// A ledger timestamp as tantivy's date.
+/// A timestamp as tantivy's date. Tantivy counts nanoseconds in an i64
+/// (years 1677 to 2262); a query bound outside is clamped to that range, so
+/// `to=9999-12-31T00:00:00Z` means "no upper bound" instead of overflowing
+/// (found by the `search_query` fuzz target).
 pub fn micros(timestamp: &str) -> Option<DateTime> {
-    chrono::DateTime::parse_from_rfc3339(timestamp).ok().map(|t| DateTime::from_timestamp_micros(t.timestamp_micros()))
+    chrono::DateTime::parse_from_rfc3339(timestamp)
+        .ok()
+        .map(|t| DateTime::from_timestamp_micros(t.timestamp_micros().clamp(i64::MIN / 1000, i64::MAX / 1000)))
 }
 
 /// `key value` pairs, nested keys dotted, so both names and values are searchable.
