@@ -153,6 +153,11 @@ async fn a_caller_limited_to_one_project_never_sees_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_queries_are_400_with_the_parsers_message() {
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
+    app.append("dataset.registered", "dataset:nesting").await;
+    // Ten levels are allowed and answer.
+    let ten = app.get("/api/v1/search?consistent=true&q=((((((((((nesting))))))))))").await;
+    assert_eq!(ten.status(), 200);
+    assert_eq!(ten.json::<Value>().await.unwrap()["total"], 1);
     for (query, status, needle) in [
         ("q=%28unclosed", 400, "Syntax Error"),
         ("q=nosuchfield%3Ax", 400, "nosuchfield"),
@@ -161,6 +166,9 @@ async fn bad_queries_are_400_with_the_parsers_message() {
         ("from=yesterday", 422, "from"),
         ("sort=time&cursor=r5", 400, "cursor"),
         ("colour=red", 400, "colour"),
+        // Found by fuzzing: 40 unclosed parentheses kept the parser busy for hours.
+        ("q=a%20((((((((((((((((((((((((((((((((((((((((OR%20(R(%20O%20a%23R(bbg%20", 400, "nests parentheses"),
+        ("q=((((((((((((a))))))))))))", 400, "at most 10"),
     ] {
         let response = app.get(&format!("/api/v1/search?{query}")).await;
         assert_eq!(response.status(), status, "{query}");
