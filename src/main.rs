@@ -262,6 +262,8 @@ enum Command {
         #[arg(long, env = "GOVLEDGER_SEARCH_INDEX_DIR")]
         search_index_dir: Option<PathBuf>,
     },
+    /// Print the OpenAPI 3 description of the HTTP API (docs/openapi.json).
+    Openapi,
     /// Search the record through a server (GOVLEDGER_URL, GOVLEDGER_TOKEN).
     Search {
         /// The query (docs/SEARCH.md): free text, field:value, "phrases", AND/OR/NOT, ranges.
@@ -711,6 +713,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Demo { storage, url } => demo(&storage, url.as_deref()),
+        Command::Openapi => {
+            print!("{}", govledger::http::openapi::document());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -36,7 +36,7 @@ impl From<ValidationError> for AccessError {
 pub const MAX_TTL_SECONDS: u64 = 366 * 24 * 3600;
 
 /// A token as issued.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, serde::Serialize)]
 pub struct IssuedToken {
     pub token: String,
     pub jti: String,

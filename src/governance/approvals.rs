@@ -11,12 +11,13 @@ use serde::Serialize;
 use super::gate::{self, ApprovalSummary, GateDecision};
 use super::kinds::{self, ApprovalDecided, ApprovalRequested, DeploymentAttributes};
 use super::{Governance, GovernanceError};
+use crate::ledger::event::EventJson;
 use crate::ledger::{timestamp, EntityRef, Event, EventDraft, EventRequest};
 use crate::store::projections::{self, ApprovalFilter, ApprovalRow, Direction};
 use crate::store::{events, Appended, DbConn, Precondition, Refusal, StoreError};
 
 /// What a caller asks to have approved.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRequest {
     pub model: String,
@@ -32,7 +33,7 @@ pub struct ApprovalRequest {
 }
 
 /// `grant`, `reject` or `revoke`, with the reason.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
     pub decision: String,
@@ -40,7 +41,7 @@ pub struct DecisionRequest {
 }
 
 /// What a caller asks to deploy.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentRequest {
     pub model: String,
@@ -57,7 +58,7 @@ pub struct DeploymentRequest {
 }
 
 /// An approval with its decisions.
-#[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct ApprovalView {
     pub id: String,
     pub model: String,
@@ -79,9 +80,11 @@ pub struct ApprovalView {
 }
 
 /// An accepted deployment request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct DeploymentAccepted {
     pub deployment: String,
+    /// The `deployment.requested` event.
+    #[schema(value_type = EventJson)]
     pub event: serde_json::Value,
     pub gate: GateDecision,
     pub replayed: bool,

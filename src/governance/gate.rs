@@ -10,7 +10,7 @@ use super::rules::EnvironmentRule;
 use crate::store::projections::{ApprovalRow, DecisionRow, EntityRow};
 
 /// An approval as the gate saw it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApprovalSummary {
     pub id: String,
     pub state: String,
@@ -25,7 +25,7 @@ pub struct ApprovalSummary {
 }
 
 /// One approver's grant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Grant {
     pub actor: String,
     pub seq: i64,
@@ -33,7 +33,7 @@ pub struct Grant {
 }
 
 /// The gate's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GateDecision {
     /// `allow` or `deny`.
     pub decision: &'static str,

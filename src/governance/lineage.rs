@@ -40,7 +40,7 @@ impl Walk {
 }
 
 /// A node of a lineage graph.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Node {
     #[serde(rename = "ref")]
     pub ref_: String,
@@ -56,7 +56,7 @@ pub struct Node {
 }
 
 /// An edge `source -> target` ("target was made from source").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Edge {
     pub source: String,
     pub target: String,
@@ -71,7 +71,7 @@ pub struct Edge {
 }
 
 /// A lineage answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Graph {
     pub node: String,
     pub direction: &'static str,
@@ -212,7 +212,7 @@ fn walk_from(
 
 /// What is downstream of an entity: model versions, and the deployments
 /// currently serving one of them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Impact {
     pub node: String,
     pub model_versions: Vec<Node>,
@@ -221,7 +221,7 @@ pub struct Impact {
 }
 
 /// A deployment serving a model downstream of the queried entity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LiveDeployment {
     #[serde(rename = "ref")]
     pub ref_: String,

@@ -83,7 +83,7 @@ fn view(envelope: &Envelope, may_read: bool, keys: &BTreeMap<String, SubjectKey>
 
 /// What an erasure did: returned to whoever asked, recorded in the ledger
 /// as a `subject.erased` event, and rendered by the `gdpr-erasure` report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct ErasureCertificate {
     /// The keyed pseudonym of the subject (their id is never stored).
     pub pseudonym: String,
@@ -226,7 +226,7 @@ pub fn certificate_of(event: &Event) -> Option<ErasureCertificate> {
 }
 
 /// An Art. 15 access answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct AccessAnswer {
     pub pseudonym: String,
     /// Whether the subject has been erased (their fields are unreadable).
@@ -243,7 +243,7 @@ pub struct AccessAnswer {
 }
 
 /// One event naming the subject.
-#[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct AccessEvent {
     pub seq: u64,
     pub kind: String,
@@ -251,6 +251,7 @@ pub struct AccessEvent {
     pub project: Option<String>,
     pub recorded_at: String,
     /// The fields in clear, or `"[erased]"`.
+    #[schema(value_type = Value)]
     pub fields: Value,
 }
 

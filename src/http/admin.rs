@@ -6,7 +6,9 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::body::read_json;
+use super::error::ErrorBody;
 use super::{ApiError, AppState};
+use crate::auth::access::IssuedToken;
 use crate::auth::access::{parse_ttl, AccessError};
 use crate::auth::PolicyError;
 
@@ -26,11 +28,14 @@ impl From<AccessError> for ApiError {
 }
 
 /// Body of `POST /api/v1/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
+    /// The identity recorded as `actor` for what the token appends.
     sub: String,
+    /// Roles of policies/policy.csv (`admin`, `auditor`, `ci`, ...).
     roles: Vec<String>,
+    /// Projects the roles apply in; `*` for all.
     projects: Vec<String>,
     /// `90d`, `12h`, `30m` or seconds; default 90 days.
     #[serde(default)]
@@ -38,6 +43,11 @@ pub struct TokenRequest {
 }
 
 /// `POST /api/v1/tokens` (admin): mints a token; `token.issued` goes on the record.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "admin", request_body = TokenRequest,
+    responses(
+        (status = 201, description = "The token; `token.issued` is on the record (without the token itself)", body = IssuedToken),
+        (status = 422, description = "`invalid_request`: unknown role, bad subject, project or ttl", body = ErrorBody),
+    ))]
 pub async fn issue_token(
     state: web::Data<AppState>,
     caller: Caller,
@@ -58,7 +68,7 @@ pub async fn issue_token(
 }
 
 /// Body of `POST /api/v1/tokens/{jti}/revoke`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
     #[serde(default)]
@@ -66,6 +76,13 @@ pub struct RevokeRequest {
 }
 
 /// `POST /api/v1/tokens/{jti}/revoke` (admin): `token.revoked` goes on the record.
+#[utoipa::path(post, path = "/api/v1/tokens/{jti}/revoke", tag = "admin",
+    params(("jti" = String, Path, description = "The token's id")),
+    request_body(content = Option<RevokeRequest>, description = "Optional"),
+    responses(
+        (status = 200, description = "Revoked; `token.revoked` is on the record", body = Revoked),
+        (status = 422, description = "`invalid_request`: a malformed jti", body = ErrorBody),
+    ))]
 pub async fn revoke_token(
     state: web::Data<AppState>,
     caller: Caller,
@@ -86,10 +103,20 @@ pub async fn revoke_token(
         RevokeRequest::default()
     };
     state.access.revoke_token(&state.store, caller.sub(), &jti, request.reason.as_deref()).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"jti": jti, "revoked": true})))
+    Ok(HttpResponse::Ok().json(Revoked { jti, revoked: true }))
+}
+
+/// The answer to a revocation.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Revoked {
+    jti: String,
+    /// `true`.
+    revoked: bool,
 }
 
 /// `GET /api/v1/policies`: the policy in force, as casbin CSV text.
+#[utoipa::path(get, path = "/api/v1/policies", tag = "admin",
+    responses((status = 200, description = "The casbin policy in force", content_type = "text/csv", body = String)))]
 pub async fn get_policy(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require("policies", "read", None)?;
     Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(state.access.authorizer.rules().text))
@@ -98,6 +125,14 @@ pub async fn get_policy(state: web::Data<AppState>, caller: Caller) -> Result<Ht
 /// `PUT /api/v1/policies` (admin): replaces the policy, atomically, with
 /// `policy.changed` on the record. Body: casbin CSV text (`text/csv` or
 /// `text/plain`).
+#[utoipa::path(put, path = "/api/v1/policies", tag = "admin",
+    request_body(content = String, description = "casbin policy CSV", content_type = "text/csv"),
+    responses(
+        (status = 200, description = "In force; `policy.changed` is on the record", content_type = "text/csv", body = String),
+        (status = 400, description = "`invalid_request`: not UTF-8", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 422, description = "`invalid_policy`, naming the line", body = ErrorBody),
+    ))]
 pub async fn put_policy(
     state: web::Data<AppState>,
     caller: Caller,

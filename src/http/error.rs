@@ -21,10 +21,14 @@ pub struct ApiError {
     retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: &'a str,
+/// The body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error, example = json!({"error": "invalid_event", "message": "subject: invalid entity reference \"model\""}))]
+pub struct ErrorBody<'a> {
+    /// A stable code (`invalid_event`, `not_found`, `forbidden`, ...).
+    pub error: &'a str,
+    /// What went wrong, for a person.
+    pub message: &'a str,
 }
 
 impl ApiError {

@@ -8,16 +8,28 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::body::read_json;
+use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::governance::{kinds, subjects};
 use crate::ledger::event::{EventJson, SERVER_ASSIGNED_FIELDS};
 use crate::ledger::personal::MasterKey;
 use crate::ledger::{EntityRef, Event, EventDraft, EventKind, EventRequest};
-use crate::store::{Appended, EventFilter};
+use crate::store::{Appended, ChainReport, EventFilter};
 
 /// `POST /api/v1/events`: one event, or `{"events": [...]}` appended
 /// atomically and in order. 201 when written; 200 with
 /// `Idempotent-Replayed: true` when the idempotency keys show a retry.
+#[utoipa::path(post, path = "/api/v1/events", tag = "events",
+    request_body(content = AppendBody, description = "One event, or `{\"events\": [...]}` appended atomically in order"),
+    responses(
+        (status = 201, description = "Recorded; a batch answers `{\"events\": [...]}`", body = AppendAnswer,
+            headers(("Location" = String, description = "The event's URL (single events)"))),
+        (status = 200, description = "A retry: every idempotency key was seen before; nothing was written", body = AppendAnswer,
+            headers(("Idempotent-Replayed" = String, description = "`true`"))),
+        (status = 403, description = "`forbidden`, or `separation_of_duties`/`not_an_approver` from a precondition", body = ErrorBody),
+        (status = 409, description = "A precondition of the record refused the event", body = ErrorBody),
+        (status = 422, description = "`invalid_event`, `server_assigned_field`, `empty_batch`, `batch_too_large`, `use_endpoint` or `idempotency_key_reused`", body = ErrorBody),
+    ))]
 pub async fn append(
     state: web::Data<AppState>,
     caller: Caller,
@@ -154,6 +166,12 @@ pub fn parse_append_body(
 /// `GET /api/v1/events/{seq}`.
 /// An event the caller may not read is answered exactly like one that does
 /// not exist.
+#[utoipa::path(get, path = "/api/v1/events/{seq}", tag = "events",
+    params(("seq" = u64, Path, description = "The event's sequence number, from 1")),
+    responses(
+        (status = 200, description = "The event", body = EventJson),
+        (status = 404, description = "No such event, or one the caller may not read", body = ErrorBody),
+    ))]
 pub async fn get(state: web::Data<AppState>, caller: Caller, seq: web::Path<u64>) -> Result<HttpResponse, ApiError> {
     let seq = seq.into_inner();
     let store = state.store.clone();
@@ -168,19 +186,30 @@ pub async fn get(state: web::Data<AppState>, caller: Caller, seq: web::Path<u64>
 }
 
 /// Query string of `GET /api/v1/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only events of this kind.
     kind: Option<String>,
+    /// Only events about this entity; without a version, about any of its versions.
     subject: Option<String>,
+    /// Only events recorded by this actor.
     actor: Option<String>,
+    /// The cursor: `next_after_seq` of the previous page.
     after_seq: Option<u64>,
+    /// Page size (default 100).
     limit: Option<u32>,
 }
 
 /// `GET /api/v1/events?kind=&subject=&actor=&after_seq=&limit=`, ascending
 /// by seq. `next_after_seq` is the cursor for the next page, `null` on the
 /// last one.
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(ListQuery),
+    responses(
+        (status = 200, description = "Events in ascending seq", body = EventsPage),
+        (status = 422, description = "`invalid_limit` or `invalid_query`", body = ErrorBody),
+    ))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -223,30 +252,64 @@ pub async fn list(
 }
 
 /// The answer to a batch append.
-#[derive(serde::Serialize)]
-struct EventsBatch<'a> {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct EventsBatch<'a> {
     events: Vec<EventJson<'a>>,
 }
 
 /// A page of a listing; `next_after_seq` is `null` on the last page.
-#[derive(serde::Serialize)]
-struct EventsPage<'a> {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct EventsPage<'a> {
     events: Vec<EventJson<'a>>,
     next_after_seq: Option<u64>,
 }
 
+/// What `POST /api/v1/events` takes (for the OpenAPI description; the
+/// handler reads the body itself to tell the two forms apart).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum AppendBody {
+    One(EventRequest),
+    Batch(EventsRequest),
+}
+
+/// A batch of events to append atomically, in order.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // never read: it only describes the batch form
+pub struct EventsRequest {
+    events: Vec<EventRequest>,
+}
+
+/// What `POST /api/v1/events` answers: the stored event, or the batch.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // never built: it only describes the two answers
+pub enum AppendAnswer<'a> {
+    One(EventJson<'a>),
+    Batch(EventsBatch<'a>),
+}
+
+/// The ledger's size and the hash of its last event (`null` when empty).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Head {
+    size: u64,
+    head_hash: Option<String>,
+}
+
 /// `GET /api/v1/head`: the ledger's size and last hash.
+#[utoipa::path(get, path = "/api/v1/head", tag = "events",
+    responses((status = 200, description = "The ledger's size and last hash", body = Head)))]
 pub async fn head(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require("events", "read", None)?;
     let store = state.store.clone();
     let head = web::block(move || store.head()).await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "size": head.size,
-        "head_hash": head.hash.map(hex::encode),
-    })))
+    Ok(HttpResponse::Ok().json(Head { size: head.size, head_hash: head.hash.map(hex::encode) }))
 }
 
 /// `GET /api/v1/verify`: recomputes the whole chain, like `govledger verify`.
+#[utoipa::path(get, path = "/api/v1/verify", tag = "events",
+    responses((status = 200, description = "Whether the chain and stored checkpoints verify; the first failure otherwise", body = ChainReport)))]
 pub async fn verify(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require("proofs", "read", None)?;
     let proofs = state.proofs.clone();

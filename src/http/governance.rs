@@ -7,10 +7,16 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::body::read_json;
+use super::error::ErrorBody;
 use super::{ApiError, AppState};
-use crate::governance::approvals::{ApprovalRequest, DecisionRequest, DeploymentRequest};
+use crate::governance::approvals::{
+    ApprovalRequest, ApprovalView, DecisionRequest, DeploymentAccepted, DeploymentRequest,
+};
+use crate::governance::gate::GateDecision;
 use crate::governance::lineage::{self, Walk};
+use crate::governance::lineage::{Edge, Graph, Impact};
 use crate::governance::{openlineage, GovernanceError};
+use crate::ledger::event::EventJson;
 use crate::ledger::{timestamp, EventDraft};
 use crate::store::projections::{self, ApprovalFilter};
 use crate::store::Appended;
@@ -33,6 +39,13 @@ fn parse<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, A
 }
 
 /// `POST /api/v1/approvals`: asks for approval of a model version for an environment.
+#[utoipa::path(post, path = "/api/v1/approvals", tag = "governance", request_body = ApprovalRequest,
+    responses(
+        (status = 201, description = "`approval.requested` recorded", body = ApprovalView),
+        (status = 404, description = "The model version is not on the record", body = ErrorBody),
+        (status = 409, description = "Refused by the record's state (e.g. a pending request exists)", body = ErrorBody),
+        (status = 422, description = "`invalid_request`: a malformed model, environment or evidence reference", body = ErrorBody),
+    ))]
 pub async fn request_approval(
     state: web::Data<AppState>,
     caller: Caller,
@@ -47,6 +60,15 @@ pub async fn request_approval(
 }
 
 /// `POST /api/v1/approvals/{id}/decision`: grant, reject or revoke.
+#[utoipa::path(post, path = "/api/v1/approvals/{id}/decision", tag = "governance",
+    params(("id" = String, Path, description = "The approval's id")), request_body = DecisionRequest,
+    responses(
+        (status = 200, description = "The decision is recorded", body = ApprovalView),
+        (status = 403, description = "`separation_of_duties`, `not_an_approver` or `forbidden`", body = ErrorBody),
+        (status = 404, description = "No such approval", body = ErrorBody),
+        (status = 409, description = "`already_decided` or another state conflict", body = ErrorBody),
+        (status = 422, description = "`invalid_request`: decision not grant, reject or revoke, or no reason", body = ErrorBody),
+    ))]
 pub async fn decide(
     state: web::Data<AppState>,
     caller: Caller,
@@ -70,18 +92,28 @@ pub async fn decide(
 }
 
 /// Query of `GET /api/v1/approvals`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ApprovalsQuery {
+    /// `pending`, `granted`, `rejected` or `revoked`.
     state: Option<String>,
+    /// A model version, `model:NAME@VERSION`.
     model: Option<String>,
     environment: Option<String>,
+    /// The cursor: `next_after_seq` of the previous page.
     after_seq: Option<i64>,
+    /// 1 to 1000, default 100.
     limit: Option<i64>,
 }
 
 /// `GET /api/v1/approvals?state=pending`: the risk officer's inbox, each
 /// approval with the model's evidence beside it.
+#[utoipa::path(get, path = "/api/v1/approvals", tag = "governance", params(ApprovalsQuery),
+    responses(
+        (status = 200, description = "Approvals in request order, each with the model's evidence", body = ApprovalsPage),
+        (status = 422, description = "`invalid_query` or `invalid_limit`", body = ErrorBody),
+    ))]
 pub async fn list_approvals(
     state: web::Data<AppState>,
     caller: Caller,
@@ -118,29 +150,55 @@ pub async fn list_approvals(
     let models: Vec<String> = approvals.iter().map(|a| a.model.clone()).collect();
     let evidence = web::block(move || -> Result<_, crate::store::StoreError> {
         let mut conn = store.conn()?;
-        let mut out = serde_json::Map::new();
+        let mut out = std::collections::HashMap::new();
         for model in models {
             if let Some(view) = lineage::entity(&mut conn, &model, None)? {
                 let upstream = lineage::lineage(&mut conn, &model, Walk::Upstream, 10, None, None)?;
-                out.insert(model, serde_json::json!({"state": view.current, "upstream": upstream}));
+                out.insert(model, ModelEvidence { state: view.current, upstream });
             }
         }
         Ok(out)
     })
     .await??;
-    let items: Vec<serde_json::Value> = approvals
+    let approvals = approvals
         .into_iter()
-        .map(|a| {
-            let model_evidence = evidence.get(&a.model).cloned().unwrap_or_default();
-            let mut v = serde_json::to_value(a).unwrap_or_default();
-            v["model_evidence"] = model_evidence;
-            v
-        })
+        .map(|approval| ApprovalWithEvidence { model_evidence: evidence.get(&approval.model).cloned(), approval })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"approvals": items, "next_after_seq": next_after_seq})))
+    Ok(HttpResponse::Ok().json(ApprovalsPage { approvals, next_after_seq }))
+}
+
+/// A page of the approval inbox; `next_after_seq` is `null` on the last page.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ApprovalsPage {
+    approvals: Vec<ApprovalWithEvidence>,
+    next_after_seq: Option<i64>,
+}
+
+/// An approval with the evidence a risk officer decides on.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ApprovalWithEvidence {
+    #[serde(flatten)]
+    approval: ApprovalView,
+    /// `null` when the model version is not on the record.
+    model_evidence: Option<ModelEvidence>,
+}
+
+/// The model version's current state and upstream lineage.
+#[derive(Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ModelEvidence {
+    /// For each event kind about the model, the seq of the latest one.
+    #[schema(value_type = Object)]
+    state: serde_json::Value,
+    upstream: Option<Graph>,
 }
 
 /// `GET /api/v1/approvals/{id}`.
+#[utoipa::path(get, path = "/api/v1/approvals/{id}", tag = "governance",
+    params(("id" = String, Path, description = "The approval's id")),
+    responses(
+        (status = 200, description = "The approval and its decisions", body = ApprovalView),
+        (status = 404, description = "No such approval, or one the caller may not read", body = ErrorBody),
+    ))]
 pub async fn get_approval(
     state: web::Data<AppState>,
     caller: Caller,
@@ -154,15 +212,22 @@ pub async fn get_approval(
 }
 
 /// Query of `GET /api/v1/gate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct GateQuery {
+    /// `model:NAME@VERSION`.
     model: String,
     environment: String,
 }
 
 /// `GET /api/v1/gate?model=&environment=`: allow or deny, with reasons and
 /// the approval events relied on. Always 200: the decision is the answer.
+#[utoipa::path(get, path = "/api/v1/gate", tag = "governance", params(GateQuery),
+    responses(
+        (status = 200, description = "Allow or deny, with reasons: the decision is the answer", body = GateDecision),
+        (status = 422, description = "`invalid_request`: a malformed model or environment", body = ErrorBody),
+    ))]
 pub async fn gate(
     state: web::Data<AppState>,
     caller: Caller,
@@ -176,6 +241,13 @@ pub async fn gate(
 
 /// `POST /api/v1/deployments`: records `deployment.requested` when the gate
 /// allows (201); otherwise 409 and a `deployment.blocked` event.
+#[utoipa::path(post, path = "/api/v1/deployments", tag = "governance", request_body = DeploymentRequest,
+    responses(
+        (status = 201, description = "The gate allowed: `deployment.requested` recorded", body = DeploymentAccepted),
+        (status = 200, description = "A retry with the same idempotency key", body = DeploymentAccepted),
+        (status = 409, description = "`deployment_blocked`: the gate denied; `deployment.blocked` is on the record", body = DeploymentBlocked),
+        (status = 422, description = "`invalid_request`", body = ErrorBody),
+    ))]
 pub async fn deploy(
     state: web::Data<AppState>,
     caller: Caller,
@@ -191,24 +263,40 @@ pub async fn deploy(
             Ok(HttpResponse::build(status).json(accepted))
         }
         Err(GovernanceError::Blocked { decision, blocked_seq }) => {
-            Ok(HttpResponse::Conflict().json(serde_json::json!({
-                "error": "deployment_blocked",
-                "message": format!("deployment blocked: {}", decision.reasons.join("; ")),
-                "gate": decision,
-                "blocked_event_seq": blocked_seq,
-            })))
+            Ok(HttpResponse::Conflict().json(DeploymentBlocked {
+                error: "deployment_blocked",
+                message: format!("deployment blocked: {}", decision.reasons.join("; ")),
+                gate: *decision,
+                blocked_event_seq: blocked_seq,
+            }))
         }
         Err(e) => Err(e.into()),
     }
 }
 
+/// The error answer of a deployment the gate denied, with the decision.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct DeploymentBlocked {
+    /// `deployment_blocked`.
+    error: &'static str,
+    message: String,
+    gate: GateDecision,
+    /// The `deployment.blocked` event recorded for the refusal.
+    blocked_event_seq: u64,
+}
+
 /// Query of `GET /api/v1/lineage`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LineageQuery {
+    /// An entity reference.
     node: String,
+    /// `upstream`, `downstream` or `both` (default).
     direction: Option<String>,
+    /// 1 to the configured maximum, default 10.
     depth: Option<u32>,
+    /// RFC 3339: the graph as it stood then.
     as_of: Option<String>,
 }
 
@@ -217,6 +305,12 @@ fn readable(state: &AppState, caller: &Caller) -> Result<Option<Vec<String>>, Ap
 }
 
 /// `GET /api/v1/lineage?node=&direction=&depth=&as_of=`.
+#[utoipa::path(get, path = "/api/v1/lineage", tag = "governance", params(LineageQuery),
+    responses(
+        (status = 200, description = "The lineage graph around the node", body = Graph),
+        (status = 404, description = "No such entity (at that time), or one the caller may not read", body = ErrorBody),
+        (status = 422, description = "`invalid_query` or `invalid_depth`", body = ErrorBody),
+    ))]
 pub async fn lineage(
     state: web::Data<AppState>,
     caller: Caller,
@@ -251,13 +345,21 @@ pub async fn lineage(
 }
 
 /// Query of `GET /api/v1/impact`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ImpactQuery {
+    /// An entity reference.
     node: String,
 }
 
 /// `GET /api/v1/impact?node=`: model versions and live deployments downstream.
+#[utoipa::path(get, path = "/api/v1/impact", tag = "governance", params(ImpactQuery),
+    responses(
+        (status = 200, description = "Model versions and live deployments downstream", body = Impact),
+        (status = 404, description = "No such entity", body = ErrorBody),
+        (status = 422, description = "`invalid_query`", body = ErrorBody),
+    ))]
 pub async fn impact(
     state: web::Data<AppState>,
     caller: Caller,
@@ -275,6 +377,13 @@ pub async fn impact(
 }
 
 /// `GET /api/v1/entities/{ref}`: current state, live edges and history.
+#[utoipa::path(get, path = "/api/v1/entities/{ref}", tag = "governance",
+    params(("ref" = String, Path, description = "`type:name@version`, or `type:name` for its latest version")),
+    responses(
+        (status = 200, description = "The entity: current state, live edges and history", body = EntityAnswer),
+        (status = 404, description = "No such entity, or one the caller may not read", body = ErrorBody),
+        (status = 422, description = "`invalid_path`: not an entity reference", body = ErrorBody),
+    ))]
 pub async fn entity(
     state: web::Data<AppState>,
     caller: Caller,
@@ -290,31 +399,63 @@ pub async fn entity(
     .await??;
     let Some(view) = view else { return Err(ApiError::not_found(format!("no entity {node}"))) };
     let history: Result<Vec<_>, _> = view.history.iter().map(crate::ledger::Event::to_json).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "ref": view.entity.ref_,
-        "entity_type": view.entity.entity_type,
-        "name": view.entity.name,
-        "version": view.entity.version,
-        "project": view.entity.project,
-        "status": view.entity.status,
-        "created_seq": view.entity.created_seq,
-        "updated_seq": view.entity.updated_seq,
-        "state": view.current,
-        "upstream": view.upstream,
-        "downstream": view.downstream,
-        "history": history.map_err(ApiError::internal)?,
-    })))
+    let entity = view.entity;
+    Ok(HttpResponse::Ok().json(EntityAnswer {
+        ref_: entity.ref_,
+        entity_type: entity.entity_type,
+        name: entity.name,
+        version: entity.version,
+        project: entity.project,
+        status: entity.status,
+        created_seq: entity.created_seq,
+        updated_seq: entity.updated_seq,
+        state: view.current,
+        upstream: view.upstream,
+        downstream: view.downstream,
+        history: history.map_err(ApiError::internal)?,
+    }))
+}
+
+/// An entity: its current state, live edges and history.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct EntityAnswer<'a> {
+    #[serde(rename = "ref")]
+    ref_: String,
+    entity_type: String,
+    name: String,
+    version: Option<String>,
+    project: Option<String>,
+    status: String,
+    created_seq: i64,
+    updated_seq: i64,
+    /// For each event kind about the entity, the seq of the latest one
+    /// (deployments add `live_model`).
+    #[schema(value_type = Object)]
+    state: serde_json::Value,
+    upstream: Vec<Edge>,
+    downstream: Vec<Edge>,
+    /// Events about it, oldest first (at most 1000).
+    history: Vec<EventJson<'a>>,
 }
 
 /// Query of `POST /api/v1/lineage`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OpenLineageQuery {
+    /// The project to record the event in.
     project: Option<String>,
 }
 
 /// `POST /api/v1/lineage`: one OpenLineage event, as the OpenLineage clients
 /// send it. 201 when recorded, 200 for a retry of the same event.
+#[utoipa::path(post, path = "/api/v1/lineage", tag = "governance", params(OpenLineageQuery),
+    request_body(content = Object, description = "An OpenLineage RunEvent, DatasetEvent or JobEvent (spec 2-0-2)"),
+    responses(
+        (status = 201, description = "Recorded as a ledger event", body = EventJson),
+        (status = 200, description = "A retry of the same run event", body = EventJson),
+        (status = 422, description = "`invalid_openlineage_event`", body = ErrorBody),
+    ))]
 pub async fn openlineage(
     state: web::Data<AppState>,
     caller: Caller,

@@ -3,27 +3,53 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
+use super::error::ErrorBody;
 use super::{ApiError, AppState};
+
+/// The liveness answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`.
+    status: &'static str,
+}
+
+/// The readiness answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready`.
+    status: &'static str,
+    /// Events in the ledger.
+    size: u64,
+}
 use crate::metrics::Gauges;
 
 /// `GET /healthz`: the process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = "probes",
+    responses((status = 200, description = "Serving", body = Health)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// `GET /readyz`: the database answers and the writer runs, so appends can
 /// be committed; 503 otherwise. Migrations run before the server listens,
 /// so while they run the probe finds nothing listening.
+#[utoipa::path(get, path = "/readyz", tag = "probes",
+    responses(
+        (status = 200, description = "Ready for appends", body = Readiness),
+        (status = 503, description = "`not_ready`: the database does not answer within 2 s, or the writer stopped", body = ErrorBody),
+    ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
     match web::block(move || store.ready(std::time::Duration::from_secs(2))).await? {
-        Ok(head) => Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready", "size": head.size}))),
+        Ok(head) => Ok(HttpResponse::Ok().json(Readiness { status: "ready", size: head.size })),
         Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string())),
     }
 }
 
 /// `GET /metrics`: Prometheus text format. Public like the probes: it holds
 /// counts and timings, no event content.
+#[utoipa::path(get, path = "/metrics", tag = "probes",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String)))]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
     let indexed = state.search.indexed_seq();

@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod governance;
 pub mod health;
+pub mod openapi;
 pub mod proofs;
 pub mod ratelimit;
 pub mod reports;
@@ -60,6 +61,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/metrics", web::get().to(health::metrics))
     .service(
         web::scope("/api/v1")
+            .route("/openapi.json", web::get().to(openapi::openapi_json))
             .route("/events", web::post().to(events::append))
             .route("/events", web::get().to(events::list))
             .route("/events/{seq}", web::get().to(events::get))

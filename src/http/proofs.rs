@@ -4,18 +4,27 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::auth::Caller;
+use super::error::ErrorBody;
 use super::{ApiError, AppState};
+use crate::proofs::{ConsistencyProof, InclusionProof};
 
 /// Query of `GET /api/v1/checkpoint`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CheckpointQuery {
+    /// A published checkpoint's tree size; the current ledger without it.
     size: Option<u64>,
 }
 
 /// `GET /api/v1/checkpoint[?size=N]`: the signed note, as `text/plain`.
 /// Without `size`, a checkpoint of the current ledger (signed now if the
 /// ledger grew since the last one).
+#[utoipa::path(get, path = "/api/v1/checkpoint", tag = "proofs", params(CheckpointQuery),
+    responses(
+        (status = 200, description = "A C2SP tlog-checkpoint signed note", content_type = "text/plain", body = String),
+        (status = 404, description = "The ledger is empty, or no checkpoint was published at that size", body = ErrorBody),
+    ))]
 pub async fn checkpoint(
     state: web::Data<AppState>,
     query: web::Query<CheckpointQuery>,
@@ -33,6 +42,8 @@ pub async fn checkpoint(
 }
 
 /// `GET /api/v1/checkpoint/key`: the verifier key, as `text/plain`.
+#[utoipa::path(get, path = "/api/v1/checkpoint/key", tag = "proofs",
+    responses((status = 200, description = "The signed-note verifier key", content_type = "text/plain", body = String)))]
 pub async fn verifier_key(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
@@ -40,15 +51,24 @@ pub async fn verifier_key(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Query of `GET /api/v1/proofs/inclusion`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct InclusionQuery {
+    /// The event.
     seq: u64,
+    /// The tree the proof is for; the current size without it.
     tree_size: Option<u64>,
 }
 
 /// `GET /api/v1/proofs/inclusion?seq=N[&tree_size=M]`. An event the caller
 /// may not read is answered like one that does not exist.
+#[utoipa::path(get, path = "/api/v1/proofs/inclusion", tag = "proofs", params(InclusionQuery),
+    responses(
+        (status = 200, description = "RFC 9162 inclusion proof", body = InclusionProof),
+        (status = 404, description = "No such event, or one the caller may not read", body = ErrorBody),
+        (status = 422, description = "`out_of_range`: the tree size is not between seq and the ledger's size", body = ErrorBody),
+    ))]
 pub async fn inclusion(
     state: web::Data<AppState>,
     caller: Caller,
@@ -66,14 +86,22 @@ pub async fn inclusion(
 }
 
 /// Query of `GET /api/v1/proofs/consistency`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
+    /// The older tree size.
     from: u64,
+    /// The newer tree size.
     to: u64,
 }
 
 /// `GET /api/v1/proofs/consistency?from=A&to=B`.
+#[utoipa::path(get, path = "/api/v1/proofs/consistency", tag = "proofs", params(ConsistencyQuery),
+    responses(
+        (status = 200, description = "RFC 9162 consistency proof", body = ConsistencyProof),
+        (status = 422, description = "`out_of_range`: not 1 <= from <= to <= the ledger's size", body = ErrorBody),
+    ))]
 pub async fn consistency(
     state: web::Data<AppState>,
     caller: Caller,

@@ -5,6 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::auth::Caller;
+use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::ledger::timestamp;
 use crate::reports::{self, ReportError, ReportRequest};
@@ -40,19 +41,36 @@ fn report_projects(caller: &Caller, conn: &mut crate::store::DbConn) -> Result<O
 }
 
 /// Query of `GET /api/v1/reports/{type}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
+    /// The model, dataset, deployment or subject the report is about.
     subject: Option<String>,
+    /// Limit the inventory or audit trail to one project.
     project: Option<String>,
+    /// RFC 3339 start of the window.
     from: Option<String>,
+    /// RFC 3339 end of the window.
     to: Option<String>,
+    /// `pdf` (default), `json` or `csv`.
     format: Option<String>,
 }
 
 /// `GET /api/v1/reports/{type}?subject=&project=&from=&to=&format=pdf|json|csv`:
 /// a report as of a freshly signed checkpoint, the same bytes `govledger
 /// report` writes for the same ledger state.
+#[utoipa::path(get, path = "/api/v1/reports/{type}", tag = "reports", params(ReportQuery,
+        ("type" = String, Path, description = "audit-trail, model-dossier, model-inventory, gdpr-processing, gdpr-erasure or ai-act-log")),
+    responses(
+        (status = 200, description = "The report, as of a freshly signed checkpoint; every statement cites seq and hash", content(
+            (Vec<u8> = "application/pdf"),
+            (Object = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 404, description = "No such report type", body = ErrorBody),
+        (status = 422, description = "`invalid_report` (unknown or missing subject, empty ledger) or `invalid_query`", body = ErrorBody),
+    ))]
 pub async fn report(
     state: web::Data<AppState>,
     caller: Caller,

@@ -7,7 +7,9 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::auth::Caller;
+use super::error::ErrorBody;
 use super::{ApiError, AppState};
+use crate::search::query::SearchResults;
 use crate::search::query::{Sort, MAX_LIMIT};
 use crate::search::{SearchError, SearchRequest};
 use crate::store::events;
@@ -29,24 +31,40 @@ impl From<SearchError> for ApiError {
 }
 
 /// Query string of `GET /api/v1/search`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    /// The query (docs/SEARCH.md); all events without it.
     q: Option<String>,
     kind: Option<String>,
+    /// The subject's entity type (`model`, `dataset`, ...).
     entity_type: Option<String>,
     actor: Option<String>,
     project: Option<String>,
+    /// RFC 3339 lower bound of `recorded_at`.
     from: Option<String>,
+    /// RFC 3339 upper bound of `recorded_at`.
     to: Option<String>,
+    /// `relevance` (default with `q`) or `time`.
     sort: Option<String>,
+    /// 1 to 100, default 20.
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Wait until the index holds every event recorded before the request.
     consistent: Option<bool>,
 }
 
 /// `GET /api/v1/search?q=&kind=&entity_type=&actor=&project=&from=&to=&sort=&limit=&cursor=&consistent=`.
 /// Only events the caller may read are searched, counted and faceted.
+#[utoipa::path(get, path = "/api/v1/search", tag = "search", params(SearchQuery),
+    responses(
+        (status = 200, description = "Hits, totals and facets over the events the caller may read", body = SearchResults),
+        (status = 400, description = "`invalid_query`: the query does not parse (docs/SEARCH.md)", body = ErrorBody),
+        (status = 422, description = "`invalid_query` or `invalid_limit`: a bad sort, time bound or limit", body = ErrorBody),
+        (status = 503, description = "`index_lagging`: `consistent=true` and the index did not reach the head in 10 s", body = ErrorBody),
+    ))]
 pub async fn search(
     state: web::Data<AppState>,
     caller: Caller,

@@ -7,19 +7,29 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::body::read_json;
+use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::governance::subjects;
+use crate::governance::subjects::{AccessAnswer, ErasureCertificate};
 
 /// Body of `POST /api/v1/subjects/{id}/erase` (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EraseRequest {
+pub struct EraseRequest {
     /// Why, for the record (e.g. the data-subject request's reference).
     reason: Option<String>,
 }
 
 /// `POST /api/v1/subjects/{id}/erase` (dpo, admin): destroys the subject's
 /// keys, records `subject.erased`, answers the erasure certificate.
+#[utoipa::path(post, path = "/api/v1/subjects/{id}/erase", tag = "subjects",
+    params(("id" = String, Path, description = "The data subject's id as given in `personal.subject_ids`")),
+    request_body(content = Option<EraseRequest>, description = "Optional; may be left out entirely"),
+    responses(
+        (status = 200, description = "Erased: the certificate", body = ErasureCertificate),
+        (status = 404, description = "No event names this subject", body = ErrorBody),
+        (status = 422, description = "A blank or over-long subject id, or no master key configured", body = ErrorBody),
+    ))]
 pub async fn erase(
     state: web::Data<AppState>,
     caller: Caller,
@@ -44,6 +54,12 @@ pub async fn erase(
 
 /// `GET /api/v1/subjects/{id}` (dpo, admin): which events, datasets, runs
 /// and models involve the subject (GDPR Art. 15), and their erasures.
+#[utoipa::path(get, path = "/api/v1/subjects/{id}", tag = "subjects",
+    params(("id" = String, Path, description = "The data subject's id")),
+    responses(
+        (status = 200, description = "The Art. 15 access answer", body = AccessAnswer),
+        (status = 422, description = "A blank or over-long subject id, or no master key configured", body = ErrorBody),
+    ))]
 pub async fn access(
     state: web::Data<AppState>,
     caller: Caller,

@@ -39,22 +39,36 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 const MAX_REFS: usize = 1000;
 
 /// An event as a client sends it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventRequest {
+    /// A dotted name such as `model.registered` (docs/EVENTS.md).
+    #[schema(example = "model.registered", pattern = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length = 64)]
     pub kind: String,
+    /// The entity the event is about, `type:name@version` (version optional).
+    #[schema(example = "model:fraud-detector@3")]
     pub subject: String,
+    /// Groups events for access control.
     #[serde(default)]
+    #[schema(max_length = 64)]
     pub project: Option<String>,
+    /// Entities this one was made from: they become lineage edges.
     #[serde(default)]
+    #[schema(example = json!(["dataset:transactions@2026-10"]))]
     pub inputs: Option<Vec<String>>,
+    /// Entities this one produced.
     #[serde(default)]
     pub outputs: Option<Vec<String>>,
+    /// Any JSON object; governed kinds have typed attributes (docs/EVENTS.md).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub attributes: Option<serde_json::Value>,
+    /// When it happened, RFC 3339; the server records `recorded_at` itself.
     #[serde(default)]
     pub occurred_at: Option<String>,
+    /// A retry with the same key returns the original event and writes nothing.
     #[serde(default)]
+    #[schema(max_length = 128)]
     pub idempotency_key: Option<String>,
     /// Data about identified people: pseudonymised and sealed by the server
     /// (see [`super::personal`]), never stored or hashed in clear.
@@ -275,7 +289,7 @@ pub struct Event {
 /// The JSON shape of an event in API responses and bundles. `attributes` is
 /// written as the stored canonical bytes verbatim, so a verifier can hash
 /// what it received without re-serialising it.
-#[derive(Debug, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Serialize)]
 pub struct EventJson<'a> {
     pub seq: u64,
     pub id: &'a str,
@@ -284,8 +298,12 @@ pub struct EventJson<'a> {
     pub kind: &'a str,
     pub subject: &'a str,
     pub project: Option<&'a str>,
+    #[schema(value_type = Vec<String>)]
     pub inputs: &'a [String],
+    #[schema(value_type = Vec<String>)]
     pub outputs: &'a [String],
+    /// The stored canonical JSON (sorted keys, no whitespace), hashed as is.
+    #[schema(value_type = Object)]
     pub attributes: &'a serde_json::value::RawValue,
     pub occurred_at: Option<&'a str>,
     pub idempotency_key: Option<&'a str>,
@@ -295,6 +313,7 @@ pub struct EventJson<'a> {
     /// is): the personal fields as this reader may see them, in clear,
     /// `"[redacted]"` or `"[erased]"`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub personal: Option<serde_json::Value>,
 }
 

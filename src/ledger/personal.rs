@@ -41,11 +41,14 @@ pub enum PersonalError {
 }
 
 /// Personal data as a client sends it with an event.
-#[derive(Clone, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersonalRequest {
+    /// The data subjects, e.g. customer ids; stored only as keyed pseudonyms.
     pub subject_ids: Vec<String>,
+    /// Personal fields, sealed under the subjects' keys.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub fields: Option<serde_json::Value>,
 }
 

@@ -9,7 +9,7 @@ use super::encoding::{hash_with, EncodingInput, Hash, GENESIS_PREV_HASH};
 use super::event::Event;
 
 /// What is wrong at the first broken place in the chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerifyFailureKind {
     /// A `seq` is missing (an event was deleted) or out of order.
@@ -30,7 +30,7 @@ pub enum VerifyFailureKind {
 }
 
 /// The first place where the chain does not verify.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyFailure {
     pub seq: u64,
     pub kind: VerifyFailureKind,

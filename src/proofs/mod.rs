@@ -33,7 +33,7 @@ pub enum ProofError {
 }
 
 /// An inclusion proof for one event.
-#[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct InclusionProof {
     pub seq: u64,
     pub leaf_index: u64,
@@ -46,7 +46,7 @@ pub struct InclusionProof {
 }
 
 /// A consistency proof between two tree sizes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct ConsistencyProof {
     pub from: u64,
     pub to: u64,

@@ -79,7 +79,7 @@ pub struct SearchRequest {
 }
 
 /// One hit.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize, PartialEq)]
 pub struct SearchHit {
     pub seq: u64,
     pub kind: String,
@@ -94,12 +94,13 @@ pub struct SearchHit {
 }
 
 /// A page of results with counts over all matches.
-#[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct SearchResults {
     pub hits: Vec<SearchHit>,
     /// Events matching (all pages).
     pub total: usize,
     /// Counts over all matches, by kind, entity type and actor.
+    #[schema(value_type = BTreeMap<String, BTreeMap<String, u64>>)]
     pub facets: BTreeMap<&'static str, BTreeMap<String, u64>>,
     pub next_cursor: Option<String>,
     /// The last seq the index held when answering.

@@ -67,7 +67,7 @@ pub struct Store {
 }
 
 /// The outcome of verifying the stored chain.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ChainReport {
     pub ok: bool,
     /// Events checked (all of them when `ok`).

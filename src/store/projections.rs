@@ -39,7 +39,7 @@ pub struct EntityRow {
 
 /// A lineage edge `source -> target`, live from `created_seq` until
 /// `ended_seq` (exclusive) if it ended.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, serde::Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, serde::Serialize)]
 #[diesel(table_name = lineage_edges)]
 pub struct EdgeRow {
     pub source: String,
@@ -75,7 +75,7 @@ pub struct ApprovalRow {
 }
 
 /// One decision on an approval.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, serde::Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, serde::Serialize)]
 #[diesel(table_name = approval_decisions)]
 pub struct DecisionRow {
     pub seq: i64,

@@ -14,6 +14,7 @@ mod limits;
 mod listing;
 mod merkle_reference;
 mod metrics;
+mod openapi;
 mod personal;
 mod proofs;
 mod reports;

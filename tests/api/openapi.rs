@@ -1,0 +1,167 @@
+//! The OpenAPI description: served, committed, complete, and true of the
+//! answers a real server gives.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{client_with, Backend, TestApp};
+
+const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+const ROUTES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/http/mod.rs");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_description_is_the_committed_one() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
+    let response = reqwest::get(app.url("/api/v1/openapi.json")).await.unwrap();
+    assert_eq!(response.status(), 200, "served without a token");
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let served = response.text().await.unwrap();
+    let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
+    assert!(
+        served == committed,
+        "docs/openapi.json differs from what the server describes; regenerate it with \
+         `cargo run -- openapi > docs/openapi.json` and review the diff"
+    );
+    let doc: Value = serde_json::from_str(&served).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+}
+
+/// `(METHOD, /path/{}/...)` for every route registered in `http::configure`,
+/// read from its source, with parameter names left out.
+fn registered_routes() -> BTreeSet<(String, String)> {
+    let source = std::fs::read_to_string(ROUTES).unwrap();
+    let mut routes = BTreeSet::new();
+    let mut scope = "";
+    for line in source.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("web::scope(\"") {
+            scope = rest.split('"').next().unwrap();
+        }
+        let Some(rest) = line.strip_prefix(".route(\"") else { continue };
+        let (path, rest) = rest.split_once('"').unwrap();
+        let method = rest.split("web::").nth(1).unwrap().split('(').next().unwrap().to_uppercase();
+        routes.insert((method, without_parameter_names(&format!("{scope}{path}"))));
+    }
+    routes
+}
+
+fn without_parameter_names(path: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                depth += 1;
+                out.push_str("{}");
+            }
+            '}' => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn documented_routes(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut routes = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            routes.insert((method.to_uppercase(), without_parameter_names(path)));
+        }
+    }
+    routes
+}
+
+#[test]
+fn every_route_is_described_and_nothing_else() {
+    let doc: Value = serde_json::from_str(&govledger::http::openapi::document()).unwrap();
+    let registered = registered_routes();
+    assert!(registered.len() >= 30, "read {} routes from {ROUTES}", registered.len());
+    let documented = documented_routes(&doc);
+    let undocumented: Vec<_> = registered.difference(&documented).collect();
+    let unserved: Vec<_> = documented.difference(&registered).collect();
+    assert!(undocumented.is_empty(), "routes without a description: {undocumented:?}");
+    assert!(unserved.is_empty(), "described but not routed: {unserved:?}");
+}
+
+/// The operation of `method path` (a documented path template).
+fn operation<'a>(doc: &'a Value, method: &str, path: &str) -> &'a Value {
+    let op = &doc["paths"][path][method];
+    assert!(op.is_object(), "{method} {path} is not described");
+    op
+}
+
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(r) => resolve(doc, &doc["components"]["schemas"][r.rsplit('/').next().unwrap()]),
+        None => schema,
+    }
+}
+
+/// Checks the answer's status is documented for the operation, and that a
+/// JSON body has the documented schema's required properties.
+async fn assert_described(doc: &Value, method: &str, path: &str, response: reqwest::Response) -> Value {
+    let status = response.status().as_u16().to_string();
+    let op = operation(doc, method, path);
+    let documented = &op["responses"][&status];
+    assert!(documented.is_object(), "{method} {path} answered {status}, which is not described");
+    let body: Value = response.json().await.unwrap();
+    let schema = resolve(doc, &documented["content"]["application/json"]["schema"]);
+    for field in schema["required"].as_array().into_iter().flatten() {
+        let field = field.as_str().unwrap();
+        assert!(body.get(field).is_some(), "{method} {path} {status}: `{field}` missing from {body}");
+    }
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_match_the_description_errors_included() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
+    let doc: Value = serde_json::from_str(&govledger::http::openapi::document()).unwrap();
+    let http = client_with(&app.admin_token);
+    let anonymous = reqwest::Client::new();
+
+    let created = http
+        .post(app.url("/api/v1/events"))
+        .json(&json!({"kind": "dataset.version_created", "subject": "dataset:d@1"}));
+    let event = assert_described(&doc, "post", "/api/v1/events", created.send().await.unwrap()).await;
+    for field in ["seq", "hash", "prev_hash", "actor", "recorded_at", "attributes"] {
+        assert!(event.get(field).is_some(), "{field} in {event}");
+    }
+    let cases = [
+        ("post", "/api/v1/events", http.post(app.url("/api/v1/events")).json(&json!({"kind": "x"})), 400),
+        (
+            "post",
+            "/api/v1/events",
+            http.post(app.url("/api/v1/events")).json(&json!({"kind": "x", "subject": "no"})),
+            422,
+        ),
+        ("post", "/api/v1/events", http.post(app.url("/api/v1/events")).body("{}"), 415),
+        ("post", "/api/v1/events", anonymous.post(app.url("/api/v1/events")).json(&json!({})), 401),
+        ("get", "/api/v1/events/{seq}", http.get(app.url("/api/v1/events/99")), 404),
+        ("get", "/api/v1/events/{seq}", http.get(app.url("/api/v1/events/x")), 400),
+        ("get", "/api/v1/events", http.get(app.url("/api/v1/events?limit=0")), 422),
+        ("get", "/api/v1/events", http.get(app.url("/api/v1/events?colour=red")), 400),
+        ("get", "/api/v1/head", http.get(app.url("/api/v1/head")), 200),
+        ("get", "/api/v1/verify", http.get(app.url("/api/v1/verify")), 200),
+        ("get", "/api/v1/proofs/inclusion", http.get(app.url("/api/v1/proofs/inclusion?seq=1")), 200),
+        ("get", "/api/v1/proofs/consistency", http.get(app.url("/api/v1/proofs/consistency?from=2&to=1")), 422),
+        ("get", "/api/v1/gate", http.get(app.url("/api/v1/gate?model=model:m@1&environment=prod")), 200),
+        ("get", "/api/v1/lineage", http.get(app.url("/api/v1/lineage?node=dataset:d@1")), 200),
+        ("get", "/api/v1/entities/{ref}", http.get(app.url("/api/v1/entities/dataset:d@1")), 200),
+        ("get", "/api/v1/approvals", http.get(app.url("/api/v1/approvals")), 200),
+        ("get", "/api/v1/search", http.get(app.url("/api/v1/search?q=(((")), 400),
+        ("get", "/api/v1/reports/{type}", http.get(app.url("/api/v1/reports/nothing")), 404),
+        ("post", "/api/v1/tokens", http.post(app.url("/api/v1/tokens")).json(&json!({"sub": "x"})), 400),
+        ("get", "/healthz", anonymous.get(app.url("/healthz")), 200),
+        ("get", "/readyz", anonymous.get(app.url("/readyz")), 200),
+    ];
+    for (method, path, request, expected) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), expected, "{method} {path}");
+        let body = assert_described(&doc, method, path, response).await;
+        if expected >= 400 {
+            assert!(body["error"].is_string() && body["message"].is_string(), "{method} {path}: {body}");
+        }
+    }
+}
