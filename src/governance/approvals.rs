@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::gate::{self, ApprovalSummary, GateDecision};
 use super::kinds::{self, ApprovalDecided, ApprovalRequested, DeploymentAttributes};
+use super::ModelVersionRef;
 use super::{Governance, GovernanceError};
 use crate::ledger::event::EventJson;
 use crate::ledger::{timestamp, EntityRef, Event, EventDraft, EventRequest};
@@ -20,9 +21,13 @@ use crate::store::{events, Appended, DbConn, Precondition, Refusal, StoreError};
 #[derive(utoipa::ToSchema, Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRequest {
+    #[schema(value_type = ModelVersionRef)]
     pub model: String,
+    #[schema(pattern = r"^[a-z0-9_-]{1,64}$", example = "production")]
     pub environment: String,
+    /// Events or entities the request rests on (evaluations, explanations).
     #[serde(default)]
+    #[schema(value_type = Vec<EntityRef>)]
     pub evidence: Vec<String>,
     #[serde(default)]
     pub note: Option<String>,
@@ -36,7 +41,10 @@ pub struct ApprovalRequest {
 #[derive(utoipa::ToSchema, Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
+    /// `grant`, `reject` or `revoke`.
+    #[schema(pattern = "^(grant|reject|revoke)$")]
     pub decision: String,
+    #[schema(min_length = 1, max_length = 4000)]
     pub reason: String,
 }
 
@@ -44,10 +52,13 @@ pub struct DecisionRequest {
 #[derive(utoipa::ToSchema, Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentRequest {
+    #[schema(value_type = ModelVersionRef)]
     pub model: String,
+    #[schema(pattern = r"^[a-z0-9_-]{1,64}$", example = "production")]
     pub environment: String,
     /// The deployment's name within the environment; the model's name by default.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", max_length = 200)]
     pub name: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
@@ -97,7 +108,7 @@ fn refs_valid(field: &str, refs: &[String]) -> Result<(), GovernanceError> {
     Ok(())
 }
 
-fn model_version(text: &str) -> Result<EntityRef, GovernanceError> {
+pub(crate) fn model_version(text: &str) -> Result<EntityRef, GovernanceError> {
     let model = EntityRef::parse(text).map_err(|e| e.in_field("model"))?;
     if model.entity_type() != "model" || model.version().is_none() {
         return Err(GovernanceError::Invalid(format!("model: expected model:NAME@VERSION, got {text}")));
@@ -105,7 +116,7 @@ fn model_version(text: &str) -> Result<EntityRef, GovernanceError> {
     Ok(model)
 }
 
-fn environment_name(text: &str) -> Result<(), GovernanceError> {
+pub(crate) fn environment_name(text: &str) -> Result<(), GovernanceError> {
     let ok = !text.is_empty()
         && text.len() <= 64
         && text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');

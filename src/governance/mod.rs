@@ -64,3 +64,25 @@ impl Governance {
         &self.store
     }
 }
+
+/// A model version `model:NAME@VERSION`, for the OpenAPI description of
+/// the routes that approve, gate and deploy exactly one version.
+pub struct ModelVersionRef;
+
+impl utoipa::PartialSchema for ModelVersionRef {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A model version, `model:NAME@VERSION`"))
+            .pattern(Some(r"^model:[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*@[A-Za-z0-9._+-]{1,64}$"))
+            .max_length(Some(271))
+            .examples(["model:fraud-detector@3"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ModelVersionRef {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ModelVersionRef".into()
+    }
+}

@@ -193,12 +193,14 @@ pub struct ListQuery {
     /// Only events of this kind.
     kind: Option<String>,
     /// Only events about this entity; without a version, about any of its versions.
+    #[param(value_type = Option<EntityRef>)]
     subject: Option<String>,
     /// Only events recorded by this actor.
     actor: Option<String>,
     /// The cursor: `next_after_seq` of the previous page.
     after_seq: Option<u64>,
-    /// Page size (default 100).
+    /// Page size: 1 to the configured maximum (default 1000), default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -269,7 +271,7 @@ pub struct EventsPage<'a> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum AppendBody {
-    One(EventRequest),
+    One(Box<EventRequest>),
     Batch(EventsRequest),
 }
 
@@ -286,7 +288,7 @@ pub struct EventsRequest {
 #[serde(untagged)]
 #[allow(dead_code)] // never built: it only describes the two answers
 pub enum AppendAnswer<'a> {
-    One(EventJson<'a>),
+    One(Box<EventJson<'a>>),
     Batch(EventsBatch<'a>),
 }
 

@@ -10,14 +10,15 @@ use super::body::read_json;
 use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::governance::approvals::{
-    ApprovalRequest, ApprovalView, DecisionRequest, DeploymentAccepted, DeploymentRequest,
+    environment_name, model_version, ApprovalRequest, ApprovalView, DecisionRequest, DeploymentAccepted,
+    DeploymentRequest,
 };
 use crate::governance::gate::GateDecision;
 use crate::governance::lineage::{self, Walk};
 use crate::governance::lineage::{Edge, Graph, Impact};
-use crate::governance::{openlineage, GovernanceError};
+use crate::governance::{openlineage, GovernanceError, ModelVersionRef};
 use crate::ledger::event::EventJson;
-use crate::ledger::{timestamp, EventDraft};
+use crate::ledger::{timestamp, EntityRef, EventDraft};
 use crate::store::projections::{self, ApprovalFilter};
 use crate::store::Appended;
 
@@ -98,12 +99,14 @@ pub async fn decide(
 pub struct ApprovalsQuery {
     /// `pending`, `granted`, `rejected` or `revoked`.
     state: Option<String>,
-    /// A model version, `model:NAME@VERSION`.
+    #[param(value_type = Option<ModelVersionRef>)]
     model: Option<String>,
+    #[param(pattern = r"^[a-z0-9_-]{1,64}$")]
     environment: Option<String>,
     /// The cursor: `next_after_seq` of the previous page.
     after_seq: Option<i64>,
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -127,6 +130,12 @@ pub async fn list_approvals(
                 "state must be pending, granted, rejected or revoked",
             ));
         }
+    }
+    if let Some(model) = &q.model {
+        model_version(model)?;
+    }
+    if let Some(environment) = &q.environment {
+        environment_name(environment)?;
     }
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -216,8 +225,9 @@ pub async fn get_approval(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct GateQuery {
-    /// `model:NAME@VERSION`.
+    #[param(value_type = ModelVersionRef)]
     model: String,
+    #[param(pattern = r"^[a-z0-9_-]{1,64}$")]
     environment: String,
 }
 
@@ -290,11 +300,13 @@ pub struct DeploymentBlocked {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct LineageQuery {
-    /// An entity reference.
+    #[param(value_type = EntityRef)]
     node: String,
     /// `upstream`, `downstream` or `both` (default).
+    #[param(pattern = "^(upstream|downstream|both)$")]
     direction: Option<String>,
-    /// 1 to the configured maximum, default 10.
+    /// 1 to the configured maximum (default 50), default 10.
+    #[param(minimum = 1, maximum = 50)]
     depth: Option<u32>,
     /// RFC 3339: the graph as it stood then.
     as_of: Option<String>,
@@ -349,7 +361,7 @@ pub async fn lineage(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ImpactQuery {
-    /// An entity reference.
+    #[param(value_type = EntityRef)]
     node: String,
 }
 
@@ -378,7 +390,7 @@ pub async fn impact(
 
 /// `GET /api/v1/entities/{ref}`: current state, live edges and history.
 #[utoipa::path(get, path = "/api/v1/entities/{ref}", tag = "governance",
-    params(("ref" = String, Path, description = "`type:name@version`, or `type:name` for its latest version")),
+    params(("ref" = EntityRef, Path, description = "`type:name@version`, or `type:name` for its latest version")),
     responses(
         (status = 200, description = "The entity: current state, live edges and history", body = EntityAnswer),
         (status = 404, description = "No such entity, or one the caller may not read", body = ErrorBody),

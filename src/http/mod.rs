@@ -47,6 +47,8 @@ pub struct AppState {
 }
 
 /// Registers every route and the JSON error handlers for extractor failures.
+/// Each path is one resource, so that a method it does not serve is answered
+/// 405 with `Allow` rather than 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::QueryConfig::default()
@@ -56,41 +58,67 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::PathConfig::default()
             .error_handler(|err, _| ApiError::bad_request("invalid_path", err.to_string()).into()),
     )
-    .route("/healthz", web::get().to(health::healthz))
-    .route("/readyz", web::get().to(health::readyz))
-    .route("/metrics", web::get().to(health::metrics))
+    .service(resource("/healthz").route(web::get().to(health::healthz)))
+    .service(resource("/readyz").route(web::get().to(health::readyz)))
+    .service(resource("/metrics").route(web::get().to(health::metrics)))
     .service(
         web::scope("/api/v1")
-            .route("/openapi.json", web::get().to(openapi::openapi_json))
-            .route("/events", web::post().to(events::append))
-            .route("/events", web::get().to(events::list))
-            .route("/events/{seq}", web::get().to(events::get))
-            .route("/head", web::get().to(events::head))
-            .route("/verify", web::get().to(events::verify))
-            .route("/checkpoint", web::get().to(proofs::checkpoint))
-            .route("/checkpoint/key", web::get().to(proofs::verifier_key))
-            .route("/proofs/inclusion", web::get().to(proofs::inclusion))
-            .route("/proofs/consistency", web::get().to(proofs::consistency))
-            .route("/approvals", web::post().to(governance::request_approval))
-            .route("/approvals", web::get().to(governance::list_approvals))
-            .route("/approvals/{id}", web::get().to(governance::get_approval))
-            .route("/approvals/{id}/decision", web::post().to(governance::decide))
-            .route("/gate", web::get().to(governance::gate))
-            .route("/deployments", web::post().to(governance::deploy))
-            .route("/lineage", web::get().to(governance::lineage))
-            .route("/lineage", web::post().to(governance::openlineage))
-            .route("/impact", web::get().to(governance::impact))
-            .route("/search", web::get().to(search::search))
-            .route("/subjects/{id}", web::get().to(subjects::access))
-            .route("/subjects/{id}/erase", web::post().to(subjects::erase))
-            .route("/reports/{kind}", web::get().to(reports::report))
-            .route("/entities/{ref:.*}", web::get().to(governance::entity))
-            .route("/tokens", web::post().to(admin::issue_token))
-            .route("/tokens/{jti}/revoke", web::post().to(admin::revoke_token))
-            .route("/policies", web::get().to(admin::get_policy))
-            .route("/policies", web::put().to(admin::put_policy)),
+            .service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
+            .service(resource("/events").route(web::post().to(events::append)).route(web::get().to(events::list)))
+            .service(resource("/events/{seq}").route(web::get().to(events::get)))
+            .service(resource("/head").route(web::get().to(events::head)))
+            .service(resource("/verify").route(web::get().to(events::verify)))
+            .service(resource("/checkpoint").route(web::get().to(proofs::checkpoint)))
+            .service(resource("/checkpoint/key").route(web::get().to(proofs::verifier_key)))
+            .service(resource("/proofs/inclusion").route(web::get().to(proofs::inclusion)))
+            .service(resource("/proofs/consistency").route(web::get().to(proofs::consistency)))
+            .service(
+                resource("/approvals")
+                    .route(web::post().to(governance::request_approval))
+                    .route(web::get().to(governance::list_approvals)),
+            )
+            .service(resource("/approvals/{id}").route(web::get().to(governance::get_approval)))
+            .service(resource("/approvals/{id}/decision").route(web::post().to(governance::decide)))
+            .service(resource("/gate").route(web::get().to(governance::gate)))
+            .service(resource("/deployments").route(web::post().to(governance::deploy)))
+            .service(
+                resource("/lineage")
+                    .route(web::get().to(governance::lineage))
+                    .route(web::post().to(governance::openlineage)),
+            )
+            .service(resource("/impact").route(web::get().to(governance::impact)))
+            .service(resource("/search").route(web::get().to(search::search)))
+            .service(resource("/subjects/{id}").route(web::get().to(subjects::access)))
+            .service(resource("/subjects/{id}/erase").route(web::post().to(subjects::erase)))
+            .service(resource("/reports/{kind}").route(web::get().to(reports::report)))
+            .service(resource("/entities/{ref:.*}").route(web::get().to(governance::entity)))
+            .service(resource("/tokens").route(web::post().to(admin::issue_token)))
+            .service(resource("/tokens/{jti}/revoke").route(web::post().to(admin::revoke_token)))
+            .service(
+                resource("/policies").route(web::get().to(admin::get_policy)).route(web::put().to(admin::put_policy)),
+            ),
     )
     .default_service(web::to(not_found));
+}
+
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+/// 405 for a method a path does not serve, with the methods it does serve
+/// as the OpenAPI description lists them.
+async fn method_not_allowed(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    let allow = req.match_pattern().map(|p| openapi::methods_of(&p)).unwrap_or_default();
+    let error = ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not served at {}; allowed: {allow}", req.method(), req.path()),
+    );
+    let mut response = actix_web::ResponseError::error_response(&error);
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }
 
 async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {

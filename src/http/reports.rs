@@ -40,6 +40,20 @@ fn report_projects(caller: &Caller, conn: &mut crate::store::DbConn) -> Result<O
     Ok(Some(allowed))
 }
 
+/// The report types, for the OpenAPI description (the handler takes the
+/// name as text and answers 404 for any other).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)] // never built: it only describes the path parameter
+pub enum ReportType {
+    AuditTrail,
+    ModelDossier,
+    ModelInventory,
+    GdprProcessing,
+    GdprErasure,
+    AiActLog,
+}
+
 /// Query of `GET /api/v1/reports/{type}`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -61,7 +75,7 @@ pub struct ReportQuery {
 /// a report as of a freshly signed checkpoint, the same bytes `govledger
 /// report` writes for the same ledger state.
 #[utoipa::path(get, path = "/api/v1/reports/{type}", tag = "reports", params(ReportQuery,
-        ("type" = String, Path, description = "audit-trail, model-dossier, model-inventory, gdpr-processing, gdpr-erasure or ai-act-log")),
+        ("type" = ReportType, Path, description = "The report type (reports/README.md)")),
     responses(
         (status = 200, description = "The report, as of a freshly signed checkpoint; every statement cites seq and hash", content(
             (Vec<u8> = "application/pdf"),
@@ -128,4 +142,16 @@ pub async fn report(
         .content_type(content_type)
         .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{kind}.{extension}\"")))
         .body(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_described_report_types_are_the_served_ones() {
+        let schema = serde_json::to_value(<super::ReportType as utoipa::PartialSchema>::schema()).unwrap();
+        let described: Vec<&str> = schema["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let served: Vec<&str> = crate::reports::KINDS.split(", ").collect();
+        assert_eq!(described, served);
+        assert!(served.iter().all(|k| crate::reports::shows(k).is_some()));
+    }
 }

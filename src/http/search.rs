@@ -47,8 +47,10 @@ pub struct SearchQuery {
     /// RFC 3339 upper bound of `recorded_at`.
     to: Option<String>,
     /// `relevance` (default with `q`) or `time`.
+    #[param(pattern = "^(relevance|time)$")]
     sort: Option<String>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,

@@ -74,6 +74,33 @@ impl EntityRef {
     }
 }
 
+/// The grammar [`EntityRef::parse`] accepts, as a regular expression valid
+/// in both ECMA-262 (JSON Schema) and Rust `regex` syntax, for the OpenAPI
+/// description. The name's length limit is left to the parser.
+pub const PATTERN: &str = r"^[a-z][a-z0-9_]{0,31}:[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*(@[A-Za-z0-9._+-]{1,64})?$";
+
+impl utoipa::PartialSchema for EntityRef {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("An entity reference `type:name@version` (version optional)"))
+            .pattern(Some(PATTERN))
+            .max_length(Some(MAX_TYPE_LEN + 1 + MAX_NAME_LEN + 1 + MAX_VERSION_LEN))
+            .examples([
+                "model:fraud-detector@3",
+                "dataset:transactions@2026-10",
+                "deployment:production/fraud-detector",
+            ])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EntityRef {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "EntityRef".into()
+    }
+}
+
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')
 }
@@ -91,6 +118,29 @@ impl fmt::Display for EntityRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_published_pattern_accepts_exactly_what_the_parser_accepts() {
+        use rand::{Rng, SeedableRng};
+        let pattern = regex::Regex::new(PATTERN).unwrap();
+        let alphabet: Vec<char> = "aZ09:@/._-+ A@:/".chars().collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9162);
+        let mut accepted = 0;
+        for i in 0..200_000 {
+            let len = 1 + i % 24;
+            let mut s: String = (0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())]).collect();
+            if i % 2 == 0 {
+                s.insert_str(0, ["model:", "a_1:", "dataset:x", "Model:", "9a:"][i % 5]);
+            }
+            let parsed = EntityRef::parse(&s).is_ok();
+            accepted += usize::from(parsed);
+            assert_eq!(pattern.is_match(&s), parsed, "{s:?}");
+        }
+        assert!(accepted > 1000, "only {accepted} samples were valid references");
+        for long in ["a".repeat(32) + ":n", "a".repeat(33) + ":n", format!("t:n@{}", "1".repeat(65))] {
+            assert_eq!(pattern.is_match(&long), EntityRef::parse(&long).is_ok(), "{long}");
+        }
+    }
 
     #[test]
     fn parses_all_three_parts() {

@@ -46,7 +46,7 @@ pub struct EventRequest {
     #[schema(example = "model.registered", pattern = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length = 64)]
     pub kind: String,
     /// The entity the event is about, `type:name@version` (version optional).
-    #[schema(example = "model:fraud-detector@3")]
+    #[schema(value_type = EntityRef)]
     pub subject: String,
     /// Groups events for access control.
     #[serde(default)]
@@ -54,10 +54,11 @@ pub struct EventRequest {
     pub project: Option<String>,
     /// Entities this one was made from: they become lineage edges.
     #[serde(default)]
-    #[schema(example = json!(["dataset:transactions@2026-10"]))]
+    #[schema(value_type = Option<Vec<EntityRef>>)]
     pub inputs: Option<Vec<String>>,
     /// Entities this one produced.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<EntityRef>>)]
     pub outputs: Option<Vec<String>>,
     /// Any JSON object; governed kinds have typed attributes (docs/EVENTS.md).
     #[serde(default)]
@@ -296,11 +297,12 @@ pub struct EventJson<'a> {
     pub recorded_at: &'a str,
     pub actor: &'a str,
     pub kind: &'a str,
+    #[schema(value_type = EntityRef)]
     pub subject: &'a str,
     pub project: Option<&'a str>,
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<EntityRef>)]
     pub inputs: &'a [String],
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<EntityRef>)]
     pub outputs: &'a [String],
     /// The stored canonical JSON (sorted keys, no whitespace), hashed as is.
     #[schema(value_type = Object)]

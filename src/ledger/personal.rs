@@ -45,6 +45,7 @@ pub enum PersonalError {
 #[serde(deny_unknown_fields)]
 pub struct PersonalRequest {
     /// The data subjects, e.g. customer ids; stored only as keyed pseudonyms.
+    #[schema(min_items = 1, max_items = 10000)]
     pub subject_ids: Vec<String>,
     /// Personal fields, sealed under the subjects' keys.
     #[serde(default)]

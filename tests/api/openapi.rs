@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
+use govledger::http::openapi::template_shape;
+
 use crate::helpers::{client_with, Backend, TestApp};
 
 const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
@@ -28,45 +30,36 @@ async fn served_description_is_the_committed_one() {
 }
 
 /// `(METHOD, /path/{}/...)` for every route registered in `http::configure`,
-/// read from its source, with parameter names left out.
+/// read from its source in order: a scope, then resources with their methods.
 fn registered_routes() -> BTreeSet<(String, String)> {
     let source = std::fs::read_to_string(ROUTES).unwrap();
+    let body = &source[source.find("pub fn configure").unwrap()..];
+    let body = &body[..body.find("\n}\n").unwrap()];
     let mut routes = BTreeSet::new();
-    let mut scope = "";
-    for line in source.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("web::scope(\"") {
-            scope = rest.split('"').next().unwrap();
+    let (mut scope, mut path) = (String::new(), String::new());
+    let mut rest = body;
+    while let Some(at) = rest.find(|c| c == 'w' || c == 'r') {
+        rest = &rest[at..];
+        if let Some(after) = rest.strip_prefix("web::scope(\"") {
+            scope = after[..after.find('"').unwrap()].to_owned();
+        } else if let Some(after) = rest.strip_prefix("resource(\"") {
+            path = format!("{scope}{}", &after[..after.find('"').unwrap()]);
+        } else if let Some(after) = rest.strip_prefix("web::") {
+            let method = &after[..after.find('(').unwrap_or(0)];
+            if ["get", "post", "put", "delete", "patch"].contains(&method) {
+                routes.insert((method.to_uppercase(), template_shape(&path)));
+            }
         }
-        let Some(rest) = line.strip_prefix(".route(\"") else { continue };
-        let (path, rest) = rest.split_once('"').unwrap();
-        let method = rest.split("web::").nth(1).unwrap().split('(').next().unwrap().to_uppercase();
-        routes.insert((method, without_parameter_names(&format!("{scope}{path}"))));
+        rest = &rest[1..];
     }
     routes
-}
-
-fn without_parameter_names(path: &str) -> String {
-    let mut out = String::new();
-    let mut depth = 0;
-    for c in path.chars() {
-        match c {
-            '{' => {
-                depth += 1;
-                out.push_str("{}");
-            }
-            '}' => depth -= 1,
-            _ if depth == 0 => out.push(c),
-            _ => {}
-        }
-    }
-    out
 }
 
 fn documented_routes(doc: &Value) -> BTreeSet<(String, String)> {
     let mut routes = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
-            routes.insert((method.to_uppercase(), without_parameter_names(path)));
+            routes.insert((method.to_uppercase(), template_shape(path)));
         }
     }
     routes
@@ -164,4 +157,52 @@ async fn answers_match_the_description_errors_included() {
             assert!(body["error"].is_string() && body["message"].is_string(), "{method} {path}: {body}");
         }
     }
+}
+
+fn refs_in<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                out.push(r);
+            }
+            map.values().for_each(|v| refs_in(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs_in(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_reference_in_the_description_resolves() {
+    let doc: Value = serde_json::from_str(&govledger::http::openapi::document()).unwrap();
+    let mut refs = Vec::new();
+    refs_in(&doc, &mut refs);
+    assert!(refs.len() > 100, "{} references", refs.len());
+    for r in refs {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected reference {r}"));
+        assert!(doc["components"]["schemas"][name].is_object(), "{r} does not resolve");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_a_path_does_not_serve_is_405_with_allow() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
+    let http = client_with(&app.admin_token);
+    for (method, path, allow) in [
+        ("DELETE", "/api/v1/events", "GET, POST"),
+        ("PUT", "/api/v1/events/1", "GET"),
+        ("TRACE", "/healthz", "GET"),
+        ("PATCH", "/api/v1/policies", "GET, PUT"),
+        ("DELETE", "/api/v1/entities/deployment:production/fraud-detector", "GET"),
+        ("GET", "/api/v1/subjects/someone/erase", "POST"),
+    ] {
+        let response = http.request(method.parse().unwrap(), app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "method_not_allowed", "{body}");
+    }
+    let response = http.delete(app.url("/api/v1/nothing-here")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(app.size().await, 0, "nothing was written");
 }
