@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::body::read_json;
 use super::error::ErrorBody;
+use super::params::Seq;
 use super::{ApiError, AppState};
 use crate::governance::{kinds, subjects};
 use crate::ledger::event::{EventJson, SERVER_ASSIGNED_FIELDS};
@@ -167,13 +168,13 @@ pub fn parse_append_body(
 /// An event the caller may not read is answered exactly like one that does
 /// not exist.
 #[utoipa::path(get, path = "/api/v1/events/{seq}", tag = "events",
-    params(("seq" = u64, Path, description = "The event's sequence number, from 1")),
+    params(("seq" = Seq, Path, description = "The event's sequence number, from 1")),
     responses(
         (status = 200, description = "The event", body = EventJson),
         (status = 404, description = "No such event, or one the caller may not read", body = ErrorBody),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: Caller, seq: web::Path<u64>) -> Result<HttpResponse, ApiError> {
-    let seq = seq.into_inner();
+pub async fn get(state: web::Data<AppState>, caller: Caller, seq: web::Path<Seq>) -> Result<HttpResponse, ApiError> {
+    let Seq(seq) = seq.into_inner();
     let store = state.store.clone();
     let event = web::block(move || store.event(seq)).await??;
     match event.filter(|e| caller.may("events", "read", e.project.as_deref())) {
@@ -198,7 +199,8 @@ pub struct ListQuery {
     /// Only events recorded by this actor.
     actor: Option<String>,
     /// The cursor: `next_after_seq` of the previous page.
-    after_seq: Option<u64>,
+    #[param(value_type = Option<Seq>)]
+    after_seq: Option<Seq>,
     /// Page size: 1 to the configured maximum (default 1000), default 100.
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
@@ -240,7 +242,7 @@ pub async fn list(
         subject_exact: false,
         actor: q.actor,
         projects,
-        after_seq: q.after_seq.unwrap_or(0),
+        after_seq: q.after_seq.map_or(0, |Seq(s)| s),
         // One more than asked, to know whether another page follows.
         limit: limit + 1,
     };

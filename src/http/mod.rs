@@ -9,6 +9,7 @@ pub mod events;
 pub mod governance;
 pub mod health;
 pub mod openapi;
+pub mod params;
 pub mod proofs;
 pub mod ratelimit;
 pub mod reports;

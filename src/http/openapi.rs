@@ -62,6 +62,7 @@ const PUBLIC: [&str; 6] =
     components(schemas(
         super::error::ErrorBody,
         super::reports::ReportType,
+        super::params::Seq,
         crate::ledger::EntityRef,
         crate::governance::ModelVersionRef
     )),

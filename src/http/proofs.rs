@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::error::ErrorBody;
+use super::params::Seq;
 use super::{ApiError, AppState};
 use crate::proofs::{ConsistencyProof, InclusionProof};
 
@@ -14,7 +15,8 @@ use crate::proofs::{ConsistencyProof, InclusionProof};
 #[into_params(parameter_in = Query)]
 pub struct CheckpointQuery {
     /// A published checkpoint's tree size; the current ledger without it.
-    size: Option<u64>,
+    #[param(value_type = Option<Seq>)]
+    size: Option<Seq>,
 }
 
 /// `GET /api/v1/checkpoint[?size=N]`: the signed note, as `text/plain`.
@@ -29,7 +31,7 @@ pub async fn checkpoint(
     state: web::Data<AppState>,
     query: web::Query<CheckpointQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let size = query.into_inner().size;
+    let size = query.into_inner().size.map(|Seq(s)| s);
     let proofs = state.proofs.clone();
     let found = web::block(move || proofs.checkpoint(size)).await??;
     match found {
@@ -56,9 +58,11 @@ pub async fn verifier_key(state: web::Data<AppState>) -> HttpResponse {
 #[into_params(parameter_in = Query)]
 pub struct InclusionQuery {
     /// The event.
-    seq: u64,
+    #[param(value_type = Seq)]
+    seq: Seq,
     /// The tree the proof is for; the current size without it.
-    tree_size: Option<u64>,
+    #[param(value_type = Option<Seq>)]
+    tree_size: Option<Seq>,
 }
 
 /// `GET /api/v1/proofs/inclusion?seq=N[&tree_size=M]`. An event the caller
@@ -74,7 +78,8 @@ pub async fn inclusion(
     caller: Caller,
     query: web::Query<InclusionQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let InclusionQuery { seq, tree_size } = query.into_inner();
+    let InclusionQuery { seq: Seq(seq), tree_size } = query.into_inner();
+    let tree_size = tree_size.map(|Seq(s)| s);
     let store = state.store.clone();
     let event = web::block(move || store.event(seq)).await??;
     if !event.is_some_and(|e| caller.may("events", "read", e.project.as_deref())) {
@@ -91,9 +96,11 @@ pub async fn inclusion(
 #[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
     /// The older tree size.
-    from: u64,
+    #[param(value_type = Seq)]
+    from: Seq,
     /// The newer tree size.
-    to: u64,
+    #[param(value_type = Seq)]
+    to: Seq,
 }
 
 /// `GET /api/v1/proofs/consistency?from=A&to=B`.
@@ -108,7 +115,7 @@ pub async fn consistency(
     query: web::Query<ConsistencyQuery>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("proofs", "read", None)?;
-    let ConsistencyQuery { from, to } = query.into_inner();
+    let ConsistencyQuery { from: Seq(from), to: Seq(to) } = query.into_inner();
     let proofs = state.proofs.clone();
     let proof = web::block(move || proofs.consistency(from, to)).await??;
     Ok(HttpResponse::Ok().json(proof))
