@@ -274,3 +274,28 @@ async fn api_fuzzing_finds_no_server_error_and_no_undescribed_answer() {
     );
     assert!(stdout.contains("Test cases:"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn described_security_is_what_the_server_enforces() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
+    let doc: Value = serde_json::from_str(&govledger::http::openapi::document()).unwrap();
+    let anonymous = reqwest::Client::new();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let concrete = path.replace("{type}", "audit-trail").replace("{ref}", "dataset:x").replace(['{', '}'], "");
+            let response =
+                anonymous.request(method.to_uppercase().parse().unwrap(), app.url(&concrete)).send().await.unwrap();
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            assert_eq!(
+                response.status() == 401,
+                secured,
+                "{method} {path} answered {} without a token",
+                response.status()
+            );
+            assert_eq!(op["responses"]["401"].is_object(), secured, "{method} {path}: 401 described iff secured");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 31, "{checked} operations");
+}
