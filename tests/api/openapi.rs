@@ -38,7 +38,7 @@ fn registered_routes() -> BTreeSet<(String, String)> {
     let mut routes = BTreeSet::new();
     let (mut scope, mut path) = (String::new(), String::new());
     let mut rest = body;
-    while let Some(at) = rest.find(|c| c == 'w' || c == 'r') {
+    while let Some(at) = rest.find(['w', 'r']) {
         rest = &rest[at..];
         if let Some(after) = rest.strip_prefix("web::scope(\"") {
             scope = after[..after.find('"').unwrap()].to_owned();
