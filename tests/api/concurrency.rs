@@ -95,6 +95,26 @@ async fn two_server_processes_on_one_postgres_make_one_gapless_chain() {
         writer.await.expect("writer finished");
     }
     assert_one_complete_chain(&TestApp::attach(&b.1, &token), &db).await;
+
+    // Behind a load balancer a client may reach either replica: each one's
+    // own search index follows the whole ledger, both sign checkpoints with
+    // the one shared key, and either one proves an event in the other's tree.
+    let total = (WRITERS * EVENTS_PER_WRITER) as u64;
+    let mut keys = Vec::new();
+    for base in [&a.1, &b.1] {
+        let replica = TestApp::attach(base, &token);
+        let found = replica.get_json("/api/v1/search?kind=run.completed&consistent=true&limit=1").await;
+        assert_eq!(found["total"], total, "{base}: {found}");
+        keys.push(replica.get("/api/v1/checkpoint/key").await.text().await.unwrap());
+    }
+    assert_eq!(keys[0], keys[1], "replicas sign with one key");
+    let verifier = govledger::ledger::checkpoint::NoteVerifier::parse(keys[0].trim()).unwrap();
+    let note_a = TestApp::attach(&a.1, &token).get("/api/v1/checkpoint").await.text().await.unwrap();
+    let checkpoint = verifier.verify(&note_a).expect("a's checkpoint verifies with the shared key");
+    assert_eq!(checkpoint.size, total);
+    let proof =
+        TestApp::attach(&b.1, &token).get_json(&format!("/api/v1/proofs/inclusion?seq=1&tree_size={total}")).await;
+    assert_eq!(proof["root_hash"], hex::encode(checkpoint.root), "b proves against a's checkpoint");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
