@@ -46,6 +46,20 @@ fn check_nesting(q: &str) -> Result<(), SearchError> {
     }
     Ok(())
 }
+/// Parses the user's query. tantivy's query grammar (0.24) panics on some
+/// inputs instead of failing: `- *` reaches an exists query without a field
+/// (`user_input_ast.rs`, found by the `search_query` fuzz target). The parser
+/// is built per request and holds no shared state, so such a query is refused
+/// like any other unparsable one rather than answered 500.
+fn parse_user_query(parser: &QueryParser, q: &str) -> Result<Box<dyn Query>, SearchError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse_query(q))) {
+        Ok(parsed) => parsed.map_err(|e| SearchError::Query(e.to_string())),
+        Err(_) => Err(SearchError::Query(
+            "the query cannot be parsed (a `*` after `-` or `+` needs a field, as in `-kind:*`)".into(),
+        )),
+    }
+}
+
 /// Facet values returned per facet.
 const FACET_SIZE: u32 = 50;
 
@@ -118,7 +132,7 @@ impl SearchIndex {
             Box::new(AllQuery)
         } else {
             check_nesting(&request.q)?;
-            parser.parse_query(&request.q).map_err(|e| SearchError::Query(e.to_string()))?
+            parse_user_query(&parser, &request.q)?
         };
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, user)];
         let term = |field, value: &str| -> Box<dyn Query> {
