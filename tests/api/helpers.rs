@@ -21,7 +21,7 @@ pub struct TestDatabase {
     pg_admin: Option<(String, String)>,
 }
 
-fn in_ci() -> bool {
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
