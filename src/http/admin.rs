@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::body::read_json;
+use super::body::{read_json, read_optional_json};
 use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::auth::access::IssuedToken;
@@ -95,13 +95,7 @@ pub async fn revoke_token(
     if jti.is_empty() || jti.len() > 128 || !jti.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(ApiError::unprocessable("invalid_request", "jti must be letters, digits and `-`"));
     }
-    let has_body = req.headers().get("content-length").and_then(|v| v.to_str().ok()).is_some_and(|v| v != "0");
-    let request: RevokeRequest = if has_body {
-        serde_json::from_value(read_json(&req, payload, state.limits.max_body_bytes).await?)
-            .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?
-    } else {
-        RevokeRequest::default()
-    };
+    let request: RevokeRequest = read_optional_json(&req, payload, state.limits.max_body_bytes).await?;
     state.access.revoke_token(&state.store, caller.sub(), &jti, request.reason.as_deref()).await?;
     Ok(HttpResponse::Ok().json(Revoked { jti, revoked: true }))
 }

@@ -47,3 +47,21 @@ pub async fn read_json(
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("malformed_json", format!("request body is not valid JSON: {e}")))
 }
+
+/// Reads an optional JSON request body: none at all (`Content-Length: 0`, or
+/// neither a length nor a content type) gives `T::default()`; anything else
+/// is read like [`read_json`] and must be a `T`.
+pub async fn read_optional_json<T: serde::de::DeserializeOwned + Default>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let length = req.headers().get(header::CONTENT_LENGTH);
+    let empty = length.is_some_and(|v| v.as_bytes() == b"0")
+        || (length.is_none() && req.headers().get(header::CONTENT_TYPE).is_none());
+    if empty {
+        return Ok(T::default());
+    }
+    serde_json::from_value(read_json(req, payload, limit).await?)
+        .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
+}

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::body::read_json;
+use super::body::read_optional_json;
 use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::governance::subjects;
@@ -38,15 +38,7 @@ pub async fn erase(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("subjects", "erase", None)?;
-    // The body is optional: none at all, or JSON.
-    let empty = req.headers().get(actix_web::http::header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0")
-        && req.headers().get(actix_web::http::header::CONTENT_TYPE).is_none();
-    let request: EraseRequest = if empty {
-        EraseRequest::default()
-    } else {
-        let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
-        serde_json::from_value(body).map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?
-    };
+    let request: EraseRequest = read_optional_json(&req, payload, state.limits.max_body_bytes).await?;
     let certificate =
         subjects::erase(&state.store, state.master_key.as_deref(), &id, caller.sub(), request.reason).await?;
     Ok(HttpResponse::Ok().json(certificate))
