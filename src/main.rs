@@ -343,8 +343,6 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
-    /// Recompute the whole chain and check every checkpoint against it, offline.
-    /// Exit 0 when intact, 1 when broken.
     /// Consistent online copy of the SQLite ledger and its keys into a new
     /// folder, while the server runs (subject keys are left out; PostgreSQL:
     /// pg_dump, see docs/DEPLOYMENT.md).
@@ -366,6 +364,8 @@ enum Command {
         #[command(flatten)]
         storage: StorageArgs,
     },
+    /// Recompute the whole chain and check every checkpoint against it, offline.
+    /// Exit 0 when intact, 1 when broken.
     Verify {
         #[command(flatten)]
         storage: StorageArgs,

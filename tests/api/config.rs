@@ -121,3 +121,30 @@ fn every_setting_of_serve_is_documented() {
         assert!(docs.contains(&key), "docs/CONFIG.md does not describe `{flag}`");
     }
 }
+
+/// `govledger --help` is the first thing an operator reads: every command
+/// has its own one-line description (a misplaced doc comment once gave
+/// `verify` none and `backup` the description of both).
+#[test]
+fn every_command_has_its_own_description() {
+    let help = Command::new(env!("CARGO_BIN_EXE_govledger")).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let commands: Vec<(&str, &str)> = help
+        .split("Commands:")
+        .nth(1)
+        .and_then(|rest| rest.split("Options:").next())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().split_once(' ').or(Some((l.trim(), ""))))
+        .filter(|(name, _)| !name.is_empty())
+        .map(|(name, text)| (name, text.trim()))
+        .collect();
+    assert!(commands.iter().any(|(n, _)| *n == "verify"), "{help}");
+    for (name, text) in &commands {
+        assert!(!text.is_empty(), "`{name}` has no description:\n{help}");
+    }
+    let backup = commands.iter().find(|(n, _)| *n == "backup").unwrap().1;
+    assert!(backup.starts_with("Consistent online copy"), "{backup}");
+    let verify = commands.iter().find(|(n, _)| *n == "verify").unwrap().1;
+    assert!(verify.starts_with("Recompute the whole chain"), "{verify}");
+}
