@@ -9,7 +9,10 @@
 //! `cargo bench --bench ledger -- [append-sqlite] [append-postgres] [verify] [personal] [rss]`
 //! (all by default; `rss` needs `cargo build --release` first). `GOVLEDGER_BENCH_SECONDS` (default 10) sets each load
 //! phase; `GOVLEDGER_BENCH_VERIFY_EVENTS` (default 1000000) the ledger size;
-//! `GOVLEDGER_TEST_POSTGRES_URL` the PostgreSQL server.
+//! `GOVLEDGER_TEST_POSTGRES_URL` the PostgreSQL server;
+//! `GOVLEDGER_BENCH_EVENTS_PER_RUN` (default 1) how many consecutive events of
+//! a connection are about the same training run: 1 makes every event a new
+//! entity and a new lineage edge (the worst case for the projections).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -28,6 +31,11 @@ const PGBENCH_CLIENTS: usize = 16;
 /// How many distinct data subjects the personal-data load names.
 fn personal_subjects() -> u64 {
     env_u64("GOVLEDGER_BENCH_SUBJECTS", 10_000).max(1)
+}
+
+/// Consecutive events of one connection about the same run (at least 1).
+fn events_per_run() -> u64 {
+    env_u64("GOVLEDGER_BENCH_EVENTS_PER_RUN", 1).max(1)
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -218,10 +226,11 @@ async fn http_appends_as(
                 connection.token = Some(token);
                 let mut latencies = Vec::new();
                 let mut n = 0u64;
+                let events_per_run = events_per_run();
                 while Instant::now() < deadline {
                     let mut body = json!({
                         "kind": "run.completed",
-                        "subject": format!("run:bench-{t}@{n}"),
+                        "subject": format!("run:bench-{t}@{}", n / events_per_run),
                         "project": "bench",
                         "inputs": [format!("dataset:bench-{t}@1")],
                         "attributes": {"metrics": {"accuracy": 0.93, "rows": 12345.0, "task": t}},

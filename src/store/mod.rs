@@ -349,7 +349,9 @@ fn verify_range(
 ) -> Result<RangeOutcome, StoreError> {
     let mut verifier = ChainVerifier::starting_at(first, prev);
     let mut failure = None;
-    let mut hashes = Vec::new();
+    // Sized up front: growing it by doubling copied the hashes again and
+    // again into freshly faulted memory.
+    let mut hashes = Vec::with_capacity(if collect { usize::try_from(last + 1 - first).unwrap_or(0) } else { 0 });
     events::for_each_in_range(conn, first, last, |row| {
         let checked = push_row(&mut verifier, &row).map(|hash| {
             if collect {

@@ -168,6 +168,12 @@ fn writer_connection(manager: &ConnectionManager) -> Result<DbConn, StoreError> 
     let mut conn = manager.connect()?;
     if let DbConn::Sqlite(c) = &mut conn {
         diesel::RunQueryDsl::execute(diesel::sql_query("PRAGMA cache_size = -32768"), c)?;
+        // A multi-row insert keeps a statement journal (the pages it changed,
+        // to undo just that statement). A batch's outgrows SQLite's 64 KiB
+        // in-memory spill limit, and every second commit created, wrote and
+        // unlinked a temporary file for it; in memory it stays bounded by
+        // the batch (at most max_batch_events rows).
+        diesel::RunQueryDsl::execute(diesel::sql_query("PRAGMA temp_store = MEMORY"), c)?;
     }
     Ok(conn)
 }
