@@ -167,3 +167,59 @@ async fn sigterm_stops_cleanly_and_keeps_every_acknowledged_event() {
     let report = store::verify_target(&db.target).unwrap();
     assert!(report.ok, "{report:?}");
 }
+
+/// The writer looks up the entities and live lineage edges of every batch.
+/// On PostgreSQL tables that autovacuum has not analyzed yet (every new
+/// ledger's, for its first minutes) the planner once chose to read them in
+/// full for each batch, so appends slowed down as the ledger grew. The
+/// writer's lookups must stay on the indexes.
+#[test]
+fn postgres_writer_reads_projections_through_their_indexes() {
+    use diesel::RunQueryDsl;
+    let Some(db) = TestDatabase::create(Backend::Postgres) else { return };
+    let (store, writer) = store::Store::open(db.target.clone(), 1, store::WriterConfig::default()).unwrap();
+    for batch in 0..40 {
+        let drafts = (0..32)
+            .map(|i| {
+                let request: govledger::ledger::EventRequest = serde_json::from_value(json!({
+                    "kind": "run.completed",
+                    "subject": format!("run:train-{batch}@{i}"),
+                    "inputs": [format!("dataset:features-{i}@1")],
+                }))
+                .unwrap();
+                govledger::ledger::EventDraft::from_request(request).unwrap()
+            })
+            .collect();
+        store.writer().append_blocking("ci".into(), drafts).unwrap();
+    }
+    // A backend reports its table statistics when it exits.
+    drop(store);
+    writer.join().unwrap();
+    #[derive(diesel::QueryableByName, Debug)]
+    struct Scans {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        relname: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq_tup_read: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n_tup_ins: i64,
+    }
+    let DbConn::Pg(mut conn) = DbConn::establish(&db.target).unwrap() else { unreachable!() };
+    let sql = "SELECT relname::text AS relname, COALESCE(seq_tup_read, 0) AS seq_tup_read, \
+               n_tup_ins FROM pg_stat_user_tables \
+               WHERE relname IN ('entities', 'lineage_edges') ORDER BY relname";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let scans = loop {
+        diesel::sql_query("SELECT pg_stat_clear_snapshot()").execute(&mut conn).unwrap();
+        let scans: Vec<Scans> = diesel::sql_query(sql).load(&mut conn).unwrap();
+        // 1,280 runs and as many edges, plus 32 datasets.
+        if scans.len() == 2 && scans.iter().all(|s| s.n_tup_ins >= 1280) || Instant::now() > deadline {
+            break scans;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(scans.len() == 2 && scans.iter().all(|s| s.n_tup_ins >= 1280), "statistics never arrived: {scans:?}");
+    for s in &scans {
+        assert_eq!(s.seq_tup_read, 0, "the writer read {} in full: {scans:?}", s.relname);
+    }
+}

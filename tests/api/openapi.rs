@@ -255,6 +255,9 @@ async fn api_fuzzing_finds_no_server_error_and_no_undescribed_answer() {
         "personal": {"subject_ids": ["customer-4711"], "fields": {"email": "a@example.org"}}}))
         .await;
     let (base, token) = (app.base.clone(), app.admin_token.clone());
+    // schemathesis keeps a cache in its working directory: the test's own
+    // folder, not the checkout.
+    schemathesis.current_dir(app.db().dir.path());
     let output = tokio::task::spawn_blocking(move || {
         schemathesis
             .args(["run", COMMITTED, "--url", &base, "--header", &format!("Authorization: Bearer {token}")])
