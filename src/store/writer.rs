@@ -162,28 +162,31 @@ pub fn spawn(manager: ConnectionManager, config: WriterConfig) -> Result<(Ledger
     Ok((LedgerWriter { jobs: tx }, handle))
 }
 
-/// The writer's connection: on SQLite 32 MiB of page cache, so that the
-/// index pages every append touches stay in memory on a million-event ledger.
+/// The writer's connection, set up for a stream of batched appends.
 fn writer_connection(manager: &ConnectionManager) -> Result<DbConn, StoreError> {
     let mut conn = manager.connect()?;
-    if let DbConn::Pg(c) = &mut conn {
-        // Every query of the writer is a lookup by key (entities and live
-        // edges of a batch, idempotency keys, subject keys, approvals). On a
-        // table not yet analyzed PostgreSQL guesses that `key = ANY(32
-        // keys)` matches 16% of it and scans the whole table: the lineage
-        // edges of a growing ledger were read in full on every batch until
-        // autovacuum got to them (docs/BENCHMARKS.md). Discouraging
-        // sequential scans keeps the writer on its indexes.
-        diesel::connection::SimpleConnection::batch_execute(c, "SET enable_seqscan = off")?;
-    }
-    if let DbConn::Sqlite(c) = &mut conn {
-        diesel::RunQueryDsl::execute(diesel::sql_query("PRAGMA cache_size = -32768"), c)?;
-        // A multi-row insert keeps a statement journal (the pages it changed,
-        // to undo just that statement). A batch's outgrows SQLite's 64 KiB
-        // in-memory spill limit, and every second commit created, wrote and
-        // unlinked a temporary file for it; in memory it stays bounded by
-        // the batch (at most max_batch_events rows).
-        diesel::RunQueryDsl::execute(diesel::sql_query("PRAGMA temp_store = MEMORY"), c)?;
+    match &mut conn {
+        DbConn::Pg(c) => {
+            // Every query of the writer is a lookup by key (entities and live
+            // edges of a batch, idempotency keys, subject keys, approvals). On a
+            // table not yet analyzed PostgreSQL guesses that `key = ANY(32
+            // keys)` matches 16% of it and scans the whole table: the lineage
+            // edges of a growing ledger were read in full on every batch until
+            // autovacuum got to them (docs/BENCHMARKS.md). Discouraging
+            // sequential scans keeps the writer on its indexes.
+            diesel::connection::SimpleConnection::batch_execute(c, "SET enable_seqscan = off")?;
+        }
+        DbConn::Sqlite(c) => {
+            // 32 MiB of page cache: the index pages every append touches stay
+            // in memory on a million-event ledger.
+            diesel::RunQueryDsl::execute(diesel::sql_query("PRAGMA cache_size = -32768"), c)?;
+            // A multi-row insert keeps a statement journal (the pages it
+            // changed, to undo just that statement). A batch's outgrows
+            // SQLite's 64 KiB in-memory spill limit, and every second commit
+            // created, wrote and unlinked a temporary file for it; in memory
+            // it stays bounded by the batch (at most max_batch_events rows).
+            diesel::RunQueryDsl::execute(diesel::sql_query("PRAGMA temp_store = MEMORY"), c)?;
+        }
     }
     Ok(conn)
 }
