@@ -251,12 +251,19 @@ impl MerkleIndex {
                 .collect();
             workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
         });
+        Self::from_tile_roots(&tile_roots, &event_hashes[full_tiles * TILE_SIZE as usize..])
+    }
+
+    /// An index from the roots of its complete tiles, in order ([`tile_root`]
+    /// of each run of [`TILE_SIZE`] event hashes), and the event hashes after
+    /// the last complete tile (fewer than [`TILE_SIZE`]).
+    pub fn from_tile_roots(tile_roots: &[Hash], tail: &[Hash]) -> Self {
         let mut index = Self::new();
         for root in tile_roots {
-            index.add_complete(0, root);
+            index.add_complete(0, *root);
         }
-        index.size = (full_tiles * TILE_SIZE as usize) as u64;
-        for hash in &event_hashes[full_tiles * TILE_SIZE as usize..] {
+        index.size = tile_roots.len() as u64 * TILE_SIZE;
+        for hash in tail {
             index.push(hash);
         }
         index
@@ -304,8 +311,8 @@ impl MerkleIndex {
     }
 }
 
-/// The root of a complete tile, from its event hashes.
-fn tile_root(event_hashes: &[Hash]) -> Hash {
+/// The root of a complete tile, from its [`TILE_SIZE`] event hashes.
+pub fn tile_root(event_hashes: &[Hash]) -> Hash {
     root_of_leaves(event_hashes.iter().map(|h| leaf_hash(h)).collect())
 }
 

@@ -21,6 +21,7 @@ pub use writer::{AppendError, Appended, LedgerWriter, Precondition, Refusal, Wri
 
 use std::ops::ControlFlow;
 
+use crate::ledger::merkle::{self, MerkleIndex, TILE_SIZE};
 use crate::ledger::{ChainVerifier, Event, VerifyFailure, VerifyFailureKind};
 
 /// Errors of the storage layer.
@@ -219,22 +220,25 @@ where
     Ok(verify_chain_collecting(connect, ranges, min_parallel, false)?.0)
 }
 
-/// [`verify_chain_in_ranges`], also returning the hashes of the verified
-/// events when `collect` is set (the Merkle leaves, for checkpoint checks
-/// without a second pass over the ledger).
+/// [`verify_chain_in_ranges`], also returning, when `collect` is set and the
+/// chain is intact, the Merkle index over the verified events (for checkpoint
+/// checks without a second pass over the ledger). Its tiles are hashed by
+/// the verifier threads while each row is at hand, so no vector of a million
+/// event hashes is built, copied and hashed again afterwards.
 pub fn verify_chain_collecting<C, F>(
     connect: F,
     ranges: u64,
     min_parallel: u64,
     collect: bool,
-) -> Result<(ChainReport, Vec<crate::ledger::Hash>), StoreError>
+) -> Result<(ChainReport, Option<MerkleIndex>), StoreError>
 where
     C: std::ops::DerefMut<Target = DbConn>,
     F: Fn() -> Result<C, StoreError> + Sync,
 {
     let size = events::head(&mut *connect()?)?.size;
     let threads = if size < min_parallel { 1 } else { ranges.max(1) };
-    let per_range = size.div_ceil(threads).max(1);
+    // Ranges start on tile boundaries, so each range's tiles are whole.
+    let per_range = size.div_ceil(threads).max(1).div_ceil(TILE_SIZE) * TILE_SIZE;
     let bounds: Vec<(u64, u64)> = (0..threads)
         .map(|i| (i * per_range + 1, ((i + 1) * per_range).min(size)))
         .filter(|(first, last)| first <= last)
@@ -283,14 +287,13 @@ where
         .find(|o| o.last_verified_seq >= o.first && o.last_verified_seq <= verified)
         .and_then(|o| o.last_hash)
         .map(hex::encode);
-    let mut hashes = Vec::new();
-    if collect && failure.is_none() {
-        hashes.reserve(size as usize);
-        for outcome in outcomes {
-            hashes.extend(outcome.hashes);
-        }
-    }
-    Ok((ChainReport { ok: failure.is_none(), verified, size, head_hash, checkpoints_verified: 0, failure }, hashes))
+    let index = (collect && failure.is_none()).then(|| {
+        let tile_roots: Vec<crate::ledger::Hash> = outcomes.iter().flat_map(|o| o.tile_roots.iter().copied()).collect();
+        // Only the last range can end inside a tile.
+        let tail = outcomes.last().map_or(&[][..], |o| o.tail.as_slice());
+        MerkleIndex::from_tile_roots(&tile_roots, tail)
+    });
+    Ok((ChainReport { ok: failure.is_none(), verified, size, head_hash, checkpoints_verified: 0, failure }, index))
 }
 
 /// Verifies one row without building an [`Event`]: the hot loop of
@@ -333,7 +336,10 @@ fn push_row(verifier: &mut ChainVerifier, row: &events::EventRow) -> Result<crat
 
 struct RangeOutcome {
     first: u64,
-    hashes: Vec<crate::ledger::Hash>,
+    /// With `collect`: the roots of the range's complete tiles, and the
+    /// event hashes after the last of them.
+    tile_roots: Vec<crate::ledger::Hash>,
+    tail: Vec<crate::ledger::Hash>,
     last_verified_seq: u64,
     first_prev_hash: Option<crate::ledger::Hash>,
     last_hash: Option<crate::ledger::Hash>,
@@ -349,13 +355,16 @@ fn verify_range(
 ) -> Result<RangeOutcome, StoreError> {
     let mut verifier = ChainVerifier::starting_at(first, prev);
     let mut failure = None;
-    // Sized up front: growing it by doubling copied the hashes again and
-    // again into freshly faulted memory.
-    let mut hashes = Vec::with_capacity(if collect { usize::try_from(last + 1 - first).unwrap_or(0) } else { 0 });
+    let mut tile_roots = Vec::new();
+    let mut tail = Vec::with_capacity(TILE_SIZE as usize);
     events::for_each_in_range(conn, first, last, |row| {
         let checked = push_row(&mut verifier, &row).map(|hash| {
             if collect {
-                hashes.push(hash);
+                tail.push(hash);
+                if tail.len() as u64 == TILE_SIZE {
+                    tile_roots.push(merkle::tile_root(&tail));
+                    tail.clear();
+                }
             }
         });
         match checked {
@@ -376,7 +385,8 @@ fn verify_range(
     }
     Ok(RangeOutcome {
         first,
-        hashes,
+        tile_roots,
+        tail,
         last_verified_seq: verifier.last_verified_seq(),
         first_prev_hash: verifier.first_prev_hash(),
         last_hash: (verifier.verified() > 0).then(|| verifier.last_hash()).flatten(),
