@@ -265,7 +265,8 @@ where
         crate::store::PARALLEL_VERIFY_MIN,
         !notes.is_empty(),
     )?;
-    let Some(index) = index.filter(|_| report.ok) else {
+    // None when nothing was collected or the chain is broken.
+    let Some(index) = index else {
         return Ok(report);
     };
     let mut conn = connect()?;
