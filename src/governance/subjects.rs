@@ -3,6 +3,7 @@
 //! See docs/PERSONAL_DATA.md.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -107,10 +108,10 @@ pub fn subject_ref(pseudonym: &str) -> String {
 }
 
 /// Erases a data subject: destroys their keys and records `subject.erased`
-/// in the same transaction, then scrubs the database files. Concurrent
-/// appends naming the subject are serialised by the writer: the event's
-/// count is checked inside the transaction, and the erasure retried if an
-/// append got in between.
+/// in the same transaction, then scrubs the database files. The event is
+/// built inside the append transaction, so its count of the subject's events
+/// and keys is exactly what the transaction destroys, however many appends
+/// naming the subject arrive meanwhile.
 pub async fn erase(
     store: &Store,
     master: Option<&MasterKey>,
@@ -123,84 +124,76 @@ pub async fn erase(
         return Err(GovernanceError::Invalid("a subject id is 1 to 256 bytes, not blank".into()));
     }
     let pseudonym = master.pseudonym(subject_id);
-    for _ in 0..10 {
-        // Blocking reads: off the async executor.
-        let (reader, p) = (store.clone(), pseudonym.clone());
-        let (seqs, key_ids) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            let mut conn = reader.conn()?;
-            let seqs = subjects::events_of(&mut conn, &p)?;
-            let keys = subjects::keys_of(&mut conn, std::slice::from_ref(&p))?;
-            Ok((seqs, keys.into_values().map(|k| k.key_id).collect::<Vec<_>>()))
+    // What the transaction found, for the certificate (the last run wins if
+    // the writer retries the batch, and only that one committed).
+    let found: Arc<Mutex<(Vec<u64>, Vec<String>)>> = Arc::default();
+    let build: crate::store::Builder = {
+        let (p, found, reason): (String, _, _) = (pseudonym.clone(), found.clone(), reason.clone());
+        Box::new(move |conn| {
+            let seqs = subjects::events_of(conn, &p)?;
+            let key_ids: Vec<String> =
+                subjects::keys_of(conn, std::slice::from_ref(&p))?.into_values().map(|k| k.key_id).collect();
+            if seqs.is_empty() && key_ids.is_empty() {
+                return Ok(Err(Refusal::new(NOT_FOUND, "the ledger holds no personal data about this subject")));
+            }
+            let mut attributes = json!({
+                "pseudonym": &p,
+                "events_affected": seqs.len(),
+                "last_affected_seq": seqs.last(),
+                "key_ids_destroyed": key_ids,
+            });
+            if let Some(r) = &reason {
+                attributes["reason"] = json!(r);
+            }
+            let draft = match EventDraft::from_request(EventRequest {
+                kind: ERASED_KIND.into(),
+                subject: subject_ref(&p),
+                project: None,
+                inputs: None,
+                outputs: None,
+                attributes: Some(attributes),
+                occurred_at: None,
+                idempotency_key: None,
+                personal: None,
+            }) {
+                Ok(draft) => draft,
+                Err(e) => return Ok(Err(Refusal::new("invalid_request", e.to_string()))),
+            };
+            subjects::delete_keys(conn, &p)?;
+            *found.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = (seqs, key_ids);
+            Ok(Ok(vec![draft]))
         })
+    };
+    let appended = match store.writer().append_built(actor.to_owned(), build).await {
+        Ok(appended) => appended,
+        Err(AppendError::Refused(r)) if r.code == NOT_FOUND => return Err(GovernanceError::NotFound(r.message)),
+        Err(e) => return Err(e.into()),
+    };
+    let event = appended
+        .events()
+        .first()
+        .cloned()
+        .ok_or_else(|| GovernanceError::Invalid("the erasure recorded no event".into()))?;
+    let scrubbing = store.clone();
+    tokio::task::spawn_blocking(move || subjects::scrub(&mut *scrubbing.conn()?))
         .await
         .map_err(|e| StoreError::Thread(e.to_string()))??;
-        if seqs.is_empty() && key_ids.is_empty() {
-            return Err(GovernanceError::NotFound("the ledger holds no personal data about this subject".into()));
-        }
-        let mut attributes = json!({
-            "pseudonym": pseudonym,
-            "events_affected": seqs.len(),
-            "last_affected_seq": seqs.last(),
-            "key_ids_destroyed": key_ids,
-        });
-        if let Some(r) = &reason {
-            attributes["reason"] = json!(r);
-        }
-        let draft = EventDraft::from_request(EventRequest {
-            kind: ERASED_KIND.into(),
-            subject: subject_ref(&pseudonym),
-            project: None,
-            inputs: None,
-            outputs: None,
-            attributes: Some(attributes),
-            occurred_at: None,
-            idempotency_key: None,
-            personal: None,
-        })?;
-        let expected = (seqs.clone(), key_ids.clone());
-        let p = pseudonym.clone();
-        let precondition: crate::store::Precondition = Box::new(move |conn| {
-            let now = subjects::events_of(conn, &p)?;
-            let mut keys: Vec<String> =
-                subjects::keys_of(conn, std::slice::from_ref(&p))?.into_values().map(|k| k.key_id).collect();
-            let mut want = expected.1.clone();
-            keys.sort();
-            want.sort();
-            if now != expected.0 || keys != want {
-                return Ok(Err(Refusal::new("conflict", "the subject's data changed during the erasure")));
-            }
-            subjects::delete_keys(conn, &p)?;
-            Ok(Ok(()))
-        });
-        match store.writer().append_checked(actor.to_owned(), vec![draft], Some(precondition)).await {
-            Ok(appended) => {
-                let event = appended
-                    .events()
-                    .first()
-                    .cloned()
-                    .ok_or_else(|| GovernanceError::Invalid("the erasure recorded no event".into()))?;
-                let store = store.clone();
-                tokio::task::spawn_blocking(move || subjects::scrub(&mut *store.conn()?))
-                    .await
-                    .map_err(|e| StoreError::Thread(e.to_string()))??;
-                return Ok(ErasureCertificate {
-                    pseudonym,
-                    seq: event.seq,
-                    hash: hex::encode(event.hash),
-                    erased_at: event.recorded_at,
-                    requested_by: event.actor,
-                    events_affected: seqs.len() as u64,
-                    event_seqs: seqs,
-                    key_ids_destroyed: key_ids,
-                    reason,
-                });
-            }
-            Err(AppendError::Refused(r)) if r.code == "conflict" => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(GovernanceError::Invalid("the subject's data kept changing; try the erasure again".into()))
+    let (event_seqs, key_ids) = std::mem::take(&mut *found.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    Ok(ErasureCertificate {
+        pseudonym,
+        seq: event.seq,
+        hash: hex::encode(event.hash),
+        erased_at: event.recorded_at,
+        requested_by: event.actor,
+        events_affected: event_seqs.len() as u64,
+        event_seqs,
+        key_ids_destroyed: key_ids,
+        reason,
+    })
 }
+
+/// The refusal code of an erasure that found nothing to erase.
+const NOT_FOUND: &str = "not_found";
 
 /// The certificate of a recorded erasure, rebuilt from its event.
 pub fn certificate_of(event: &Event) -> Option<ErasureCertificate> {

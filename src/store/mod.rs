@@ -17,7 +17,7 @@ pub mod writer;
 
 pub use connection::{ConnectionManager, DbConn, StorageTarget};
 pub use events::{EventFilter, Head};
-pub use writer::{AppendError, Appended, LedgerWriter, Precondition, Refusal, WriterConfig};
+pub use writer::{AppendError, Appended, Builder, LedgerWriter, Precondition, Refusal, WriterConfig};
 
 use std::ops::ControlFlow;
 

@@ -101,10 +101,18 @@ impl Refusal {
 /// batch like any other.
 pub type Precondition = Box<dyn Fn(&mut DbConn) -> Result<Result<(), Refusal>, StoreError> + Send + Sync>;
 
+/// Builds a job's events inside the append transaction, from exactly the
+/// state they will follow: what an erasure records (the subject's events,
+/// the keys it destroys) cannot be read beforehand while appends naming the
+/// subject keep arriving. Like a precondition it may run more than once if
+/// the batch is retried, and `Ok(Err(_))` refuses the job.
+pub type Builder = Box<dyn Fn(&mut DbConn) -> Result<Result<Vec<EventDraft>, Refusal>, StoreError> + Send + Sync>;
+
 struct Job {
     actor: String,
     drafts: Vec<EventDraft>,
     precondition: Option<Precondition>,
+    build: Option<Builder>,
     reply: oneshot::Sender<Result<Appended, AppendError>>,
 }
 
@@ -134,7 +142,24 @@ impl LedgerWriter {
     ) -> Result<Appended, AppendError> {
         let started = std::time::Instant::now();
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Job { actor, drafts, precondition, reply }).await.map_err(|_| AppendError::WriterStopped)?;
+        self.jobs
+            .send(Job { actor, drafts, precondition, build: None, reply })
+            .await
+            .map_err(|_| AppendError::WriterStopped)?;
+        let outcome = answer.await.map_err(|_| AppendError::WriterStopped)?;
+        crate::metrics::get().append_seconds.observe_duration(started.elapsed());
+        outcome
+    }
+
+    /// Appends the events `build` makes inside the append transaction (they
+    /// are not matched against earlier idempotency keys).
+    pub async fn append_built(&self, actor: String, build: Builder) -> Result<Appended, AppendError> {
+        let started = std::time::Instant::now();
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { actor, drafts: Vec::new(), precondition: None, build: Some(build), reply })
+            .await
+            .map_err(|_| AppendError::WriterStopped)?;
         let outcome = answer.await.map_err(|_| AppendError::WriterStopped)?;
         crate::metrics::get().append_seconds.observe_duration(started.elapsed());
         outcome
@@ -144,7 +169,7 @@ impl LedgerWriter {
     pub fn append_blocking(&self, actor: String, drafts: Vec<EventDraft>) -> Result<Appended, AppendError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .blocking_send(Job { actor, drafts, precondition: None, reply })
+            .blocking_send(Job { actor, drafts, precondition: None, build: None, reply })
             .map_err(|_| AppendError::WriterStopped)?;
         answer.blocking_recv().map_err(|_| AppendError::WriterStopped)?
     }
@@ -344,21 +369,37 @@ fn chain_and_insert(
         match replay_of(job, &by_key) {
             Some(replay) => results.push(replay),
             None => {
-                if let Some(check) = &job.precondition {
+                if job.precondition.is_some() || job.build.is_some() {
                     pending.flush(conn)?;
                     keys.flush(conn)?;
-                    // A precondition may change subject keys (an erasure does).
+                    // Either may change subject keys (an erasure does).
                     keys.forget();
+                }
+                if let Some(check) = &job.precondition {
                     if let Err(reason) = check(conn)? {
                         results.push(Err(AppendError::Refused(reason)));
                         continue;
                     }
                 }
+                let built;
+                let drafts: &[EventDraft] = match &job.build {
+                    None => &job.drafts,
+                    Some(build) => match build(conn)? {
+                        Ok(made) => {
+                            built = made;
+                            &built
+                        }
+                        Err(reason) => {
+                            results.push(Err(AppendError::Refused(reason)));
+                            continue;
+                        }
+                    },
+                };
                 // Sealed before any event of the job is chained, so that a
                 // refusal leaves the chain untouched.
-                let mut sealed = Vec::with_capacity(job.drafts.len());
+                let mut sealed = Vec::with_capacity(drafts.len());
                 let mut refusal = None;
-                for d in &job.drafts {
+                for d in drafts {
                     match &d.personal {
                         None => sealed.push(None),
                         Some(p) => match keys.seal(conn, master_key, p, &d.attributes)? {
@@ -374,8 +415,7 @@ fn chain_and_insert(
                     results.push(Err(AppendError::Refused(r)));
                     continue;
                 }
-                let created: Vec<Event> = job
-                    .drafts
+                let created: Vec<Event> = drafts
                     .iter()
                     .zip(&sealed)
                     .map(|(d, a)| chain.append(&job.actor, d, a.as_deref(), scratch))
