@@ -36,15 +36,15 @@ pub fn reveal(
 ) -> Result<Vec<Option<Value>>, StoreError> {
     let plan: Vec<Option<(Envelope, bool)>> =
         events.iter().map(|e| Envelope::of_attributes(&e.attributes).map(|env| (env, may_read(e)))).collect();
-    let wanted: BTreeSet<String> = plan
+    let wanted: BTreeSet<(String, String)> = plan
         .iter()
         .flatten()
         .filter(|(_, may)| *may)
-        .filter_map(|(e, _)| e.sealed.as_ref())
-        .flat_map(|s| s.key_ids.clone())
+        .filter_map(|(e, _)| Some(e.subjects.iter().cloned().zip(e.sealed.as_ref()?.key_ids.iter().cloned())))
+        .flatten()
         .collect();
     let keys: BTreeMap<String, SubjectKey> = match master {
-        Some(m) if !wanted.is_empty() => subjects::keys_by_id(conn, &wanted.into_iter().collect::<Vec<_>>())?
+        Some(m) if !wanted.is_empty() => subjects::keys_named(conn, &wanted.into_iter().collect::<Vec<_>>())?
             .into_values()
             .filter_map(|r| m.unwrap(&r.key_id, &r.wrapped).ok().map(|k| (r.key_id, k)))
             .collect(),

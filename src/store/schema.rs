@@ -94,9 +94,9 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(events, entities, lineage_edges, approvals, approval_decisions);
 
 diesel::table! {
-    subject_keys (key_id) {
-        key_id -> Text,
+    subject_keys (pseudonym) {
         pseudonym -> Text,
+        key_id -> Text,
         wrapped -> Text,
         created_at -> Text,
     }

@@ -66,6 +66,8 @@ impl KeyCache {
 
     /// Writes the keys created so far.
     pub fn flush(&mut self, conn: &mut DbConn) -> Result<(), StoreError> {
+        // In key order, so inserts that share a page follow each other.
+        self.created.sort_unstable_by(|a, b| a.pseudonym.cmp(&b.pseudonym));
         subjects::insert_keys(conn, &self.created)?;
         self.created.clear();
         Ok(())

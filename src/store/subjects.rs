@@ -15,8 +15,8 @@ use crate::with_conn;
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = subject_keys)]
 pub struct KeyRow {
-    pub key_id: String,
     pub pseudonym: String,
+    pub key_id: String,
     pub wrapped: String,
     pub created_at: String,
 }
@@ -37,17 +37,19 @@ pub fn keys_of(conn: &mut DbConn, pseudonyms: &[String]) -> Result<HashMap<Strin
     Ok(out)
 }
 
-/// Keys by id (those still held; erased ones are absent).
-pub fn keys_by_id(conn: &mut DbConn, key_ids: &[String]) -> Result<HashMap<String, KeyRow>, StoreError> {
-    let mut out = HashMap::with_capacity(key_ids.len());
-    for chunk in key_ids.chunks(CHUNK) {
-        let rows: Vec<KeyRow> = with_conn!(conn, |c| subject_keys::table
-            .filter(subject_keys::key_id.eq_any(chunk))
-            .select(KeyRow::as_select())
-            .load(c))?;
-        out.extend(rows.into_iter().map(|r| (r.key_id.clone(), r)));
-    }
-    Ok(out)
+/// The keys still held among `(pseudonym, key_id)` pairs (as an envelope
+/// names them), by key id. A subject erased and seen again has a new key,
+/// which is not the one their earlier events were sealed under.
+pub fn keys_named(conn: &mut DbConn, named: &[(String, String)]) -> Result<HashMap<String, KeyRow>, StoreError> {
+    let mut pseudonyms: Vec<String> = named.iter().map(|(p, _)| p.clone()).collect();
+    pseudonyms.sort();
+    pseudonyms.dedup();
+    let held = keys_of(conn, &pseudonyms)?;
+    Ok(named
+        .iter()
+        .filter_map(|(p, id)| held.get(p).filter(|row| &row.key_id == id))
+        .map(|row| (row.key_id.clone(), row.clone()))
+        .collect())
 }
 
 /// Stores new keys (inside the writer's transaction).

@@ -422,3 +422,80 @@ async fn index_follows_the_ledger(backend: Backend) {
     writer.join().unwrap();
 }
 crate::on_both_backends!(the_pseudonym_index_follows_the_ledger, index_follows_the_ledger);
+
+/// Upgrading a ledger whose key store predates the table keyed by pseudonym
+/// keeps every key: losing one would erase a person nobody asked to erase.
+async fn keys_survive_the_key_store_migration(backend: Backend) {
+    use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+    use govledger::ledger::{EventDraft, EventRequest};
+    use govledger::store::{Store, WriterConfig};
+    const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+    const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+    let Some(db) = crate::helpers::TestDatabase::create(backend) else { return };
+    let master = std::sync::Arc::new(MasterKey::new(&MASTER));
+    let open = || {
+        let config = WriterConfig { master_key: Some(master.clone()), ..WriterConfig::default() };
+        Store::open(db.target.clone(), 2, config).unwrap()
+    };
+    let draft = |who: &[&str], n: usize| {
+        let request: EventRequest =
+            serde_json::from_value(json!({"kind": "customer.contacted", "subject": "model:churn@1",
+            "personal": {"subject_ids": who, "fields": {"note": format!("contact {n}")}}}))
+            .unwrap();
+        EventDraft::from_request_with(request, Some(&master)).unwrap()
+    };
+    let (store, writer) = open();
+    store.writer().append("crm".into(), vec![draft(&["ada"], 1), draft(&["bob", "cy"], 2)]).await.unwrap();
+    drop(store);
+    writer.join().unwrap();
+
+    // Back to the key store of 2026-11-24 (a rowid table keyed by key id),
+    // with the keys in it; then open as an upgraded server does.
+    let mut conn = DbConn::establish(&db.target).unwrap();
+    let old_schema = match &mut conn {
+        DbConn::Sqlite(c) => {
+            c.revert_last_migration(SQLITE).unwrap();
+            diesel::RunQueryDsl::get_result::<Sql>(
+                diesel::sql_query("SELECT sql FROM sqlite_master WHERE name = 'subject_keys'"),
+                c,
+            )
+            .unwrap()
+            .sql
+        }
+        DbConn::Pg(c) => {
+            c.revert_last_migration(POSTGRES).unwrap();
+            diesel::RunQueryDsl::get_result::<Sql>(
+                diesel::sql_query(
+                    "SELECT pg_get_constraintdef(oid) AS sql FROM pg_constraint WHERE conname = 'subject_keys_pkey'",
+                ),
+                c,
+            )
+            .unwrap()
+            .sql
+        }
+    };
+    assert!(old_schema.contains("key_id"), "reverted to the table keyed by key id: {old_schema}");
+    assert_eq!(subjects::keys_of(&mut conn, &[master.pseudonym("ada")]).unwrap().len(), 1);
+
+    let (store, writer) = open();
+    let events: Vec<_> = (1..=2).map(|s| store.event(s).unwrap().unwrap()).collect();
+    let shown = govledger::governance::subjects::reveal(&mut conn, Some(&master), &events, |_| true).unwrap();
+    assert_eq!(shown[0].as_ref().unwrap()["fields"]["note"], "contact 1");
+    assert_eq!(shown[1].as_ref().unwrap()["fields"]["note"], "contact 2");
+    // And the upgraded store goes on using them: no new key for a known subject.
+    store.writer().append("crm".into(), vec![draft(&["ada"], 3)]).await.unwrap();
+    let keys = subjects::keys_of(&mut conn, &["ada", "bob", "cy"].map(|w| master.pseudonym(w))).unwrap();
+    assert_eq!(keys.len(), 3);
+    let events: Vec<_> = (1..=3).map(|s| store.event(s).unwrap().unwrap()).collect();
+    let shown = govledger::governance::subjects::reveal(&mut conn, Some(&master), &events, |_| true).unwrap();
+    assert_eq!(shown[2].as_ref().unwrap()["fields"]["note"], "contact 3");
+    drop(store);
+    writer.join().unwrap();
+}
+crate::on_both_backends!(the_key_store_migration_keeps_every_key, keys_survive_the_key_store_migration);
+
+#[derive(diesel::QueryableByName)]
+struct Sql {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    sql: String,
+}
