@@ -92,6 +92,15 @@ impl DbConn {
                     // connections with 32 MiB each held most of the server's
                     // memory (docs/BENCHMARKS.md). The writer takes more.
                     "PRAGMA cache_size = -4096",
+                    // Whichever connection commits past this many WAL pages
+                    // checkpoints, on its own thread. At the default of 1,000 a
+                    // full batch (about 400 frames) made every third commit copy
+                    // its pages to the database file and sync it, and the pages
+                    // every batch changes (the ends of the event table and its
+                    // indexes) were copied again each time. Every 10,000 pages
+                    // (a WAL of about 40 MB) wrote a fifth fewer bytes per
+                    // append (docs/BENCHMARKS.md).
+                    "PRAGMA wal_autocheckpoint = 10000",
                 ] {
                     diesel::sql_query(pragma).execute(&mut conn)?;
                 }
