@@ -139,6 +139,17 @@ struct LoadResult {
     elapsed: Duration,
     latencies_us: Vec<u64>,
     mean_batch: f64,
+    /// Bytes this process wrote through system calls during the load
+    /// (`wchar` of /proc/self/io): mostly WAL frames, which bound the writer.
+    bytes_written: u64,
+}
+
+/// `wchar` of /proc/self/io (0 where there is none).
+fn bytes_written_so_far() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|io| io.lines().find_map(|l| l.strip_prefix("wchar: ")?.trim().parse().ok()))
+        .unwrap_or(0)
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -214,6 +225,7 @@ async fn http_appends_as(
     let base = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
+    let written_before = bytes_written_so_far();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let addr = base.trim_start_matches("http://").to_owned();
@@ -257,12 +269,13 @@ async fn http_appends_as(
         latencies_us.extend(task.await.unwrap());
     }
     let elapsed = started.elapsed();
+    let bytes_written = bytes_written_so_far() - written_before;
     handle.stop(true).await;
     server.await.unwrap().unwrap();
     latencies_us.sort_unstable();
     let appends = latencies_us.len();
     let commits = count_commits_hint(&target, appends);
-    LoadResult { appends, elapsed, latencies_us, mean_batch: commits }
+    LoadResult { appends, elapsed, latencies_us, mean_batch: commits, bytes_written }
 }
 
 /// Mean events per commit, from how many distinct `recorded_at` values the
@@ -724,23 +737,32 @@ fn personal_cost(runtime: &tokio::runtime::Runtime, seconds: u64) {
     let mut sealed = Vec::new();
     let rounds: usize = std::env::var("GOVLEDGER_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(2);
     for _round in 0..rounds {
-        for (with_personal, rates) in [(false, &mut plain), (true, &mut sealed)] {
+        for (with_personal, results) in [(false, &mut plain), (true, &mut sealed)] {
             let dir = tempfile::tempdir().unwrap();
             let target = StorageTarget::resolve(dir.path(), None).unwrap();
-            let r = runtime.block_on(http_appends_as(target, seconds, every_second, true, true, with_personal));
-            rates.push(r.appends as f64 / r.elapsed.as_secs_f64());
+            results.push(runtime.block_on(http_appends_as(target, seconds, every_second, true, true, with_personal)));
         }
     }
-    let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+    let rates = |v: &Vec<LoadResult>| v.iter().map(|r| r.appends as f64 / r.elapsed.as_secs_f64()).collect::<Vec<_>>();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let per_append =
+        |v: &Vec<LoadResult>| mean(&v.iter().map(|r| r.bytes_written as f64 / r.appends as f64).collect::<Vec<_>>());
+    let (plain_rates, sealed_rates) = (rates(&plain), rates(&sealed));
     println!("== personal data, sqlite, {CONNECTIONS} connections, alternating runs");
     println!(
         "without personal: {:.0} appends/s {:?}; with personal (1 subject, 2 fields, {} subjects): {:.0} appends/s {:?}; cost {:.1}%",
-        mean(&plain),
-        plain.iter().map(|r| r.round()).collect::<Vec<_>>(),
+        mean(&plain_rates),
+        plain_rates.iter().map(|r| r.round()).collect::<Vec<_>>(),
         personal_subjects(),
-        mean(&sealed),
-        sealed.iter().map(|r| r.round()).collect::<Vec<_>>(),
-        100.0 * (1.0 - mean(&sealed) / mean(&plain))
+        mean(&sealed_rates),
+        sealed_rates.iter().map(|r| r.round()).collect::<Vec<_>>(),
+        100.0 * (1.0 - mean(&sealed_rates) / mean(&plain_rates))
+    );
+    println!(
+        "bytes written per append: {:.0} without, {:.0} with personal (+{:.1}%)",
+        per_append(&plain),
+        per_append(&sealed),
+        100.0 * (per_append(&sealed) / per_append(&plain) - 1.0)
     );
 
     let dir = tempfile::tempdir().unwrap();
