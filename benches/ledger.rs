@@ -142,6 +142,27 @@ struct LoadResult {
     /// Bytes this process wrote through system calls during the load
     /// (`wchar` of /proc/self/io): mostly WAL frames, which bound the writer.
     bytes_written: u64,
+    /// CPU time of the ledger writer thread during the load.
+    writer_cpu: Duration,
+}
+
+/// CPU time (user + system) of this process's `ledger-writer` threads.
+fn writer_cpu_so_far() -> Duration {
+    let ticks: u64 = std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "ledger-writer"))
+        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum();
+    // Linux reports them in USER_HZ, 100 per second.
+    Duration::from_millis(ticks * 10)
 }
 
 /// `wchar` of /proc/self/io (0 where there is none).
@@ -226,6 +247,7 @@ async fn http_appends_as(
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
     let written_before = bytes_written_so_far();
+    let writer_cpu_before = writer_cpu_so_far();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let addr = base.trim_start_matches("http://").to_owned();
@@ -270,12 +292,13 @@ async fn http_appends_as(
     }
     let elapsed = started.elapsed();
     let bytes_written = bytes_written_so_far() - written_before;
+    let writer_cpu = writer_cpu_so_far().saturating_sub(writer_cpu_before);
     handle.stop(true).await;
     server.await.unwrap().unwrap();
     latencies_us.sort_unstable();
     let appends = latencies_us.len();
     let commits = count_commits_hint(&target, appends);
-    LoadResult { appends, elapsed, latencies_us, mean_batch: commits, bytes_written }
+    LoadResult { appends, elapsed, latencies_us, mean_batch: commits, bytes_written, writer_cpu }
 }
 
 /// Mean events per commit, from how many distinct `recorded_at` values the
@@ -759,10 +782,28 @@ fn personal_cost(runtime: &tokio::runtime::Runtime, seconds: u64) {
         100.0 * (1.0 - mean(&sealed_rates) / mean(&plain_rates))
     );
     println!(
-        "bytes written per append: {:.0} without, {:.0} with personal (+{:.1}%)",
+        "bytes written per append: {:.0} without, {:.0} with personal ({:+.1}%)",
         per_append(&plain),
         per_append(&sealed),
         100.0 * (per_append(&sealed) / per_append(&plain) - 1.0)
+    );
+    let cpu_per_append = |v: &Vec<LoadResult>| {
+        mean(&v.iter().map(|r| r.writer_cpu.as_secs_f64() * 1e6 / r.appends as f64).collect::<Vec<_>>())
+    };
+    println!(
+        "writer CPU per append: {:.0} us without, {:.0} us with personal ({:+.1}%)",
+        cpu_per_append(&plain),
+        cpu_per_append(&sealed),
+        100.0 * (cpu_per_append(&sealed) / cpu_per_append(&plain) - 1.0)
+    );
+    // Each alternating pair ran back to back: their ratio is spared the
+    // drift between pairs, which on this VM is as large as the effect.
+    let mut pairs: Vec<f64> = plain_rates.iter().zip(&sealed_rates).map(|(p, s)| 100.0 * (1.0 - s / p)).collect();
+    pairs.sort_by(f64::total_cmp);
+    println!(
+        "cost per pair: {:?}, median {:.1}%",
+        pairs.iter().map(|c| (c * 10.0).round() / 10.0).collect::<Vec<_>>(),
+        pairs[pairs.len() / 2]
     );
 
     let dir = tempfile::tempdir().unwrap();
