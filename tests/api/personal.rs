@@ -438,11 +438,9 @@ async fn keys_survive_the_key_store_migration(backend: Backend) {
         Store::open(db.target.clone(), 2, config).unwrap()
     };
     let draft = |who: &[&str], n: usize| {
-        let request: EventRequest =
-            serde_json::from_value(json!({"kind": "customer.contacted", "subject": "model:churn@1",
-            "personal": {"subject_ids": who, "fields": {"note": format!("contact {n}")}}}))
-            .unwrap();
-        EventDraft::from_request_with(request, Some(&master)).unwrap()
+        let event =
+            personal_event("customer.contacted", "model:churn@1", who, Some(json!({"note": format!("contact {n}")})));
+        EventDraft::from_request_with(serde_json::from_value::<EventRequest>(event).unwrap(), Some(&master)).unwrap()
     };
     let (store, writer) = open();
     store.writer().append("crm".into(), vec![draft(&["ada"], 1), draft(&["bob", "cy"], 2)]).await.unwrap();
@@ -452,28 +450,22 @@ async fn keys_survive_the_key_store_migration(backend: Backend) {
     // Back to the key store of 2026-11-24 (a rowid table keyed by key id),
     // with the keys in it; then open as an upgraded server does.
     let mut conn = DbConn::establish(&db.target).unwrap();
-    let old_schema = match &mut conn {
+    let schema_query = match &mut conn {
         DbConn::Sqlite(c) => {
             c.revert_last_migration(SQLITE).unwrap();
-            diesel::RunQueryDsl::get_result::<Sql>(
-                diesel::sql_query("SELECT sql FROM sqlite_master WHERE name = 'subject_keys'"),
-                c,
-            )
-            .unwrap()
-            .sql
+            "SELECT sql FROM sqlite_master WHERE name = 'subject_keys'"
         }
         DbConn::Pg(c) => {
             c.revert_last_migration(POSTGRES).unwrap();
-            diesel::RunQueryDsl::get_result::<Sql>(
-                diesel::sql_query(
-                    "SELECT pg_get_constraintdef(oid) AS sql FROM pg_constraint WHERE conname = 'subject_keys_pkey'",
-                ),
-                c,
-            )
-            .unwrap()
-            .sql
+            "SELECT pg_get_constraintdef(oid) AS sql FROM pg_constraint WHERE conname = 'subject_keys_pkey'"
         }
     };
+    let old_schema = govledger::with_conn!(&mut conn, |c| diesel::RunQueryDsl::get_result::<Sql>(
+        diesel::sql_query(schema_query),
+        c
+    ))
+    .unwrap()
+    .sql;
     assert!(old_schema.contains("key_id"), "reverted to the table keyed by key id: {old_schema}");
     assert_eq!(subjects::keys_of(&mut conn, &[master.pseudonym("ada")]).unwrap().len(), 1);
 
