@@ -174,6 +174,14 @@ pub struct SubjectKey {
     pub secret: [u8; 32],
 }
 
+// The writer holds keys between batches: one it drops (after an erasure)
+// must not linger in freed memory.
+impl Drop for SubjectKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret);
+    }
+}
+
 impl MasterKey {
     /// The master key from its 32 bytes.
     pub fn new(bytes: &[u8; 32]) -> Self {
@@ -315,12 +323,46 @@ fn associated_data(subjects: &[String], key_ids: &[String]) -> Vec<u8> {
 pub fn attach(attributes: &str, envelope: &Envelope) -> Result<String, PersonalError> {
     use serde_json::value::RawValue;
     let invalid = |e: serde_json::Error| PersonalError::Invalid(e.to_string());
-    let mut map: std::collections::BTreeMap<String, Box<RawValue>> =
-        serde_json::from_str(attributes).map_err(invalid)?;
-    // Through a Value, whose map sorts the envelope's keys.
-    let sealed = super::event::canonical_json(&serde_json::to_value(envelope).map_err(invalid)?);
-    map.insert(ATTRIBUTE.into(), RawValue::from_string(sealed).map_err(invalid)?);
+    let sealed = canonical_envelope(envelope).map_err(invalid)?;
+    let sealed: &RawValue = serde_json::from_str(&sealed).map_err(invalid)?;
+    // Borrowing every key and value spares an allocation for each; a key
+    // written with escapes cannot be borrowed and takes the owned path.
+    // Either way a key is written back exactly as it was read.
+    if let Ok(mut map) = serde_json::from_str::<std::collections::BTreeMap<&str, &RawValue>>(attributes) {
+        map.insert(ATTRIBUTE, sealed);
+        return serde_json::to_string(&map).map_err(invalid);
+    }
+    let mut map: std::collections::BTreeMap<String, &RawValue> = serde_json::from_str(attributes).map_err(invalid)?;
+    map.insert(ATTRIBUTE.into(), sealed);
     serde_json::to_string(&map).map_err(invalid)
+}
+
+/// The canonical JSON of an envelope (keys sorted at every level), written
+/// directly rather than through a `Value`.
+fn canonical_envelope(envelope: &Envelope) -> Result<String, serde_json::Error> {
+    // Fields in canonical (sorted) order. Destructured, so that a field
+    // added to the envelope fails to compile here until it is placed.
+    #[derive(Serialize)]
+    struct Canonical<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sealed: Option<CanonicalSealed<'a>>,
+        subjects: &'a [String],
+    }
+    #[derive(Serialize)]
+    struct CanonicalSealed<'a> {
+        alg: &'a str,
+        ciphertext: &'a str,
+        key_ids: &'a [String],
+        nonce: &'a str,
+    }
+    let Envelope { subjects, sealed } = envelope;
+    let sealed = sealed.as_ref().map(|Sealed { alg, key_ids, nonce, ciphertext }| CanonicalSealed {
+        alg,
+        ciphertext,
+        key_ids,
+        nonce,
+    });
+    serde_json::to_string(&Canonical { sealed, subjects })
 }
 
 #[cfg(test)]
@@ -356,6 +398,32 @@ mod tests {
         let mut whole: serde_json::Value = serde_json::from_str(attributes).unwrap();
         whole["personal"] = serde_json::to_value(&env).unwrap();
         assert_eq!(attached, crate::ledger::event::canonical_json(&whole));
+    }
+
+    #[test]
+    fn attached_envelopes_are_what_reencoding_the_whole_gives() {
+        let m = master();
+        let (a, _) = m.new_subject_key().unwrap();
+        let subjects = vec![m.pseudonym("customer-1")];
+        let sealed = m.seal(&subjects, &[&a], r#"{"note":"x"}"#).unwrap();
+        let listed = Envelope { subjects: subjects.clone(), sealed: None };
+        // Escaped keys cannot be borrowed; keys sorting before and after
+        // `personal`; an empty object; a client's own `personal` replaced.
+        let cases = [
+            r#"{}"#,
+            r#"{"a\"b":1,"tab\there":[{"x":true,"y":null}],"zz":"\u0001"}"#,
+            r#"{"pa":1,"personal":"mine","pf":{"q":[]},"z":-0.25}"#,
+            r#"{"a":{"b":[0.5,"x"],"z":1},"zeta":"é"}"#,
+        ];
+        for attributes in cases {
+            for env in [&sealed, &listed] {
+                let mut whole: serde_json::Value = serde_json::from_str(attributes).unwrap();
+                whole["personal"] = serde_json::to_value(env).unwrap();
+                let expected = crate::ledger::event::canonical_json(&whole);
+                assert_eq!(attach(attributes, env).unwrap(), expected, "{attributes}");
+            }
+        }
+        assert!(attach("[1]", &listed).is_err());
     }
 
     #[test]

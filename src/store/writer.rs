@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::events::{self, EventRow, Head};
 use super::projections;
-use super::sealing::KeyCache;
+use super::sealing::{HeadMark, KeyCache};
 use super::{ConnectionManager, DbConn, StoreError};
 use crate::ledger::encoding::{hash_with, EncodingInput};
 use crate::ledger::personal::MasterKey;
@@ -228,6 +228,7 @@ const INDEX_SUBJECTS_AFTER: std::time::Duration = std::time::Duration::from_secs
 fn run(manager: ConnectionManager, conn: DbConn, mut rx: mpsc::Receiver<Job>, config: WriterConfig) {
     let mut conn = Some(conn);
     let mut scratch = Vec::with_capacity(1024);
+    let mut keys = KeyCache::default();
     let mut unindexed = 0;
     let mut indexed_at = std::time::Instant::now();
     while let Some(first) = rx.blocking_recv() {
@@ -254,7 +255,7 @@ fn run(manager: ConnectionManager, conn: DbConn, mut rx: mpsc::Receiver<Job>, co
                     }
                 },
             };
-            match commit_batch(c, &jobs, config.master_key.as_deref(), &mut scratch) {
+            match commit_batch(c, &jobs, config.master_key.as_deref(), &mut scratch, &mut keys) {
                 Ok(results) => {
                     outcome = Ok(results);
                     break;
@@ -326,16 +327,22 @@ fn commit_batch(
     jobs: &[Job],
     master_key: Option<&MasterKey>,
     scratch: &mut Vec<u8>,
+    keys: &mut KeyCache,
 ) -> Result<Vec<Result<Appended, AppendError>>, BatchFailure> {
     let before_commit = |error| BatchFailure { error, commit_sent: false };
     conn.begin_append().map_err(before_commit)?;
-    match chain_and_insert(conn, jobs, master_key, scratch) {
-        Ok(results) => {
-            conn.commit().map_err(|error| BatchFailure { error, commit_sent: true })?;
+    match chain_and_insert(conn, jobs, master_key, scratch, keys) {
+        Ok((results, head)) => {
+            if let Err(error) = conn.commit() {
+                keys.forget();
+                return Err(BatchFailure { error, commit_sent: true });
+            }
+            keys.committed(head);
             Ok(results)
         }
         Err(e) => {
             conn.rollback();
+            keys.forget();
             Err(before_commit(e))
         }
     }
@@ -352,18 +359,19 @@ fn chain_and_insert(
     jobs: &[Job],
     master_key: Option<&MasterKey>,
     scratch: &mut Vec<u8>,
-) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+    keys: &mut KeyCache,
+) -> Result<(Vec<Result<Appended, AppendError>>, HeadMark), StoreError> {
     let head = events::head(conn)?;
-    let keys: Vec<String> =
+    let idempotency_keys: Vec<String> =
         jobs.iter().flat_map(|j| j.drafts.iter().filter_map(|d| d.idempotency_key.clone())).collect();
-    let mut by_key: HashMap<(String, String), Event> = events::by_idempotency_keys(conn, &keys)?
+    let mut by_key: HashMap<(String, String), Event> = events::by_idempotency_keys(conn, &idempotency_keys)?
         .into_iter()
         .filter_map(|e| Some(((e.actor.clone(), e.idempotency_key.clone()?), e)))
         .collect();
 
     let mut chain = ChainTip::new(&head);
     let mut pending = Pending::default();
-    let mut keys = KeyCache::for_batch(conn, master_key, jobs.iter().flat_map(|j| &j.drafts))?;
+    keys.begin_batch(conn, master_key, &head, jobs.iter().flat_map(|j| &j.drafts))?;
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         match replay_of(job, &by_key) {
@@ -433,7 +441,7 @@ fn chain_and_insert(
     }
     keys.flush(conn)?;
     pending.flush(conn)?;
-    Ok(results)
+    Ok((results, chain.mark()))
 }
 
 /// Events chained but not yet written: written in one statement per batch,
@@ -499,6 +507,12 @@ impl ChainTip {
             _ => now,
         };
         Self { next_seq: head.size + 1, prev_hash: head.hash.unwrap_or(GENESIS_PREV_HASH), recorded_at }
+    }
+
+    /// Where the chain ends now.
+    fn mark(&self) -> HeadMark {
+        let size = self.next_seq - 1;
+        (size, (size > 0).then_some(self.prev_hash))
     }
 
     /// Chains `draft`; `sealed_attributes` replace its attributes when its

@@ -491,3 +491,71 @@ struct Sql {
     #[diesel(sql_type = diesel::sql_types::Text)]
     sql: String,
 }
+
+/// Each writer keeps the subject keys it used between batches. Another
+/// replica (or the `erase` command) may erase a subject meanwhile, or
+/// erase and see them again: sealing a new event with the key it still
+/// held would make that event unreadable for good, and keep alive a key
+/// the certificate says was destroyed.
+async fn writers_drop_keys_another_writer_changed(backend: Backend) {
+    use govledger::ledger::{EventDraft, EventRequest};
+    use govledger::store::{Store, WriterConfig};
+    let Some(db) = crate::helpers::TestDatabase::create(backend) else { return };
+    let master = std::sync::Arc::new(MasterKey::new(&MASTER));
+    let open = || {
+        let config = WriterConfig { master_key: Some(master.clone()), ..WriterConfig::default() };
+        Store::open(db.target.clone(), 2, config).unwrap()
+    };
+    let draft = |who: &str, n: usize| {
+        let event = personal_event(
+            "customer.contacted",
+            "model:churn@1",
+            &[who],
+            Some(json!({"note": format!("contact {n}")})),
+        );
+        EventDraft::from_request_with(serde_json::from_value::<EventRequest>(event).unwrap(), Some(&master)).unwrap()
+    };
+    let (a, a_writer) = open();
+    let (b, b_writer) = open();
+    let key_of = |conn: &mut DbConn, who: &str| {
+        subjects::keys_of(conn, &[master.pseudonym(who)]).unwrap().into_values().map(|k| k.key_id).collect::<Vec<_>>()
+    };
+    let sealed_with = |event: &govledger::ledger::Event| {
+        let attributes: Value = serde_json::from_str(&event.attributes).unwrap();
+        attributes["personal"]["sealed"]["key_ids"][0].as_str().unwrap().to_owned()
+    };
+    // Replica A uses ada's and bob's keys in two batches (the second from its cache).
+    a.writer().append("crm".into(), vec![draft("ada", 1), draft("bob", 2)]).await.unwrap();
+    a.writer().append("crm".into(), vec![draft("ada", 3), draft("bob", 4)]).await.unwrap();
+    let mut conn = DbConn::establish(&db.target).unwrap();
+    let (ada_before, bob_before) = (key_of(&mut conn, "ada"), key_of(&mut conn, "bob"));
+
+    // Replica B erases ada, and erases bob who then contacts support again.
+    govledger::governance::subjects::erase(&b, Some(&master), "ada", "dpo", None).await.unwrap();
+    govledger::governance::subjects::erase(&b, Some(&master), "bob", "dpo", None).await.unwrap();
+    b.writer().append("crm".into(), vec![draft("bob", 7)]).await.unwrap();
+    let bob_again = key_of(&mut conn, "bob");
+    assert_ne!(bob_again, bob_before);
+
+    // A seals both with the keys the store holds now, not the ones it kept.
+    let appended = a.writer().append("crm".into(), vec![draft("ada", 8), draft("bob", 9)]).await.unwrap();
+    let (ada_new, bob_new) = (&appended.events()[0], &appended.events()[1]);
+    let ada_now = key_of(&mut conn, "ada");
+    assert_eq!(ada_now.len(), 1, "ada seen again gets a key");
+    assert_ne!(ada_now, ada_before, "not the destroyed one");
+    assert_eq!(sealed_with(ada_new), ada_now[0]);
+    assert_eq!(sealed_with(bob_new), bob_again[0], "bob's key as replica B created it");
+    let events: Vec<_> = (1..=ada_new.seq + 1).filter_map(|s| a.event(s).unwrap()).collect();
+    let shown = govledger::governance::subjects::reveal(&mut conn, Some(&master), &events, |_| true).unwrap();
+    let note = |seq: u64| shown[seq as usize - 1].as_ref().unwrap()["fields"].clone();
+    assert_eq!(note(ada_new.seq)["note"], "contact 8");
+    assert_eq!(note(bob_new.seq)["note"], "contact 9");
+    assert_eq!(note(7)["note"], "contact 7");
+    for erased in [1, 2, 3, 4] {
+        assert_eq!(note(erased), "[erased]", "event {erased}");
+    }
+    drop((a, b));
+    a_writer.join().unwrap();
+    b_writer.join().unwrap();
+}
+crate::on_both_backends!(a_writer_drops_keys_another_writer_changed, writers_drop_keys_another_writer_changed);
