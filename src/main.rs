@@ -880,7 +880,7 @@ fn backup(dir: &Path, storage: &StorageArgs, key: &KeyArgs, tokens: &TokenArgs) 
     let StorageTarget::Sqlite { path } = storage.existing_target()? else {
         anyhow::bail!(
             "govledger backup copies the embedded SQLite ledger; for PostgreSQL use \
-             `pg_dump --format=custom --exclude-table-data=subject_keys` (see docs/DEPLOYMENT.md)"
+             `pg_dump --format=custom --exclude-table-data=subject_keys --exclude-table-data=subject_key_log` (see docs/DEPLOYMENT.md)"
         );
     };
     let keys = [key.config(&storage.data_dir).path, tokens.config(&storage.data_dir).key_path];

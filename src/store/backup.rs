@@ -88,8 +88,13 @@ pub fn backup(database: &Path, key_files: &[PathBuf], dir: &Path) -> Result<Mani
     let mut conn = SqliteConnection::establish(&copy.to_string_lossy())?;
     // The keys are zeroed where they lay and the file rebuilt without them;
     // the journal stays in memory so no page image of them reaches a file.
-    for statement in ["PRAGMA journal_mode = MEMORY", "PRAGMA secure_delete = ON", "DELETE FROM subject_keys", "VACUUM"]
-    {
+    for statement in [
+        "PRAGMA journal_mode = MEMORY",
+        "PRAGMA secure_delete = ON",
+        "DELETE FROM subject_keys",
+        "DELETE FROM subject_key_log",
+        "VACUUM",
+    ] {
         diesel::sql_query(statement).execute(&mut conn)?;
     }
     let mut conn = DbConn::Sqlite(conn);

@@ -143,6 +143,7 @@ impl Store {
 fn catch_up_projections(conn: &mut DbConn) -> Result<u64, StoreError> {
     // The pseudonym index may trail by the appends of the last moments.
     in_append_transaction(conn, |conn| subjects::catch_up(conn, u64::MAX))?;
+    in_append_transaction(conn, subjects::fold_keys)?;
     if projections::backlog_until(conn)? == 0 {
         return Ok(0);
     }

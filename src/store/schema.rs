@@ -103,6 +103,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    subject_key_log (id) {
+        id -> BigInt,
+        pseudonym -> Text,
+        key_id -> Text,
+        wrapped -> Text,
+        created_at -> Text,
+    }
+}
+
+diesel::table! {
     subject_events (pseudonym, seq) {
         pseudonym -> Text,
         seq -> BigInt,

@@ -10,6 +10,10 @@
 //! under the append lock; any other writer (a replica, the `erase` command)
 //! moves the head and empties it. A precondition in the batch (an erasure
 //! is one) makes it forget, and a batch that fails takes it with it.
+//!
+//! New keys go to the key log (see `subjects`), which has no index by
+//! pseudonym: the cache holds every logged key, so only keys already
+//! folded are looked up, by index.
 
 use std::collections::{HashMap, HashSet};
 
@@ -41,6 +45,11 @@ pub(crate) struct KeyCache {
     /// The head after the last commit this cache saw through; `None` while
     /// a batch is open or after a failure.
     valid_at: Option<HeadMark>,
+    /// Whether `keys` holds every key in the log.
+    holds_log: bool,
+    /// Keys in the log as far as this writer knows (what it read and wrote
+    /// since the last fold it saw).
+    logged: usize,
     /// Whether `keys` holds every stored key of the batch's subjects, so a
     /// miss means the subject has none.
     complete: bool,
@@ -73,12 +82,29 @@ impl KeyCache {
             .cloned()
             .collect();
         if !wanted.is_empty() {
+            if !self.holds_log {
+                let logged = subjects::logged_keys(conn)?;
+                self.logged = logged.len();
+                self.hold(master, logged);
+                self.holds_log = true;
+                wanted.retain(|p| !self.keys.contains_key(p) && !self.unopenable.contains(p));
+            }
             wanted.sort();
             wanted.dedup();
             self.load(conn, master, &wanted)?;
         }
         self.complete = true;
         Ok(())
+    }
+
+    /// How many keys wait in the log to be folded.
+    pub fn logged(&self) -> usize {
+        self.logged
+    }
+
+    /// The log was folded: its keys are still the subjects' keys.
+    pub fn folded(&mut self) {
+        self.logged = 0;
     }
 
     /// The batch committed and left the chain at `head`: what the cache
@@ -88,17 +114,26 @@ impl KeyCache {
     }
 
     fn load(&mut self, conn: &mut DbConn, master: &MasterKey, pseudonyms: &[String]) -> Result<(), StoreError> {
-        for (pseudonym, row) in subjects::keys_of(conn, pseudonyms)? {
+        let rows = if self.holds_log {
+            subjects::folded_keys_of(conn, pseudonyms)?
+        } else {
+            subjects::keys_of(conn, pseudonyms)?
+        };
+        self.hold(master, rows.into_values());
+        Ok(())
+    }
+
+    fn hold(&mut self, master: &MasterKey, rows: impl IntoIterator<Item = KeyRow>) {
+        for row in rows {
             match master.unwrap(&row.key_id, &row.wrapped) {
                 Ok(key) => {
-                    self.keys.insert(pseudonym, key);
+                    self.keys.insert(row.pseudonym, key);
                 }
                 Err(_) => {
-                    self.unopenable.insert(pseudonym);
+                    self.unopenable.insert(row.pseudonym);
                 }
             }
         }
-        Ok(())
     }
 
     /// Writes the keys created so far.
@@ -106,6 +141,7 @@ impl KeyCache {
         // In key order, so inserts that share a page follow each other.
         self.created.sort_unstable_by(|a, b| a.pseudonym.cmp(&b.pseudonym));
         subjects::insert_keys(conn, &self.created)?;
+        self.logged += self.created.len();
         self.created.clear();
         Ok(())
     }
@@ -118,6 +154,8 @@ impl KeyCache {
         self.unopenable.clear();
         self.complete = false;
         self.valid_at = None;
+        self.holds_log = false;
+        self.logged = 0;
     }
 
     /// The draft's attributes with its personal data sealed in: each

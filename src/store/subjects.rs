@@ -1,12 +1,19 @@
-//! Data subjects: their wrapped keys (`subject_keys`) and the index of
-//! which events name them (`subject_events`), which follows the ledger a
-//! little behind (see [`catch_up`]).
+//! Data subjects: their wrapped keys and the index of which events name
+//! them (`subject_events`), which follows the ledger a little behind (see
+//! [`catch_up`]).
+//!
+//! A subject's key is in one of two tables: new keys are appended to
+//! `subject_key_log` in the append transaction, and [`fold_keys`] moves
+//! them into `subject_keys`, keyed by pseudonym, in sorted rounds. The log
+//! has no index by pseudonym (that is the point: an index written for
+//! each new subject is a page at a random place); it stays small, readers
+//! scan it, and the writer holds all of it in memory.
 
 use std::collections::HashMap;
 
 use diesel::prelude::*;
 
-use super::schema::{events, subject_events, subject_index_state, subject_keys};
+use super::schema::{events, subject_events, subject_index_state, subject_key_log, subject_keys};
 use super::{DbConn, StoreError};
 use crate::ledger::personal::Envelope;
 use crate::with_conn;
@@ -24,8 +31,22 @@ pub struct KeyRow {
 /// Bound parameters per statement, under both backends' limits.
 const CHUNK: usize = 500;
 
-/// The current keys of `pseudonyms`, by pseudonym.
+/// The current keys of `pseudonyms`, by pseudonym, from both tables.
 pub fn keys_of(conn: &mut DbConn, pseudonyms: &[String]) -> Result<HashMap<String, KeyRow>, StoreError> {
+    let mut out = folded_keys_of(conn, pseudonyms)?;
+    for chunk in pseudonyms.chunks(CHUNK) {
+        let rows: Vec<(String, String, String, String)> = with_conn!(conn, |c| subject_key_log::table
+            .filter(subject_key_log::pseudonym.eq_any(chunk))
+            .select(LOG_ROW)
+            .load(c))?;
+        out.extend(rows.into_iter().map(KeyRow::from).map(|r| (r.pseudonym.clone(), r)));
+    }
+    Ok(out)
+}
+
+/// The keys of `pseudonyms` already folded into `subject_keys` (the writer
+/// holds the log itself).
+pub fn folded_keys_of(conn: &mut DbConn, pseudonyms: &[String]) -> Result<HashMap<String, KeyRow>, StoreError> {
     let mut out = HashMap::with_capacity(pseudonyms.len());
     for chunk in pseudonyms.chunks(CHUNK) {
         let rows: Vec<KeyRow> = with_conn!(conn, |c| subject_keys::table
@@ -35,6 +56,39 @@ pub fn keys_of(conn: &mut DbConn, pseudonyms: &[String]) -> Result<HashMap<Strin
         out.extend(rows.into_iter().map(|r| (r.pseudonym.clone(), r)));
     }
     Ok(out)
+}
+
+const LOG_ROW: (
+    subject_key_log::pseudonym,
+    subject_key_log::key_id,
+    subject_key_log::wrapped,
+    subject_key_log::created_at,
+) = (subject_key_log::pseudonym, subject_key_log::key_id, subject_key_log::wrapped, subject_key_log::created_at);
+
+impl From<(String, String, String, String)> for KeyRow {
+    fn from((pseudonym, key_id, wrapped, created_at): (String, String, String, String)) -> Self {
+        Self { pseudonym, key_id, wrapped, created_at }
+    }
+}
+
+/// Every key in the log, not yet folded.
+pub fn logged_keys(conn: &mut DbConn) -> Result<Vec<KeyRow>, StoreError> {
+    let rows: Vec<(String, String, String, String)> =
+        with_conn!(conn, |c| subject_key_log::table.select(LOG_ROW).load(c))?;
+    Ok(rows.into_iter().map(KeyRow::from).collect())
+}
+
+/// Moves the logged keys into `subject_keys`, sorted so that each of its
+/// pages is written once per round; returns how many. Under the append
+/// lock, like every change to the key store.
+pub fn fold_keys(conn: &mut DbConn) -> Result<usize, StoreError> {
+    let moved = with_conn!(conn, |c| diesel::sql_query(
+        "INSERT INTO subject_keys (pseudonym, key_id, wrapped, created_at) \
+         SELECT pseudonym, key_id, wrapped, created_at FROM subject_key_log ORDER BY pseudonym"
+    )
+    .execute(c))?;
+    with_conn!(conn, |c| diesel::delete(subject_key_log::table).execute(c))?;
+    Ok(moved)
 }
 
 /// The keys still held among `(pseudonym, key_id)` pairs (as an envelope
@@ -52,22 +106,31 @@ pub fn keys_named(conn: &mut DbConn, named: &[(String, String)]) -> Result<HashM
         .collect())
 }
 
-/// Stores new keys (inside the writer's transaction).
+/// Logs new keys (inside the writer's transaction).
 pub fn insert_keys(conn: &mut DbConn, rows: &[KeyRow]) -> Result<(), StoreError> {
     for chunk in rows.chunks(CHUNK / 4) {
-        with_conn!(conn, |c| diesel::insert_into(subject_keys::table).values(chunk).execute(c))?;
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|r| {
+                (
+                    subject_key_log::pseudonym.eq(&r.pseudonym),
+                    subject_key_log::key_id.eq(&r.key_id),
+                    subject_key_log::wrapped.eq(&r.wrapped),
+                    subject_key_log::created_at.eq(&r.created_at),
+                )
+            })
+            .collect();
+        with_conn!(conn, |c| diesel::insert_into(subject_key_log::table).values(&values).execute(c))?;
     }
     Ok(())
 }
 
-/// Deletes the keys of `pseudonym`, returning their ids.
-pub fn delete_keys(conn: &mut DbConn, pseudonym: &str) -> Result<Vec<String>, StoreError> {
-    let ids: Vec<String> = with_conn!(conn, |c| subject_keys::table
-        .filter(subject_keys::pseudonym.eq(pseudonym))
-        .select(subject_keys::key_id)
-        .load(c))?;
+/// Deletes the keys of `pseudonym` from both tables.
+pub fn delete_keys(conn: &mut DbConn, pseudonym: &str) -> Result<(), StoreError> {
     with_conn!(conn, |c| diesel::delete(subject_keys::table.filter(subject_keys::pseudonym.eq(pseudonym))).execute(c))?;
-    Ok(ids)
+    with_conn!(conn, |c| diesel::delete(subject_key_log::table.filter(subject_key_log::pseudonym.eq(pseudonym)))
+        .execute(c))?;
+    Ok(())
 }
 
 /// Makes deleted keys unrecoverable from the database files: SQLite zeroes
@@ -93,7 +156,7 @@ pub fn scrub(conn: &mut DbConn) -> Result<(), StoreError> {
             Err(StoreError::Busy("the WAL could not be truncated: readers kept it busy".into()))
         }
         DbConn::Pg(c) => {
-            diesel::sql_query("VACUUM subject_keys").execute(c)?;
+            diesel::sql_query("VACUUM subject_keys, subject_key_log").execute(c)?;
             Ok(())
         }
     }

@@ -27,6 +27,9 @@ pub struct WriterConfig {
     pub max_batch_events: usize,
     /// Requests that may wait for the writer before callers are held back.
     pub queue_capacity: usize,
+    /// New subject keys logged before they are folded into the key store
+    /// (readers scan the log: it must stay small).
+    pub fold_keys_after: usize,
 }
 
 // The master key is never printed.
@@ -36,13 +39,14 @@ impl std::fmt::Debug for WriterConfig {
             .field("master_key", &self.master_key.as_ref().map(|_| "[set]"))
             .field("max_batch_events", &self.max_batch_events)
             .field("queue_capacity", &self.queue_capacity)
+            .field("fold_keys_after", &self.fold_keys_after)
             .finish()
     }
 }
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        Self { master_key: None, max_batch_events: 2000, queue_capacity: 8192 }
+        Self { master_key: None, max_batch_events: 2000, queue_capacity: 8192, fold_keys_after: 2000 }
     }
 }
 
@@ -284,6 +288,19 @@ fn run(manager: ConnectionManager, conn: DbConn, mut rx: mpsc::Receiver<Job>, co
                 for (job, result) in jobs.into_iter().zip(results) {
                     let _ = job.reply.send(result);
                 }
+                if keys.logged() >= config.fold_keys_after {
+                    if let Some(c) = conn.as_mut() {
+                        match fold_keys(c) {
+                            Ok(()) => keys.folded(),
+                            Err(error) => {
+                                // The keys stay in the log, where readers find them.
+                                tracing::warn!(%error, "folding subject keys failed");
+                                keys.forget();
+                                conn = None;
+                            }
+                        }
+                    }
+                }
                 unindexed += events_in_batch;
                 if unindexed >= INDEX_SUBJECTS_EVERY || indexed_at.elapsed() >= INDEX_SUBJECTS_AFTER {
                     if let Some(c) = conn.as_mut() {
@@ -312,6 +329,19 @@ fn run(manager: ConnectionManager, conn: DbConn, mut rx: mpsc::Receiver<Job>, co
 fn index_subjects(conn: &mut DbConn) -> Result<(), StoreError> {
     conn.begin_append()?;
     match super::subjects::catch_up(conn, 10 * INDEX_SUBJECTS_EVERY as u64) {
+        Ok(_) => conn.commit(),
+        Err(e) => {
+            conn.rollback();
+            Err(e)
+        }
+    }
+}
+
+/// Moves the key log into the key store, in its own transaction after the
+/// appends were acknowledged (see `subjects::fold_keys`).
+fn fold_keys(conn: &mut DbConn) -> Result<(), StoreError> {
+    conn.begin_append()?;
+    match super::subjects::fold_keys(conn) {
         Ok(_) => conn.commit(),
         Err(e) => {
             conn.rollback();

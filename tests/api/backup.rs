@@ -94,11 +94,15 @@ async fn backup_during_writes_restores_and_verifies() {
     // No subject key material in the backup; the live data dir has it (control).
     let live_target = db.target.clone();
     let wrapped: Vec<String> = {
+        use govledger::store::schema::{subject_key_log, subject_keys};
         let mut conn = DbConn::establish(&live_target).unwrap();
-        govledger::with_conn!(&mut conn, |c| govledger::store::schema::subject_keys::table
-            .select(govledger::store::schema::subject_keys::wrapped)
-            .load(c))
-        .unwrap()
+        let mut folded: Vec<String> =
+            govledger::with_conn!(&mut conn, |c| subject_keys::table.select(subject_keys::wrapped).load(c)).unwrap();
+        let logged: Vec<String> =
+            govledger::with_conn!(&mut conn, |c| subject_key_log::table.select(subject_key_log::wrapped).load(c))
+                .unwrap();
+        folded.extend(logged);
+        folded
     };
     assert_eq!(wrapped.len(), 1);
     let everything_live: Vec<u8> = files_under(db.dir.path()).into_iter().flat_map(|(_, b)| b).collect();

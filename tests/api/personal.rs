@@ -13,10 +13,38 @@ use crate::helpers::{client_with, Backend, TestApp};
 const MASTER: [u8; 32] = [3u8; 32];
 
 async fn spawn(backend: Backend) -> Option<TestApp> {
+    spawn_folding_after(backend, govledger::store::WriterConfig::default().fold_keys_after).await
+}
+
+/// A server whose writer folds the key log after `keys` new keys.
+async fn spawn_folding_after(backend: Backend, keys: usize) -> Option<TestApp> {
     TestApp::spawn_with(backend, |config| {
         config.writer.master_key = Some(std::sync::Arc::new(MasterKey::new(&MASTER)));
+        config.writer.fold_keys_after = keys;
     })
     .await
+}
+
+/// Keys in the key log and in the folded key store.
+fn key_tables(conn: &mut DbConn) -> (i64, i64) {
+    #[derive(diesel::QueryableByName)]
+    struct Counts {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        logged: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        folded: i64,
+    }
+    let counts: Counts =
+        govledger::with_conn!(conn, |c| {
+            diesel::RunQueryDsl::get_result(
+        diesel::sql_query(
+            "SELECT (SELECT COUNT(*) FROM subject_key_log) AS logged, (SELECT COUNT(*) FROM subject_keys) AS folded"
+        ),
+        c
+    )
+        })
+        .unwrap();
+    (counts.logged, counts.folded)
 }
 
 fn personal_event(kind: &str, subject: &str, ids: &[&str], fields: Option<Value>) -> Value {
@@ -51,8 +79,10 @@ async fn get_event(client: &reqwest::Client, app: &TestApp, seq: u64) -> Value {
     response.json().await.unwrap()
 }
 
-async fn erasure_shreds_one_subject(backend: Backend) {
-    let Some(app) = spawn(backend).await else { return };
+/// With `fold_keys_after` 1 every key is folded into the key store before
+/// the erasure; with the default they are all still in the key log.
+async fn erasure_shreds_one_subject(backend: Backend, fold_keys_after: usize) {
+    let Some(app) = spawn_folding_after(backend, fold_keys_after).await else { return };
     let alice = ["alice-4711"];
     let e1 = app
         .append_json(&personal_event(
@@ -114,6 +144,8 @@ async fn erasure_shreds_one_subject(backend: Backend) {
 
     // Alice's key as stored, and in clear, to look for after the erasure.
     let mut conn = DbConn::establish(&app.db().target).unwrap();
+    let expected_tables = if fold_keys_after == 1 { (0, 2) } else { (2, 0) };
+    assert_eq!(key_tables(&mut conn), expected_tables, "(logged, folded) keys of Alice and Bob");
     let alice_key = subjects::keys_of(&mut conn, std::slice::from_ref(&pseudonym)).unwrap().remove(&pseudonym).unwrap();
     let bob_key = subjects::keys_of(&mut conn, &[master.pseudonym("bob-0815")]).unwrap();
     let bob_wrapped = bob_key.values().next().unwrap().wrapped.clone();
@@ -247,12 +279,22 @@ async fn erasure_shreds_one_subject(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasure_shreds_one_subject_on_sqlite() {
-    erasure_shreds_one_subject(Backend::Sqlite).await;
+    erasure_shreds_one_subject(Backend::Sqlite, 2000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasure_shreds_one_subject_on_postgres() {
-    erasure_shreds_one_subject(Backend::Postgres).await;
+    erasure_shreds_one_subject(Backend::Postgres, 2000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_shreds_one_subject_whose_key_was_folded_on_sqlite() {
+    erasure_shreds_one_subject(Backend::Sqlite, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_shreds_one_subject_whose_key_was_folded_on_postgres() {
+    erasure_shreds_one_subject(Backend::Postgres, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -424,7 +466,8 @@ async fn index_follows_the_ledger(backend: Backend) {
 crate::on_both_backends!(the_pseudonym_index_follows_the_ledger, index_follows_the_ledger);
 
 /// Upgrading a ledger whose key store predates the table keyed by pseudonym
-/// keeps every key: losing one would erase a person nobody asked to erase.
+/// and the key log keeps every key, and so does going back: losing one
+/// would erase a person nobody asked to erase.
 async fn keys_survive_the_key_store_migration(backend: Backend) {
     use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
     use govledger::ledger::{EventDraft, EventRequest};
@@ -446,16 +489,19 @@ async fn keys_survive_the_key_store_migration(backend: Backend) {
     store.writer().append("crm".into(), vec![draft(&["ada"], 1), draft(&["bob", "cy"], 2)]).await.unwrap();
     drop(store);
     writer.join().unwrap();
-
-    // Back to the key store of 2026-11-24 (a rowid table keyed by key id),
-    // with the keys in it; then open as an upgraded server does.
     let mut conn = DbConn::establish(&db.target).unwrap();
+    assert_eq!(key_tables(&mut conn), (3, 0), "the keys are in the key log");
+
+    // Back to the key store of 2026-11-24 (a rowid table keyed by key id,
+    // no key log), with the keys in it; then open as an upgraded server does.
     let schema_query = match &mut conn {
         DbConn::Sqlite(c) => {
+            c.revert_last_migration(SQLITE).unwrap();
             c.revert_last_migration(SQLITE).unwrap();
             "SELECT sql FROM sqlite_master WHERE name = 'subject_keys'"
         }
         DbConn::Pg(c) => {
+            c.revert_last_migration(POSTGRES).unwrap();
             c.revert_last_migration(POSTGRES).unwrap();
             "SELECT pg_get_constraintdef(oid) AS sql FROM pg_constraint WHERE conname = 'subject_keys_pkey'"
         }
@@ -467,7 +513,8 @@ async fn keys_survive_the_key_store_migration(backend: Backend) {
     .unwrap()
     .sql;
     assert!(old_schema.contains("key_id"), "reverted to the table keyed by key id: {old_schema}");
-    assert_eq!(subjects::keys_of(&mut conn, &[master.pseudonym("ada")]).unwrap().len(), 1);
+    // The key log's down migration put its keys in the old table.
+    assert_eq!(subjects::folded_keys_of(&mut conn, &[master.pseudonym("ada")]).unwrap().len(), 1);
 
     let (store, writer) = open();
     let events: Vec<_> = (1..=2).map(|s| store.event(s).unwrap().unwrap()).collect();
