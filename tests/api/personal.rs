@@ -34,16 +34,15 @@ fn key_tables(conn: &mut DbConn) -> (i64, i64) {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         folded: i64,
     }
-    let counts: Counts =
-        govledger::with_conn!(conn, |c| {
-            diesel::RunQueryDsl::get_result(
+    let counts: Counts = govledger::with_conn!(conn, |c| {
+        diesel::RunQueryDsl::get_result(
         diesel::sql_query(
             "SELECT (SELECT COUNT(*) FROM subject_key_log) AS logged, (SELECT COUNT(*) FROM subject_keys) AS folded"
         ),
         c
     )
-        })
-        .unwrap();
+    })
+    .unwrap();
     (counts.logged, counts.folded)
 }
 
