@@ -67,7 +67,11 @@ impl KeyCache {
         head: &Head,
         drafts: impl Iterator<Item = &'a EventDraft>,
     ) -> Result<(), StoreError> {
-        if self.valid_at != Some(mark_of(head)) || self.keys.len() > MAX_HELD {
+        // Another writer moved the head: it may keep doing so (replicas
+        // sharing PostgreSQL), and reading the whole log after each of its
+        // batches would cost more than looking this batch's keys up.
+        let moved = self.valid_at != Some(mark_of(head));
+        if moved || self.keys.len() > MAX_HELD {
             self.forget();
         }
         self.valid_at = None;
@@ -82,7 +86,7 @@ impl KeyCache {
             .cloned()
             .collect();
         if !wanted.is_empty() {
-            if !self.holds_log {
+            if !self.holds_log && !moved {
                 let logged = subjects::logged_keys(conn)?;
                 self.logged = logged.len();
                 self.hold(master, logged);

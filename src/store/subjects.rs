@@ -78,6 +78,12 @@ pub fn logged_keys(conn: &mut DbConn) -> Result<Vec<KeyRow>, StoreError> {
     Ok(rows.into_iter().map(KeyRow::from).collect())
 }
 
+/// How many keys the log holds.
+pub fn logged_count(conn: &mut DbConn) -> Result<usize, StoreError> {
+    let n: i64 = with_conn!(conn, |c| subject_key_log::table.count().get_result(c))?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
 /// Moves the logged keys into `subject_keys`, sorted so that each of its
 /// pages is written once per round; returns how many. Under the append
 /// lock, like every change to the key store.

@@ -304,10 +304,15 @@ fn run(manager: ConnectionManager, conn: DbConn, mut rx: mpsc::Receiver<Job>, co
                 unindexed += events_in_batch;
                 if unindexed >= INDEX_SUBJECTS_EVERY || indexed_at.elapsed() >= INDEX_SUBJECTS_AFTER {
                     if let Some(c) = conn.as_mut() {
-                        if let Err(error) = index_subjects(c) {
-                            // Readers scan what the index lacks; the next round retries.
-                            tracing::warn!(%error, "indexing data subjects failed");
-                            conn = None;
+                        match index_subjects(c, config.fold_keys_after) {
+                            Ok(true) => keys.folded(),
+                            Ok(false) => {}
+                            Err(error) => {
+                                // Readers scan what the index lacks; the next round retries.
+                                tracing::warn!(%error, "indexing data subjects failed");
+                                keys.forget();
+                                conn = None;
+                            }
                         }
                     }
                     unindexed = 0;
@@ -326,10 +331,24 @@ fn run(manager: ConnectionManager, conn: DbConn, mut rx: mpsc::Receiver<Job>, co
 /// Brings the pseudonym index up to date, in its own transaction after the
 /// appends were acknowledged: one large sorted batch writes each index page
 /// once, where an insert per append transaction wrote one page per event.
-fn index_subjects(conn: &mut DbConn) -> Result<(), StoreError> {
+/// Folds the key log too when it has grown to `fold_keys_after` keys
+/// without this writer knowing (it holds the log only while no other writer
+/// moves the head); returns whether it folded.
+fn index_subjects(conn: &mut DbConn, fold_keys_after: usize) -> Result<bool, StoreError> {
     conn.begin_append()?;
-    match super::subjects::catch_up(conn, 10 * INDEX_SUBJECTS_EVERY as u64) {
-        Ok(_) => conn.commit(),
+    let round = |conn: &mut DbConn| -> Result<bool, StoreError> {
+        super::subjects::catch_up(conn, 10 * INDEX_SUBJECTS_EVERY as u64)?;
+        if super::subjects::logged_count(conn)? < fold_keys_after {
+            return Ok(false);
+        }
+        super::subjects::fold_keys(conn)?;
+        Ok(true)
+    };
+    match round(conn) {
+        Ok(folded) => {
+            conn.commit()?;
+            Ok(folded)
+        }
         Err(e) => {
             conn.rollback();
             Err(e)
