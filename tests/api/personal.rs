@@ -54,6 +54,21 @@ fn personal_event(kind: &str, subject: &str, ids: &[&str], fields: Option<Value>
     json!({"kind": kind, "subject": subject, "project": "crm", "personal": personal})
 }
 
+/// A store on `db` with the test master key, as a server opens it.
+fn open_store(db: &crate::helpers::TestDatabase) -> (govledger::store::Store, std::thread::JoinHandle<()>) {
+    let master = std::sync::Arc::new(MasterKey::new(&MASTER));
+    let config = govledger::store::WriterConfig { master_key: Some(master), ..Default::default() };
+    govledger::store::Store::open(db.target.clone(), 2, config).unwrap()
+}
+
+/// A `customer.contacted` draft about `who`, its note naming `n`.
+fn contact(who: &[&str], n: usize) -> govledger::ledger::EventDraft {
+    let event =
+        personal_event("customer.contacted", "model:churn@1", who, Some(json!({"note": format!("contact {n}")})));
+    let request: govledger::ledger::EventRequest = serde_json::from_value(event).unwrap();
+    govledger::ledger::EventDraft::from_request_with(request, Some(&MasterKey::new(&MASTER))).unwrap()
+}
+
 /// Every file under `dir`, read whole.
 fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -403,32 +418,20 @@ async fn personal_data_is_refused_without_a_master_key_and_bad_input_writes_noth
 /// subject's events must be complete whether they are indexed yet or not,
 /// and the index filled in later must hold exactly what the envelopes say.
 async fn index_follows_the_ledger(backend: Backend) {
-    use govledger::ledger::{EventDraft, EventRequest};
-    use govledger::store::{Store, WriterConfig};
+    use govledger::ledger::EventDraft;
     let Some(db) = crate::helpers::TestDatabase::create(backend) else { return };
     let master = std::sync::Arc::new(MasterKey::new(&MASTER));
-    let open = || {
-        let config = WriterConfig { master_key: Some(master.clone()), ..WriterConfig::default() };
-        Store::open(db.target.clone(), 2, config).unwrap()
-    };
-    let draft = |who: &str, n: usize| {
-        let request: EventRequest =
-            serde_json::from_value(json!({"kind": "customer.contacted", "subject": "model:churn@1",
-            "personal": {"subject_ids": [who], "fields": {"note": format!("contact {n}")}}}))
-            .unwrap();
-        EventDraft::from_request_with(request, Some(&master)).unwrap()
-    };
-    let (store, writer) = open();
+    let (store, writer) = open_store(&db);
     let mut expected: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
     for chunk in 0..5 {
         let drafts: Vec<EventDraft> =
-            (0..500).map(|i| draft(if i % 3 == 0 { "ada" } else { "bob" }, chunk * 500 + i)).collect();
+            (0..500).map(|i| contact(&[if i % 3 == 0 { "ada" } else { "bob" }], chunk * 500 + i)).collect();
         store.writer().append("crm".into(), drafts).await.unwrap();
         for i in 0..500 {
             expected.entry(if i % 3 == 0 { "ada" } else { "bob" }).or_default().push((chunk * 500 + i + 1) as u64);
         }
     }
-    store.writer().append("crm".into(), vec![draft("cy", 2500), draft("ada", 2501)]).await.unwrap();
+    store.writer().append("crm".into(), vec![contact(&["cy"], 2500), contact(&["ada"], 2501)]).await.unwrap();
     expected.entry("cy").or_default().push(2501);
     expected.entry("ada").or_default().push(2502);
     let mut conn = DbConn::establish(&db.target).unwrap();
@@ -441,7 +444,7 @@ async fn index_follows_the_ledger(backend: Backend) {
     writer.join().unwrap();
 
     // Reopening indexes whatever the writer had not: the table alone is complete.
-    let (store, writer) = open();
+    let (store, writer) = open_store(&db);
     #[derive(diesel::QueryableByName)]
     struct Count {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -469,23 +472,12 @@ crate::on_both_backends!(the_pseudonym_index_follows_the_ledger, index_follows_t
 /// would erase a person nobody asked to erase.
 async fn keys_survive_the_key_store_migration(backend: Backend) {
     use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-    use govledger::ledger::{EventDraft, EventRequest};
-    use govledger::store::{Store, WriterConfig};
     const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
     const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
     let Some(db) = crate::helpers::TestDatabase::create(backend) else { return };
     let master = std::sync::Arc::new(MasterKey::new(&MASTER));
-    let open = || {
-        let config = WriterConfig { master_key: Some(master.clone()), ..WriterConfig::default() };
-        Store::open(db.target.clone(), 2, config).unwrap()
-    };
-    let draft = |who: &[&str], n: usize| {
-        let event =
-            personal_event("customer.contacted", "model:churn@1", who, Some(json!({"note": format!("contact {n}")})));
-        EventDraft::from_request_with(serde_json::from_value::<EventRequest>(event).unwrap(), Some(&master)).unwrap()
-    };
-    let (store, writer) = open();
-    store.writer().append("crm".into(), vec![draft(&["ada"], 1), draft(&["bob", "cy"], 2)]).await.unwrap();
+    let (store, writer) = open_store(&db);
+    store.writer().append("crm".into(), vec![contact(&["ada"], 1), contact(&["bob", "cy"], 2)]).await.unwrap();
     drop(store);
     writer.join().unwrap();
     let mut conn = DbConn::establish(&db.target).unwrap();
@@ -515,13 +507,13 @@ async fn keys_survive_the_key_store_migration(backend: Backend) {
     // The key log's down migration put its keys in the old table.
     assert_eq!(subjects::folded_keys_of(&mut conn, &[master.pseudonym("ada")]).unwrap().len(), 1);
 
-    let (store, writer) = open();
+    let (store, writer) = open_store(&db);
     let events: Vec<_> = (1..=2).map(|s| store.event(s).unwrap().unwrap()).collect();
     let shown = govledger::governance::subjects::reveal(&mut conn, Some(&master), &events, |_| true).unwrap();
     assert_eq!(shown[0].as_ref().unwrap()["fields"]["note"], "contact 1");
     assert_eq!(shown[1].as_ref().unwrap()["fields"]["note"], "contact 2");
     // And the upgraded store goes on using them: no new key for a known subject.
-    store.writer().append("crm".into(), vec![draft(&["ada"], 3)]).await.unwrap();
+    store.writer().append("crm".into(), vec![contact(&["ada"], 3)]).await.unwrap();
     let keys = subjects::keys_of(&mut conn, &["ada", "bob", "cy"].map(|w| master.pseudonym(w))).unwrap();
     assert_eq!(keys.len(), 3);
     let events: Vec<_> = (1..=3).map(|s| store.event(s).unwrap().unwrap()).collect();
@@ -544,25 +536,10 @@ struct Sql {
 /// held would make that event unreadable for good, and keep alive a key
 /// the certificate says was destroyed.
 async fn writers_drop_keys_another_writer_changed(backend: Backend) {
-    use govledger::ledger::{EventDraft, EventRequest};
-    use govledger::store::{Store, WriterConfig};
     let Some(db) = crate::helpers::TestDatabase::create(backend) else { return };
     let master = std::sync::Arc::new(MasterKey::new(&MASTER));
-    let open = || {
-        let config = WriterConfig { master_key: Some(master.clone()), ..WriterConfig::default() };
-        Store::open(db.target.clone(), 2, config).unwrap()
-    };
-    let draft = |who: &str, n: usize| {
-        let event = personal_event(
-            "customer.contacted",
-            "model:churn@1",
-            &[who],
-            Some(json!({"note": format!("contact {n}")})),
-        );
-        EventDraft::from_request_with(serde_json::from_value::<EventRequest>(event).unwrap(), Some(&master)).unwrap()
-    };
-    let (a, a_writer) = open();
-    let (b, b_writer) = open();
+    let (a, a_writer) = open_store(&db);
+    let (b, b_writer) = open_store(&db);
     let key_of = |conn: &mut DbConn, who: &str| {
         subjects::keys_of(conn, &[master.pseudonym(who)]).unwrap().into_values().map(|k| k.key_id).collect::<Vec<_>>()
     };
@@ -571,20 +548,20 @@ async fn writers_drop_keys_another_writer_changed(backend: Backend) {
         attributes["personal"]["sealed"]["key_ids"][0].as_str().unwrap().to_owned()
     };
     // Replica A uses ada's and bob's keys in two batches (the second from its cache).
-    a.writer().append("crm".into(), vec![draft("ada", 1), draft("bob", 2)]).await.unwrap();
-    a.writer().append("crm".into(), vec![draft("ada", 3), draft("bob", 4)]).await.unwrap();
+    a.writer().append("crm".into(), vec![contact(&["ada"], 1), contact(&["bob"], 2)]).await.unwrap();
+    a.writer().append("crm".into(), vec![contact(&["ada"], 3), contact(&["bob"], 4)]).await.unwrap();
     let mut conn = DbConn::establish(&db.target).unwrap();
     let (ada_before, bob_before) = (key_of(&mut conn, "ada"), key_of(&mut conn, "bob"));
 
     // Replica B erases ada, and erases bob who then contacts support again.
     govledger::governance::subjects::erase(&b, Some(&master), "ada", "dpo", None).await.unwrap();
     govledger::governance::subjects::erase(&b, Some(&master), "bob", "dpo", None).await.unwrap();
-    b.writer().append("crm".into(), vec![draft("bob", 7)]).await.unwrap();
+    b.writer().append("crm".into(), vec![contact(&["bob"], 7)]).await.unwrap();
     let bob_again = key_of(&mut conn, "bob");
     assert_ne!(bob_again, bob_before);
 
     // A seals both with the keys the store holds now, not the ones it kept.
-    let appended = a.writer().append("crm".into(), vec![draft("ada", 8), draft("bob", 9)]).await.unwrap();
+    let appended = a.writer().append("crm".into(), vec![contact(&["ada"], 8), contact(&["bob"], 9)]).await.unwrap();
     let (ada_new, bob_new) = (&appended.events()[0], &appended.events()[1]);
     let ada_now = key_of(&mut conn, "ada");
     assert_eq!(ada_now.len(), 1, "ada seen again gets a key");
