@@ -335,38 +335,20 @@ fn run(manager: ConnectionManager, conn: DbConn, mut rx: mpsc::Receiver<Job>, co
 /// without this writer knowing (it holds the log only while no other writer
 /// moves the head); returns whether it folded.
 fn index_subjects(conn: &mut DbConn, fold_keys_after: usize) -> Result<bool, StoreError> {
-    conn.begin_append()?;
-    let round = |conn: &mut DbConn| -> Result<bool, StoreError> {
+    super::in_append_transaction(conn, |conn| {
         super::subjects::catch_up(conn, 10 * INDEX_SUBJECTS_EVERY as u64)?;
         if super::subjects::logged_count(conn)? < fold_keys_after {
             return Ok(false);
         }
         super::subjects::fold_keys(conn)?;
         Ok(true)
-    };
-    match round(conn) {
-        Ok(folded) => {
-            conn.commit()?;
-            Ok(folded)
-        }
-        Err(e) => {
-            conn.rollback();
-            Err(e)
-        }
-    }
+    })
 }
 
 /// Moves the key log into the key store, in its own transaction after the
 /// appends were acknowledged (see `subjects::fold_keys`).
 fn fold_keys(conn: &mut DbConn) -> Result<(), StoreError> {
-    conn.begin_append()?;
-    match super::subjects::fold_keys(conn) {
-        Ok(_) => conn.commit(),
-        Err(e) => {
-            conn.rollback();
-            Err(e)
-        }
-    }
+    super::in_append_transaction(conn, super::subjects::fold_keys).map(drop)
 }
 
 /// One transaction for all `jobs`. Jobs refused for idempotency conflicts are
