@@ -87,6 +87,19 @@ impl Client {
         self.request(Method::GET, path, None).await
     }
 
+    /// The deployment gate's decision for `model` in `environment`. An
+    /// environment the server's rules do not declare is a decision too (a
+    /// deny that names the known environments), not an error.
+    pub async fn gate(&self, model: &str, environment: &str) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/gate?model={}&environment={}", encode_query(model), encode_query(environment));
+        match self.get(&path).await {
+            Err(ClientError::Api { code, body, .. }) if code == "unknown_environment" && body["gate"].is_object() => {
+                Ok(body["gate"].clone())
+            }
+            other => other,
+        }
+    }
+
     /// `POST path` once (for requests that are not appends of events).
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
         self.request(Method::POST, path, Some(body)).await
@@ -187,6 +200,16 @@ pub fn event_from_args(args: &EventArgs<'_>) -> Result<Value, ClientError> {
         event["idempotency_key"] = key.into();
     }
     Ok(event)
+}
+
+/// Percent-encodes a query value (entity references contain `:` and `@`).
+pub fn encode_query(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -476,8 +476,11 @@ enum TokenCommand {
         /// A project the token may act in (repeatable); default `*`, every project.
         #[arg(long = "project")]
         projects: Vec<String>,
+        /// The named projects are meant to be new: they have no events or tokens yet.
+        #[arg(long)]
+        new_project: bool,
         /// Lifetime: 90d, 12h, 30m or seconds.
-        #[arg(long, default_value = "90d")]
+        #[arg(long, default_value = govledger::auth::access::DEFAULT_TOKEN_TTL)]
         ttl: String,
         #[command(flatten)]
         storage: StorageArgs,
@@ -558,8 +561,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify { storage, key, checkpoint, key_file, json } => {
             verify(&storage, &key, checkpoint.as_deref(), key_file.as_deref(), json)
         }
-        Command::Token { command: TokenCommand::Issue { sub, roles, projects, ttl, storage, tokens } } => {
-            issue_token(&sub, &roles, &projects, &ttl, &storage, &tokens)
+        Command::Token { command: TokenCommand::Issue { sub, roles, projects, new_project, ttl, storage, tokens } } => {
+            issue_token(&sub, &roles, &projects, new_project, &ttl, &storage, &tokens)
         }
         Command::Key { command: KeyCommand::Show { storage, key } } => {
             let signer = keys::load_or_create(&key.config(&storage.data_dir))?;
@@ -652,7 +655,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let path = format!(
                 "/api/v1/search?{}",
-                params.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
+                params
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", govledger::client::encode_query(v)))
+                    .collect::<Vec<_>>()
+                    .join("&")
             );
             let results = runtime()?.block_on(Client::from_env()?.get(&path))?;
             if json {
@@ -697,8 +704,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Gate { model, environment } => {
             let client = Client::from_env()?;
-            let path = format!("/api/v1/gate?model={}&environment={}", encode(&model), encode(&environment));
-            let decision = runtime()?.block_on(client.get(&path))?;
+            let decision = runtime()?.block_on(client.gate(&model, &environment))?;
             println!("{}", serde_json::to_string_pretty(&decision)?);
             let allowed = decision["allowed"].as_bool() == Some(true);
             eprintln!(
@@ -722,16 +728,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
-}
-
-/// Percent-encodes a query value (entity references contain `:` and `@`).
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn rebuild(storage: &StorageArgs) -> anyhow::Result<ExitCode> {
@@ -845,20 +841,30 @@ fn issue_token(
     sub: &str,
     roles: &[String],
     projects: &[String],
+    new_project: bool,
     ttl: &str,
     storage: &StorageArgs,
     tokens: &TokenArgs,
 ) -> anyhow::Result<ExitCode> {
     let ttl = parse_ttl(ttl).map_err(anyhow::Error::msg)?;
-    let projects = if projects.is_empty() { vec!["*".to_owned()] } else { projects.to_vec() };
+    let all = govledger::auth::access::ALL_PROJECTS;
+    let projects = if projects.is_empty() { vec![all.to_owned()] } else { projects.to_vec() };
     let (store, writer_thread) = Store::open(storage.target()?, 2, WriterConfig::default())?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let issued = runtime.block_on(async {
         let access = Access::load(&tokens.config(&storage.data_dir), &store).await?;
-        access.issue_token(&store, LOCAL_ADMIN, sub, roles, &projects, ttl).await
-    })?;
+        access.issue_token(&store, LOCAL_ADMIN, sub, roles, &projects, ttl, new_project).await
+    });
     drop(store);
     writer_thread.join().ok();
+    let issued = match issued {
+        Ok(issued) => issued,
+        Err(govledger::auth::AccessError::Invalid(message)) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
     println!("{}", issued.token);
     eprintln!(
         "issued token {} for {} (roles {}, projects {}), expires at {}",
@@ -866,7 +872,7 @@ fn issue_token(
         issued.sub,
         issued.roles.join(","),
         issued.projects.join(","),
-        issued.expires_at
+        issued.expires
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -24,6 +24,35 @@ pub enum AccessError {
     Append(#[from] AppendError),
     #[error("{0}")]
     Invalid(String),
+    #[error("no token with jti {0} was ever issued by this ledger")]
+    UnknownToken(String),
+}
+
+/// Every event of `kind`, in seq order.
+fn events_of_kind(store: &Store, kind: &str) -> Result<Vec<crate::ledger::Event>, StoreError> {
+    let mut found = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let filter = EventFilter { kind: Some(kind.into()), after_seq: cursor, limit: 1000, ..Default::default() };
+        let page = store.list(&filter)?;
+        let Some(last) = page.last().map(|e| e.seq) else { break };
+        found.extend(page);
+        cursor = last;
+    }
+    Ok(found)
+}
+
+/// The projects the ledger knows: those its events name, and those earlier
+/// tokens were issued for.
+fn known_projects(store: &Store) -> Result<std::collections::BTreeSet<String>, StoreError> {
+    let mut known: std::collections::BTreeSet<String> =
+        crate::store::events::projects(&mut *store.conn()?)?.into_iter().collect();
+    for event in events_of_kind(store, "token.issued")? {
+        let a: serde_json::Value = serde_json::from_str(&event.attributes).unwrap_or_default();
+        let named = a["projects"].as_array().into_iter().flatten().filter_map(|p| p.as_str());
+        known.extend(named.filter(|p| *p != ALL_PROJECTS).map(str::to_owned));
+    }
+    Ok(known)
 }
 
 impl From<ValidationError> for AccessError {
@@ -43,7 +72,46 @@ pub struct IssuedToken {
     pub sub: String,
     pub roles: Vec<String>,
     pub projects: Vec<String>,
+    /// Unix seconds, as the token's `exp` claim.
     pub expires_at: u64,
+    /// The same instant in RFC 3339.
+    pub expires: String,
+}
+
+/// A token as the ledger's `token.issued` and `token.revoked` events
+/// describe it (never the token itself).
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenRecord {
+    pub jti: String,
+    pub sub: String,
+    pub roles: Vec<String>,
+    pub projects: Vec<String>,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// RFC 3339.
+    pub expires: String,
+    /// Who issued it, when, at which seq.
+    pub issued_by: String,
+    pub issued_at: String,
+    pub issued_seq: u64,
+    pub revoked: bool,
+    /// The seq of its `token.revoked` event.
+    pub revoked_seq: Option<u64>,
+    /// Whether it had expired when the list was read.
+    pub expired: bool,
+}
+
+/// Defaults shared by `govledger token issue` and `POST /api/v1/tokens`.
+pub const DEFAULT_TOKEN_TTL: &str = "90d";
+/// Every project: the default when a token names none.
+pub const ALL_PROJECTS: &str = "*";
+
+/// Unix seconds in RFC 3339 (UTC, seconds).
+pub fn unix_to_rfc3339(seconds: u64) -> String {
+    i64::try_from(seconds)
+        .ok()
+        .and_then(|s| chrono::DateTime::<chrono::Utc>::from_timestamp(s, 0))
+        .map_or_else(|| seconds.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
 /// Authentication, authorization and their administration for one ledger.
@@ -143,6 +211,11 @@ impl Access {
     }
 
     /// Mints a token and records `token.issued` (never the token itself).
+    /// Every role must be one the policy in force defines, and every project
+    /// one the ledger knows (it has events, or an earlier token was issued
+    /// for it) unless `new_project` says it is meant to be new: a typo must
+    /// not become an identity on the record.
+    #[allow(clippy::too_many_arguments)]
     pub async fn issue_token(
         &self,
         store: &Store,
@@ -151,6 +224,7 @@ impl Access {
         roles: &[String],
         projects: &[String],
         ttl_seconds: u64,
+        new_project: bool,
     ) -> Result<IssuedToken, AccessError> {
         if sub.is_empty() || sub.len() > 200 || sub.chars().any(char::is_control) {
             return Err(AccessError::Invalid("sub must be 1 to 200 printable characters".into()));
@@ -162,6 +236,34 @@ impl Access {
         }
         if projects.is_empty() {
             return Err(AccessError::Invalid("give at least one project, or `*` for all".into()));
+        }
+        let defined = self.authorizer.rules().roles();
+        if let Some(unknown) = roles.iter().find(|r| !defined.contains(*r)) {
+            return Err(AccessError::Invalid(format!(
+                "role {unknown:?} is not defined by the policy in force; known roles: {}",
+                defined.into_iter().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        for p in projects.iter().filter(|p| p.as_str() != ALL_PROJECTS) {
+            crate::ledger::event::validate_project(p)?;
+        }
+        let named: Vec<String> = projects.iter().filter(|p| p.as_str() != ALL_PROJECTS).cloned().collect();
+        if !named.is_empty() && !new_project {
+            let reading = store.clone();
+            let known = tokio::task::spawn_blocking(move || known_projects(&reading))
+                .await
+                .map_err(|e| AccessError::Invalid(e.to_string()))??;
+            if let Some(unknown) = named.iter().find(|p| !known.contains(*p)) {
+                let listed = if known.is_empty() {
+                    "none yet".to_owned()
+                } else {
+                    known.into_iter().collect::<Vec<_>>().join(", ")
+                };
+                return Err(AccessError::Invalid(format!(
+                    "project {unknown:?} has no events and no tokens yet (known projects: {listed}); if it is meant \
+                     to be new, pass --new-project (API: \"new_project\": true)"
+                )));
+            }
         }
         if ttl_seconds == 0 || ttl_seconds > MAX_TTL_SECONDS {
             return Err(AccessError::Invalid(format!(
@@ -184,10 +286,64 @@ impl Access {
             roles: roles.to_vec(),
             projects: projects.to_vec(),
             expires_at: claims.exp,
+            expires: unix_to_rfc3339(claims.exp),
         })
     }
 
-    /// Revokes a token by its `jti` and records `token.revoked`.
+    /// Every token issued, as the ledger records it, oldest first.
+    pub async fn tokens(&self, store: &Store) -> Result<Vec<TokenRecord>, AccessError> {
+        let reading = store.clone();
+        let events = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let mut found = Vec::new();
+            for kind in ["token.issued", "token.revoked"] {
+                found.extend(events_of_kind(&reading, kind)?);
+            }
+            Ok(found)
+        })
+        .await
+        .map_err(|e| AccessError::Invalid(e.to_string()))??;
+        let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+        let mut records: Vec<TokenRecord> = Vec::new();
+        let mut revoked: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        for event in events {
+            let Some(jti) = event.subject.strip_prefix("token:") else { continue };
+            let a: serde_json::Value = serde_json::from_str(&event.attributes).unwrap_or_default();
+            if event.kind == "token.revoked" {
+                revoked.entry(jti.to_owned()).or_insert(event.seq);
+                continue;
+            }
+            let list = |k: &str| -> Vec<String> {
+                a[k].as_array()
+                    .map(|v| v.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                    .unwrap_or_default()
+            };
+            let expires_at = a["expires_at"].as_u64().unwrap_or(0);
+            records.push(TokenRecord {
+                jti: jti.to_owned(),
+                sub: a["sub"].as_str().unwrap_or_default().to_owned(),
+                roles: list("roles"),
+                projects: list("projects"),
+                expires_at,
+                expires: unix_to_rfc3339(expires_at),
+                issued_by: event.actor.clone(),
+                issued_at: event.recorded_at.clone(),
+                issued_seq: event.seq,
+                revoked: false,
+                revoked_seq: None,
+                expired: expires_at <= now,
+            });
+        }
+        for r in &mut records {
+            r.revoked_seq = revoked.get(&r.jti).copied();
+            r.revoked = r.revoked_seq.is_some();
+        }
+        records.sort_by_key(|r| r.issued_seq);
+        Ok(records)
+    }
+
+    /// Revokes a token by its `jti` and records `token.revoked`. A jti the
+    /// ledger never issued is [`AccessError::UnknownToken`] and writes
+    /// nothing.
     pub async fn revoke_token(
         &self,
         store: &Store,
@@ -195,7 +351,24 @@ impl Access {
         jti: &str,
         reason: Option<&str>,
     ) -> Result<(), AccessError> {
-        let event = draft("token.revoked", &format!("token:{jti}"), json!({"reason": reason}))?;
+        let subject = format!("token:{jti}");
+        let reading = store.clone();
+        let looked_for = subject.clone();
+        let issued = tokio::task::spawn_blocking(move || {
+            reading.list(&EventFilter {
+                kind: Some("token.issued".into()),
+                subject: Some(looked_for),
+                subject_exact: true,
+                limit: 1,
+                ..Default::default()
+            })
+        })
+        .await
+        .map_err(|e| AccessError::Invalid(e.to_string()))??;
+        if issued.is_empty() {
+            return Err(AccessError::UnknownToken(jti.to_owned()));
+        }
+        let event = draft("token.revoked", &subject, json!({"reason": reason}))?;
         store.writer().append(actor.to_owned(), vec![event]).await?;
         self.revocations.revoke(jti);
         Ok(())

@@ -13,6 +13,7 @@ pub mod tokens;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
+pub use access::AccessError;
 pub use policy::{Authorizer, PolicyError, PolicyRules};
 pub use tokens::{Authenticator, Claims, TokenConfig, TokenIssuer};
 

@@ -109,6 +109,15 @@ impl PolicyRules {
         Ok(Self { text: text.to_owned(), policies, groupings })
     }
 
+    /// The roles this policy defines: every role a `p` line grants
+    /// something to, and every role a `g` line names. A role outside this
+    /// set has no rights at all, so a token for it is refused.
+    pub fn roles(&self) -> std::collections::BTreeSet<String> {
+        let granted = self.policies.iter().filter_map(|p| p.first());
+        let grouped = self.groupings.iter().flat_map(|g| g.iter().take(2));
+        granted.chain(grouped).cloned().collect()
+    }
+
     /// The shipped default.
     pub fn default_policy() -> Result<Self, PolicyError> {
         Self::parse(DEFAULT_POLICY)

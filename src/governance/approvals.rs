@@ -163,12 +163,19 @@ impl Governance {
         let model = model_version(&req.model)?;
         environment_name(&req.environment)?;
         refs_valid("evidence", &req.evidence)?;
-        let rule = self.rules.environment(&req.environment).ok_or_else(|| {
-            GovernanceError::Invalid(format!(
-                "environment {} is not gated by policies/approvals.toml: no approval is needed",
-                req.environment
-            ))
-        })?;
+        let rule = match self.rules.lookup(&req.environment) {
+            Ok(super::Environment::Gated(rule)) => rule,
+            Ok(super::Environment::Ungated) => {
+                return Err(GovernanceError::Invalid(format!(
+                    "environment {} is declared with `gated = false` in policies/approvals.toml: no approval is needed",
+                    req.environment
+                )))
+            }
+            Err(_) => {
+                let decision = self.unknown_environment(&req.model, &req.environment);
+                return Err(GovernanceError::UnknownEnvironment { decision, blocked_seq: None });
+            }
+        };
         let store = self.store.clone();
         let model_text = model.to_string();
         let entity = tokio::task::spawn_blocking(move || projections::entity(&mut *store.conn()?, &model_text))
@@ -288,10 +295,22 @@ impl Governance {
         self.approval(id).await?.ok_or_else(|| GovernanceError::NotFound(format!("no approval {id}")))
     }
 
-    /// The gate's answer for `model` in `environment` now.
+    /// The refusal of an environment the rules do not declare, as a gate
+    /// decision that denies and names the known environments.
+    fn unknown_environment(&self, model: &str, environment: &str) -> Box<GateDecision> {
+        let unknown = super::UnknownEnvironment { name: environment.to_owned(), known: self.rules.known() };
+        Box::new(gate::decide(model, environment, Err(&unknown), None, &[], &timestamp::now()))
+    }
+
+    /// The gate's answer for `model` in `environment` now; an environment
+    /// the rules do not declare is [`GovernanceError::UnknownEnvironment`].
     pub async fn gate(&self, model: &str, environment: &str) -> Result<GateDecision, GovernanceError> {
         let model = model_version(model)?.to_string();
         environment_name(environment)?;
+        if self.rules.lookup(environment).is_err() {
+            let decision = self.unknown_environment(&model, environment);
+            return Err(GovernanceError::UnknownEnvironment { decision, blocked_seq: None });
+        }
         let store = self.store.clone();
         let rules = self.rules.clone();
         let environment = environment.to_owned();
@@ -314,6 +333,9 @@ impl Governance {
         EntityRef::parse(&subject).map_err(|e| e.in_field("name"))?;
         if let Some(replay) = self.deployment_replay(actor, &req).await? {
             return replay;
+        }
+        if self.rules.lookup(&req.environment).is_err() {
+            return Err(self.block_unknown_environment(actor, &req, &model, &subject).await);
         }
         let decision = self.gate(&model.to_string(), &req.environment).await?;
         let project = req.project.clone();
@@ -367,6 +389,40 @@ impl Governance {
         Err(GovernanceError::Blocked { decision: Box::new(denied), blocked_seq: appended.events()[0].seq })
     }
 
+    /// Records `deployment.blocked` for a deployment to an environment the
+    /// rules do not declare and answers the refusal that cites it.
+    async fn block_unknown_environment(
+        &self,
+        actor: &str,
+        req: &DeploymentRequest,
+        model: &EntityRef,
+        subject: &str,
+    ) -> GovernanceError {
+        let decision = self.unknown_environment(&model.to_string(), &req.environment);
+        let attributes = DeploymentAttributes {
+            model: model.to_string(),
+            reason: req.reason.clone(),
+            reasons: Some(decision.reasons.clone()),
+            approval_seqs: Some(Vec::new()),
+        };
+        let draft = match build_draft(
+            "deployment.blocked",
+            subject,
+            req.project.clone(),
+            serde_json::to_value(attributes).unwrap_or_default(),
+            req.idempotency_key.clone(),
+        ) {
+            Ok(d) => d,
+            Err(e) => return e,
+        };
+        match self.store.writer().append(actor.to_owned(), vec![draft]).await {
+            Ok(appended) => {
+                GovernanceError::UnknownEnvironment { decision, blocked_seq: Some(appended.events()[0].seq) }
+            }
+            Err(e) => e.into(),
+        }
+    }
+
     /// A retried deployment request (same idempotency key): the original
     /// answer again, without a new gate decision or event.
     async fn deployment_replay(
@@ -384,6 +440,7 @@ impl Governance {
         if attributes["model"].as_str() != Some(req.model.as_str()) || !original.kind.starts_with("deployment.") {
             return Err(GovernanceError::Append(crate::store::AppendError::IdempotencyConflict {
                 key: original.idempotency_key.clone().unwrap_or_default(),
+                differs: format!("seq {} records {} of {}", original.seq, original.kind, attributes["model"]),
             }));
         }
         let decision = self.gate(&req.model, &req.environment).await?;
@@ -449,7 +506,8 @@ pub fn gate_in(
         let decisions = projections::decisions(conn, &row.id)?;
         approvals.push((row, decisions));
     }
-    Ok(gate::decide(model, environment, rules.environment(environment), entity.as_ref(), &approvals, now))
+    let governed = rules.lookup(environment);
+    Ok(gate::decide(model, environment, governed.as_ref().copied(), entity.as_ref(), &approvals, now))
 }
 
 /// The in-transaction check of a decision: the approval's state allows it,

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::rules::EnvironmentRule;
+use super::rules::{Environment, UnknownEnvironment};
 use crate::store::projections::{ApprovalRow, DecisionRow, EntityRow};
 
 /// An approval as the gate saw it.
@@ -49,12 +49,14 @@ pub struct GateDecision {
     pub evaluated_at: String,
 }
 
-/// Decides from the model's entity, its approvals for the environment (with
-/// their decisions) and the time `now`.
+/// Decides from how the (declared) environment is governed, the model's
+/// entity, its approvals for the environment (with their decisions) and the
+/// time `now`. An environment the rules do not declare is denied: there is
+/// no default to fall back on.
 pub fn decide(
     model: &str,
     environment: &str,
-    rule: Option<&EnvironmentRule>,
+    governed: Result<Environment<'_>, &UnknownEnvironment>,
     entity: Option<&EntityRow>,
     approvals: &[(ApprovalRow, Vec<DecisionRow>)],
     now: &str,
@@ -63,14 +65,19 @@ pub fn decide(
     let mut reasons = Vec::new();
     let mut relied_on = Vec::new();
     let registered = entity.is_some_and(|e| e.state.contains("\"model.registered\""));
-    let allowed = if !registered {
+    let allowed = if let Err(unknown) = governed {
+        reasons.push(unknown.to_string());
+        false
+    } else if !registered {
         reasons.push(format!("{model} is not a registered model version"));
         false
     } else if entity.is_some_and(|e| e.status == "retired") {
         reasons.push(format!("{model} is retired"));
         false
-    } else if rule.is_none() {
-        reasons.push(format!("environment {environment} is not gated: no approval is needed"));
+    } else if governed == Ok(Environment::Ungated) {
+        reasons.push(format!(
+            "environment {environment} is declared with `gated = false` in policies/approvals.toml: no approval is needed"
+        ));
         true
     } else if let Some(valid) = summaries.iter().find(|s| s.valid) {
         let who: Vec<&str> = valid.granted_by.iter().map(|g| g.actor.as_str()).collect();
@@ -107,7 +114,7 @@ pub fn decide(
         allowed,
         model: model.to_owned(),
         environment: environment.to_owned(),
-        gated: rule.is_some(),
+        gated: !matches!(governed, Ok(Environment::Ungated)),
         reasons,
         approvals: summaries,
         relied_on_seqs: relied_on,

@@ -48,9 +48,8 @@ pub struct Node {
     pub name: String,
     pub version: Option<String>,
     pub project: Option<String>,
-    /// The current status; omitted in `as_of` answers, which show structure only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    /// The status now, or in an `as_of` answer the status it had then.
+    pub status: String,
     /// The event that first named this entity.
     pub seq: i64,
 }
@@ -124,6 +123,11 @@ pub fn lineage(
     for &direction in directions {
         truncated |= walk_from(conn, node, direction, depth, as_of, readable, &mut nodes, &mut edges)?;
     }
+    if let Some(seq) = as_of {
+        for entity in nodes.values_mut() {
+            entity.status = projections::status_at(conn, &entity.ref_, &entity.entity_type, seq)?;
+        }
+    }
     Ok(Some(Graph {
         node: node.to_owned(),
         direction: match walk {
@@ -136,7 +140,7 @@ pub fn lineage(
         nodes: nodes
             .into_values()
             .map(|e| Node {
-                status: as_of.is_none().then(|| e.status.clone()),
+                status: e.status,
                 ref_: e.ref_,
                 entity_type: e.entity_type,
                 name: e.name,

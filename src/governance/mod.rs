@@ -12,7 +12,7 @@ pub mod rules;
 pub mod subjects;
 
 pub use gate::GateDecision;
-pub use rules::ApprovalRules;
+pub use rules::{ApprovalRules, Environment, UnknownEnvironment};
 
 use crate::ledger::ValidationError;
 use crate::store::{AppendError, Store, StoreError};
@@ -29,6 +29,10 @@ pub enum GovernanceError {
     /// The gate said no; a `deployment.blocked` event with this seq records it.
     #[error("deployment blocked: {}", .decision.reasons.join("; "))]
     Blocked { decision: Box<GateDecision>, blocked_seq: u64 },
+    /// The environment is not declared in the approval rules. For a
+    /// deployment, a `deployment.blocked` event with `blocked_seq` records it.
+    #[error("{}", .decision.reasons.join("; "))]
+    UnknownEnvironment { decision: Box<GateDecision>, blocked_seq: Option<u64> },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

@@ -45,11 +45,17 @@ pub fn to_event(event: &Value, project: Option<&str>) -> Result<EventRequest, Va
     let attributes = serde_json::json!({ "openlineage": event });
     let project = project.map(str::to_owned);
     if let Some(run) = fields.get("run") {
+        // The spec makes runId a UUID (format: uuid), the canonical
+        // hyphenated form that every OpenLineage client generates.
         let run_id = run
             .get("runId")
             .and_then(Value::as_str)
-            .filter(|id| !id.is_empty() && id.len() <= 64)
             .ok_or_else(|| ValidationError::new("run.runId: required, a UUID"))?;
+        if run_id.len() != 36 || uuid::Uuid::try_parse(run_id).is_err() {
+            return Err(ValidationError::new(format!(
+                "run.runId: {run_id:?} is not a UUID (e.g. 0190a3c5-1d2e-7b7f-8e0a-1234567890ab), as the OpenLineage spec requires"
+            )));
+        }
         let event_type = fields.get("eventType").and_then(Value::as_str).unwrap_or("OTHER");
         let kind = match event_type {
             "START" => "run.started",
@@ -195,6 +201,12 @@ mod tests {
     #[test]
     fn refuses_events_without_time_or_shape() {
         assert!(to_event(&serde_json::json!({"run": {"runId": "x"}}), None).is_err());
+        for not_uuid in ["abc", "0190a3c51d2e7b7f8e0a1234567890ab", "{0190a3c5-1d2e-7b7f-8e0a-1234567890ab}"] {
+            let event = serde_json::json!({"eventType": "START", "eventTime": "2026-03-03T09:00:00Z",
+                "run": {"runId": not_uuid}, "job": {"namespace": "n", "name": "j"}});
+            let err = to_event(&event, None).unwrap_err();
+            assert!(err.to_string().contains("is not a UUID"), "{not_uuid}: {err}");
+        }
         assert!(to_event(&serde_json::json!({"eventTime": "2026-03-03T09:00:00Z"}), None).is_err());
     }
 }

@@ -1,4 +1,8 @@
 //! The approval rules of `policies/approvals.toml`.
+//!
+//! Every environment a model may be deployed to is declared there, gated or
+//! not. An environment that is not declared is refused everywhere (gate,
+//! approvals, deployments): a typo must never read as "not gated".
 
 use std::collections::BTreeMap;
 
@@ -17,10 +21,29 @@ pub struct EnvironmentRule {
     pub valid_for_seconds: u64,
 }
 
-/// Approval rules by environment; environments not listed are not gated.
+/// How a declared environment is governed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment<'a> {
+    /// Deployments need a valid approval under this rule.
+    Gated(&'a EnvironmentRule),
+    /// Declared with `gated = false`: no approval is needed.
+    Ungated,
+}
+
+/// An environment that `policies/approvals.toml` does not declare.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("environment {name:?} is not declared in policies/approvals.toml; known environments: {}", known.join(", "))]
+pub struct UnknownEnvironment {
+    pub name: String,
+    pub known: Vec<String>,
+}
+
+/// Approval rules by environment. Every environment is declared; one that
+/// is not is unknown, never "not gated".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalRules {
-    environments: BTreeMap<String, EnvironmentRule>,
+    /// `None` for environments declared with `gated = false`.
+    environments: BTreeMap<String, Option<EnvironmentRule>>,
     /// How old a model version's latest evaluation may be before its review
     /// is overdue (reports list it as a finding).
     pub evaluation_max_age_seconds: u64,
@@ -46,9 +69,15 @@ struct Reviews {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuleEntry {
-    approvals_required: u32,
-    approver_roles: Vec<String>,
-    valid_for: String,
+    #[serde(default = "gated_by_default")]
+    gated: bool,
+    approvals_required: Option<u32>,
+    approver_roles: Option<Vec<String>>,
+    valid_for: Option<String>,
+}
+
+fn gated_by_default() -> bool {
+    true
 }
 
 /// A rules file that cannot be used; the message names the line.
@@ -65,21 +94,38 @@ impl ApprovalRules {
             if name.is_empty() || name.contains('/') {
                 return Err(RulesError(format!("environment name {name:?} must be non-empty and without `/`")));
             }
-            if !(1..=10).contains(&entry.approvals_required) {
+            if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+                || name.len() > 64
+            {
+                return Err(RulesError(format!(
+                    "environment name {name:?} must be 1 to 64 lower-case letters, digits, `-` or `_`"
+                )));
+            }
+            if !entry.gated {
+                if entry.approvals_required.is_some() || entry.approver_roles.is_some() || entry.valid_for.is_some() {
+                    return Err(RulesError(format!(
+                        "{name}: an environment with `gated = false` takes no approvals_required, approver_roles or valid_for"
+                    )));
+                }
+                environments.insert(name, None);
+                continue;
+            }
+            let (Some(approvals_required), Some(approver_roles), Some(valid_for)) =
+                (entry.approvals_required, entry.approver_roles, entry.valid_for)
+            else {
+                return Err(RulesError(format!(
+                    "{name}: a gated environment needs approvals_required, approver_roles and valid_for \
+                     (or `gated = false`)"
+                )));
+            };
+            if !(1..=10).contains(&approvals_required) {
                 return Err(RulesError(format!("{name}: approvals_required must be between 1 and 10")));
             }
-            if entry.approver_roles.is_empty() {
+            if approver_roles.is_empty() {
                 return Err(RulesError(format!("{name}: approver_roles must name at least one role")));
             }
-            let valid_for_seconds = parse_ttl(&entry.valid_for).map_err(|e| RulesError(format!("{name}: {e}")))?;
-            environments.insert(
-                name,
-                EnvironmentRule {
-                    approvals_required: entry.approvals_required,
-                    approver_roles: entry.approver_roles,
-                    valid_for_seconds,
-                },
-            );
+            let valid_for_seconds = parse_ttl(&valid_for).map_err(|e| RulesError(format!("{name}: {e}")))?;
+            environments.insert(name, Some(EnvironmentRule { approvals_required, approver_roles, valid_for_seconds }));
         }
         let evaluation_max_age_seconds = match file.reviews {
             Some(r) => parse_ttl(&r.evaluation_max_age).map_err(|e| RulesError(format!("reviews: {e}")))?,
@@ -93,9 +139,23 @@ impl ApprovalRules {
         Self::parse(DEFAULT_RULES).expect("policies/approvals.toml is valid")
     }
 
-    /// The rule for `environment`, `None` when it is not gated.
+    /// How `environment` is governed, or why it cannot be used.
+    pub fn lookup(&self, environment: &str) -> Result<Environment<'_>, UnknownEnvironment> {
+        match self.environments.get(environment) {
+            Some(Some(rule)) => Ok(Environment::Gated(rule)),
+            Some(None) => Ok(Environment::Ungated),
+            None => Err(UnknownEnvironment { name: environment.to_owned(), known: self.known() }),
+        }
+    }
+
+    /// The rule for `environment` when it is declared and gated.
     pub fn environment(&self, environment: &str) -> Option<&EnvironmentRule> {
-        self.environments.get(environment)
+        self.environments.get(environment).and_then(Option::as_ref)
+    }
+
+    /// Every declared environment, in name order.
+    pub fn known(&self) -> Vec<String> {
+        self.environments.keys().cloned().collect()
     }
 }
 
@@ -108,7 +168,24 @@ mod tests {
         let rules = ApprovalRules::default_rules();
         assert_eq!(rules.environment("production").unwrap().approvals_required, 2);
         assert_eq!(rules.environment("staging").unwrap().valid_for_seconds, 30 * 86_400);
-        assert!(rules.environment("dev").is_none());
+        assert_eq!(rules.lookup("dev"), Ok(Environment::Ungated));
+    }
+
+    #[test]
+    fn an_undeclared_environment_is_unknown_not_ungated() {
+        let rules = ApprovalRules::default_rules();
+        let err = rules.lookup("prodution").unwrap_err();
+        assert_eq!(err.known, ["dev", "production", "staging"]);
+        assert!(err.to_string().contains("known environments: dev, production, staging"), "{err}");
+        assert!(rules.environment("prodution").is_none());
+    }
+
+    #[test]
+    fn an_ungated_environment_takes_no_rule_fields() {
+        let err = ApprovalRules::parse("[environments.dev]\ngated = false\napprovals_required = 1\n").unwrap_err();
+        assert!(err.to_string().contains("takes no approvals_required"), "{err}");
+        let err = ApprovalRules::parse("[environments.qa]\napprover_roles = [\"x\"]\n").unwrap_err();
+        assert!(err.to_string().contains("needs approvals_required"), "{err}");
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub struct ErasureCertificate {
     /// The subject keys destroyed.
     pub key_ids_destroyed: Vec<String>,
     pub reason: Option<String>,
+    /// `true` when the subject was erased already and this is that
+    /// erasure's certificate again: nothing was written.
+    pub replayed: bool,
 }
 
 /// The entity an erasure event is about.
@@ -133,6 +136,11 @@ pub async fn erase(
             let seqs = subjects::events_of(conn, &p)?;
             let key_ids: Vec<String> =
                 subjects::keys_of(conn, std::slice::from_ref(&p))?.into_values().map(|k| k.key_id).collect();
+            if key_ids.is_empty() && !erasures_of(conn, &p)?.is_empty() {
+                // Nothing is left to destroy: a second erasure would certify
+                // "no key held" and hide what the first one destroyed.
+                return Ok(Err(Refusal::new(ALREADY_ERASED, "the subject is erased already")));
+            }
             if seqs.is_empty() && key_ids.is_empty() {
                 return Ok(Err(Refusal::new(NOT_FOUND, "the ledger holds no personal data about this subject")));
             }
@@ -167,6 +175,16 @@ pub async fn erase(
     let appended = match store.writer().append_built(actor.to_owned(), build).await {
         Ok(appended) => appended,
         Err(AppendError::Refused(r)) if r.code == NOT_FOUND => return Err(GovernanceError::NotFound(r.message)),
+        Err(AppendError::Refused(r)) if r.code == ALREADY_ERASED => {
+            let reading = store.clone();
+            let erasures = tokio::task::spawn_blocking(move || erasures_of(&mut *reading.conn()?, &pseudonym))
+                .await
+                .map_err(|e| StoreError::Thread(e.to_string()))??;
+            let latest = erasures.last().and_then(certificate_of);
+            return latest
+                .map(|c| ErasureCertificate { replayed: true, ..c })
+                .ok_or_else(|| GovernanceError::Invalid("the subject's erasure event cannot be read".into()));
+        }
         Err(e) => return Err(e.into()),
     };
     let event = appended
@@ -189,11 +207,29 @@ pub async fn erase(
         event_seqs,
         key_ids_destroyed: key_ids,
         reason,
+        replayed: false,
     })
 }
 
 /// The refusal code of an erasure that found nothing to erase.
 const NOT_FOUND: &str = "not_found";
+/// The refusal code, inside the writer, of an erasure of a subject whose
+/// keys are all destroyed already; the caller answers the earlier erasure.
+const ALREADY_ERASED: &str = "already_erased";
+
+/// The `subject.erased` events of the subject with `pseudonym`, in order.
+pub fn erasures_of(conn: &mut DbConn, pseudonym: &str) -> Result<Vec<Event>, StoreError> {
+    crate::store::events::list(
+        conn,
+        &crate::store::EventFilter {
+            kind: Some(ERASED_KIND.into()),
+            subject: Some(subject_ref(pseudonym)),
+            subject_exact: true,
+            limit: 10_000,
+            ..Default::default()
+        },
+    )
+}
 
 /// The certificate of a recorded erasure, rebuilt from its event.
 pub fn certificate_of(event: &Event) -> Option<ErasureCertificate> {
@@ -215,6 +251,7 @@ pub fn certificate_of(event: &Event) -> Option<ErasureCertificate> {
             .filter_map(|v| v.as_str().map(str::to_owned))
             .collect(),
         reason: a["reason"].as_str().map(str::to_owned),
+        replayed: false,
     })
 }
 

@@ -8,14 +8,15 @@ use super::auth::Caller;
 use super::body::{read_json, read_optional_json};
 use super::error::ErrorBody;
 use super::{ApiError, AppState};
-use crate::auth::access::IssuedToken;
-use crate::auth::access::{parse_ttl, AccessError};
+use crate::auth::access::{parse_ttl, AccessError, ALL_PROJECTS, DEFAULT_TOKEN_TTL};
+use crate::auth::access::{IssuedToken, TokenRecord};
 use crate::auth::PolicyError;
 
 impl From<AccessError> for ApiError {
     fn from(e: AccessError) -> Self {
         match e {
             AccessError::Invalid(message) => ApiError::unprocessable("invalid_request", message),
+            AccessError::UnknownToken(_) => ApiError::not_found(e.to_string()),
             AccessError::Policy(PolicyError::Invalid { line, reason }) => {
                 ApiError::unprocessable("invalid_policy", format!("line {line}: {reason}"))
             }
@@ -35,18 +36,24 @@ pub struct TokenRequest {
     sub: String,
     /// Roles of policies/policy.csv (`admin`, `auditor`, `ci`, ...).
     roles: Vec<String>,
-    /// Projects the roles apply in; `*` for all.
-    projects: Vec<String>,
+    /// Projects the roles apply in; `*` for all (the default, as for
+    /// `govledger token issue`). A project the ledger does not know yet
+    /// needs `new_project`.
+    #[serde(default)]
+    projects: Option<Vec<String>>,
     /// `90d`, `12h`, `30m` or seconds; default 90 days.
     #[serde(default)]
     ttl: Option<String>,
+    /// The named projects are meant to be new (no events or tokens yet).
+    #[serde(default)]
+    new_project: bool,
 }
 
 /// `POST /api/v1/tokens` (admin): mints a token; `token.issued` goes on the record.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "admin", request_body = TokenRequest,
     responses(
         (status = 201, description = "The token; `token.issued` is on the record (without the token itself)", body = IssuedToken),
-        (status = 422, description = "`invalid_request`: unknown role, bad subject, project or ttl", body = ErrorBody),
+        (status = 422, description = "`invalid_request`: a role the policy does not define, a project the ledger does not know (without `new_project`), a bad subject or ttl", body = ErrorBody),
     ))]
 pub async fn issue_token(
     state: web::Data<AppState>,
@@ -58,13 +65,30 @@ pub async fn issue_token(
     let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
     let request: TokenRequest =
         serde_json::from_value(body).map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
-    let ttl = parse_ttl(request.ttl.as_deref().unwrap_or("90d"))
+    let ttl = parse_ttl(request.ttl.as_deref().unwrap_or(DEFAULT_TOKEN_TTL))
         .map_err(|e| ApiError::unprocessable("invalid_request", e))?;
+    let projects = request.projects.unwrap_or_else(|| vec![ALL_PROJECTS.to_owned()]);
     let issued = state
         .access
-        .issue_token(&state.store, caller.sub(), &request.sub, &request.roles, &request.projects, ttl)
+        .issue_token(&state.store, caller.sub(), &request.sub, &request.roles, &projects, ttl, request.new_project)
         .await?;
     Ok(HttpResponse::Created().json(issued))
+}
+
+/// `GET /api/v1/tokens` (admin): every token issued, read from the ledger's
+/// `token.issued` and `token.revoked` events (never the tokens themselves).
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "admin",
+    responses((status = 200, description = "Issued tokens, oldest first, with their revoked and expired state", body = TokenList)))]
+pub async fn list_tokens(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require("tokens", "issue", None)?;
+    let tokens = state.access.tokens(&state.store).await?;
+    Ok(HttpResponse::Ok().json(TokenList { tokens }))
+}
+
+/// The answer of `GET /api/v1/tokens`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct TokenList {
+    tokens: Vec<TokenRecord>,
 }
 
 /// Body of `POST /api/v1/tokens/{jti}/revoke`.
@@ -81,6 +105,7 @@ pub struct RevokeRequest {
     request_body(content = Option<RevokeRequest>, description = "Optional"),
     responses(
         (status = 200, description = "Revoked; `token.revoked` is on the record", body = Revoked),
+        (status = 404, description = "`not_found`: no token with this jti was issued; nothing is written", body = ErrorBody),
         (status = 422, description = "`invalid_request`: a malformed jti", body = ErrorBody),
     ))]
 pub async fn revoke_token(

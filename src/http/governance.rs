@@ -29,6 +29,7 @@ impl From<GovernanceError> for ApiError {
             GovernanceError::NotFound(m) => ApiError::not_found(m),
             GovernanceError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
             GovernanceError::Blocked { .. } => ApiError::new(StatusCode::CONFLICT, "deployment_blocked", e.to_string()),
+            GovernanceError::UnknownEnvironment { .. } => ApiError::unprocessable("unknown_environment", e.to_string()),
             GovernanceError::Store(e) => e.into(),
             GovernanceError::Append(e) => e.into(),
         }
@@ -232,11 +233,12 @@ pub struct GateQuery {
 }
 
 /// `GET /api/v1/gate?model=&environment=`: allow or deny, with reasons and
-/// the approval events relied on. Always 200: the decision is the answer.
+/// the approval events relied on. 200 whatever the decision (the decision is
+/// the answer), except for an environment the rules do not declare (422).
 #[utoipa::path(get, path = "/api/v1/gate", tag = "governance", params(GateQuery),
     responses(
         (status = 200, description = "Allow or deny, with reasons: the decision is the answer", body = GateDecision),
-        (status = 422, description = "`invalid_request`: a malformed model or environment", body = ErrorBody),
+        (status = 422, description = "`invalid_request`: a malformed model or environment; or `unknown_environment`: not declared in policies/approvals.toml, with `gate`, the decision (deny) naming the known ones", body = ErrorBody),
     ))]
 pub async fn gate(
     state: web::Data<AppState>,
@@ -245,8 +247,18 @@ pub async fn gate(
 ) -> Result<HttpResponse, ApiError> {
     caller.require("events", "read", None)?;
     let q = query.into_inner();
-    let decision = state.governance.gate(&q.model, &q.environment).await?;
-    Ok(HttpResponse::Ok().json(decision))
+    match state.governance.gate(&q.model, &q.environment).await {
+        Ok(decision) => Ok(HttpResponse::Ok().json(decision)),
+        Err(GovernanceError::UnknownEnvironment { decision, .. }) => {
+            Ok(HttpResponse::UnprocessableEntity().json(DeploymentBlocked {
+                error: "unknown_environment",
+                message: format!("deny: {}", decision.reasons.join("; ")),
+                gate: *decision,
+                blocked_event_seq: None,
+            }))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `POST /api/v1/deployments`: records `deployment.requested` when the gate
@@ -256,7 +268,7 @@ pub async fn gate(
         (status = 201, description = "The gate allowed: `deployment.requested` recorded", body = DeploymentAccepted),
         (status = 200, description = "A retry with the same idempotency key", body = DeploymentAccepted),
         (status = 409, description = "`deployment_blocked`: the gate denied; `deployment.blocked` is on the record", body = DeploymentBlocked),
-        (status = 422, description = "`invalid_request`", body = ErrorBody),
+        (status = 422, description = "`invalid_request`; or `unknown_environment`: not declared in policies/approvals.toml, with `gate` and `blocked_event_seq`: `deployment.blocked` is on the record", body = ErrorBody),
     ))]
 pub async fn deploy(
     state: web::Data<AppState>,
@@ -277,22 +289,33 @@ pub async fn deploy(
                 error: "deployment_blocked",
                 message: format!("deployment blocked: {}", decision.reasons.join("; ")),
                 gate: *decision,
-                blocked_event_seq: blocked_seq,
+                blocked_event_seq: Some(blocked_seq),
             }))
         }
+        Err(GovernanceError::UnknownEnvironment { decision, blocked_seq }) => Ok(HttpResponse::UnprocessableEntity()
+            .json(DeploymentBlocked {
+                error: "unknown_environment",
+                message: format!("deployment blocked: {}", decision.reasons.join("; ")),
+                gate: *decision,
+                blocked_event_seq: blocked_seq,
+            })),
         Err(e) => Err(e.into()),
     }
 }
 
-/// The error answer of a deployment the gate denied, with the decision.
+/// The error answer of a deployment the gate denied (or of a gate question
+/// about an undeclared environment), with the decision.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct DeploymentBlocked {
-    /// `deployment_blocked`.
+    /// `deployment_blocked`, or `unknown_environment` for an environment
+    /// that `policies/approvals.toml` does not declare.
     error: &'static str,
     message: String,
     gate: GateDecision,
-    /// The `deployment.blocked` event recorded for the refusal.
-    blocked_event_seq: u64,
+    /// The `deployment.blocked` event recorded for the refusal (absent for
+    /// the gate, which records nothing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocked_event_seq: Option<u64>,
 }
 
 /// Query of `GET /api/v1/lineage`.
@@ -484,10 +507,14 @@ pub async fn openlineage(
         .map_err(|e| ApiError::unprocessable("invalid_openlineage_event", e.to_string()))?;
     caller.require(&format!("events/{}", draft.kind), "append", draft.project.as_deref())?;
     let appended = state.store.writer().append(caller.sub().to_owned(), vec![draft]).await?;
-    let status = match appended {
-        Appended::Created(_) => StatusCode::CREATED,
-        Appended::Replayed(_) => StatusCode::OK,
+    let mut response = match appended {
+        Appended::Created(_) => HttpResponse::Created(),
+        Appended::Replayed(_) => {
+            let mut ok = HttpResponse::Ok();
+            ok.insert_header(("Idempotent-Replayed", "true"));
+            ok
+        }
     };
     let event = appended.events().first().ok_or_else(|| ApiError::internal("append returned no event"))?;
-    Ok(HttpResponse::build(status).json(event.to_json().map_err(ApiError::internal)?))
+    Ok(response.json(event.to_json().map_err(ApiError::internal)?))
 }

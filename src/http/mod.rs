@@ -93,7 +93,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(resource("/subjects/{id}/erase").route(web::post().to(subjects::erase)))
             .service(resource("/reports/{kind}").route(web::get().to(reports::report)))
             .service(resource("/entities/{ref:.*}").route(web::get().to(governance::entity)))
-            .service(resource("/tokens").route(web::post().to(admin::issue_token)))
+            .service(
+                resource("/tokens").route(web::post().to(admin::issue_token)).route(web::get().to(admin::list_tokens)),
+            )
             .service(resource("/tokens/{jti}/revoke").route(web::post().to(admin::revoke_token)))
             .service(
                 resource("/policies").route(web::get().to(admin::get_policy)).route(web::put().to(admin::put_policy)),

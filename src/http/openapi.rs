@@ -55,6 +55,7 @@ const PUBLIC: [&str; 6] =
         subjects::erase,
         reports::report,
         admin::issue_token,
+        admin::list_tokens,
         admin::revoke_token,
         admin::get_policy,
         admin::put_policy,

@@ -26,7 +26,7 @@ pub struct EraseRequest {
     params(("id" = String, Path, description = "The data subject's id as given in `personal.subject_ids`")),
     request_body(content = Option<EraseRequest>, description = "Optional; may be left out entirely"),
     responses(
-        (status = 200, description = "Erased: the certificate", body = ErasureCertificate),
+        (status = 200, description = "Erased: the certificate. A subject erased already answers that erasure's certificate again, with `replayed: true` and `Idempotent-Replayed: true`, and nothing is written", body = ErasureCertificate),
         (status = 404, description = "No event names this subject", body = ErrorBody),
         (status = 422, description = "A blank or over-long subject id, or no master key configured", body = ErrorBody),
     ))]
@@ -41,7 +41,11 @@ pub async fn erase(
     let request: EraseRequest = read_optional_json(&req, payload, state.limits.max_body_bytes).await?;
     let certificate =
         subjects::erase(&state.store, state.master_key.as_deref(), &id, caller.sub(), request.reason).await?;
-    Ok(HttpResponse::Ok().json(certificate))
+    let mut response = HttpResponse::Ok();
+    if certificate.replayed {
+        response.insert_header(("Idempotent-Replayed", "true"));
+    }
+    Ok(response.json(certificate))
 }
 
 /// `GET /api/v1/subjects/{id}` (dpo, admin): which events, datasets, runs

@@ -72,6 +72,25 @@ impl EntityRef {
     pub fn version(&self) -> Option<&str> {
         self.version.as_deref()
     }
+
+    /// The kind of the event that creates this entity when it is an
+    /// immutable version (`dataset:…@v`, `model:…@v`). Such a version is
+    /// created once: a second creating event would change what was used to
+    /// train or serve after the fact, so the append path refuses it.
+    pub fn version_creating_kind(&self) -> Option<&'static str> {
+        self.version.as_ref()?;
+        version_creating_kind(&self.entity_type)
+    }
+}
+
+/// The kind that creates a version of an entity of `entity_type`, for the
+/// types whose versions are immutable.
+pub fn version_creating_kind(entity_type: &str) -> Option<&'static str> {
+    match entity_type {
+        "dataset" => Some("dataset.version_created"),
+        "model" => Some("model.registered"),
+        _ => None,
+    }
 }
 
 /// The grammar [`EntityRef::parse`] accepts, as a regular expression valid
@@ -140,6 +159,16 @@ mod tests {
         for long in ["a".repeat(32) + ":n", "a".repeat(33) + ":n", format!("t:n@{}", "1".repeat(65))] {
             assert_eq!(pattern.is_match(&long), EntityRef::parse(&long).is_ok(), "{long}");
         }
+    }
+
+    #[test]
+    fn only_dataset_and_model_versions_are_immutable() {
+        let creating = |r: &str| EntityRef::parse(r).unwrap().version_creating_kind();
+        assert_eq!(creating("dataset:transactions@2026-10"), Some("dataset.version_created"));
+        assert_eq!(creating("model:fraud-detector@3"), Some("model.registered"));
+        assert_eq!(creating("dataset:transactions"), None);
+        assert_eq!(creating("run:train-17"), None);
+        assert_eq!(creating("prompt:greeting@1"), None);
     }
 
     #[test]

@@ -184,14 +184,23 @@ impl EventDraft {
     /// Whether a stored event records exactly what this draft asks for, so that
     /// a retry with the same idempotency key may be answered with it.
     pub fn matches(&self, event: &Event) -> bool {
-        self.kind.as_str() == event.kind
-            && self.subject.to_string() == event.subject
-            && self.project == event.project
-            && refs_match(&self.inputs, &event.inputs)
-            && refs_match(&self.outputs, &event.outputs)
-            && self.attributes_match(&event.attributes)
-            && self.occurred_at == event.occurred_at
-            && self.idempotency_key == event.idempotency_key
+        self.differences(event).is_empty()
+    }
+
+    /// The fields in which a stored event differs from this draft, by name,
+    /// for telling a client why its retry is not one.
+    pub fn differences(&self, event: &Event) -> Vec<&'static str> {
+        let checks = [
+            ("kind", self.kind.as_str() == event.kind),
+            ("subject", self.subject.to_string() == event.subject),
+            ("project", self.project == event.project),
+            ("inputs", refs_match(&self.inputs, &event.inputs)),
+            ("outputs", refs_match(&self.outputs, &event.outputs)),
+            ("attributes", self.attributes_match(&event.attributes)),
+            ("occurred_at", self.occurred_at == event.occurred_at),
+            ("idempotency_key", self.idempotency_key == event.idempotency_key),
+        ];
+        checks.into_iter().filter(|(_, same)| !same).map(|(name, _)| name).collect()
     }
 }
 
@@ -236,7 +245,7 @@ fn parse_refs(field: &str, refs: Vec<String>) -> Result<Vec<EntityRef>, Validati
         .collect()
 }
 
-fn validate_project(project: &str) -> Result<(), ValidationError> {
+pub fn validate_project(project: &str) -> Result<(), ValidationError> {
     let ok = !project.is_empty()
         && project.len() <= MAX_PROJECT_LEN
         && project.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))

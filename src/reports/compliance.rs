@@ -369,12 +369,20 @@ pub fn gdpr_erasure(basis: Basis<'_>, subject: &str, template: &Template) -> Res
     let Some(erasure) = erasures.last() else {
         return Err(ReportError::Invalid(format!("no erasure of {subject_ref} at checkpoint {tree_size}")));
     };
-    let certificate = crate::governance::subjects::certificate_of(erasure)
-        .ok_or_else(|| ReportError::Invalid(format!("seq {} is not a well-formed erasure", erasure.seq)))?;
-    let affected: Vec<Event> = crate::store::subjects::events_of(&mut conn, pseudonym)?
-        .into_iter()
-        .filter(|s| *s < erasure.seq)
-        .collect::<Vec<_>>()
+    // Every erasure of the subject, oldest first: the certificate is
+    // cumulative, so a later erasure never hides the keys an earlier one
+    // destroyed or the reason it was given.
+    let certificates = erasures
+        .iter()
+        .map(|e| {
+            crate::governance::subjects::certificate_of(e)
+                .ok_or_else(|| ReportError::Invalid(format!("seq {} is not a well-formed erasure", e.seq)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let named: Vec<u64> =
+        crate::store::subjects::events_of(&mut conn, pseudonym)?.into_iter().filter(|s| *s < erasure.seq).collect();
+    let events_affected = named.len();
+    let affected: Vec<Event> = named
         .chunks(500)
         .map(|chunk| events::by_seqs(&mut conn, chunk))
         .collect::<Result<Vec<_>, _>>()?
@@ -387,24 +395,30 @@ pub fn gdpr_erasure(basis: Basis<'_>, subject: &str, template: &Template) -> Res
         None => format!("intact, {} events verified", verification.verified),
         Some(f) => format!("BROKEN at seq {}: {}", f.seq, f.message),
     };
-    let keys = if certificate.key_ids_destroyed.is_empty() {
+    let all_keys: Vec<String> = certificates.iter().flat_map(|c| c.key_ids_destroyed.iter().cloned()).collect();
+    let keys = if all_keys.is_empty() {
         "none held: the subject was only listed, with no fields".to_owned()
     } else {
-        format!("key id(s) {}", certificate.key_ids_destroyed.join(", "))
+        format!("key id(s) {}", all_keys.join(", "))
     };
-    let mut erasure_statements = vec![Statement::citing(
-        format!(
-            "Erasure of {pseudonym} recorded at {} by {}; {} event(s) affected; {keys}.",
-            erasure.recorded_at, erasure.actor, certificate.events_affected
-        ),
-        erasure,
-    )];
-    if let Some(reason) = &certificate.reason {
-        erasure_statements.push(Statement::citing(format!("Reason given: {reason}"), erasure));
-    }
-    for earlier in &erasures[..erasures.len() - 1] {
-        erasure_statements
-            .push(Statement::citing(format!("An earlier erasure was recorded at {}.", earlier.recorded_at), earlier));
+    let count = certificates.len();
+    let mut erasure_statements = Vec::new();
+    for (i, (event, certificate)) in erasures.iter().zip(&certificates).enumerate() {
+        let destroyed = if certificate.key_ids_destroyed.is_empty() {
+            "no key was held".to_owned()
+        } else {
+            format!("key id(s) {} destroyed", certificate.key_ids_destroyed.join(", "))
+        };
+        let reason =
+            certificate.reason.as_deref().map_or_else(|| "no reason given".to_owned(), |r| format!("reason: {r}"));
+        let which = if count == 1 { "Erasure".to_owned() } else { format!("Erasure {} of {count}", i + 1) };
+        erasure_statements.push(Statement::citing(
+            format!(
+                "{which} of {pseudonym} recorded at {} by {}; {} event(s) affected; {destroyed}; {reason}.",
+                event.recorded_at, event.actor, certificate.events_affected
+            ),
+            event,
+        ));
     }
     let affected_statements: Vec<Statement> = affected
         .iter()
@@ -423,7 +437,7 @@ pub fn gdpr_erasure(basis: Basis<'_>, subject: &str, template: &Template) -> Res
         ("pseudonym", pseudonym.to_owned()),
         ("erased_at", erasure.recorded_at.clone()),
         ("requested_by", erasure.actor.clone()),
-        ("events_affected", certificate.events_affected.to_string()),
+        ("events_affected", events_affected.to_string()),
         ("keys_destroyed", keys),
         ("chain_result", chain),
         ("tree_size", info.tree_size.to_string()),

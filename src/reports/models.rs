@@ -49,6 +49,19 @@ pub(crate) fn attrs(e: &Event) -> serde_json::Value {
     serde_json::from_str(&e.attributes).unwrap_or_default()
 }
 
+/// "auc 0.9 against 0.92, …" for an evaluation's metrics and thresholds.
+fn thresholds(evaluation: &serde_json::Value) -> String {
+    let Some(limits) = evaluation["thresholds"].as_object() else { return metrics(&evaluation["metrics"]) };
+    limits
+        .iter()
+        .map(|(k, limit)| match evaluation["metrics"].get(k) {
+            Some(value) => format!("{k} {value} against {limit}"),
+            None => format!("{k} not measured, threshold {limit}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn metrics(v: &serde_json::Value) -> String {
     v.as_object().map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")).unwrap_or_default()
 }
@@ -119,15 +132,26 @@ fn approvals_of(
     Ok(out)
 }
 
-/// The deployment events (up to the checkpoint) that name `model`;
-/// `deployments` are every deployment entity, loaded once per report.
+/// Where a model version served, as of the checkpoint.
+struct DeploymentStory {
+    /// Every deployment event that names the version, and every event that
+    /// took it out of service (a rollback or a later version going live
+    /// where it served), in order.
+    events: Vec<Event>,
+    /// The deployments it serves at the checkpoint, with the event that put
+    /// it live there.
+    live: Vec<(String, Event)>,
+}
+
+/// The deployment story (up to the checkpoint) of `model`; `deployments`
+/// are every deployment entity, loaded once per report.
 fn deployments_of(
     conn: &mut DbConn,
     model: &str,
     tree_size: u64,
     readable: Visibility<'_>,
     deployments: &[String],
-) -> Result<Vec<Event>, ReportError> {
+) -> Result<DeploymentStory, ReportError> {
     let mut targets: BTreeSet<String> = BTreeSet::new();
     for edge in projections::edges_ever_from(conn, model)? {
         if edge.target.starts_with("deployment:") {
@@ -140,12 +164,82 @@ fn deployments_of(
         let suffix = format!("/{}", r.name());
         targets.extend(deployments.iter().filter(|d| d.ends_with(&suffix)).cloned());
     }
-    let mut out = Vec::new();
+    let mut story = DeploymentStory { events: Vec::new(), live: Vec::new() };
     for target in targets {
-        out.extend(about(conn, &target, tree_size, readable)?.into_iter().filter(|e| attrs(e)["model"] == model));
+        let mut serving: Option<Event> = None;
+        for e in about(conn, &target, tree_size, readable)? {
+            let names_model = attrs(&e)["model"] == model;
+            let goes_live = matches!(e.kind.as_str(), "deployment.succeeded" | "deployment.rolled_back");
+            if names_model {
+                story.events.push(e.clone());
+            } else if goes_live && serving.is_some() {
+                // Another version took over: the end of this one's service.
+                story.events.push(e.clone());
+            }
+            if goes_live {
+                serving = names_model.then_some(e);
+            }
+        }
+        if let Some(since) = serving {
+            story.live.push((target, since));
+        }
     }
-    out.sort_by_key(|e| e.seq);
+    story.events.sort_by_key(|e| e.seq);
+    Ok(story)
+}
+
+/// A finding for every dataset or model version that was created more than
+/// once up to the checkpoint (a ledger recorded before versions were made
+/// immutable may hold one), for the versions `wanted` admits.
+fn redefinitions(
+    conn: &mut DbConn,
+    tree_size: u64,
+    readable: Visibility<'_>,
+    wanted: impl Fn(&Event) -> bool,
+) -> Result<Vec<Statement>, ReportError> {
+    let mut out = Vec::new();
+    for kind in ["dataset.version_created", "model.registered"] {
+        let mut first: BTreeMap<String, u64> = BTreeMap::new();
+        let mut after = 0;
+        'pages: loop {
+            let filter = EventFilter { kind: Some(kind.into()), after_seq: after, limit: 1000, ..Default::default() };
+            let page = events::list(conn, &filter)?;
+            let Some(last) = page.last().map(|e| e.seq) else { break };
+            for e in page {
+                if e.seq > tree_size {
+                    break 'pages;
+                }
+                let versioned = EntityRef::parse(&e.subject).is_ok_and(|r| r.version_creating_kind() == Some(kind));
+                if !versioned || !lineage::project_visible(e.project.as_deref(), readable) || !wanted(&e) {
+                    continue;
+                }
+                match first.get(&e.subject) {
+                    None => {
+                        first.insert(e.subject.clone(), e.seq);
+                    }
+                    Some(original) => out.push(Statement::citing(
+                        format!(
+                            "FINDING: {} was created again at seq {} by {} ({kind}), after its creation at seq {original}: what was recorded about this version changed after the fact.",
+                            e.subject, e.seq, e.actor
+                        ),
+                        &e,
+                    )),
+                }
+            }
+            after = last;
+        }
+    }
     Ok(out)
+}
+
+/// "live now in: …" for a story, as of the checkpoint.
+fn live_line(model: &str, story: &DeploymentStory, tree_size: u64) -> String {
+    if story.live.is_empty() {
+        return format!("{model} is not live anywhere as of checkpoint {tree_size}.");
+    }
+    let places: Vec<String> =
+        story.live.iter().map(|(target, since)| format!("{target} (since seq {})", since.seq)).collect();
+    format!("{model} is live now in: {}, as of checkpoint {tree_size}.", places.join(", "))
 }
 
 /// Every deployment entity's reference.
@@ -159,21 +253,34 @@ struct ModelFacts<'a> {
     registered: &'a Event,
     evaluations: &'a [Event],
     approvals: &'a [ApprovalHistory],
-    deployments: &'a [Event],
+    deployments: &'a DeploymentStory,
     retired: Option<&'a Event>,
 }
 
-/// Findings about one model version: deployments without a valid approval,
-/// a missing or stale evaluation, a retired version still live.
+/// Findings about one model version: deployments without a valid approval
+/// or to an undeclared environment, a live version
+/// whose latest evaluation failed, a missing or stale evaluation, a retired
+/// version still deployed.
 fn findings(facts: &ModelFacts<'_>, as_of: &str, rules: &ApprovalRules) -> Vec<Statement> {
     let ModelFacts { model, registered, evaluations, approvals, deployments, retired } = *facts;
     let mut out = Vec::new();
-    for d in deployments.iter().filter(|d| matches!(d.kind.as_str(), "deployment.succeeded" | "deployment.rolled_back"))
-    {
+    let own_deployments = deployments.events.iter().filter(|d| attrs(d)["model"] == *model);
+    for d in own_deployments.filter(|d| matches!(d.kind.as_str(), "deployment.succeeded" | "deployment.rolled_back")) {
         let name = d.subject.trim_start_matches("deployment:");
         let environment = crate::governance::kinds::deployment_environment(name);
-        if rules.environment(environment).is_none() {
-            continue;
+        match rules.lookup(environment) {
+            Ok(crate::governance::Environment::Ungated) => continue,
+            Ok(crate::governance::Environment::Gated(_)) => {}
+            Err(_) => {
+                out.push(Statement::citing(
+                    format!(
+                        "FINDING: {model} went live in {environment} ({}) at {}, an environment policies/approvals.toml does not declare.",
+                        d.subject, d.recorded_at
+                    ),
+                    d,
+                ));
+                continue;
+            }
         }
         let valid = approvals.iter().any(|a| a.environment == environment && a.valid_at(&d.recorded_at));
         if !valid {
@@ -183,6 +290,21 @@ fn findings(facts: &ModelFacts<'_>, as_of: &str, rules: &ApprovalRules) -> Vec<S
                     d.subject, d.recorded_at
                 ),
                 d,
+            ));
+        }
+    }
+    if let (Some(last), false) = (evaluations.last(), deployments.live.is_empty()) {
+        if attrs(last)["passed"].as_bool() == Some(false) {
+            let places: Vec<&str> = deployments.live.iter().map(|(t, _)| t.as_str()).collect();
+            out.push(Statement::citing(
+                format!(
+                    "FINDING: {model} is live in {} although its latest evaluation (seq {}, {}) did not pass its thresholds ({}).",
+                    places.join(", "),
+                    last.seq,
+                    last.recorded_at,
+                    thresholds(&attrs(last))
+                ),
+                last,
             ));
         }
     }
@@ -206,8 +328,11 @@ fn findings(facts: &ModelFacts<'_>, as_of: &str, rules: &ApprovalRules) -> Vec<S
         }
     }
     if let Some(r) = retired {
-        let live_after: Vec<&Event> =
-            deployments.iter().filter(|d| d.seq > r.seq && d.kind == "deployment.succeeded").collect();
+        let live_after: Vec<&Event> = deployments
+            .events
+            .iter()
+            .filter(|d| d.seq > r.seq && d.kind == "deployment.succeeded" && attrs(d)["model"] == *model)
+            .collect();
         for d in live_after {
             out.push(Statement::citing(
                 format!("FINDING: {model} was deployed to {} after it was retired.", d.subject),
@@ -329,7 +454,10 @@ pub fn model_dossier(
         deployments: &deployments,
         retired: retired.as_ref(),
     };
-    let found = findings(&facts, &as_of, rules);
+    let mut found = findings(&facts, &as_of, rules);
+    // The version itself and the versions it was made from.
+    let upstream: BTreeSet<&str> = graph.nodes.iter().map(|n| n.ref_.as_str()).collect();
+    found.extend(redefinitions(&mut conn, tree_size, readable, |e| upstream.contains(e.subject.as_str()))?);
 
     let mut cited: BTreeMap<u64, Event> = BTreeMap::new();
     let mut values = common_values(&info, &as_of);
@@ -450,21 +578,32 @@ pub fn model_dossier(
                 }
             }
             "deployments" => {
-                for d in &deployments {
-                    let reason = attrs(d)["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default();
-                    s.statements.push(Statement::citing(
+                for d in &deployments.events {
+                    let a = attrs(d);
+                    let reason = a["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default();
+                    let what = d.kind.trim_start_matches("deployment.").replace('_', " ");
+                    let text = if a["model"] == model.as_str() {
+                        format!("{}: {what} at {} (recorded by {}){reason}", d.subject, d.recorded_at, d.actor)
+                    } else {
                         format!(
-                            "{}: {} at {} (recorded by {}){reason}",
+                            "{}: {what} to {} at {} (recorded by {}){reason}; {model} no longer serves there.",
                             d.subject,
-                            d.kind.trim_start_matches("deployment.").replace('_', " "),
+                            a["model"].as_str().unwrap_or("another version"),
                             d.recorded_at,
                             d.actor
-                        ),
-                        d,
-                    ));
+                        )
+                    };
+                    s.statements.push(Statement::citing(text, d));
                 }
-                if deployments.is_empty() {
+                if deployments.events.is_empty() {
                     s.statements.push(Statement::citing(format!("{model} has not been deployed."), &registered));
+                }
+                let line = live_line(&model, &deployments, tree_size);
+                match deployments.live.first() {
+                    Some((_, since)) => s.statements.push(Statement::citing(line, since)),
+                    None => {
+                        s.statements.push(Statement::citing(line, deployments.events.last().unwrap_or(&registered)))
+                    }
                 }
             }
             _ => {
@@ -523,18 +662,7 @@ pub fn model_inventory(
         let retired = own.iter().find(|e| e.kind == "model.retired").cloned();
         let approvals = approvals_of(&mut conn, model, tree_size, readable)?;
         let deployments = deployments_of(&mut conn, model, tree_size, readable, &all_deployments)?;
-        let live: Vec<String> = projections::edges_of(
-            &mut conn,
-            std::slice::from_ref(model),
-            projections::Direction::Downstream,
-            Some(as_of_seq),
-        )?
-        .into_iter()
-        .filter(|e| e.target.starts_with("deployment:"))
-        // Only deployments whose events the reader may see.
-        .filter(|e| deployments.iter().any(|d| i64::try_from(d.seq).is_ok_and(|s| s == e.created_seq)))
-        .map(|e| e.target)
-        .collect();
+        let live: Vec<String> = deployments.live.iter().map(|(t, _)| t.clone()).collect();
         let approved: Vec<String> = approvals
             .iter()
             .map(|a| format!("{} {}", a.environment, if a.valid_at(&as_of) { "valid" } else { "not valid" }))
@@ -561,6 +689,9 @@ pub fn model_inventory(
         };
         all_findings.extend(findings(&facts, &as_of, rules));
     }
+    all_findings.extend(redefinitions(&mut conn, tree_size, readable, |e| {
+        project.is_none_or(|p| e.project.as_deref() == Some(p))
+    })?);
     let mut values = common_values(&info, &as_of);
     values.push(("models", rows.len().to_string()));
     values.push(("findings", all_findings.len().to_string()));

@@ -174,6 +174,8 @@ impl Batch {
     fn load(conn: &mut DbConn, batch: &[Event]) -> Result<Self, StoreError> {
         let mut refs = BTreeSet::new();
         let mut approval_ids = BTreeSet::new();
+        let failed_runs: Vec<String> =
+            batch.iter().filter(|e| e.kind == "run.failed").map(|e| e.subject.clone()).collect();
         for e in batch {
             refs.insert(e.subject.clone());
             refs.extend(e.inputs.iter().cloned());
@@ -200,6 +202,18 @@ impl Batch {
             entities.extend(rows.into_iter().map(|r| (r.ref_.clone(), r)));
             let edges: Vec<EdgeRow> = with_conn!(conn, |c| lineage_edges::table
                 .filter(lineage_edges::target.eq_any(chunk))
+                .filter(lineage_edges::ended_seq.is_null())
+                .select(EdgeRow::as_select())
+                .load(c))?;
+            for edge in edges {
+                live_edge_rows.insert((edge.source.clone(), edge.target.clone()), edge.created_seq);
+                live_edges.insert((edge.source, edge.target));
+            }
+        }
+        // A failed run's outgoing edges end: they are keyed by source.
+        for chunk in failed_runs.chunks(CHUNK) {
+            let edges: Vec<EdgeRow> = with_conn!(conn, |c| lineage_edges::table
+                .filter(lineage_edges::source.eq_any(chunk))
                 .filter(lineage_edges::ended_seq.is_null())
                 .select(EdgeRow::as_select())
                 .load(c))?;
@@ -255,24 +269,16 @@ impl Batch {
         for input in &e.inputs {
             self.edge(input, &e.subject, seq, &e.kind);
         }
-        for output in &e.outputs {
-            self.edge(&e.subject, output, seq, &e.kind);
+        if e.kind == "run.failed" {
+            // What a failed or aborted run wrote is not lineage: the edges to
+            // the outputs it announced (at START, say) end here.
+            self.end_edges_from(&e.subject, seq);
+        } else {
+            for output in &e.outputs {
+                self.edge(&e.subject, output, seq, &e.kind);
+            }
         }
-        let status = match e.kind.as_str() {
-            "dataset.registered" | "job.registered" | "model.registered" => Some("registered"),
-            "dataset.version_created" => Some("created"),
-            "run.started" | "run.updated" => Some("running"),
-            "run.completed" => Some("completed"),
-            "run.failed" => Some("failed"),
-            "model.retired" => Some("retired"),
-            "deployment.requested" => Some("requested"),
-            "deployment.blocked" => Some("blocked"),
-            "deployment.failed" => Some("failed"),
-            "deployment.succeeded" => Some("live"),
-            "deployment.rolled_back" => Some("rolled_back"),
-            _ => None,
-        };
-        if let Some(status) = status {
+        if let Some(status) = status_after(&e.kind) {
             self.set_status(&e.subject, status);
         }
         if matches!(e.kind.as_str(), "deployment.succeeded" | "deployment.rolled_back") {
@@ -347,6 +353,28 @@ impl Batch {
         }
     }
 
+    /// Ends the live edge `key` at `seq`.
+    fn end_edge(&mut self, key: (String, String), seq: i64) {
+        self.live_edges.remove(&key);
+        let created_seq = self.live_edge_rows.remove(&key).unwrap_or(seq);
+        if let Some(fresh) =
+            self.new_edges.iter_mut().find(|n| n.source == key.0 && n.target == key.1 && n.ended_seq.is_none())
+        {
+            fresh.ended_seq = Some(seq);
+        } else {
+            let row = EdgeRow { source: key.0, target: key.1, created_seq, ended_seq: None, kind: String::new() };
+            self.ended_edges.push((row, seq));
+        }
+    }
+
+    /// Ends every live edge out of `source` at `seq`.
+    fn end_edges_from(&mut self, source: &str, seq: i64) {
+        let ending: Vec<(String, String)> = self.live_edges.iter().filter(|(s, _)| s == source).cloned().collect();
+        for key in ending {
+            self.end_edge(key, seq);
+        }
+    }
+
     /// `model` now serves `deployment`: the edge from whichever model served
     /// it before ends here.
     fn go_live(&mut self, deployment: &str, model: &str, e: &Event, seq: i64) {
@@ -354,16 +382,7 @@ impl Batch {
         let ending: Vec<(String, String)> =
             self.live_edges.iter().filter(|(s, t)| t == deployment && s != model).cloned().collect();
         for key in ending {
-            self.live_edges.remove(&key);
-            let created_seq = self.live_edge_rows.remove(&key).unwrap_or(seq);
-            if let Some(fresh) =
-                self.new_edges.iter_mut().find(|n| n.source == key.0 && n.target == key.1 && n.ended_seq.is_none())
-            {
-                fresh.ended_seq = Some(seq);
-            } else {
-                let row = EdgeRow { source: key.0, target: key.1, created_seq, ended_seq: None, kind: String::new() };
-                self.ended_edges.push((row, seq));
-            }
+            self.end_edge(key, seq);
         }
         self.edge(model, deployment, seq, &e.kind);
         if let Some(entity) = self.entities.get_mut(deployment) {
@@ -500,6 +519,84 @@ impl Batch {
         }
         Ok(())
     }
+}
+
+/// The status an entity takes from an event of `kind` about it, for the
+/// kinds that move it (approval states follow their decisions instead).
+pub fn status_after(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "dataset.registered" | "job.registered" | "model.registered" => "registered",
+        "dataset.version_created" => "created",
+        "run.started" | "run.updated" => "running",
+        "run.completed" => "completed",
+        "run.failed" => "failed",
+        "model.retired" => "retired",
+        "deployment.requested" => "requested",
+        "deployment.blocked" => "blocked",
+        "deployment.failed" => "failed",
+        "deployment.succeeded" => "live",
+        "deployment.rolled_back" => "rolled_back",
+        _ => return None,
+    })
+}
+
+/// The kinds [`status_after`] knows.
+pub const STATUS_KINDS: [&str; 14] = [
+    "dataset.registered",
+    "job.registered",
+    "model.registered",
+    "dataset.version_created",
+    "run.started",
+    "run.updated",
+    "run.completed",
+    "run.failed",
+    "model.retired",
+    "deployment.requested",
+    "deployment.blocked",
+    "deployment.failed",
+    "deployment.succeeded",
+    "deployment.rolled_back",
+];
+
+/// The status `r` had when the ledger ended at `seq`: what the latest
+/// status-moving event about it up to then made it, for `as_of` answers.
+pub fn status_at(conn: &mut DbConn, r: &str, entity_type: &str, seq: i64) -> Result<String, StoreError> {
+    use super::schema::events::dsl;
+    if entity_type == "approval" {
+        return approval_status_at(conn, r.trim_start_matches("approval:"), seq);
+    }
+    let kind: Option<String> = with_conn!(conn, |c| dsl::events
+        .filter(dsl::subject.eq(r))
+        .filter(dsl::seq.le(seq))
+        .filter(dsl::kind.eq_any(STATUS_KINDS))
+        .order(dsl::seq.desc())
+        .select(dsl::kind)
+        .first(c)
+        .optional())?;
+    Ok(kind.as_deref().and_then(status_after).unwrap_or("referenced").to_owned())
+}
+
+/// An approval's state after the decisions recorded up to `seq`, by the
+/// same moves [`Batch::decision`] makes.
+fn approval_status_at(conn: &mut DbConn, id: &str, seq: i64) -> Result<String, StoreError> {
+    let Some(row) = approval(conn, id)? else { return Ok("referenced".into()) };
+    if row.requested_seq > seq {
+        return Ok("referenced".into());
+    }
+    let mut state = "pending";
+    let mut granters = BTreeSet::new();
+    for d in decisions(conn, id)?.into_iter().filter(|d| d.seq <= seq) {
+        if d.decision == "grant" {
+            granters.insert(d.actor.clone());
+        }
+        state = match (state, d.decision.as_str()) {
+            ("pending", "grant") if granters.len() >= usize::try_from(row.required_approvals).unwrap_or(1) => "granted",
+            ("pending", "reject") => "rejected",
+            ("pending" | "granted", "revoke") => "revoked",
+            (unchanged, _) => unchanged,
+        };
+    }
+    Ok(state.to_owned())
 }
 
 fn deployment_model(e: &Event) -> Option<String> {

@@ -72,8 +72,9 @@ impl Appended {
 /// Why an append was refused or failed. Nothing was written in either case.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AppendError {
-    #[error("idempotency key {key:?} was already used for a different event")]
-    IdempotencyConflict { key: String },
+    /// `differs` says how the request differs from what the key recorded.
+    #[error("idempotency key {key:?} was already used for a different event: {differs}")]
+    IdempotencyConflict { key: String, differs: String },
     #[error("storage failed, nothing was written: {0}")]
     Storage(String),
     #[error("the ledger writer has stopped")]
@@ -402,12 +403,19 @@ fn chain_and_insert(
 
     let mut chain = ChainTip::new(&head);
     let mut pending = Pending::default();
+    let mut versions = super::versions::VersionGuard::load(conn, jobs.iter().flat_map(|j| &j.drafts))?;
     keys.begin_batch(conn, master_key, &head, jobs.iter().flat_map(|j| &j.drafts))?;
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
-        match replay_of(job, &by_key) {
+        match replay_of(conn, job, &by_key, &pending.events)? {
             Some(replay) => results.push(replay),
             None => {
+                // Built drafts (erasures) never create versions; a job's own
+                // drafts are checked before anything of it is chained.
+                if let Err(reason) = versions.check(&job.drafts) {
+                    results.push(Err(AppendError::Refused(reason)));
+                    continue;
+                }
                 if job.precondition.is_some() || job.build.is_some() {
                     pending.flush(conn)?;
                     keys.flush(conn)?;
@@ -459,6 +467,7 @@ fn chain_and_insert(
                     .zip(&sealed)
                     .map(|(d, a)| chain.append(&job.actor, d, a.as_deref(), scratch))
                     .collect();
+                versions.record(&created);
                 for event in &created {
                     pending.rows.push(EventRow::from_event(event));
                     pending.events.push(event.clone());
@@ -493,32 +502,66 @@ impl Pending {
     }
 }
 
-/// `None` when the job is new. A job is a replay only when every one of its
-/// events carries a key already recorded by the same actor for the same
-/// content; any partial or differing match is a conflict, because requests
-/// are atomic and a partial match cannot come from a retry.
-fn replay_of(job: &Job, by_key: &HashMap<(String, String), Event>) -> Option<Result<Appended, AppendError>> {
-    let mut originals = Vec::with_capacity(job.drafts.len());
-    let mut conflict = None;
-    for draft in &job.drafts {
-        let found = draft.idempotency_key.as_ref().and_then(|k| by_key.get(&(job.actor.clone(), k.clone())));
-        match found {
-            Some(original) if draft.matches(original) => originals.push(original.clone()),
-            Some(_) => conflict = conflict.or(draft.idempotency_key.clone()),
-            None => {}
+/// `None` when the job is new. A job is a replay only when it is the same
+/// request again: every event that carries a key matches what that key
+/// recorded, and the events without one match the events recorded beside
+/// them in the original request (a request is chained whole, in order, in
+/// consecutive seqs). Any partial or differing match is a conflict, because
+/// requests are atomic and a partial match cannot come from a retry.
+fn replay_of(
+    conn: &mut DbConn,
+    job: &Job,
+    by_key: &HashMap<(String, String), Event>,
+    unwritten: &[Event],
+) -> Result<Option<Result<Appended, AppendError>>, StoreError> {
+    let keyed: Vec<(usize, &String, Option<&Event>)> = job
+        .drafts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| d.idempotency_key.as_ref().map(|k| (i, k, by_key.get(&(job.actor.clone(), k.clone())))))
+        .collect();
+    let Some(&(anchor_index, _, Some(anchor))) = keyed.iter().find(|(_, _, found)| found.is_some()) else {
+        return Ok(None);
+    };
+    let conflict =
+        |key: &str, differs: String| Ok(Some(Err(AppendError::IdempotencyConflict { key: key.to_owned(), differs })));
+    for &(i, key, found) in &keyed {
+        let Some(original) = found else {
+            return conflict(
+                key,
+                format!("event {i} of this request carries a new key while another was recorded at seq {}", anchor.seq),
+            );
+        };
+        let differs = job.drafts[i].differences(original);
+        if !differs.is_empty() {
+            return conflict(key, format!("seq {} records a different {}", original.seq, differs.join(", ")));
         }
     }
-    if originals.is_empty() && conflict.is_none() {
-        return None;
+    let (anchor_key, first_seq) =
+        (anchor.idempotency_key.clone().unwrap_or_default(), anchor.seq - anchor_index as u64);
+    let wanted: Vec<u64> = (first_seq..first_seq + job.drafts.len() as u64).collect();
+    // Events chained earlier in this batch are not written yet.
+    let mut recorded: HashMap<u64, Event> =
+        unwritten.iter().filter(|e| wanted.contains(&e.seq)).map(|e| (e.seq, e.clone())).collect();
+    let missing: Vec<u64> = wanted.iter().copied().filter(|s| !recorded.contains_key(s)).collect();
+    if !missing.is_empty() {
+        recorded.extend(events::by_seqs(conn, &missing)?.into_iter().map(|e| (e.seq, e)));
     }
-    if let Some(key) = conflict {
-        return Some(Err(AppendError::IdempotencyConflict { key }));
+    let mut originals = Vec::with_capacity(job.drafts.len());
+    for (i, (draft, seq)) in job.drafts.iter().zip(&wanted).enumerate() {
+        let Some(original) = recorded.remove(seq).filter(|e| e.actor == job.actor) else {
+            return conflict(&anchor_key, format!("the original request recorded no event {i} at seq {seq}"));
+        };
+        let differs = draft.differences(&original);
+        if !differs.is_empty() {
+            return conflict(
+                &anchor_key,
+                format!("event {i} of this request differs from seq {seq} of the original in {}", differs.join(", ")),
+            );
+        }
+        originals.push(original);
     }
-    if originals.len() != job.drafts.len() {
-        let key = originals.first().and_then(|e| e.idempotency_key.clone()).unwrap_or_default();
-        return Some(Err(AppendError::IdempotencyConflict { key }));
-    }
-    Some(Ok(Appended::Replayed(originals)))
+    Ok(Some(Ok(Appended::Replayed(originals))))
 }
 
 /// The running end of the chain while a batch is being built.

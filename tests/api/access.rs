@@ -62,6 +62,20 @@ async fn every_role_on_every_route() {
     app.post_events(&event("model.registered")).await;
     let all_readers: &[&str] = &ROLES;
     let policy = app.client.get(app.url("/api/v1/policies")).send().await.unwrap().text().await.unwrap();
+    let revocable = app
+        .client
+        .post(app.url("/api/v1/tokens"))
+        .json(&json!({"sub": "to-revoke", "roles": ["viewer"]}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoke_path = format!("/api/v1/tokens/{revocable}/revoke");
     let mut routes = vec![
         route(Method::POST, "/api/v1/events", Some(event("dataset.registered")), &["admin", "ci", "data_scientist"]),
         route(Method::POST, "/api/v1/events", Some(event("run.completed")), &["admin", "ci", "data_scientist"]),
@@ -114,7 +128,8 @@ async fn every_role_on_every_route() {
             Some(json!({"sub": "x", "roles": ["viewer"], "projects": ["*"]})),
             &["admin"],
         ),
-        route(Method::POST, "/api/v1/tokens/01a2052c-0000-7000-8000-000000000000/revoke", None, &["admin"]),
+        route(Method::POST, &revoke_path, None, &["admin"]),
+        route(Method::GET, "/api/v1/tokens", None, &["admin"]),
         route(Method::GET, "/api/v1/policies", None, &["admin", "auditor"]),
     ];
     routes.push(Route {
@@ -404,7 +419,7 @@ async fn issued_tokens_are_recorded_without_the_token() {
     let response = app
         .client
         .post(app.url("/api/v1/tokens"))
-        .json(&json!({"sub": "ci-fraud", "roles": ["ci"], "projects": ["fraud"], "ttl": "90d"}))
+        .json(&json!({"sub": "ci-fraud", "roles": ["ci"], "projects": ["fraud"], "ttl": "90d", "new_project": true}))
         .send()
         .await
         .unwrap();
@@ -425,7 +440,9 @@ async fn issued_tokens_are_recorded_without_the_token() {
         (json!({"sub": "x", "roles": ["ci"], "projects": []}), 422),
         (json!({"sub": "x", "roles": ["ci"], "projects": ["*"], "ttl": "5y"}), 422),
         (json!({"sub": "x", "roles": ["ci"], "projects": ["*"], "ttl": "9999d"}), 422),
-        (json!({"sub": "x", "roles": ["ci"]}), 400),
+        (json!({"sub": "x", "roles": ["superuser"]}), 422),
+        (json!({"sub": "x", "roles": ["ci"], "projects": ["fruad"]}), 422),
+        (json!({"sub": "x"}), 400),
     ] {
         let response = app.client.post(app.url("/api/v1/tokens")).json(&body).send().await.unwrap();
         assert_eq!(response.status().as_u16(), code, "{body}");

@@ -349,8 +349,7 @@ on_both_backends!(separation_of_duties_and_quorum_are_enforced, separation_of_du
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approvals_expire() {
-    let rules =
-        "[environments.production]\napprovals_required = 1\napprover_roles = [\"risk_officer\"]\nvalid_for = \"2s\"\n";
+    let rules = "[environments.production]\napprovals_required = 1\napprover_roles = [\"risk_officer\"]\nvalid_for = \"2s\"\n\n[environments.staging]\ngated = false\n";
     let Some(app) = TestApp::spawn_with(Backend::Sqlite, |c| {
         c.approval_rules = govledger::governance::ApprovalRules::parse(rules).unwrap();
     })
@@ -366,9 +365,10 @@ async fn approvals_expire() {
     let expired = gate(&app).await;
     assert_eq!(expired["decision"], "deny");
     assert!(expired["reasons"][0].as_str().unwrap().contains("expired"), "{expired}");
-    // Staging is not gated by these rules: no approval needed.
+    // Staging is declared ungated by these rules: no approval needed.
     let staging = app.get_json("/api/v1/gate?model=model:credit@1&environment=staging").await;
     assert_eq!(staging["decision"], "allow");
+    assert_eq!(staging["gated"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@ mod backup;
 mod concurrency;
 mod config;
 mod crash;
+mod fail_closed;
 mod governance;
 mod helpers;
 mod interop;

@@ -249,6 +249,25 @@ async fn model_dossier_and_inventory_cite_their_evidence_and_find_unapproved_dep
     );
     let deployments: Vec<String> = statements(&d2, "deployments").into_iter().map(|s| s.0).collect();
     assert!(deployments[0].starts_with("deployment:production/fraud-detector: blocked at"), "{deployments:?}");
+    // The whole story: the staging rollback and the manual production
+    // deployment of version 1 both took version 2 out of service.
+    let rollback = events
+        .iter()
+        .find(|e| e["kind"] == "deployment.rolled_back" && e["subject"] == "deployment:staging/fraud-detector")
+        .unwrap();
+    let d2_deployments = statements(&d2, "deployments");
+    let displaced: Vec<&(String, u64, String)> =
+        d2_deployments.iter().filter(|s| s.0.contains("no longer serves there")).collect();
+    assert_eq!(
+        displaced.iter().map(|s| s.1).collect::<Vec<_>>(),
+        [rollback["seq"].as_u64().unwrap(), manual["seq"].as_u64().unwrap()],
+        "{deployments:?}"
+    );
+    assert!(displaced[0].0.contains("rolled back to model:fraud-detector@1"), "{displaced:?}");
+    assert!(
+        deployments.last().unwrap().starts_with("model:fraud-detector@2 is not live anywhere as of checkpoint"),
+        "{deployments:?}"
+    );
     assert_eq!(statements(&d2, "findings").len(), 1);
     assert!(statements(&d2, "findings")[0].0.starts_with("No open findings"));
     // The bundle holds every cited event and verifies.
@@ -267,9 +286,29 @@ async fn model_dossier_and_inventory_cite_their_evidence_and_find_unapproved_dep
     ]));
     let d1: Value = serde_json::from_str(&std::fs::read_to_string(&d1_path).unwrap()).unwrap();
     let findings = statements(&d1, "findings");
-    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings.len(), 2, "{findings:?}");
     assert!(findings[0].0.contains("went live in production") && findings[0].0.contains("without a valid approval"));
     assert_eq!(findings[0].1, manual["seq"].as_u64().unwrap());
+    // Version 1 failed its evaluation (auc 0.90 against 0.92) and is live.
+    let evaluated_1 =
+        events.iter().find(|e| e["kind"] == "model.evaluated" && e["subject"] == "model:fraud-detector@1").unwrap()
+            ["seq"]
+            .as_u64()
+            .unwrap();
+    assert_eq!(findings[1].1, evaluated_1);
+    assert!(
+        findings[1].0.contains("is live in deployment:production/fraud-detector, deployment:staging/fraud-detector")
+            && findings[1].0.contains("did not pass its thresholds (auc 0.9 against 0.92)"),
+        "{findings:?}"
+    );
+    let d1_deployments: Vec<String> = statements(&d1, "deployments").into_iter().map(|s| s.0).collect();
+    assert!(
+        d1_deployments.last().unwrap().starts_with(&format!(
+            "model:fraud-detector@1 is live now in: deployment:production/fraud-detector (since seq {}), deployment:staging/fraud-detector (since seq {})",
+            manual["seq"], rollback["seq"]
+        )),
+        "{d1_deployments:?}"
+    );
 
     // The inventory: both versions, and the same finding.
     let inventory_path = path(out.path(), "inventory.pdf");
@@ -285,7 +324,7 @@ async fn model_dossier_and_inventory_cite_their_evidence_and_find_unapproved_dep
     );
     assert_eq!(
         statements(&inventory, "findings").iter().map(|f| f.1).collect::<Vec<_>>(),
-        [manual["seq"].as_u64().unwrap()]
+        [manual["seq"].as_u64().unwrap(), evaluated_1]
     );
     if let Some(text) = pdf_text(&std::fs::read(&inventory_path).unwrap()) {
         assert!(text.contains("went live in production"));
