@@ -44,6 +44,37 @@ impl Cast {
     }
 }
 
+/// The entities the story creates. Versions are created once, so the story
+/// runs only on a ledger that holds none of them (see [`check_ledger_is_free`]).
+pub const CREATES: [&str; 6] = [
+    "dataset:transactions",
+    "dataset:transactions@2026-10",
+    "dataset:transactions@2026-11",
+    "dataset:chargebacks@2026-10",
+    "model:fraud-detector@1",
+    "model:fraud-detector@2",
+];
+
+/// Refuses a ledger that already holds one of the story's entities, naming
+/// it and the seq that created it, before anything is written.
+pub async fn check_ledger_is_free(admin: &Client) -> Result<(), ClientError> {
+    for r in CREATES {
+        match admin.get(&format!("/api/v1/entities/{r}")).await {
+            Err(ClientError::Api { status: 404, .. }) => {}
+            Ok(entity) if entity["status"] == "referenced" => {}
+            Ok(entity) => {
+                return Err(ClientError::Config(format!(
+                    "this ledger already holds {r} (recorded at seq {}); the demo creates it, and a version is \
+                     created only once: load the demo into a fresh --data-dir",
+                    entity["created_seq"]
+                )))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// What the story produced, for printing and for the tests' assertions.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Story {

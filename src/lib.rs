@@ -19,6 +19,7 @@ pub mod http;
 pub mod keyfile;
 pub mod ledger;
 pub mod metrics;
+pub mod process_lock;
 pub mod proofs;
 pub mod reports;
 pub mod search;

@@ -20,8 +20,9 @@ use govledger::ledger::personal::MasterKey;
 use govledger::proofs::keys::{self, SigningKeyConfig};
 use govledger::proofs::{self, Proofs};
 use govledger::reports;
+use govledger::process_lock::ProcessLock;
 use govledger::search::SearchIndex;
-use govledger::startup::Application;
+use govledger::startup::{Application, StartupError};
 use govledger::store::{events, DbConn, EventFilter, StorageTarget, Store, WriterConfig};
 
 // mimalloc: the verifier and the writer allocate many short-lived strings;
@@ -751,6 +752,9 @@ fn reindex(storage: &StorageArgs, dir: Option<PathBuf>) -> anyhow::Result<ExitCo
     use std::io::Write;
     let target = storage.existing_target()?;
     let dir = dir.unwrap_or_else(|| storage.data_dir.join(govledger::search::INDEX_DIR));
+    let _held = ProcessLock::acquire(&dir).map_err(|e| {
+        explain_held(e.into(), "stop that server first: reindex rebuilds the index it reads, and it catches up by itself on start")
+    })?;
     let index = SearchIndex::open(&dir, 2, 256 * 1024 * 1024)?;
     index.clear()?;
     let mut conn = DbConn::establish(&target)?;
@@ -783,7 +787,9 @@ fn demo(storage: &StorageArgs, url: Option<&str>) -> anyhow::Result<ExitCode> {
             None => {
                 let mut config = Config::new("127.0.0.1:0", storage.target()?, &storage.data_dir);
                 config.checkpoint_interval = None;
-                let app = Application::build(config).await.context("cannot open the ledger")?;
+                let app = Application::build(config).await.map_err(|e| {
+                    explain_held(e, "load the demo into that server instead: govledger demo --url http://HOST:PORT (with an admin GOVLEDGER_TOKEN), or stop it first")
+                }).context("cannot open the ledger")?;
                 let base = format!("http://127.0.0.1:{}", app.port());
                 let handle = app.handle();
                 let running = tokio::spawn(app.run_until_stopped());
@@ -793,11 +799,7 @@ fn demo(storage: &StorageArgs, url: Option<&str>) -> anyhow::Result<ExitCode> {
             }
         };
         let outcome = async {
-            match admin.get("/api/v1/entities/dataset:transactions").await {
-                Err(govledger::client::ClientError::Api { status: 404, .. }) => {}
-                Ok(_) => anyhow::bail!("this ledger already holds the demo (dataset:transactions exists)"),
-                Err(e) => return Err(e.into()),
-            }
+            demo::check_ledger_is_free(&admin).await?;
             let cast = demo::Cast::mint(&admin).await?;
             let story = demo::run(&cast).await?;
             anyhow::Ok(story)
@@ -819,11 +821,27 @@ fn demo(storage: &StorageArgs, url: Option<&str>) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// A startup error, with what to do about a running server that holds the
+/// search index (`hint` depends on the command).
+fn explain_held(error: StartupError, hint: &str) -> anyhow::Error {
+    match error {
+        StartupError::Held(held @ govledger::process_lock::LockError::Held { .. }) => {
+            anyhow::anyhow!("{held}: {hint}")
+        }
+        other => other.into(),
+    }
+}
+
 fn serve(config: Config) -> anyhow::Result<()> {
     let described = config.storage.describe();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let app = Application::build(config).await.context("cannot start the server")?;
+        let app = Application::build(config)
+            .await
+            .map_err(|e| {
+                explain_held(e, "stop it first, or, for a second replica on PostgreSQL, give this one its own --search-index-dir")
+            })
+            .context("cannot start the server")?;
         // Tests and scripts read this line to learn the port when binding port 0.
         println!("govledger listening on http://127.0.0.1:{} ({described})", app.port());
         tracing::info!(port = app.port(), storage = %described, "govledger serving");
@@ -946,9 +964,17 @@ fn verify(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let target = storage.existing_target()?;
-    let verifier = match key_file {
-        Some(path) => Some(read_verifier(path)?),
-        None => keys::load_existing(&key.config(&storage.data_dir))?.map(|s| s.verifier()),
+    let key_config = key.config(&storage.data_dir);
+    let (verifier, key_source) = match key_file {
+        Some(path) => (Some(read_verifier(path)?), format!("--key-file {}", path.display())),
+        None => {
+            let source = if key.signing_key.is_some() {
+                format!("the signing key {} (--signing-key or GOVLEDGER_SIGNING_KEY)", key_config.path.display())
+            } else {
+                format!("the data directory's signing key {}", key_config.path.display())
+            };
+            (keys::load_existing(&key_config)?.map(|s| s.verifier()), source)
+        }
     };
     let kept_note = match kept {
         Some(path) => {
@@ -972,6 +998,14 @@ fn verify(
             failure.message,
             report.verified
         );
+        if let (govledger::ledger::VerifyFailureKind::CheckpointSignature, Some(v)) = (failure.kind, &verifier) {
+            println!(
+                "the checkpoints were checked with verifier key {}+{} from {key_source}; if the server signs \
+                 with another key, pass its verifier key with --key-file (GET /api/v1/checkpoint/key)",
+                v.name(),
+                v.key_id_hex()
+            );
+        }
     } else {
         let signatures = if verifier.is_some() { "signed" } else { "unsigned: no key to check signatures with" };
         println!(

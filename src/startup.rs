@@ -27,8 +27,13 @@ pub enum StartupError {
     Access(#[from] AccessError),
     #[error(transparent)]
     Search(#[from] crate::search::SearchError),
-    #[error("cannot listen on {bind}: {source}")]
-    Bind { bind: String, source: std::io::Error },
+    /// The search index directory belongs to another running server.
+    #[error(transparent)]
+    Held(#[from] crate::process_lock::LockError),
+    // `error` rather than `source`: the message already says it, and a
+    // source would print it a second time in the error's chain.
+    #[error("cannot listen on {bind}: {error}")]
+    Bind { bind: String, error: std::io::Error },
 }
 
 /// A bound, ready-to-run server.
@@ -41,16 +46,19 @@ pub struct Application {
     access: Arc<Access>,
     search: Arc<SearchIndex>,
     store: Store,
+    _index_lock: crate::process_lock::ProcessLock,
 }
 
 impl Application {
-    /// Opens storage (running migrations), starts the writer and binds.
+    /// Binds, takes the search index directory, opens storage (running
+    /// migrations) and starts the writer. Binding and locking come first so
+    /// that a port in use or a running server leaves no new database behind.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let bind_error = |error| StartupError::Bind { bind: config.bind.clone(), error };
+        let listener = TcpListener::bind(&config.bind).map_err(bind_error)?;
+        let port = listener.local_addr().map_err(bind_error)?.port();
+        let index_lock = crate::process_lock::ProcessLock::acquire(&config.search_dir)?;
         let (store, writer_thread) = Store::open(config.storage.clone(), config.pool_size, config.writer.clone())?;
-        let listener = TcpListener::bind(&config.bind)
-            .map_err(|source| StartupError::Bind { bind: config.bind.clone(), source })?;
-        let port =
-            listener.local_addr().map_err(|source| StartupError::Bind { bind: config.bind.clone(), source })?.port();
         let signer = keys::load_or_create(&config.signing_key)?;
         let proofs = Arc::new(Proofs::new(store.clone(), signer, config.signing_key.origin.clone())?);
         let access = Arc::new(Access::load(&config.tokens, &store).await?);
@@ -78,8 +86,7 @@ impl Application {
         if config.workers > 0 {
             server = server.workers(config.workers);
         }
-        let server =
-            server.listen(listener).map_err(|source| StartupError::Bind { bind: config.bind.clone(), source })?.run();
+        let server = server.listen(listener).map_err(bind_error)?.run();
         Ok(Self {
             port,
             server,
@@ -89,6 +96,7 @@ impl Application {
             access,
             search,
             store,
+            _index_lock: index_lock,
         })
     }
 

@@ -378,3 +378,93 @@ async fn as_of_answers_carry_status(backend: Backend) {
     assert_eq!(keys(&now), keys(&then), "the same node fields now and as of a time");
 }
 on_both_backends!(as_of_lineage_carries_the_status_of_the_time, as_of_answers_carry_status);
+
+fn govledger(args: &[&str], data_dir: &std::path::Path) -> std::process::Output {
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    all.extend(["--data-dir".to_owned(), data_dir.display().to_string()]);
+    std::process::Command::new(env!("CARGO_BIN_EXE_govledger")).args(&all).output().unwrap()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn commands_against_a_held_data_dir_say_which_server_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::helpers::Server::start_in(dir.path(), &[]);
+    let pid = format!("(pid {})", server.0.id());
+    for (args, hint) in [
+        (vec!["demo"], "govledger demo --url"),
+        (vec!["reindex"], "stop that server first"),
+        (vec!["serve", "--bind", "127.0.0.1:0"], "stop it first"),
+    ] {
+        let output = govledger(&args, dir.path());
+        let text = stderr(&output);
+        assert!(!output.status.success(), "{args:?}: {text}");
+        assert!(text.contains("held by a running govledger process") && text.contains(&pid), "{args:?}: {text}");
+        assert!(text.contains(hint), "{args:?}: {text}");
+        if args[0] != "serve" {
+            assert!(!text.contains("--search-index-dir"), "{args:?} has no such flag: {text}");
+        }
+    }
+    server.kill();
+    // Once it is gone, the directory is free again.
+    let reindex = govledger(&["reindex"], dir.path());
+    assert!(reindex.status.success(), "{}", stderr(&reindex));
+}
+
+#[test]
+fn a_port_in_use_is_reported_once_and_leaves_no_database() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bind = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = govledger(&["serve", "--bind", &bind], dir.path());
+    let text = stderr(&output);
+    assert!(!output.status.success());
+    assert_eq!(text.matches("in use").count(), 1, "{text}");
+    assert!(text.contains(&format!("cannot listen on {bind}")), "{text}");
+    assert!(!dir.path().join(govledger::store::connection::SQLITE_FILE).exists(), "a database was created");
+}
+
+#[test]
+fn the_demo_refuses_a_ledger_that_holds_its_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = crate::helpers::mint(dir.path(), "walker", &["admin"], &["*"]);
+    let server = crate::helpers::Server::start_in(dir.path(), &[]);
+    let post = std::process::Command::new(env!("CARGO_BIN_EXE_govledger"))
+        .args(["post", "--kind", "dataset.version_created", "--subject", "dataset:transactions@2026-10"])
+        .env("GOVLEDGER_URL", &server.1)
+        .env("GOVLEDGER_TOKEN", &admin)
+        .output()
+        .unwrap();
+    assert!(post.status.success(), "{}", stderr(&post));
+    let demo = std::process::Command::new(env!("CARGO_BIN_EXE_govledger"))
+        .args(["demo", "--url", &server.1])
+        .env("GOVLEDGER_TOKEN", &admin)
+        .output()
+        .unwrap();
+    let text = stderr(&demo);
+    assert!(!demo.status.success());
+    assert!(text.contains("already holds dataset:transactions@2026-10 (recorded at seq"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_with_another_key_says_which_key_it_used() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
+    registered_model(&app).await;
+    assert_eq!(app.get("/api/v1/checkpoint").await.status(), 200);
+    let other = tempfile::tempdir().unwrap();
+    let vkey = govledger(&["key", "show"], other.path());
+    let vkey_path = other.path().join("other.vkey");
+    std::fs::write(&vkey_path, &vkey.stdout).unwrap();
+    let vkey_arg = vkey_path.display().to_string();
+    let output = govledger(&["verify", "--key-file", &vkey_arg], app.db().dir.path());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    // name+key_id+base64 (which may itself hold a `+`).
+    let vkey_text = String::from_utf8_lossy(&vkey.stdout);
+    let name_and_id = vkey_text.trim().splitn(3, '+').take(2).collect::<Vec<_>>().join("+");
+    assert!(stdout.contains(&format!("checked with verifier key {name_and_id}")), "{stdout}");
+    assert!(stdout.contains(&format!("from --key-file {vkey_arg}")), "{stdout}");
+}
