@@ -17,10 +17,10 @@ use govledger::governance::ApprovalRules;
 use govledger::ledger::bundle::{self, BundleContents};
 use govledger::ledger::checkpoint::{Checkpoint, NoteVerifier};
 use govledger::ledger::personal::MasterKey;
+use govledger::process_lock::ProcessLock;
 use govledger::proofs::keys::{self, SigningKeyConfig};
 use govledger::proofs::{self, Proofs};
 use govledger::reports;
-use govledger::process_lock::ProcessLock;
 use govledger::search::SearchIndex;
 use govledger::startup::{Application, StartupError};
 use govledger::store::{events, DbConn, EventFilter, StorageTarget, Store, WriterConfig};
@@ -753,7 +753,10 @@ fn reindex(storage: &StorageArgs, dir: Option<PathBuf>) -> anyhow::Result<ExitCo
     let target = storage.existing_target()?;
     let dir = dir.unwrap_or_else(|| storage.data_dir.join(govledger::search::INDEX_DIR));
     let _held = ProcessLock::acquire(&dir).map_err(|e| {
-        explain_held(e.into(), "stop that server first: reindex rebuilds the index it reads, and it catches up by itself on start")
+        explain_held(
+            e.into(),
+            "stop that server first: reindex rebuilds the index it reads, and it catches up by itself on start",
+        )
     })?;
     let index = SearchIndex::open(&dir, 2, 256 * 1024 * 1024)?;
     index.clear()?;
@@ -839,7 +842,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let app = Application::build(config)
             .await
             .map_err(|e| {
-                explain_held(e, "stop it first, or, for a second replica on PostgreSQL, give this one its own --search-index-dir")
+                explain_held(
+                    e,
+                    "stop it first, or, for a second replica on PostgreSQL, give this one its own --search-index-dir",
+                )
             })
             .context("cannot start the server")?;
         // Tests and scripts read this line to learn the port when binding port 0.

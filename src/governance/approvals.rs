@@ -152,6 +152,21 @@ fn build_draft(
     Ok(draft)
 }
 
+/// Whether the entity is a registered model version.
+fn is_registered(entity: &projections::EntityRow) -> bool {
+    entity.state.contains("\"model.registered\"")
+}
+
+/// Refuses a request whose `project` is not the model's.
+fn same_project(asked: Option<&str>, owner: Option<&str>, model: &EntityRef) -> Result<(), GovernanceError> {
+    match asked {
+        Some(asked) if Some(asked) != owner => Err(GovernanceError::ProjectMismatch(format!(
+            "project: {model} is not a model version of project {asked}; leave `project` out to use the model's"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn refuse(code: &'static str, message: impl Into<String>) -> Result<Result<(), Refusal>, StoreError> {
     Ok(Err(Refusal::new(code, message)))
 }
@@ -176,12 +191,12 @@ impl Governance {
                 return Err(GovernanceError::UnknownEnvironment { decision, blocked_seq: None });
             }
         };
-        let store = self.store.clone();
-        let model_text = model.to_string();
-        let entity = tokio::task::spawn_blocking(move || projections::entity(&mut *store.conn()?, &model_text))
-            .await
-            .map_err(|e| GovernanceError::Invalid(e.to_string()))??;
-        let project = req.project.clone().or_else(|| entity.as_ref().and_then(|e| e.project.clone()));
+        // The approval belongs to the model version's project, whatever the
+        // request says: otherwise one project could open another's gate.
+        let Some(project) = self.model_project(&model.to_string()).await? else {
+            return Err(GovernanceError::NotFound(format!("{model} is not a registered model version")));
+        };
+        same_project(req.project.as_deref(), project.as_deref(), &model)?;
         let id = uuid::Uuid::now_v7().to_string();
         let attributes = ApprovalRequested {
             model: model.to_string(),
@@ -200,13 +215,24 @@ impl Governance {
         )?;
         let model_text = model.to_string();
         let check: Precondition = Box::new(move |conn| match projections::entity(conn, &model_text)? {
-            Some(e) if e.state.contains("\"model.registered\"") && e.status != "retired" => Ok(Ok(())),
+            Some(e) if is_registered(&e) && e.status != "retired" => Ok(Ok(())),
             Some(e) if e.status == "retired" => refuse("model_retired", format!("{model_text} is retired")),
             _ => refuse("not_found", format!("{model_text} is not a registered model version")),
         });
         let appended = self.store.writer().append_checked(actor.to_owned(), vec![draft], Some(check)).await?;
         let id = appended.events()[0].subject.trim_start_matches("approval:").to_owned();
         self.approval(&id).await?.ok_or_else(|| GovernanceError::NotFound(format!("no approval {id}")))
+    }
+
+    /// The project of a registered model version (`Some(None)`: registered
+    /// without one); `None` when it is not registered.
+    pub async fn model_project(&self, model: &str) -> Result<Option<Option<String>>, GovernanceError> {
+        let store = self.store.clone();
+        let model = model.to_owned();
+        let entity = tokio::task::spawn_blocking(move || projections::entity(&mut *store.conn()?, &model))
+            .await
+            .map_err(|e| GovernanceError::Invalid(e.to_string()))??;
+        Ok(entity.filter(is_registered).map(|e| e.project))
     }
 
     /// One approval with its decisions.
@@ -338,7 +364,15 @@ impl Governance {
             return Err(self.block_unknown_environment(actor, &req, &model, &subject).await);
         }
         let decision = self.gate(&model.to_string(), &req.environment).await?;
-        let project = req.project.clone();
+        // A deployment belongs to its model's project; an unregistered model
+        // is denied by the gate, and the refusal goes on the request's project.
+        let project = match self.model_project(&model.to_string()).await? {
+            Some(project) => {
+                same_project(req.project.as_deref(), project.as_deref(), &model)?;
+                project
+            }
+            None => req.project.clone(),
+        };
         let attributes = |reasons: Option<Vec<String>>, d: &GateDecision| DeploymentAttributes {
             model: model.to_string(),
             reason: req.reason.clone(),
@@ -502,7 +536,11 @@ pub fn gate_in(
         ..Default::default()
     };
     let mut approvals = Vec::new();
-    for row in projections::list_approvals(conn, &filter)? {
+    let owner = entity.as_ref().map(|e| e.project.clone());
+    // Only approvals in the model's own project count: an approval recorded
+    // in another project (a ledger from before projects were walls) never
+    // opens this model's gate.
+    for row in projections::list_approvals(conn, &filter)?.into_iter().filter(|a| Some(&a.project) == owner.as_ref()) {
         let decisions = projections::decisions(conn, &row.id)?;
         approvals.push((row, decisions));
     }

@@ -79,16 +79,23 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
     pub truncated: bool,
+    /// Nodes next to the graph that the caller may not see (another
+    /// project's, or not created yet); their edges are left out.
+    pub hidden_nodes: usize,
 }
 
-/// Who may see what: `None` for every project, else the readable ones
-/// (entities without a project are visible to every reader).
+/// Who may see what: `None` for a reader of every project, else the
+/// projects the reader may read.
 pub type Visibility<'a> = Option<&'a [String]>;
 
 /// Whether something of `project` may be seen by a reader of `readable`.
+/// Data without a project (events recorded without one, entities no event
+/// has created yet) is visible only to readers of every project: a reader
+/// of some projects sees exactly their data, and never what is outside.
 pub fn project_visible(project: Option<&str>, readable: Visibility<'_>) -> bool {
     match (readable, project) {
-        (None, _) | (_, None) => true,
+        (None, _) => true,
+        (Some(_), None) => false,
         (Some(projects), Some(p)) => projects.iter().any(|r| r == p),
     }
 }
@@ -115,13 +122,15 @@ pub fn lineage(
     nodes.insert(root.ref_.clone(), root);
     let mut edges: BTreeMap<(String, String, i64), EdgeRow> = BTreeMap::new();
     let mut truncated = false;
+    let mut hidden = BTreeSet::new();
     let directions: &[Direction] = match walk {
         Walk::Upstream => &[Direction::Upstream],
         Walk::Downstream => &[Direction::Downstream],
         Walk::Both => &[Direction::Upstream, Direction::Downstream],
     };
     for &direction in directions {
-        truncated |= walk_from(conn, node, direction, depth, as_of, readable, &mut nodes, &mut edges)?;
+        let mut walked = Walked { nodes: &mut nodes, edges: &mut edges, hidden: &mut hidden };
+        truncated |= walk_from(conn, node, direction, depth, as_of, readable, &mut walked)?;
     }
     if let Some(seq) = as_of {
         for entity in nodes.values_mut() {
@@ -160,11 +169,19 @@ pub fn lineage(
             })
             .collect(),
         truncated,
+        hidden_nodes: hidden.len(),
     }))
 }
 
+/// What a walk has found so far.
+struct Walked<'a> {
+    nodes: &'a mut BTreeMap<String, EntityRow>,
+    edges: &'a mut BTreeMap<(String, String, i64), EdgeRow>,
+    /// References next to the graph that the reader may not see.
+    hidden: &'a mut BTreeSet<String>,
+}
+
 /// Breadth-first walk in one direction; `true` when cut at [`MAX_NODES`].
-#[allow(clippy::too_many_arguments)]
 fn walk_from(
     conn: &mut DbConn,
     start: &str,
@@ -172,9 +189,9 @@ fn walk_from(
     depth: u32,
     as_of: Option<i64>,
     readable: Visibility<'_>,
-    nodes: &mut BTreeMap<String, EntityRow>,
-    edges: &mut BTreeMap<(String, String, i64), EdgeRow>,
+    walked: &mut Walked<'_>,
 ) -> Result<bool, StoreError> {
+    let Walked { nodes, edges, hidden } = walked;
     let mut seen: BTreeSet<String> = BTreeSet::from([start.to_owned()]);
     let mut frontier = vec![start.to_owned()];
     for _ in 0..depth {
@@ -199,6 +216,9 @@ fn walk_from(
         for edge in found {
             let other = far(&edge);
             if !allowed.contains(&other) {
+                if !seen.contains(&other) {
+                    hidden.insert(other);
+                }
                 continue;
             }
             if seen.insert(other.clone()) {
@@ -287,8 +307,22 @@ pub fn entity(conn: &mut DbConn, r: &str, readable: Visibility<'_>) -> Result<Op
             })
             .collect()
     };
-    let upstream = to_edges(projections::edges_of(conn, &[r.to_owned()], Direction::Upstream, None)?);
-    let downstream = to_edges(projections::edges_of(conn, &[r.to_owned()], Direction::Downstream, None)?);
+    let mut upstream = projections::edges_of(conn, &[r.to_owned()], Direction::Upstream, None)?;
+    let mut downstream = projections::edges_of(conn, &[r.to_owned()], Direction::Downstream, None)?;
+    if readable.is_some() {
+        // Edges to entities the reader may not see are left out.
+        let far: Vec<String> =
+            upstream.iter().map(|e| e.source.clone()).chain(downstream.iter().map(|e| e.target.clone())).collect();
+        let shown: BTreeSet<String> = projections::entities_by_ref(conn, &far)?
+            .into_iter()
+            .filter(|e| visible(e, readable, None))
+            .map(|e| e.ref_)
+            .collect();
+        upstream.retain(|e| shown.contains(&e.source));
+        downstream.retain(|e| shown.contains(&e.target));
+    }
+    let upstream = to_edges(upstream);
+    let downstream = to_edges(downstream);
     let filter = EventFilter {
         subject: Some(r.to_owned()),
         projects: readable.map(<[String]>::to_vec),

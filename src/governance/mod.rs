@@ -26,6 +26,9 @@ pub enum GovernanceError {
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The request names a project other than the one its data belongs to.
+    #[error("{0}")]
+    ProjectMismatch(String),
     /// The gate said no; a `deployment.blocked` event with this seq records it.
     #[error("deployment blocked: {}", .decision.reasons.join("; "))]
     Blocked { decision: Box<GateDecision>, blocked_seq: u64 },

@@ -123,7 +123,9 @@ impl From<AppendError> for ApiError {
             }
             AppendError::Refused(refusal) => {
                 let status = match refusal.code {
-                    "separation_of_duties" | "not_an_approver" => StatusCode::FORBIDDEN,
+                    "separation_of_duties" | "not_an_approver" | crate::store::PROJECT_MISMATCH => {
+                        StatusCode::FORBIDDEN
+                    }
                     "not_found" => StatusCode::NOT_FOUND,
                     _ => StatusCode::CONFLICT,
                 };

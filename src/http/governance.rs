@@ -28,6 +28,9 @@ impl From<GovernanceError> for ApiError {
             GovernanceError::Invalid(m) => ApiError::unprocessable("invalid_request", m),
             GovernanceError::NotFound(m) => ApiError::not_found(m),
             GovernanceError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            GovernanceError::ProjectMismatch(m) => {
+                ApiError::new(StatusCode::FORBIDDEN, crate::store::PROJECT_MISMATCH, m)
+            }
             GovernanceError::Blocked { .. } => ApiError::new(StatusCode::CONFLICT, "deployment_blocked", e.to_string()),
             GovernanceError::UnknownEnvironment { .. } => ApiError::unprocessable("unknown_environment", e.to_string()),
             GovernanceError::Store(e) => e.into(),
@@ -56,7 +59,9 @@ pub async fn request_approval(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
     let request: ApprovalRequest = parse(body)?;
-    caller.require("events/approval.requested", "append", request.project.as_deref())?;
+    model_version(&request.model)?;
+    let project = model_scope(&state, &caller, &request.model).await?;
+    caller.require("events/approval.requested", "append", project.as_deref())?;
     let view = state.governance.request_approval(caller.sub(), request).await?;
     Ok(HttpResponse::Created().json(view))
 }
@@ -86,8 +91,12 @@ pub async fn decide(
         _ => "approval.revoked",
     };
     let id = id.into_inner();
-    let approval =
-        state.governance.approval(&id).await?.ok_or_else(|| ApiError::not_found(format!("no approval {id}")))?;
+    let approval = state
+        .governance
+        .approval(&id)
+        .await?
+        .filter(|a| caller.may("events", "read", a.project.as_deref()))
+        .ok_or_else(|| ApiError::not_found(format!("no approval {id}")))?;
     caller.require(&format!("events/{kind}"), "append", approval.project.as_deref())?;
     let view = state.governance.decide(caller.sub(), caller.roles(), &id, request).await?;
     Ok(HttpResponse::Ok().json(view))
@@ -155,15 +164,18 @@ pub async fn list_approvals(
     let next_after_seq = if more { approvals.last().map(|a| a.requested_seq) } else { None };
     let approvals: Vec<_> =
         approvals.into_iter().filter(|a| caller.may("events", "read", a.project.as_deref())).collect();
-    // The evidence beside each request: the model's current state (evaluations, explanations) and lineage.
+    // The evidence beside each request: the model's current state
+    // (evaluations, explanations) and lineage, as far as the caller may read.
     let store = state.store.clone();
     let models: Vec<String> = approvals.iter().map(|a| a.model.clone()).collect();
-    let evidence = web::block(move || -> Result<_, crate::store::StoreError> {
+    let reader = caller.clone();
+    let evidence = web::block(move || -> Result<_, ApiError> {
         let mut conn = store.conn()?;
+        let projects = reader.readable_projects_in(&mut conn)?;
         let mut out = std::collections::HashMap::new();
         for model in models {
-            if let Some(view) = lineage::entity(&mut conn, &model, None)? {
-                let upstream = lineage::lineage(&mut conn, &model, Walk::Upstream, 10, None, None)?;
+            if let Some(view) = lineage::entity(&mut conn, &model, projects.as_deref())? {
+                let upstream = lineage::lineage(&mut conn, &model, Walk::Upstream, 10, None, projects.as_deref())?;
                 out.insert(model, ModelEvidence { state: view.current, upstream });
             }
         }
@@ -245,8 +257,10 @@ pub async fn gate(
     caller: Caller,
     query: web::Query<GateQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require("events", "read", None)?;
     let q = query.into_inner();
+    model_version(&q.model)?;
+    // Read access to the model's project, checked in model_scope, is what the gate needs.
+    model_scope(&state, &caller, &q.model).await?;
     match state.governance.gate(&q.model, &q.environment).await {
         Ok(decision) => Ok(HttpResponse::Ok().json(decision)),
         Err(GovernanceError::UnknownEnvironment { decision, .. }) => {
@@ -278,7 +292,14 @@ pub async fn deploy(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
     let request: DeploymentRequest = parse(body)?;
-    caller.require("events/deployment.requested", "append", request.project.as_deref())?;
+    model_version(&request.model)?;
+    let project = match model_scope(&state, &caller, &request.model).await {
+        Ok(project) => project,
+        // An unregistered model: the gate denies it, on the request's project.
+        Err(_) if caller.may("events", "read", request.project.as_deref()) => request.project.clone(),
+        Err(e) => return Err(e),
+    };
+    caller.require("events/deployment.requested", "append", project.as_deref())?;
     match state.governance.deploy(caller.sub(), request).await {
         Ok(accepted) => {
             let status = if accepted.replayed { StatusCode::OK } else { StatusCode::CREATED };
@@ -333,6 +354,21 @@ pub struct LineageQuery {
     depth: Option<u32>,
     /// RFC 3339: the graph as it stood then.
     as_of: Option<String>,
+}
+
+/// The project to authorize a request about `model` in: the project of the
+/// registered model version, when the caller may read it. A model version
+/// that is not registered, or that belongs to a project the caller may not
+/// read, is the same 404, so that its existence is not disclosed; only a
+/// caller who reads every project learns that it is not registered (`None`).
+async fn model_scope(state: &AppState, caller: &Caller, model: &str) -> Result<Option<String>, ApiError> {
+    let hidden = || ApiError::not_found(format!("{model} is not a registered model version that you may read"));
+    match state.governance.model_project(model).await? {
+        Some(project) if caller.may("events", "read", project.as_deref()) => Ok(project),
+        Some(_) => Err(hidden()),
+        None if caller.may("events", "read", None) => Ok(None),
+        None => Err(hidden()),
+    }
 }
 
 fn readable(state: &AppState, caller: &Caller) -> Result<Option<Vec<String>>, ApiError> {

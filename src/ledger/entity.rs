@@ -83,6 +83,29 @@ impl EntityRef {
     }
 }
 
+impl EntityRef {
+    /// The kind of the event that creates this entity and so gives it its
+    /// project, for the types that have one; `None` for free-form types,
+    /// which belong to the project of the first event about them.
+    pub fn creating_kind(&self) -> Option<&'static str> {
+        match (self.entity_type.as_str(), self.version.is_some()) {
+            ("dataset", false) => Some("dataset.registered"),
+            ("job", _) => Some("job.registered"),
+            ("approval", _) => Some("approval.requested"),
+            (_, true) => self.version_creating_kind(),
+            _ => None,
+        }
+    }
+
+    /// Whether an event of `kind` about this entity, while it belongs to no
+    /// project yet, makes it belong to the event's project. Being named as
+    /// an input or output never does: otherwise one project could claim
+    /// another's entity before it was created.
+    pub fn is_owned_by(&self, kind: &str) -> bool {
+        self.creating_kind().is_none_or(|k| k == kind)
+    }
+}
+
 /// The kind that creates a version of an entity of `entity_type`, for the
 /// types whose versions are immutable.
 pub fn version_creating_kind(entity_type: &str) -> Option<&'static str> {
@@ -169,6 +192,18 @@ mod tests {
         assert_eq!(creating("dataset:transactions"), None);
         assert_eq!(creating("run:train-17"), None);
         assert_eq!(creating("prompt:greeting@1"), None);
+    }
+
+    #[test]
+    fn ownership_comes_from_the_creating_kind_or_the_first_event() {
+        let owned_by = |r: &str, kind: &str| EntityRef::parse(r).unwrap().is_owned_by(kind);
+        assert!(owned_by("dataset:transactions", "dataset.registered"));
+        assert!(!owned_by("dataset:transactions", "dataset.classified"));
+        assert!(owned_by("dataset:transactions@1", "dataset.version_created"));
+        assert!(!owned_by("model:m@1", "model.evaluated"));
+        assert!(owned_by("approval:01a2", "approval.requested"));
+        assert!(owned_by("run:train-17", "run.completed"));
+        assert!(owned_by("deployment:production/x", "deployment.succeeded"));
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub trait SubtreeSource {
 
 /// MTH of the leaves `[start, start + n)`, following RFC 9162's recursion.
 pub fn subtree_root<S: SubtreeSource>(src: &mut S, start: u64, n: u64) -> Result<Hash, S::Error> {
-    if n.is_power_of_two() && start % n == 0 {
+    if n.is_power_of_two() && start.is_multiple_of(n) {
         return src.subtree(start, n);
     }
     let k = split(n);
@@ -285,7 +285,7 @@ impl MerkleIndex {
         }
         self.levels[height].push(hash);
         let len = self.levels[height].len();
-        if len % 2 == 0 {
+        if len.is_multiple_of(2) {
             let parent = node_hash(&self.levels[height][len - 2], &self.levels[height][len - 1]);
             self.add_complete(height + 1, parent);
         }
@@ -293,7 +293,7 @@ impl MerkleIndex {
 
     /// The stored hash of a complete subtree of at least one tile, if present.
     pub fn stored(&self, start: u64, size: u64) -> Option<Hash> {
-        if size < TILE_SIZE || !size.is_power_of_two() || start % size != 0 {
+        if size < TILE_SIZE || !size.is_power_of_two() || !start.is_multiple_of(size) {
             return None;
         }
         let height = (size.trailing_zeros() - TILE_HEIGHT) as usize;

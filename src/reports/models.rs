@@ -232,6 +232,44 @@ fn redefinitions(
     Ok(out)
 }
 
+/// A finding for every event about an entity that carries another project
+/// than the one the entity was created in (possible only in a ledger
+/// recorded before the append path refused them), shown to readers of both.
+fn ownership_breaches(
+    conn: &mut DbConn,
+    tree_size: u64,
+    readable: Visibility<'_>,
+    project: Option<&str>,
+) -> Result<Vec<Statement>, ReportError> {
+    let breaches = projections::ownership_breaches(conn, tree_size)?;
+    let seqs: Vec<u64> = breaches.iter().flat_map(|(seq, owned)| [*seq, *owned]).collect();
+    let by_seq: BTreeMap<u64, Event> = events::by_seqs(conn, &seqs)?.into_iter().map(|e| (e.seq, e)).collect();
+    let mut out = Vec::new();
+    for (seq, owned) in breaches {
+        let (Some(e), Some(creation)) = (by_seq.get(&seq), by_seq.get(&owned)) else { continue };
+        let shown = |p: Option<&str>| lineage::project_visible(p, readable);
+        let in_scope =
+            project.is_none_or(|p| creation.project.as_deref() == Some(p) || e.project.as_deref() == Some(p));
+        if !in_scope || !shown(e.project.as_deref()) || !shown(creation.project.as_deref()) {
+            continue;
+        }
+        let name =
+            |p: &Option<String>| p.as_deref().map_or_else(|| "no project".to_owned(), |p| format!("project {p}"));
+        out.push(Statement::citing(
+            format!(
+                "FINDING: {} at seq {seq} by {} is about {}, created in {} at seq {owned}, but was recorded in {}: an entity's events must stay in its project.",
+                e.kind,
+                e.actor,
+                e.subject,
+                name(&creation.project),
+                name(&e.project)
+            ),
+            e,
+        ));
+    }
+    Ok(out)
+}
+
 /// "live now in: …" for a story, as of the checkpoint.
 fn live_line(model: &str, story: &DeploymentStory, tree_size: u64) -> String {
     if story.live.is_empty() {
@@ -582,15 +620,19 @@ pub fn model_dossier(
                     let a = attrs(d);
                     let reason = a["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default();
                     let what = d.kind.trim_start_matches("deployment.").replace('_', " ");
+                    let (at, by) = (&d.recorded_at, &d.actor);
                     let text = if a["model"] == model.as_str() {
-                        format!("{}: {what} at {} (recorded by {}){reason}", d.subject, d.recorded_at, d.actor)
+                        format!("{}: {what} at {at} (recorded by {by}){reason}", d.subject)
                     } else {
+                        // An event that took this version out of service there.
+                        let other = a["model"].as_str().unwrap_or("another version");
+                        let change = match d.kind.as_str() {
+                            "deployment.rolled_back" => format!("rolled back to {other}"),
+                            _ => format!("{other} went live"),
+                        };
                         format!(
-                            "{}: {what} to {} at {} (recorded by {}){reason}; {model} no longer serves there.",
-                            d.subject,
-                            a["model"].as_str().unwrap_or("another version"),
-                            d.recorded_at,
-                            d.actor
+                            "{}: {change} at {at} (recorded by {by}){reason}; {model} no longer serves there.",
+                            d.subject
                         )
                     };
                     s.statements.push(Statement::citing(text, d));
@@ -692,6 +734,7 @@ pub fn model_inventory(
     all_findings.extend(redefinitions(&mut conn, tree_size, readable, |e| {
         project.is_none_or(|p| e.project.as_deref() == Some(p))
     })?);
+    all_findings.extend(ownership_breaches(&mut conn, tree_size, readable, project)?);
     let mut values = common_values(&info, &as_of);
     values.push(("models", rows.len().to_string()));
     values.push(("findings", all_findings.len().to_string()));

@@ -9,16 +9,16 @@ pub mod backup;
 pub mod checkpoints;
 pub mod connection;
 pub mod events;
+mod guard;
 pub mod projections;
 pub mod schema;
 mod sealing;
 pub mod subjects;
-mod versions;
 pub mod writer;
 
 pub use connection::{ConnectionManager, DbConn, StorageTarget};
 pub use events::{EventFilter, Head};
-pub use versions::VERSION_EXISTS;
+pub use guard::{PROJECT_MISMATCH, VERSION_EXISTS};
 pub use writer::{AppendError, Appended, Builder, LedgerWriter, Precondition, Refusal, WriterConfig};
 
 use std::ops::ControlFlow;

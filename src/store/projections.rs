@@ -26,6 +26,8 @@ pub struct EntityRow {
     pub entity_type: String,
     pub name: String,
     pub version: Option<String>,
+    /// The project it belongs to: that of its creating event (see
+    /// `owned_seq`). `None` while unowned, or when that event had none.
     pub project: Option<String>,
     pub status: String,
     /// JSON object: for each event kind about this entity, the seq of the
@@ -33,8 +35,20 @@ pub struct EntityRow {
     /// add `live_model`. Kept small on purpose: every new entity is an
     /// insert at a random place in this table's key, on the append path.
     pub state: String,
+    /// The event that first named it (as subject, input or output).
     pub created_seq: i64,
     pub updated_seq: i64,
+    /// The event that gave it its project (`EntityRef::is_owned_by`);
+    /// `None` while it has only been named by others.
+    pub owned_seq: Option<i64>,
+}
+
+impl EntityRow {
+    /// Whether an event created it, so that it belongs to a project (or,
+    /// with `project` `None`, deliberately to none).
+    pub fn is_owned(&self) -> bool {
+        self.owned_seq.is_some()
+    }
 }
 
 /// A lineage edge `source -> target`, live from `created_seq` until
@@ -308,11 +322,12 @@ impl Batch {
                 entity_type: parsed.as_ref().map_or_else(String::new, |p| p.entity_type().to_owned()),
                 name: parsed.as_ref().map_or_else(|| r.to_owned(), |p| p.name().to_owned()),
                 version: parsed.as_ref().and_then(|p| p.version().map(str::to_owned)),
-                project: e.project.clone(),
+                project: None,
                 status: "referenced".into(),
                 state: "{}".into(),
                 created_seq: seq,
                 updated_seq: seq,
+                owned_seq: None,
             }
         });
         if is_subject {
@@ -321,7 +336,9 @@ impl Batch {
             state.insert(e.kind.clone(), e.seq.into());
             entity.state = serde_json::Value::Object(state).to_string();
             entity.updated_seq = seq;
-            if entity.project.is_none() {
+            let takes_owner = EntityRef::parse(r).is_ok_and(|p| p.is_owned_by(&e.kind));
+            if entity.owned_seq.is_none() && takes_owner {
+                entity.owned_seq = Some(seq);
                 entity.project.clone_from(&e.project);
             }
         }
@@ -473,6 +490,7 @@ impl Batch {
                         entities::state.eq(excluded(entities::state)),
                         entities::project.eq(excluded(entities::project)),
                         entities::updated_seq.eq(excluded(entities::updated_seq)),
+                        entities::owned_seq.eq(excluded(entities::owned_seq)),
                     ))
                     .execute($c)
             };
@@ -782,6 +800,27 @@ pub fn fingerprint(conn: &mut DbConn) -> Result<BTreeMap<&'static str, String>, 
     digest("approval_decisions", decisions_rows.len(), format!("{decisions_rows:?}"));
     digest("subject_events", subject_rows.len(), format!("{subject_rows:?}"));
     Ok(out)
+}
+
+/// The seqs (up to `tree_size`) of the events about an entity that carry
+/// another project than the one the entity was created in, with the seq that
+/// created it: a ledger recorded before projects were walls may hold them
+/// (the append path refuses them now).
+pub fn ownership_breaches(conn: &mut DbConn, tree_size: u64) -> Result<Vec<(u64, u64)>, StoreError> {
+    #[derive(diesel::QueryableByName)]
+    struct Breach {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        owned_seq: i64,
+    }
+    let tree_size = i64::try_from(tree_size).unwrap_or(i64::MAX);
+    let query = "SELECT e.seq AS seq, n.owned_seq AS owned_seq FROM entities n JOIN events e ON e.subject = n.ref \
+                 WHERE n.owned_seq IS NOT NULL AND e.seq > n.owned_seq AND e.seq <= $1 \
+                 AND (e.project <> n.project OR (e.project IS NULL) <> (n.project IS NULL)) ORDER BY e.seq";
+    let rows: Vec<Breach> =
+        with_conn!(conn, |c| diesel::sql_query(query).bind::<diesel::sql_types::BigInt, _>(tree_size).load(c))?;
+    Ok(rows.into_iter().filter_map(|r| Some((u64::try_from(r.seq).ok()?, u64::try_from(r.owned_seq).ok()?))).collect())
 }
 
 /// Every edge from `source`, live or ended.

@@ -40,6 +40,7 @@ diesel::table! {
         state -> Text,
         created_seq -> BigInt,
         updated_seq -> BigInt,
+        owned_seq -> Nullable<BigInt>,
     }
 }
 

@@ -403,16 +403,17 @@ fn chain_and_insert(
 
     let mut chain = ChainTip::new(&head);
     let mut pending = Pending::default();
-    let mut versions = super::versions::VersionGuard::load(conn, jobs.iter().flat_map(|j| &j.drafts))?;
+    let mut guard = super::guard::EntityGuard::load(conn, jobs.iter().flat_map(|j| &j.drafts))?;
     keys.begin_batch(conn, master_key, &head, jobs.iter().flat_map(|j| &j.drafts))?;
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         match replay_of(conn, job, &by_key, &pending.events)? {
             Some(replay) => results.push(replay),
             None => {
-                // Built drafts (erasures) never create versions; a job's own
-                // drafts are checked before anything of it is chained.
-                if let Err(reason) = versions.check(&job.drafts) {
+                // A job's own drafts are checked before anything of it is
+                // chained; built drafts (erasures) are about data subjects,
+                // which no request creates.
+                if let Err(reason) = guard.check(&job.drafts) {
                     results.push(Err(AppendError::Refused(reason)));
                     continue;
                 }
@@ -467,7 +468,7 @@ fn chain_and_insert(
                     .zip(&sealed)
                     .map(|(d, a)| chain.append(&job.actor, d, a.as_deref(), scratch))
                     .collect();
-                versions.record(&created);
+                guard.record(&created);
                 for event in &created {
                     pending.rows.push(EventRow::from_event(event));
                     pending.events.push(event.clone());

@@ -136,7 +136,7 @@ async fn versions_are_created_once(backend: Backend) {
     .await;
     assert_eq!(status, 409);
     for follower in [
-        json!({"kind": "dataset.classified", "subject": "dataset:transactions@2026-10", "attributes": {"contains_personal_data": false}}),
+        json!({"kind": "dataset.classified", "subject": "dataset:transactions@2026-10", "project": "fraud", "attributes": {"contains_personal_data": false}}),
         json!({"kind": "model.evaluated", "subject": "model:m@1", "attributes": {"metrics": {"auc": 0.9}}}),
         json!({"kind": "model.explained", "subject": "model:m@1", "attributes": {"method": "shap"}}),
         json!({"kind": "model.retired", "subject": "model:m@1"}),

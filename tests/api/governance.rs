@@ -504,7 +504,9 @@ async fn lineage_queries_validate_their_input() {
 async fn lineage_hides_projects_the_caller_cannot_read() {
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
     app.post_events(&json!({"events": [
+        {"kind": "dataset.version_created", "subject": "dataset:raw@1", "project": "fraud"},
         {"kind": "run.started", "subject": "run:shared-prep", "project": "fraud", "inputs": ["dataset:raw@1"], "outputs": ["dataset:clean@1"]},
+        {"kind": "dataset.version_created", "subject": "dataset:clean@1", "project": "fraud"},
         {"kind": "run.started", "subject": "run:credit-train", "project": "credit", "inputs": ["dataset:clean@1"]},
     ]}))
     .await;
@@ -512,6 +514,7 @@ async fn lineage_hides_projects_the_caller_cannot_read() {
     let graph = fraud_only.get_json("/api/v1/lineage?node=dataset:raw@1&direction=downstream").await;
     assert_eq!(refs(&graph, "nodes"), set(["dataset:raw@1", "run:shared-prep", "dataset:clean@1"]));
     assert!(!graph.to_string().contains("credit-train"));
+    assert_eq!(graph["hidden_nodes"], 1, "the credit run is counted, not named");
     let everyone = app.get_json("/api/v1/lineage?node=dataset:raw@1&direction=downstream").await;
     assert!(refs(&everyone, "nodes").contains("run:credit-train"));
 }
@@ -600,7 +603,7 @@ async fn demo_command_fills_an_empty_ledger_once() {
     let args = db.cli_args();
     let second = tokio::task::spawn_blocking(move || run(args)).await.unwrap();
     assert!(!second.status.success());
-    assert!(String::from_utf8_lossy(&second.stderr).contains("already holds the demo"));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already holds dataset:transactions"));
     let mut verify = vec!["verify".to_owned()];
     verify.extend(db.cli_args());
     let verified = std::process::Command::new(env!("CARGO_BIN_EXE_govledger")).args(verify).output().unwrap();

@@ -21,3 +21,4 @@ mod proofs;
 mod reports;
 mod search;
 mod tamper;
+mod walls;

@@ -168,9 +168,8 @@ fn statements(report: &Value, show: &str) -> Vec<(String, u64, String)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn model_dossier_and_inventory_cite_their_evidence_and_find_unapproved_deployments() {
-    let Some(app) = crate::helpers::TestApp::spawn(Backend::Sqlite).await else { return };
+async fn dossier_and_inventory(backend: Backend) {
+    let Some(app) = crate::helpers::TestApp::spawn(backend).await else { return };
     let admin = govledger::client::Client::new(&app.base, &app.admin_token).unwrap();
     govledger::demo::run(&govledger::demo::Cast::mint(&admin).await.unwrap()).await.unwrap();
     // Someone deploys version 1 to production by hand, without an approval:
@@ -178,7 +177,7 @@ async fn model_dossier_and_inventory_cite_their_evidence_and_find_unapproved_dep
     let manual = app
         .append_json(
             &serde_json::json!({"kind": "deployment.succeeded", "subject": "deployment:production/fraud-detector",
-            "attributes": {"model": "model:fraud-detector@1", "reason": "hotfix"}}),
+            "project": "fraud", "attributes": {"model": "model:fraud-detector@1", "reason": "hotfix"}}),
         )
         .await;
     let events = crate::helpers::all_events(&app).await;
@@ -407,6 +406,10 @@ async fn model_dossier_and_inventory_cite_their_evidence_and_find_unapproved_dep
     ok(&run(vec!["model-inventory".into(), "--out".into(), again.clone()]));
     assert_eq!(std::fs::read(&inventory_path).unwrap(), std::fs::read(&again).unwrap());
 }
+crate::on_both_backends!(
+    model_dossier_and_inventory_cite_their_evidence_and_find_unapproved_deployments,
+    dossier_and_inventory
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_over_http_match_the_command_line_and_hold_nothing_of_other_projects() {
