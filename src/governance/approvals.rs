@@ -15,7 +15,7 @@ use super::{Governance, GovernanceError};
 use crate::ledger::event::EventJson;
 use crate::ledger::{timestamp, EntityRef, Event, EventDraft, EventRequest};
 use crate::store::projections::{self, ApprovalFilter, ApprovalRow, Direction};
-use crate::store::{events, Appended, DbConn, Precondition, Refusal, StoreError};
+use crate::store::{events, Appended, DbConn, EventFilter, Precondition, Refusal, StoreError};
 
 /// What a caller asks to have approved.
 #[derive(utoipa::ToSchema, Debug, Clone, serde::Deserialize)]
@@ -536,16 +536,35 @@ pub fn gate_in(
         ..Default::default()
     };
     let mut approvals = Vec::new();
+    let mut hashes = std::collections::BTreeMap::new();
     let owner = entity.as_ref().map(|e| e.project.clone());
-    // Only approvals in the model's own project count: an approval recorded
-    // in another project (a ledger from before projects were walls) never
-    // opens this model's gate.
-    for row in projections::list_approvals(conn, &filter)?.into_iter().filter(|a| Some(&a.project) == owner.as_ref()) {
-        let decisions = projections::decisions(conn, &row.id)?;
+    // The projection only says which approvals to look at. What each one is
+    // comes from its own events on the ledger, so that a row changed behind
+    // the ledger's back (a forged grant) cannot open the gate; and only
+    // approvals of the model's own project count.
+    for listed in projections::list_approvals(conn, &filter)? {
+        let filter = EventFilter {
+            subject: Some(format!("approval:{}", listed.id)),
+            subject_exact: true,
+            limit: 10_000,
+            ..Default::default()
+        };
+        let own = events::list(conn, &filter)?;
+        let Some((row, decisions)) = projections::approval_from_events(&listed.id, &own) else { continue };
+        if row.model != model || row.environment != environment || Some(&row.project) != owner.as_ref() {
+            continue;
+        }
+        hashes.extend(own.iter().map(|e| (i64::try_from(e.seq).unwrap_or(i64::MAX), hex::encode(e.hash))));
         approvals.push((row, decisions));
     }
     let governed = rules.lookup(environment);
-    Ok(gate::decide(model, environment, governed.as_ref().copied(), entity.as_ref(), &approvals, now))
+    let mut decision = gate::decide(model, environment, governed.as_ref().copied(), entity.as_ref(), &approvals, now);
+    decision.relied_on = decision
+        .relied_on_seqs
+        .iter()
+        .filter_map(|seq| Some(gate::Citation { seq: *seq, hash: hashes.get(seq)?.clone() }))
+        .collect();
+    Ok(decision)
 }
 
 /// The in-transaction check of a decision: the approval's state allows it,

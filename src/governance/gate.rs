@@ -24,6 +24,13 @@ pub struct ApprovalSummary {
     pub valid: bool,
 }
 
+/// An event the gate relied on.
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Citation {
+    pub seq: i64,
+    pub hash: String,
+}
+
 /// One approver's grant.
 #[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Grant {
@@ -46,6 +53,9 @@ pub struct GateDecision {
     /// The seqs of the events the decision relied on: the request and the
     /// grants of each valid approval.
     pub relied_on_seqs: Vec<i64>,
+    /// The same events with their hashes, as read from the ledger when the
+    /// decision was made (prove each with `/api/v1/proofs/inclusion`).
+    pub relied_on: Vec<Citation>,
     pub evaluated_at: String,
 }
 
@@ -118,6 +128,7 @@ pub fn decide(
         reasons,
         approvals: summaries,
         relied_on_seqs: relied_on,
+        relied_on: Vec::new(),
         evaluated_at: now.to_owned(),
     }
 }

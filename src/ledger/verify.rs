@@ -27,6 +27,12 @@ pub enum VerifyFailureKind {
     CheckpointMismatch,
     /// A checkpoint's signature does not verify with the server's key.
     CheckpointSignature,
+    /// A projection (entities, lineage edges, approvals, approval decisions)
+    /// differs from the one the events give: a row was changed, added or
+    /// removed without an event. The message names the table and key.
+    ProjectionMismatch,
+    /// The database file itself is damaged (SQLite's `quick_check`).
+    StorageCorrupt,
 }
 
 /// The first place where the chain does not verify.

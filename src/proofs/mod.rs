@@ -259,6 +259,21 @@ where
     if let Some(note) = kept {
         notes.push(("the given checkpoint".to_owned(), note.to_owned()));
     }
+    if let Some(problem) = crate::store::storage_problem(&mut *connect()?)? {
+        let failure = VerifyFailure {
+            seq: 0,
+            kind: VerifyFailureKind::StorageCorrupt,
+            message: format!("the database file is damaged: {problem}"),
+        };
+        return Ok(crate::store::ChainReport {
+            ok: false,
+            verified: 0,
+            size: 0,
+            head_hash: None,
+            checkpoints_verified: 0,
+            failure: Some(failure),
+        });
+    }
     let (mut report, index) = crate::store::verify_chain_collecting(
         &connect,
         crate::store::cores(),
@@ -267,6 +282,9 @@ where
     )?;
     // None when nothing was collected or the chain is broken.
     let Some(index) = index else {
+        if report.failure.is_none() {
+            check_projections(&mut *connect()?, &mut report)?;
+        }
         return Ok(report);
     };
     let mut conn = connect()?;
@@ -313,8 +331,25 @@ where
         }
         report.checkpoints_verified += 1;
     }
+    if report.failure.is_none() {
+        check_projections(&mut conn, &mut report)?;
+    }
     report.ok = report.failure.is_none();
     Ok(report)
+}
+
+/// Compares the projections with the ones the events give (what the gate,
+/// lineage and approvals read must be what the verified chain says).
+fn check_projections(conn: &mut DbConn, report: &mut crate::store::ChainReport) -> Result<(), ProofError> {
+    if let Some(m) = crate::store::projections::check(conn)? {
+        report.failure = Some(crate::ledger::VerifyFailure {
+            seq: 0,
+            kind: crate::ledger::VerifyFailureKind::ProjectionMismatch,
+            message: format!("{} row {}: {}", m.table, m.key, m.what),
+        });
+        report.ok = false;
+    }
+    Ok(())
 }
 
 impl Proofs {

@@ -186,6 +186,21 @@ fn in_append_transaction<T>(
     }
 }
 
+/// The first problem SQLite's `quick_check` finds in the database file
+/// (`None` when it finds none, and always on PostgreSQL, whose pages are
+/// checksummed by the server).
+pub fn storage_problem(conn: &mut DbConn) -> Result<Option<String>, StoreError> {
+    #[derive(diesel::QueryableByName)]
+    struct Check {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        quick_check: String,
+    }
+    let DbConn::Sqlite(c) = conn else { return Ok(None) };
+    let found: Vec<Check> = diesel::RunQueryDsl::load(diesel::sql_query("PRAGMA quick_check(1)"), c)?;
+    let first = found.into_iter().map(|r| r.quick_check).find(|r| r != "ok");
+    Ok(first.map(|problem| problem.trim().replace('\n', "; ")))
+}
+
 /// Verifies the chain in `target`, opening its own connections.
 pub fn verify_target(target: &StorageTarget) -> Result<ChainReport, StoreError> {
     verify_chain(|| DbConn::establish(target).map(Box::new))
@@ -360,7 +375,7 @@ fn verify_range(
     let mut failure = None;
     let mut tile_roots = Vec::new();
     let mut tail = Vec::with_capacity(TILE_SIZE as usize);
-    events::for_each_in_range(conn, first, last, |row| {
+    let scanned = events::for_each_in_range(conn, first, last, |row| {
         let checked = push_row(&mut verifier, &row).map(|hash| {
             if collect {
                 tail.push(hash);
@@ -377,7 +392,23 @@ fn verify_range(
                 ControlFlow::Break(())
             }
         }
-    })?;
+    });
+    if let Err(error) = scanned {
+        // A row whose columns cannot even be read (bytes that are not text,
+        // say) stops the scan; if that row cannot be read on its own either,
+        // it is the corrupt one, at its seq.
+        let next = verifier.last_verified_seq() + 1;
+        match events::by_seq(conn, next) {
+            Err(_) => {
+                failure = Some(VerifyFailure {
+                    seq: next,
+                    kind: VerifyFailureKind::CorruptRow,
+                    message: format!("the stored row cannot be read as an event: {error}"),
+                })
+            }
+            Ok(_) => return Err(error),
+        }
+    }
     if failure.is_none() && verifier.last_verified_seq() < last {
         let missing = verifier.last_verified_seq() + 1;
         failure = Some(VerifyFailure {

@@ -185,6 +185,24 @@ struct Batch {
 }
 
 impl Batch {
+    /// A working set that starts from nothing: the projections of the
+    /// events fed to it alone, for checking the stored ones.
+    fn empty() -> Self {
+        Self {
+            entities: HashMap::new(),
+            dirty: BTreeSet::new(),
+            live_edges: HashSet::new(),
+            new_edges: Vec::new(),
+            ended_edges: Vec::new(),
+            live_edge_rows: HashMap::new(),
+            approvals: HashMap::new(),
+            dirty_approvals: BTreeSet::new(),
+            new_approvals: HashSet::new(),
+            decisions: HashMap::new(),
+            new_decisions: Vec::new(),
+        }
+    }
+
     fn load(conn: &mut DbConn, batch: &[Event]) -> Result<Self, StoreError> {
         let mut refs = BTreeSet::new();
         let mut approval_ids = BTreeSet::new();
@@ -615,6 +633,124 @@ fn approval_status_at(conn: &mut DbConn, id: &str, seq: i64) -> Result<String, S
         };
     }
     Ok(state.to_owned())
+}
+
+/// An approval as its own events make it (its `approval.*` events, in seq
+/// order), by the same moves as the projection, without reading the
+/// projection: what the gate relies on is then the ledger itself, never a
+/// row that could have been changed behind its back.
+pub fn approval_from_events(id: &str, events: &[Event]) -> Option<(ApprovalRow, Vec<DecisionRow>)> {
+    let subject = format!("approval:{id}");
+    let mut work = Batch::empty();
+    for e in events.iter().filter(|e| e.subject == subject && e.kind.starts_with("approval.")) {
+        work.event(e);
+    }
+    let row = work.approvals.remove(id)?;
+    let decisions = work.decisions.remove(id).unwrap_or_default();
+    Some((row, decisions))
+}
+
+/// Where the stored projections first differ from the ones the events give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub table: &'static str,
+    pub key: String,
+    pub what: String,
+}
+
+/// Rebuilds the entity, edge and approval projections from every event in
+/// memory, in one read snapshot with the stored ones, and compares: `None`
+/// when they agree (or when events recorded before the projections existed
+/// are still to be applied at the next start).
+pub fn check(conn: &mut DbConn) -> Result<Option<Mismatch>, StoreError> {
+    let snapshot = match conn {
+        DbConn::Pg(_) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        DbConn::Sqlite(_) => "BEGIN",
+    };
+    with_conn!(conn, |c| diesel::connection::SimpleConnection::batch_execute(c, snapshot))?;
+    let outcome = check_in_snapshot(conn);
+    with_conn!(conn, |c| diesel::connection::SimpleConnection::batch_execute(c, "COMMIT"))?;
+    outcome
+}
+
+fn check_in_snapshot(conn: &mut DbConn) -> Result<Option<Mismatch>, StoreError> {
+    if backlog_until(conn)? > 0 {
+        return Ok(None);
+    }
+    let head = events::head(conn)?.size;
+    let mut work = Batch::empty();
+    let mut from = 1;
+    while from <= head {
+        let to = (from + 4999).min(head);
+        let mut failed = None;
+        events::for_each_in_range(conn, from, to, |row| match row.into_event() {
+            Ok(e) => {
+                work.event(&e);
+                std::ops::ControlFlow::Continue(())
+            }
+            Err(e) => {
+                failed = Some(e);
+                std::ops::ControlFlow::Break(())
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        from = to + 1;
+    }
+    let stored_entities: Vec<EntityRow> =
+        with_conn!(conn, |c| entities::table.order(entities::ref_).select(EntityRow::as_select()).load(c))?;
+    let stored_edges: Vec<EdgeRow> = with_conn!(conn, |c| lineage_edges::table.select(EdgeRow::as_select()).load(c))?;
+    let stored_approvals: Vec<ApprovalRow> =
+        with_conn!(conn, |c| approvals::table.select(ApprovalRow::as_select()).load(c))?;
+    let stored_decisions: Vec<DecisionRow> =
+        with_conn!(conn, |c| approval_decisions::table.select(DecisionRow::as_select()).load(c))?;
+    let edge_key = |e: &EdgeRow| format!("{} -> {} (seq {})", e.source, e.target, e.created_seq);
+    // Ended edges keep the kind of the event that created them.
+    let expected_edges = work.new_edges.iter().map(|e| (edge_key(e), e.clone()));
+    Ok(first_difference(
+        "entities",
+        work.entities.into_iter(),
+        stored_entities.into_iter().map(|e| (e.ref_.clone(), e)),
+    )
+    .or_else(|| first_difference("lineage_edges", expected_edges, stored_edges.into_iter().map(|e| (edge_key(&e), e))))
+    .or_else(|| {
+        first_difference(
+            "approvals",
+            work.approvals.into_iter(),
+            stored_approvals.into_iter().map(|a| (a.id.clone(), a)),
+        )
+    })
+    .or_else(|| {
+        first_difference(
+            "approval_decisions",
+            work.new_decisions.into_iter().map(|d| (format!("seq {}", d.seq), d)),
+            stored_decisions.into_iter().map(|d| (format!("seq {}", d.seq), d)),
+        )
+    }))
+}
+
+/// The first key (in order) at which the rows the events give and the
+/// stored rows differ.
+fn first_difference<T: PartialEq + std::fmt::Debug>(
+    table: &'static str,
+    expected: impl Iterator<Item = (String, T)>,
+    stored: impl Iterator<Item = (String, T)>,
+) -> Option<Mismatch> {
+    let expected: BTreeMap<String, T> = expected.collect();
+    let stored: BTreeMap<String, T> = stored.collect();
+    let keys: BTreeSet<&String> = expected.keys().chain(stored.keys()).collect();
+    let found = keys.into_iter().find_map(|key| {
+        let what = match (expected.get(key), stored.get(key)) {
+            (Some(e), Some(s)) if e == s => return None,
+            (Some(e), Some(s)) => format!("stored {s:?}, but the events give {e:?}"),
+            (Some(_), None) => "missing, though the events create it".to_owned(),
+            (None, Some(s)) => format!("stored {s:?}, but no event creates it"),
+            (None, None) => return None,
+        };
+        Some(Mismatch { table, key: key.clone(), what })
+    });
+    found
 }
 
 fn deployment_model(e: &Event) -> Option<String> {

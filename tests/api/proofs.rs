@@ -133,8 +133,15 @@ async fn a_truncated_and_regrown_log_is_caught_only_by_a_checkpoint() {
     assert!(out.contains("checkpoint_mismatch"), "{out}");
     assert!(out.contains("history was rewritten"), "{out}");
 
-    // The attacker also removes the server's own checkpoints: the chain alone now verifies...
+    // The attacker also removes the server's own checkpoints. The projections
+    // still hold what the removed events made...
     sql(app.db(), &["DELETE FROM checkpoints"]);
+    let (code, out) = govledger(&["verify"], app.db());
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("projection_mismatch") && out.contains("no event creates it"), "{out}");
+    // ...so a careful attacker rebuilds them too: the chain alone now verifies...
+    let (code, out) = govledger(&["rebuild"], app.db());
+    assert_eq!(code, 0, "{out}");
     let (code, out) = govledger(&["verify"], app.db());
     assert_eq!(code, 0, "a rewritten chain is internally consistent: {out}");
     // ...but not against the checkpoint the auditor kept.

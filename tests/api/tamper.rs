@@ -273,3 +273,51 @@ fn verify_catches_an_inserted_event() {
     assert_eq!(code, 1, "{out}");
     assert!(out.starts_with("BROKEN at seq 6:"), "{out}");
 }
+
+#[test]
+fn an_unreadable_event_row_is_corrupt_row_at_its_seq() {
+    let Some(db) = ledger_with_events(Backend::Sqlite, 6) else { return };
+    // Bytes that are not UTF-8 in a text column: the row cannot be decoded.
+    tamper(&db, &["UPDATE events SET actor = CAST(X'FF00FEC3' AS BLOB) WHERE seq = 4"]);
+    let (code, out) = run_verify(&db);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("BROKEN at seq 4: corrupt_row"), "{out}");
+}
+
+#[test]
+fn a_changed_projection_row_is_a_projection_mismatch() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(db) = ledger_with(
+            backend,
+            3,
+            |i| json!({"kind": "dataset.version_created", "subject": format!("dataset:d@{i}"), "project": "p"}),
+        ) else {
+            continue;
+        };
+        assert_eq!(run_verify(&db).0, 0);
+        tamper(&db, &["UPDATE entities SET project = 'mallory' WHERE ref = 'dataset:d@2'"]);
+        let (code, out) = run_verify(&db);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("projection_mismatch") && out.contains("entities row dataset:d@2"), "{out}");
+    }
+}
+
+#[test]
+fn damaged_sqlite_pages_are_storage_corrupt() {
+    let Some(db) = ledger_with_events(Backend::Sqlite, 400) else { return };
+    let govledger::store::StorageTarget::Sqlite { path } = &db.target else { unreachable!() };
+    // Overwrite a page in the middle of the file (an index page, not the
+    // events: the chain itself still verifies).
+    let mut bytes = std::fs::read(path).unwrap();
+    let page = 4096;
+    let pages = bytes.len() / page;
+    assert!(pages > 8, "{pages} pages");
+    let target = (pages - 2) * page;
+    for b in &mut bytes[target + 100..target + 400] {
+        *b = 0xA5;
+    }
+    std::fs::write(path, bytes).unwrap();
+    let (code, out) = run_verify(&db);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("storage_corrupt") && out.contains("in database main"), "{out}");
+}

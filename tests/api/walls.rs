@@ -333,3 +333,47 @@ async fn old_breaches_are_findings(backend: Backend) {
     assert!(!scoped.to_string().contains("must stay in its project"), "{scoped}");
 }
 on_both_backends!(an_old_ledger_s_cross_project_events_are_findings, old_breaches_are_findings);
+
+async fn forged_approval_rows(backend: Backend) {
+    use diesel::RunQueryDsl;
+    let Some(t) = tenants(backend).await else { return };
+    let (status, approval) = send(
+        t.beta_ci
+            .post(t.app.url("/api/v1/approvals"))
+            .json(&json!({"model": "model:beta-model@2", "environment": "staging"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{approval}");
+    let id = approval["id"].as_str().unwrap().to_owned();
+    // Someone with the database files grants it without any event.
+    let mut conn = govledger::store::DbConn::establish(&t.app.db().target).unwrap();
+    for sql in [
+        format!(
+            "UPDATE approvals SET state = 'granted', granted_at = '2026-01-01T00:00:00.000000Z', \
+             expires_at = '2099-01-01T00:00:00.000000Z' WHERE id = '{id}'"
+        ),
+        format!("INSERT INTO approval_decisions VALUES (0, '{id}', 'mallory', 'grant', 'forged', '2026-01-01T00:00:00.000000Z')"),
+        format!("INSERT INTO approval_decisions VALUES (-1, '{id}', 'trudy', 'grant', 'forged', '2026-01-01T00:00:00.000000Z')"),
+    ] {
+        govledger::with_conn!(&mut conn, |c| diesel::sql_query(&sql).execute(c)).unwrap();
+    }
+    // verify names the table and key...
+    let verify = t.app.get_json("/api/v1/verify").await;
+    assert_eq!(verify["ok"], false, "{verify}");
+    assert_eq!(verify["failure"]["kind"], "projection_mismatch", "{verify}");
+    assert!(verify["failure"]["message"].as_str().unwrap().contains(&format!("approvals row {id}")), "{verify}");
+    // ...and the gate, which reads the approval's own events, is not fooled.
+    let gate = t.app.get_json("/api/v1/gate?model=model:beta-model@2&environment=staging").await;
+    assert_eq!(gate["decision"], "deny", "{gate}");
+    assert!(gate["reasons"][0].as_str().unwrap().contains("pending: 0 of 1"), "{gate}");
+    let (status, blocked) = send(
+        t.beta_ci
+            .post(t.app.url("/api/v1/deployments"))
+            .json(&json!({"model": "model:beta-model@2", "environment": "staging"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{blocked}");
+    let event = t.app.get_json(&format!("/api/v1/events/{}", blocked["blocked_event_seq"])).await;
+    assert!(!event["attributes"]["approval_seqs"].as_array().unwrap().contains(&json!(0)), "{event}");
+}
+on_both_backends!(a_forged_approval_row_is_caught_by_verify_and_ignored_by_the_gate, forged_approval_rows);
