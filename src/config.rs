@@ -27,7 +27,21 @@ pub struct Limits {
     pub rate_limit_per_second: u32,
     /// Requests a token may make at once before the rate applies.
     pub rate_limit_burst: u32,
+    /// Requests one token may have in progress at once (429 above it).
+    pub max_in_flight_per_token: u32,
+    /// How long a request body may take to arrive (408 after it), whoever
+    /// sends it: a body that never comes must not hold a worker.
+    pub body_read_timeout: Duration,
 }
+
+/// Shipped default of [`Limits::rate_limit_per_second`]: generous for a CI
+/// pipeline (a batch carries up to 1,000 events), tight enough that one
+/// runaway token cannot take the server.
+pub const DEFAULT_RATE_LIMIT: u32 = 500;
+/// Shipped default of [`Limits::rate_limit_burst`].
+pub const DEFAULT_RATE_LIMIT_BURST: u32 = 1000;
+/// Shipped default of [`Limits::max_in_flight_per_token`].
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 64;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -37,8 +51,10 @@ impl Default for Limits {
             max_page_size: 1000,
             default_page_size: 100,
             max_lineage_depth: crate::governance::lineage::MAX_DEPTH,
-            rate_limit_per_second: 0,
-            rate_limit_burst: 100,
+            rate_limit_per_second: DEFAULT_RATE_LIMIT,
+            rate_limit_burst: DEFAULT_RATE_LIMIT_BURST,
+            max_in_flight_per_token: DEFAULT_MAX_IN_FLIGHT,
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -62,12 +62,20 @@ struct LimitArgs {
     max_lineage_depth: u32,
     /// Requests per second each token may make, sustained (429 with
     /// Retry-After above it); 0: no limit.
-    #[arg(long, env = "GOVLEDGER_RATE_LIMIT", default_value_t = 0)]
+    #[arg(long, env = "GOVLEDGER_RATE_LIMIT", default_value_t = govledger::config::DEFAULT_RATE_LIMIT)]
     rate_limit: u32,
     /// Requests a token may make at once before the rate applies.
-    #[arg(long, env = "GOVLEDGER_RATE_LIMIT_BURST", default_value_t = 100,
+    #[arg(long, env = "GOVLEDGER_RATE_LIMIT_BURST", default_value_t = govledger::config::DEFAULT_RATE_LIMIT_BURST,
           value_parser = clap::value_parser!(u32).range(1..))]
     rate_limit_burst: u32,
+    /// Requests one token may have in progress at once (429 with Retry-After above it).
+    #[arg(long, env = "GOVLEDGER_MAX_IN_FLIGHT", default_value_t = govledger::config::DEFAULT_MAX_IN_FLIGHT,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_in_flight: u32,
+    /// Seconds a request body may take to arrive (408 after it).
+    #[arg(long, env = "GOVLEDGER_BODY_READ_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_read_timeout: u64,
 }
 
 impl LimitArgs {
@@ -84,6 +92,8 @@ impl LimitArgs {
         limits.max_lineage_depth = self.max_lineage_depth;
         limits.rate_limit_per_second = self.rate_limit;
         limits.rate_limit_burst = self.rate_limit_burst;
+        limits.max_in_flight_per_token = self.max_in_flight;
+        limits.body_read_timeout = Duration::from_secs(self.body_read_timeout);
         Ok(())
     }
 }

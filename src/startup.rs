@@ -77,6 +77,7 @@ impl Application {
                 config.limits.rate_limit_per_second,
                 config.limits.rate_limit_burst,
             )),
+            in_flight: Arc::default(),
             master_key: config.writer.master_key.clone(),
             benchmark_without_authentication: config.benchmark_without_authentication,
         });

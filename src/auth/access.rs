@@ -226,9 +226,7 @@ impl Access {
         ttl_seconds: u64,
         new_project: bool,
     ) -> Result<IssuedToken, AccessError> {
-        if sub.is_empty() || sub.len() > 200 || sub.chars().any(char::is_control) {
-            return Err(AccessError::Invalid("sub must be 1 to 200 printable characters".into()));
-        }
+        crate::ledger::actor::validate_subject(sub).map_err(AccessError::Invalid)?;
         if roles.is_empty()
             || roles.iter().any(|r| r.is_empty() || !r.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
         {

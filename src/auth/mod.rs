@@ -13,7 +13,9 @@ pub mod tokens;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
+pub use crate::ledger::actor::{same_subject, validate_subject};
 pub use access::AccessError;
+
 pub use policy::{Authorizer, PolicyError, PolicyRules};
 pub use tokens::{Authenticator, Claims, TokenConfig, TokenIssuer};
 

@@ -592,14 +592,15 @@ fn decision_allowed(
     if decision == "revoke" {
         return Ok(Ok(()));
     }
-    if projections::decisions(conn, id)?.iter().any(|d| d.actor == actor) {
+    let same = |other: &String| crate::ledger::actor::same_subject(other, actor);
+    if projections::decisions(conn, id)?.iter().any(|d| same(&d.actor)) {
         return refuse("already_decided", format!("{actor} has already decided on approval {id}"));
     }
     let sod = |why: String| refuse("separation_of_duties", format!("separation of duties: {actor} {why}"));
-    if approval.requested_by == actor {
+    if same(&approval.requested_by) {
         return sod(format!("requested approval {id} and cannot decide on it"));
     }
-    if projections::actors_of(conn, &approval.model, &["model.registered"])?.contains(actor) {
+    if projections::actors_of(conn, &approval.model, &["model.registered"])?.iter().any(same) {
         return sod(format!("registered {} and cannot decide on its approval", approval.model));
     }
     let runs: Vec<String> =
@@ -611,7 +612,7 @@ fn decision_allowed(
     for run in runs {
         let producers =
             projections::actors_of(conn, &run, &["run.started", "run.updated", "run.completed", "run.failed"])?;
-        if producers.contains(actor) {
+        if producers.iter().any(same) {
             return sod(format!("ran {run}, which trained {}, and cannot decide on its approval", approval.model));
         }
     }

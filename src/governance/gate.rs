@@ -137,7 +137,7 @@ pub fn decide(
 pub fn summarize(approval: &ApprovalRow, decisions: &[DecisionRow], now: &str) -> ApprovalSummary {
     let mut granted_by: Vec<Grant> = Vec::new();
     for d in decisions.iter().filter(|d| d.decision == "grant") {
-        if !granted_by.iter().any(|g| g.actor == d.actor) {
+        if !granted_by.iter().any(|g| crate::ledger::actor::same_subject(&g.actor, &d.actor)) {
             granted_by.push(Grant { actor: d.actor.clone(), seq: d.seq, recorded_at: d.recorded_at.clone() });
         }
     }

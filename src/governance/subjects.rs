@@ -105,6 +105,14 @@ pub struct ErasureCertificate {
     pub replayed: bool,
 }
 
+/// A data subject's id, as the API describes it: 1 to 256 bytes, not blank.
+fn check_subject_id(subject_id: &str) -> Result<(), GovernanceError> {
+    if subject_id.trim().is_empty() || subject_id.len() > 256 {
+        return Err(GovernanceError::Invalid("a subject id is 1 to 256 bytes, not blank".into()));
+    }
+    Ok(())
+}
+
 /// The entity an erasure event is about.
 pub fn subject_ref(pseudonym: &str) -> String {
     format!("subject:{pseudonym}")
@@ -123,9 +131,7 @@ pub async fn erase(
     reason: Option<String>,
 ) -> Result<ErasureCertificate, GovernanceError> {
     let master = master.ok_or_else(no_master_key)?;
-    if subject_id.trim().is_empty() || subject_id.len() > 256 {
-        return Err(GovernanceError::Invalid("a subject id is 1 to 256 bytes, not blank".into()));
-    }
+    check_subject_id(subject_id)?;
     let pseudonym = master.pseudonym(subject_id);
     // What the transaction found, for the certificate (the last run wins if
     // the writer retries the batch, and only that one committed).
@@ -294,6 +300,7 @@ pub fn access(
     readable: Visibility<'_>,
 ) -> Result<AccessAnswer, GovernanceError> {
     let m = master.ok_or_else(no_master_key)?;
+    check_subject_id(subject_id)?;
     let pseudonym = m.pseudonym(subject_id);
     let mut conn = store.conn()?;
     let seqs = subjects::events_of(&mut conn, &pseudonym)?;

@@ -1,6 +1,5 @@
 //! `/api/v1/tokens` and `/api/v1/policies`: access administration.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
@@ -101,7 +100,7 @@ pub struct RevokeRequest {
 
 /// `POST /api/v1/tokens/{jti}/revoke` (admin): `token.revoked` goes on the record.
 #[utoipa::path(post, path = "/api/v1/tokens/{jti}/revoke", tag = "admin",
-    params(("jti" = String, Path, description = "The token's id")),
+    params(("jti" = String, Path, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9-]+$", description = "The token's id")),
     request_body(content = Option<RevokeRequest>, description = "Optional"),
     responses(
         (status = 200, description = "Revoked; `token.revoked` is on the record", body = Revoked),
@@ -155,12 +154,11 @@ pub async fn get_policy(state: web::Data<AppState>, caller: Caller) -> Result<Ht
 pub async fn put_policy(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Bytes,
+    req: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("policies", "write", None)?;
-    if body.len() > state.limits.max_body_bytes {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "policy too large"));
-    }
+    let body = super::body::read_bytes(&req, payload, state.limits.max_body_bytes).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("invalid_request", "the policy must be UTF-8 text"))?;
     state.access.set_policy(&state.store, caller.sub(), text).await?;

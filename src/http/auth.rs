@@ -17,6 +17,47 @@ use crate::auth::{AuthError, Authorizer, Principal};
 pub struct Caller {
     principal: Arc<Principal>,
     authorizer: Authorizer,
+    /// Holds one of the token's in-flight places until the request (every
+    /// clone of this caller) is done.
+    _in_flight: Option<Arc<InFlight>>,
+}
+
+/// Requests in progress per token, so that one token cannot occupy every
+/// worker and connection (429 above the limit, whatever its rate).
+#[derive(Default)]
+pub struct InFlightLimiter {
+    counts: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+/// One request's place; given back when dropped.
+pub struct InFlight {
+    limiter: Arc<InFlightLimiter>,
+    key: String,
+}
+
+impl InFlightLimiter {
+    /// A place for `key`, unless it already has `max` requests in progress.
+    pub fn enter(self: &Arc<Self>, key: &str, max: u32) -> Option<InFlight> {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(key.to_owned()).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(InFlight { limiter: self.clone(), key: key.to_owned() })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut counts = self.limiter.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl Caller {
@@ -112,7 +153,11 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
             jti: String::new(),
             exp: u64::MAX,
         };
-        return Ok(Caller { principal: Arc::new(principal), authorizer: state.access.authorizer.clone() });
+        return Ok(Caller {
+            principal: Arc::new(principal),
+            authorizer: state.access.authorizer.clone(),
+            _in_flight: None,
+        });
     }
     let value = req.headers().get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
     let text = value.to_str().map_err(|_| AuthError::Invalid("the Authorization header is not text".into()))?;
@@ -122,7 +167,13 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         .ok_or_else(|| AuthError::Invalid("expected `Authorization: Bearer <token>`".into()))?;
     let principal = state.access.authenticator.authenticate(token.trim())?;
     state.rate_limiter.check(&principal.jti).map_err(ApiError::rate_limited)?;
-    Ok(Caller { principal, authorizer: state.access.authorizer.clone() })
+    let place = state.in_flight.enter(&principal.jti, state.limits.max_in_flight_per_token).ok_or_else(|| {
+        ApiError::too_busy(format!(
+            "this token already has {} requests in progress; retry when one is answered",
+            state.limits.max_in_flight_per_token
+        ))
+    })?;
+    Ok(Caller { principal, authorizer: state.access.authorizer.clone(), _in_flight: Some(Arc::new(place)) })
 }
 
 impl FromRequest for Caller {

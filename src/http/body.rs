@@ -7,13 +7,10 @@ use futures_util::StreamExt;
 
 use super::ApiError;
 
-/// Reads the body as JSON, refusing more than `limit` bytes with 413 and a
-/// non-JSON content type with 415.
-pub async fn read_json(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<serde_json::Value, ApiError> {
+/// Reads the body as JSON, refusing more than `limit` bytes with 413, a
+/// non-JSON content type with 415, and an object with a key given twice
+/// with 400: which of two values counts is not for a parser to decide.
+pub async fn read_json(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<serde_json::Value, ApiError> {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or("").trim();
     if !mime.eq_ignore_ascii_case("application/json") {
@@ -23,6 +20,17 @@ pub async fn read_json(
             format!("expected Content-Type: application/json, got {content_type:?}"),
         ));
     }
+    let body = read_bytes(req, payload, limit).await?;
+    let mut parser = serde_json::Deserializer::from_slice(&body);
+    let value = serde::de::DeserializeSeed::deserialize(UniqueKeys, &mut parser)
+        .and_then(|v| parser.end().map(|()| v))
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("request body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413 and a
+/// body that takes longer than the configured timeout to arrive with 408.
+pub async fn read_bytes(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -35,8 +43,20 @@ pub async fn read_json(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
+    let timeout = req
+        .app_data::<web::Data<super::AppState>>()
+        .map_or(std::time::Duration::from_secs(30), |s| s.limits.body_read_timeout);
+    let deadline = tokio::time::Instant::now() + timeout;
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
-    while let Some(chunk) = payload.next().await {
+    loop {
+        let next = tokio::time::timeout_at(deadline, payload.next()).await.map_err(|_| {
+            ApiError::new(
+                actix_web::http::StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!("the request body did not arrive within {} s", timeout.as_secs()),
+            )
+        })?;
+        let Some(chunk) = next else { break };
         let chunk =
             chunk.map_err(|e| ApiError::bad_request("invalid_body", format!("cannot read request body: {e}")))?;
         if body.len() + chunk.len() > limit {
@@ -44,8 +64,74 @@ pub async fn read_json(
         }
         body.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("request body is not valid JSON: {e}")))
+    Ok(body.freeze())
+}
+
+/// Deserializes any JSON value, refusing an object that repeats a key.
+struct UniqueKeys;
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys {
+    type Value = serde_json::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(UniqueKeys)? {
+            items.push(item);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("the key {key:?} appears twice in one object")));
+            }
+            let value = map.next_value_seed(UniqueKeys)?;
+            object.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(object))
+    }
 }
 
 /// Reads an optional JSON request body: none at all (`Content-Length: 0`, or
@@ -64,4 +150,27 @@ pub async fn read_optional_json<T: serde::de::DeserializeOwned + Default>(
     }
     serde_json::from_value(read_json(req, payload, limit).await?)
         .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UniqueKeys;
+
+    fn parse(text: &str) -> Result<serde_json::Value, serde_json::Error> {
+        let mut parser = serde_json::Deserializer::from_str(text);
+        let value = serde::de::DeserializeSeed::deserialize(UniqueKeys, &mut parser)?;
+        parser.end().map(|()| value)
+    }
+
+    #[test]
+    fn a_repeated_key_is_refused_at_any_depth_and_everything_else_parses_as_serde_json_does() {
+        for bad in [r#"{"kind":"a","kind":"b"}"#, r#"{"x":[{"a":1,"a":1}]}"#, r#"{"e":{"k":{"z":1,"z":2}}}"#] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.to_string().contains("appears twice"), "{bad}: {err}");
+        }
+        for good in [r#"{"a":1,"b":[1,2.5,-3,true,null,"x"],"c":{"a":{}}}"#, "[]", "18446744073709551615", r#""é""#] {
+            assert_eq!(parse(good).unwrap(), serde_json::from_str::<serde_json::Value>(good).unwrap(), "{good}");
+        }
+        assert!(parse(r#"{"a":1} trailing"#).is_err());
+    }
 }

@@ -50,6 +50,11 @@ impl ApiError {
         }
     }
 
+    /// 429: this token has as many requests in progress as it may.
+    pub fn too_busy(message: impl Into<String>) -> Self {
+        Self { retry_after: Some(1), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message) }
+    }
+
     /// 400: the request cannot be read.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)

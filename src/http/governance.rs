@@ -39,6 +39,14 @@ impl From<GovernanceError> for ApiError {
     }
 }
 
+/// An approval id as the API describes it (1 to 64 characters).
+fn approval_id(id: String) -> Result<String, ApiError> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(ApiError::unprocessable("invalid_request", "an approval id is 1 to 64 characters"));
+    }
+    Ok(id)
+}
+
 fn parse<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
     serde_json::from_value(body).map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
 }
@@ -68,7 +76,7 @@ pub async fn request_approval(
 
 /// `POST /api/v1/approvals/{id}/decision`: grant, reject or revoke.
 #[utoipa::path(post, path = "/api/v1/approvals/{id}/decision", tag = "governance",
-    params(("id" = String, Path, description = "The approval's id")), request_body = DecisionRequest,
+    params(("id" = String, Path, min_length = 1, max_length = 64, description = "The approval's id")), request_body = DecisionRequest,
     responses(
         (status = 200, description = "The decision is recorded", body = ApprovalView),
         (status = 403, description = "`separation_of_duties`, `not_an_approver` or `forbidden`", body = ErrorBody),
@@ -90,7 +98,7 @@ pub async fn decide(
         "reject" => "approval.rejected",
         _ => "approval.revoked",
     };
-    let id = id.into_inner();
+    let id = approval_id(id.into_inner())?;
     let approval = state
         .governance
         .approval(&id)
@@ -216,7 +224,7 @@ pub struct ModelEvidence {
 
 /// `GET /api/v1/approvals/{id}`.
 #[utoipa::path(get, path = "/api/v1/approvals/{id}", tag = "governance",
-    params(("id" = String, Path, description = "The approval's id")),
+    params(("id" = String, Path, min_length = 1, max_length = 64, description = "The approval's id")),
     responses(
         (status = 200, description = "The approval and its decisions", body = ApprovalView),
         (status = 404, description = "No such approval, or one the caller may not read", body = ErrorBody),
@@ -226,7 +234,7 @@ pub async fn get_approval(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = approval_id(id.into_inner())?;
     match state.governance.approval(&id).await?.filter(|a| caller.may("events", "read", a.project.as_deref())) {
         Some(view) => Ok(HttpResponse::Ok().json(view)),
         None => Err(ApiError::not_found(format!("no approval {id}"))),

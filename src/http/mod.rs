@@ -41,6 +41,8 @@ pub struct AppState {
     pub templates_dir: std::path::PathBuf,
     pub limits: Limits,
     pub rate_limiter: Arc<ratelimit::RateLimiter>,
+    /// Requests in progress per token (`Limits::max_in_flight_per_token`).
+    pub in_flight: Arc<auth::InFlightLimiter>,
     /// Seals and opens personal data; `None` when no master key is set.
     pub master_key: Option<Arc<crate::ledger::personal::MasterKey>>,
     /// See [`crate::config::Config::benchmark_without_authentication`].

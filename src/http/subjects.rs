@@ -23,7 +23,7 @@ pub struct EraseRequest {
 /// `POST /api/v1/subjects/{id}/erase` (dpo, admin): destroys the subject's
 /// keys, records `subject.erased`, answers the erasure certificate.
 #[utoipa::path(post, path = "/api/v1/subjects/{id}/erase", tag = "subjects",
-    params(("id" = String, Path, description = "The data subject's id as given in `personal.subject_ids`")),
+    params(("id" = String, Path, min_length = 1, max_length = 256, description = "The data subject's id as given in `personal.subject_ids`")),
     request_body(content = Option<EraseRequest>, description = "Optional; may be left out entirely"),
     responses(
         (status = 200, description = "Erased: the certificate. A subject erased already answers that erasure's certificate again, with `replayed: true` and `Idempotent-Replayed: true`, and nothing is written", body = ErasureCertificate),
@@ -51,7 +51,7 @@ pub async fn erase(
 /// `GET /api/v1/subjects/{id}` (dpo, admin): which events, datasets, runs
 /// and models involve the subject (GDPR Art. 15), and their erasures.
 #[utoipa::path(get, path = "/api/v1/subjects/{id}", tag = "subjects",
-    params(("id" = String, Path, description = "The data subject's id")),
+    params(("id" = String, Path, min_length = 1, max_length = 256, description = "The data subject's id")),
     responses(
         (status = 200, description = "The Art. 15 access answer", body = AccessAnswer),
         (status = 422, description = "A blank or over-long subject id, or no master key configured", body = ErrorBody),

@@ -2,6 +2,7 @@
 //! chain verification. Plain Rust over bytes: no web framework and no
 //! database, so that the server and any offline verifier share one definition.
 
+pub mod actor;
 pub mod bundle;
 pub mod checkpoint;
 pub mod encoding;

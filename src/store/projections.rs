@@ -473,8 +473,12 @@ impl Batch {
         self.new_decisions.push(row.clone());
         let history = self.decisions.entry(id.to_owned()).or_default();
         history.push(row);
-        let granters: BTreeSet<&str> =
-            history.iter().filter(|d| d.decision == "grant").map(|d| d.actor.as_str()).collect();
+        // One person, however their subject is capitalised, is one approver.
+        let granters: BTreeSet<String> = history
+            .iter()
+            .filter(|d| d.decision == "grant")
+            .map(|d| crate::ledger::actor::subject_key(&d.actor))
+            .collect();
         let granters = granters.len();
         let Some(approval) = self.approvals.get_mut(id) else { return };
         let new_state = match (approval.state.as_str(), decision) {
@@ -623,7 +627,7 @@ fn approval_status_at(conn: &mut DbConn, id: &str, seq: i64) -> Result<String, S
     let mut granters = BTreeSet::new();
     for d in decisions(conn, id)?.into_iter().filter(|d| d.seq <= seq) {
         if d.decision == "grant" {
-            granters.insert(d.actor.clone());
+            granters.insert(crate::ledger::actor::subject_key(&d.actor));
         }
         state = match (state, d.decision.as_str()) {
             ("pending", "grant") if granters.len() >= usize::try_from(row.required_approvals).unwrap_or(1) => "granted",

@@ -133,6 +133,10 @@ impl TestApp {
         let mut config = Config::new("127.0.0.1:0", db.target.clone(), db.dir.path());
         config.workers = 2;
         config.pool_size = 4;
+        // Many tests hammer the server with one token on purpose; the limits
+        // that protect it are tested on their own (limits.rs).
+        config.limits.rate_limit_per_second = 0;
+        config.limits.max_in_flight_per_token = 10_000;
         tweak(&mut config);
         let app = Application::build(config).await.expect("server starts");
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -239,6 +243,13 @@ impl Server {
 
     fn start_with(storage: Vec<String>, extra: &[&str]) -> Self {
         let mut args: Vec<String> = ["serve", "--bind", "127.0.0.1:0", "--workers", "2"].map(String::from).into();
+        // As for in-process servers: the limits are tested on their own
+        // (a test that sets one passes its own flag).
+        for (flag, off) in [("--rate-limit", "0"), ("--max-in-flight", "10000")] {
+            if !extra.contains(&flag) {
+                args.extend([flag.to_owned(), off.to_owned()]);
+            }
+        }
         args.extend(storage);
         args.extend(extra.iter().map(|a| a.to_string()));
         Self::spawn(&args, &[])

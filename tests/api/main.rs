@@ -10,6 +10,7 @@ mod crash;
 mod fail_closed;
 mod governance;
 mod helpers;
+mod inputs;
 mod interop;
 mod limits;
 mod listing;
