@@ -216,7 +216,8 @@ fn in_process(target: &StorageTarget) {
     let lineage_times = time(|_| {
         let r = rng.gen_range(0..RUNS);
         let node = format!("model:m{}@{}", r % MODELS, r / MODELS + 1);
-        let g = lineage::lineage(&mut conn, &node, Walk::Both, 10, None, None).unwrap().unwrap();
+        let g =
+            lineage::lineage(&mut conn, &node, Walk::Both, 10, None, None, lineage::DEFAULT_NODES).unwrap().unwrap();
         sizes.push((g.nodes.len(), g.edges.len()));
     });
     println!("== in-process, sqlite");
@@ -229,7 +230,7 @@ fn in_process(target: &StorageTarget) {
     let mut sizes = Vec::new();
     let impact_times = time(|_| {
         let node = level(rng.gen_range(0..CHAINS), 0);
-        let i = lineage::impact(&mut conn, &node, None).unwrap().unwrap();
+        let i = lineage::impact(&mut conn, &node, None, lineage::DEFAULT_NODES).unwrap().unwrap();
         sizes.push(i.model_versions.len() + i.live_deployments.len());
     });
     println!(

@@ -604,7 +604,7 @@ fn decision_allowed(
         return sod(format!("registered {} and cannot decide on its approval", approval.model));
     }
     let runs: Vec<String> =
-        projections::edges_of(conn, std::slice::from_ref(&approval.model), Direction::Upstream, None)?
+        projections::edges_of(conn, std::slice::from_ref(&approval.model), Direction::Upstream, None, None)?
             .into_iter()
             .map(|e| e.source)
             .filter(|s| s.starts_with("run:"))

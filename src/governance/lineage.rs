@@ -16,8 +16,14 @@ use crate::store::{events, DbConn, EventFilter, StoreError};
 
 /// Deepest walk a lineage query may ask for.
 pub const MAX_DEPTH: u32 = 50;
-/// Most nodes one answer holds; larger graphs are cut and flagged `truncated`.
-pub const MAX_NODES: usize = 10_000;
+/// Nodes an answer holds when the caller gives no `limit`.
+pub const DEFAULT_NODES: usize = 500;
+/// Most nodes one answer may hold; larger graphs are cut and flagged
+/// `truncated`, with the count of nodes found but left out.
+pub const MAX_NODES: usize = 5_000;
+/// Edges read per step of a walk for each node the answer may still take:
+/// a node with ten thousand edges is not read whole for a 500-node answer.
+const EDGES_PER_NODE: usize = 4;
 
 /// Which way(s) to walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +84,15 @@ pub struct Graph {
     pub as_of_seq: Option<u64>,
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
+    /// Whether the walk stopped at `node_limit` (or read only part of a
+    /// node's edges) before it reached `depth`.
     pub truncated: bool,
+    /// The most nodes this answer could hold (`limit`, default 500, at most 5,000).
+    pub node_limit: usize,
+    /// Nodes found next to the answer but left out at the limit (a lower
+    /// bound when edges were cut too): ask again from one of the boundary
+    /// nodes, or with a larger `limit`.
+    pub omitted_nodes: usize,
     /// Nodes next to the graph that the caller may not see (another
     /// project's, or not created yet); their edges are left out.
     pub hidden_nodes: usize,
@@ -113,6 +127,7 @@ pub fn lineage(
     depth: u32,
     as_of_seq: Option<u64>,
     readable: Visibility<'_>,
+    node_limit: usize,
 ) -> Result<Option<Graph>, StoreError> {
     let as_of = as_of_seq.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
     let Some(root) = projections::entity(conn, node)?.filter(|e| visible(e, readable, as_of)) else {
@@ -123,13 +138,16 @@ pub fn lineage(
     let mut edges: BTreeMap<(String, String, i64), EdgeRow> = BTreeMap::new();
     let mut truncated = false;
     let mut hidden = BTreeSet::new();
+    let mut omitted = BTreeSet::new();
+    let node_limit = node_limit.clamp(1, MAX_NODES);
     let directions: &[Direction] = match walk {
         Walk::Upstream => &[Direction::Upstream],
         Walk::Downstream => &[Direction::Downstream],
         Walk::Both => &[Direction::Upstream, Direction::Downstream],
     };
     for &direction in directions {
-        let mut walked = Walked { nodes: &mut nodes, edges: &mut edges, hidden: &mut hidden };
+        let mut walked =
+            Walked { nodes: &mut nodes, edges: &mut edges, hidden: &mut hidden, omitted: &mut omitted, node_limit };
         truncated |= walk_from(conn, node, direction, depth, as_of, readable, &mut walked)?;
     }
     if let Some(seq) = as_of {
@@ -169,6 +187,8 @@ pub fn lineage(
             })
             .collect(),
         truncated,
+        node_limit,
+        omitted_nodes: omitted.len(),
         hidden_nodes: hidden.len(),
     }))
 }
@@ -179,9 +199,12 @@ struct Walked<'a> {
     edges: &'a mut BTreeMap<(String, String, i64), EdgeRow>,
     /// References next to the graph that the reader may not see.
     hidden: &'a mut BTreeSet<String>,
+    /// Visible references found but left out at the node limit.
+    omitted: &'a mut BTreeSet<String>,
+    node_limit: usize,
 }
 
-/// Breadth-first walk in one direction; `true` when cut at [`MAX_NODES`].
+/// Breadth-first walk in one direction; `true` when cut at the node limit.
 fn walk_from(
     conn: &mut DbConn,
     start: &str,
@@ -191,14 +214,18 @@ fn walk_from(
     readable: Visibility<'_>,
     walked: &mut Walked<'_>,
 ) -> Result<bool, StoreError> {
-    let Walked { nodes, edges, hidden } = walked;
+    let Walked { nodes, edges, hidden, omitted, node_limit } = walked;
     let mut seen: BTreeSet<String> = BTreeSet::from([start.to_owned()]);
     let mut frontier = vec![start.to_owned()];
+    let mut truncated = false;
     for _ in 0..depth {
         if frontier.is_empty() {
             break;
         }
-        let found = projections::edges_of(conn, &frontier, direction, as_of)?;
+        let room = node_limit.saturating_sub(nodes.len());
+        let edge_cap = (room + 1) * EDGES_PER_NODE + edges.len();
+        let found = projections::edges_of(conn, &frontier, direction, as_of, Some(edge_cap))?;
+        truncated |= found.len() >= edge_cap;
         let far = |e: &EdgeRow| match direction {
             Direction::Upstream => e.source.clone(),
             Direction::Downstream => e.target.clone(),
@@ -207,16 +234,22 @@ fn walk_from(
             found.iter().map(far).filter(|r| !seen.contains(r)).collect::<BTreeSet<_>>().into_iter().collect();
         let mut allowed: BTreeSet<String> = nodes.keys().cloned().collect();
         for entity in projections::entities_by_ref(conn, &new_refs)? {
-            if visible(&entity, readable, as_of) {
-                allowed.insert(entity.ref_.clone());
-                nodes.insert(entity.ref_.clone(), entity);
+            if !visible(&entity, readable, as_of) {
+                continue;
             }
+            if nodes.len() >= *node_limit {
+                truncated = true;
+                omitted.insert(entity.ref_);
+                continue;
+            }
+            allowed.insert(entity.ref_.clone());
+            nodes.insert(entity.ref_.clone(), entity);
         }
         let mut next = Vec::new();
         for edge in found {
             let other = far(&edge);
             if !allowed.contains(&other) {
-                if !seen.contains(&other) {
+                if !seen.contains(&other) && !omitted.contains(&other) {
                     hidden.insert(other);
                 }
                 continue;
@@ -226,12 +259,12 @@ fn walk_from(
             }
             edges.insert((edge.source.clone(), edge.target.clone(), edge.created_seq), edge);
         }
-        if nodes.len() > MAX_NODES {
-            return Ok(true);
+        if truncated {
+            break;
         }
         frontier = next;
     }
-    Ok(false)
+    Ok(truncated)
 }
 
 /// What is downstream of an entity: model versions, and the deployments
@@ -241,7 +274,10 @@ pub struct Impact {
     pub node: String,
     pub model_versions: Vec<Node>,
     pub live_deployments: Vec<LiveDeployment>,
+    /// Whether the downstream walk stopped at its node limit; then
+    /// `omitted_nodes` were found but not followed.
     pub truncated: bool,
+    pub omitted_nodes: usize,
 }
 
 /// A deployment serving a model downstream of the queried entity.
@@ -255,8 +291,13 @@ pub struct LiveDeployment {
 }
 
 /// Impact analysis of `node`: everything downstream, at any depth.
-pub fn impact(conn: &mut DbConn, node: &str, readable: Visibility<'_>) -> Result<Option<Impact>, StoreError> {
-    let Some(graph) = lineage(conn, node, Walk::Downstream, MAX_DEPTH, None, readable)? else {
+pub fn impact(
+    conn: &mut DbConn,
+    node: &str,
+    readable: Visibility<'_>,
+    node_limit: usize,
+) -> Result<Option<Impact>, StoreError> {
+    let Some(graph) = lineage(conn, node, Walk::Downstream, MAX_DEPTH, None, readable, node_limit)? else {
         return Ok(None);
     };
     let model_versions = graph
@@ -271,7 +312,13 @@ pub fn impact(conn: &mut DbConn, node: &str, readable: Visibility<'_>) -> Result
         .filter(|e| e.target.starts_with("deployment:") && e.source.starts_with("model:") && e.ended_seq.is_none())
         .map(|e| LiveDeployment { ref_: e.target.clone(), model: e.source.clone(), since_seq: e.seq })
         .collect();
-    Ok(Some(Impact { node: node.to_owned(), model_versions, live_deployments, truncated: graph.truncated }))
+    Ok(Some(Impact {
+        node: node.to_owned(),
+        model_versions,
+        live_deployments,
+        truncated: graph.truncated,
+        omitted_nodes: graph.omitted_nodes,
+    }))
 }
 
 /// An entity with its state and history.
@@ -280,13 +327,19 @@ pub struct EntityView {
     pub entity: EntityRow,
     /// The entity's state as JSON (the `state` column, parsed).
     pub current: serde_json::Value,
-    /// Lineage edges into and out of it, live now.
+    /// Lineage edges into and out of it, live now (at most
+    /// [`MAX_ENTITY_EDGES`] each way).
     pub upstream: Vec<Edge>,
     pub downstream: Vec<Edge>,
+    /// Whether more edges exist than are shown (walk them with `lineage`).
+    pub edges_truncated: bool,
     /// Events about it (as subject), oldest first; an unversioned reference
     /// includes its versions' events.
     pub history: Vec<Event>,
 }
+
+/// Most live edges an entity view lists in each direction.
+pub const MAX_ENTITY_EDGES: usize = 1000;
 
 /// Most history events returned with an entity.
 pub const MAX_HISTORY: u32 = 1000;
@@ -307,8 +360,14 @@ pub fn entity(conn: &mut DbConn, r: &str, readable: Visibility<'_>) -> Result<Op
             })
             .collect()
     };
-    let mut upstream = projections::edges_of(conn, &[r.to_owned()], Direction::Upstream, None)?;
-    let mut downstream = projections::edges_of(conn, &[r.to_owned()], Direction::Downstream, None)?;
+    // Bounded like a lineage answer: a dataset read by ten thousand runs is
+    // shown with its first edges and `edges_truncated`.
+    let cap = Some(MAX_ENTITY_EDGES + 1);
+    let mut upstream = projections::edges_of(conn, &[r.to_owned()], Direction::Upstream, None, cap)?;
+    let mut downstream = projections::edges_of(conn, &[r.to_owned()], Direction::Downstream, None, cap)?;
+    let edges_truncated = upstream.len() > MAX_ENTITY_EDGES || downstream.len() > MAX_ENTITY_EDGES;
+    upstream.truncate(MAX_ENTITY_EDGES);
+    downstream.truncate(MAX_ENTITY_EDGES);
     if readable.is_some() {
         // Edges to entities the reader may not see are left out.
         let far: Vec<String> =
@@ -331,7 +390,7 @@ pub fn entity(conn: &mut DbConn, r: &str, readable: Visibility<'_>) -> Result<Op
     };
     let history = events::list(conn, &filter)?;
     let current = expand_state(conn, &row.state)?;
-    Ok(Some(EntityView { entity: row, current, upstream, downstream, history }))
+    Ok(Some(EntityView { entity: row, current, upstream, downstream, edges_truncated, history }))
 }
 
 /// The stored state (kind -> seq of the latest such event) with each event's

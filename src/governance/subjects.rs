@@ -325,9 +325,15 @@ pub fn access(
     }
     let mut downstream = BTreeSet::new();
     for dataset in named.get("datasets").into_iter().flatten() {
-        if let Some(graph) =
-            lineage::lineage(&mut conn, dataset, lineage::Walk::Downstream, lineage::MAX_DEPTH, None, readable)?
-        {
+        if let Some(graph) = lineage::lineage(
+            &mut conn,
+            dataset,
+            lineage::Walk::Downstream,
+            lineage::MAX_DEPTH,
+            None,
+            readable,
+            lineage::MAX_NODES,
+        )? {
             for node in graph.nodes {
                 if node.ref_ != *dataset {
                     downstream.insert(node.ref_);

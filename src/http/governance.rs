@@ -183,7 +183,15 @@ pub async fn list_approvals(
         let mut out = std::collections::HashMap::new();
         for model in models {
             if let Some(view) = lineage::entity(&mut conn, &model, projects.as_deref())? {
-                let upstream = lineage::lineage(&mut conn, &model, Walk::Upstream, 10, None, projects.as_deref())?;
+                let upstream = lineage::lineage(
+                    &mut conn,
+                    &model,
+                    Walk::Upstream,
+                    10,
+                    None,
+                    projects.as_deref(),
+                    lineage::DEFAULT_NODES,
+                )?;
                 out.insert(model, ModelEvidence { state: view.current, upstream });
             }
         }
@@ -362,6 +370,10 @@ pub struct LineageQuery {
     depth: Option<u32>,
     /// RFC 3339: the graph as it stood then.
     as_of: Option<String>,
+    /// Most nodes in the answer, 1 to 5000 (default 500); a larger graph is
+    /// cut and says so (`truncated`, `omitted_nodes`).
+    #[param(minimum = 1, maximum = 5000)]
+    limit: Option<usize>,
 }
 
 /// The project to authorize a request about `model` in: the project of the
@@ -399,6 +411,7 @@ pub async fn lineage(
     let node = lineage::parse_node(&q.node).map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
     let walk = Walk::parse(q.direction.as_deref().unwrap_or("both"))
         .ok_or_else(|| ApiError::unprocessable("invalid_query", "direction must be upstream, downstream or both"))?;
+    let limit = node_limit(q.limit)?;
     let depth = q.depth.unwrap_or(10);
     let max_depth = state.limits.max_lineage_depth;
     if depth == 0 || depth > max_depth {
@@ -414,7 +427,7 @@ pub async fn lineage(
         let projects = readable(&state2, &caller)?;
         let mut conn = state2.store.conn()?;
         let as_of_seq = as_of.map(|t| projections::seq_at(&mut conn, &t)).transpose()?;
-        Ok(lineage::lineage(&mut conn, &node, walk, depth, as_of_seq, projects.as_deref())?)
+        Ok(lineage::lineage(&mut conn, &node, walk, depth, as_of_seq, projects.as_deref(), limit)?)
     })
     .await??;
     match graph {
@@ -430,6 +443,20 @@ pub async fn lineage(
 pub struct ImpactQuery {
     #[param(value_type = EntityRef)]
     node: String,
+    /// Most nodes to walk, 1 to 5000 (default 500).
+    #[param(minimum = 1, maximum = 5000)]
+    limit: Option<usize>,
+}
+
+/// A lineage or impact `limit`: default 500, at most 5,000.
+fn node_limit(asked: Option<usize>) -> Result<usize, ApiError> {
+    match asked.unwrap_or(lineage::DEFAULT_NODES) {
+        n @ 1..=lineage::MAX_NODES => Ok(n),
+        _ => Err(ApiError::unprocessable(
+            "invalid_limit",
+            format!("limit must be between 1 and {} nodes", lineage::MAX_NODES),
+        )),
+    }
 }
 
 /// `GET /api/v1/impact?node=`: model versions and live deployments downstream.
@@ -445,11 +472,12 @@ pub async fn impact(
     query: web::Query<ImpactQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let node = lineage::parse_node(&query.node).map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
+    let limit = node_limit(query.limit)?;
     let state2 = state.clone();
     let node2 = node.clone();
     let found = web::block(move || -> Result<_, ApiError> {
         let projects = readable(&state2, &caller)?;
-        Ok(lineage::impact(&mut *state2.store.conn()?, &node2, projects.as_deref())?)
+        Ok(lineage::impact(&mut *state2.store.conn()?, &node2, projects.as_deref(), limit)?)
     })
     .await??;
     found.map(|i| HttpResponse::Ok().json(i)).ok_or_else(|| ApiError::not_found(format!("no entity {node}")))
@@ -491,6 +519,7 @@ pub async fn entity(
         state: view.current,
         upstream: view.upstream,
         downstream: view.downstream,
+        edges_truncated: view.edges_truncated,
         history: history.map_err(ApiError::internal)?,
     }))
 }
@@ -511,8 +540,11 @@ pub struct EntityAnswer<'a> {
     /// (deployments add `live_model`).
     #[schema(value_type = Object)]
     state: serde_json::Value,
+    /// Live edges into and out of it, at most 1000 each way.
     upstream: Vec<Edge>,
     downstream: Vec<Edge>,
+    /// More edges exist than are listed: walk them with `/api/v1/lineage`.
+    edges_truncated: bool,
     /// Events about it, oldest first (at most 1000).
     history: Vec<EventJson<'a>>,
 }

@@ -125,8 +125,15 @@ pub fn gdpr_processing(
     let mut deployments = Vec::new();
     let mut seen_edges = BTreeSet::new();
     for dataset in &datasets {
-        let Some(graph) =
-            lineage::lineage(&mut conn, dataset, Walk::Downstream, lineage::MAX_DEPTH, Some(tree_size), readable)?
+        let Some(graph) = lineage::lineage(
+            &mut conn,
+            dataset,
+            Walk::Downstream,
+            lineage::MAX_DEPTH,
+            Some(tree_size),
+            readable,
+            lineage::MAX_NODES,
+        )?
         else {
             continue;
         };
@@ -297,9 +304,15 @@ pub fn ai_act_log(
                 _ => {}
             }
         }
-        if let Some(graph) =
-            lineage::lineage(&mut conn, model, Walk::Upstream, lineage::MAX_DEPTH, Some(tree_size), readable)?
-        {
+        if let Some(graph) = lineage::lineage(
+            &mut conn,
+            model,
+            Walk::Upstream,
+            lineage::MAX_DEPTH,
+            Some(tree_size),
+            readable,
+            lineage::MAX_NODES,
+        )? {
             for node in graph.nodes.iter().filter(|n| n.entity_type == "dataset") {
                 let classified = about(&mut conn, &node.ref_, tree_size, readable)?
                     .into_iter()

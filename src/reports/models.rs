@@ -479,8 +479,16 @@ pub fn model_dossier(
     let evaluations: Vec<Event> = own.iter().filter(|e| e.kind == "model.evaluated").cloned().collect();
     let explanations: Vec<Event> = own.iter().filter(|e| e.kind == "model.explained").cloned().collect();
     let retired = own.iter().find(|e| e.kind == "model.retired").cloned();
-    let graph = lineage::lineage(&mut conn, &model, Walk::Upstream, lineage::MAX_DEPTH, Some(tree_size), readable)?
-        .ok_or_else(|| ReportError::Invalid(format!("{model} has no lineage at checkpoint {tree_size}")))?;
+    let graph = lineage::lineage(
+        &mut conn,
+        &model,
+        Walk::Upstream,
+        lineage::MAX_DEPTH,
+        Some(tree_size),
+        readable,
+        lineage::MAX_NODES,
+    )?
+    .ok_or_else(|| ReportError::Invalid(format!("{model} has no lineage at checkpoint {tree_size}")))?;
     let approvals = approvals_of(&mut conn, &model, tree_size, readable)?;
     let all_deployments = deployment_refs(&mut conn)?;
     let deployments = deployments_of(&mut conn, &model, tree_size, readable, &all_deployments)?;

@@ -808,9 +808,14 @@ pub fn edges_of(
     refs: &[String],
     direction: Direction,
     as_of: Option<i64>,
+    limit: Option<usize>,
 ) -> Result<Vec<EdgeRow>, StoreError> {
     let mut out = Vec::new();
     for chunk in refs.chunks(CHUNK) {
+        let left = limit.map(|l| l.saturating_sub(out.len()));
+        if left == Some(0) {
+            break;
+        }
         let rows: Vec<EdgeRow> = with_conn!(conn, |c| {
             let mut q = lineage_edges::table.select(EdgeRow::as_select()).into_boxed();
             q = match direction {
@@ -823,7 +828,11 @@ pub fn edges_of(
                     .filter(lineage_edges::ended_seq.is_null().or(lineage_edges::ended_seq.gt(seq))),
                 None => q.filter(lineage_edges::ended_seq.is_null()),
             };
-            q.order((lineage_edges::source, lineage_edges::target, lineage_edges::created_seq)).load(c)
+            q = q.order((lineage_edges::source, lineage_edges::target, lineage_edges::created_seq));
+            if let Some(n) = left {
+                q = q.limit(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            q.load(c)
         })?;
         out.extend(rows);
     }

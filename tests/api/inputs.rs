@@ -168,3 +168,33 @@ fn the_shipped_limits_are_on() {
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("[default: 500]") && help.contains("[default: 64]"), "{help}");
 }
+
+async fn lineage_answers_are_bounded(backend: crate::helpers::Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.append_json(&json!({"kind": "dataset.version_created", "subject": "dataset:popular@1", "project": "p"})).await;
+    for chunk in 0..3 {
+        let events: Vec<Value> = (0..1000)
+            .map(|i| {
+                json!({"kind": "run.started", "subject": format!("run:r-{chunk}-{i}"), "project": "p",
+                "inputs": ["dataset:popular@1"]})
+            })
+            .collect();
+        assert_eq!(app.post_events(&json!({ "events": events })).await.status(), 201);
+    }
+    let graph = app.get_json("/api/v1/lineage?node=dataset:popular@1&direction=downstream").await;
+    let nodes = graph["nodes"].as_array().unwrap().len();
+    assert_eq!(nodes, 500, "the default limit");
+    assert_eq!((graph["truncated"].as_bool(), graph["node_limit"].as_u64()), (Some(true), Some(500)));
+    assert!(graph["omitted_nodes"].as_u64().unwrap() > 0, "{}", graph["omitted_nodes"]);
+    assert!(graph.to_string().len() < 200_000, "a 500-node answer stays small");
+    let all = app.get_json("/api/v1/lineage?node=dataset:popular@1&direction=downstream&limit=5000").await;
+    assert_eq!((all["nodes"].as_array().unwrap().len(), all["truncated"].as_bool()), (3001, Some(false)));
+    let (status, body) = status_and_body(app.get("/api/v1/lineage?node=dataset:popular@1&limit=5001").await).await;
+    assert_eq!((status, body["error"].as_str()), (422, Some("invalid_limit")), "{body}");
+    let impact = app.get_json("/api/v1/impact?node=dataset:popular@1&limit=10").await;
+    assert_eq!(impact["truncated"], true, "{impact}");
+    let entity = app.get_json("/api/v1/entities/dataset:popular@1").await;
+    assert_eq!(entity["downstream"].as_array().unwrap().len(), 1000);
+    assert_eq!(entity["edges_truncated"], true);
+}
+crate::on_both_backends!(lineage_impact_and_entities_answer_within_their_limits, lineage_answers_are_bounded);
