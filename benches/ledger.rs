@@ -6,8 +6,8 @@
 //!   pragmas; PostgreSQL: `pgbench`, 16 clients, one insert per transaction);
 //! - `verify` throughput over a ledger of 1,000,000 events.
 //!
-//! `cargo bench --bench ledger -- [append-sqlite] [append-postgres] [verify] [personal] [rss]`
-//! (all by default; `rss` needs `cargo build --release` first). `GOVLEDGER_BENCH_SECONDS` (default 10) sets each load
+//! `cargo bench --bench ledger -- [append-sqlite] [append-postgres] [verify] [personal] [rss] [mixed]`
+//! (all by default; `rss` and `mixed` need `cargo build --release` first). `GOVLEDGER_BENCH_SECONDS` (default 10) sets each load
 //! phase; `GOVLEDGER_BENCH_VERIFY_EVENTS` (default 1000000) the ledger size;
 //! `GOVLEDGER_TEST_POSTGRES_URL` the PostgreSQL server;
 //! `GOVLEDGER_BENCH_EVENTS_PER_RUN` (default 1) how many consecutive events of
@@ -120,6 +120,9 @@ fn main() {
     }
     if wants("auth") {
         auth_hot_path(&runtime);
+    }
+    if wants("mixed") {
+        mixed_load(&runtime, seconds);
     }
     if wants("verify") || wants("proofs") {
         let events = env_u64("GOVLEDGER_BENCH_VERIFY_EVENTS", 1_000_000);
@@ -565,6 +568,171 @@ fn server_memory(runtime: &tokio::runtime::Runtime, dir: &std::path::Path, secon
     println!("idle on the ledger: {idle:.0} MB");
     println!(
         "under the append load ({CONNECTIONS} connections, {appended} appends in {seconds}s): peak {load_peak:.0} MB; 2 s after: {after:.0} MB"
+    );
+}
+
+/// Starts the release binary on `dir` with `flags`; its pid and address.
+fn release_server(dir: &std::path::Path, flags: &[&str]) -> Option<(std::process::Child, String)> {
+    use std::io::BufRead;
+    let binary = env!("CARGO_MANIFEST_DIR").to_owned() + "/target/release/govledger";
+    if !std::path::Path::new(&binary).exists() {
+        println!("skipped: build {binary} first (cargo build --release)");
+        return None;
+    }
+    let mut child = Command::new(&binary)
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .args(flags)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split_whitespace().find_map(|w| w.strip_prefix("http://")).unwrap().to_owned();
+    Some((child, addr))
+}
+
+/// What one request of the mixed load came to.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    Ok,
+    Limited,
+    ServerError,
+    Timeout,
+    Other,
+}
+
+/// Issue 20: 200 connections of the release server with its shipped
+/// limits, for `seconds`: 100 append, 40 read events, 30 ask for the
+/// lineage and 30 for the impact of a dataset with 10,000 downstream edges.
+/// Twenty tokens share them, so the per-token limits come into play.
+fn mixed_load(runtime: &tokio::runtime::Runtime, seconds: u64) {
+    println!("== mixed load, 200 connections (release binary, its own process, shipped limits)");
+    let dir = tempfile::tempdir().unwrap();
+    let Some((mut child, addr)) = release_server(dir.path(), &["--workers", "2"]) else { return };
+    let pid = child.id();
+    let (issuer, _) =
+        govledger::auth::TokenIssuer::load_or_create(&govledger::auth::TokenConfig::in_data_dir(dir.path())).unwrap();
+    let tokens: Vec<String> =
+        (0..20).map(|t| issuer.issue(&format!("ci-{t}"), &["ci".into()], &["bench".into()], 3600).unwrap().0).collect();
+    runtime.block_on(async {
+        let mut http = RawHttp::connect(&addr).await;
+        http.token = Some(tokens[0].clone());
+        let hub = json!({"kind": "dataset.version_created", "subject": "dataset:hub@1", "project": "bench"});
+        assert_eq!(http.post_json("/api/v1/events", &hub.to_string()).await, 201);
+        for chunk in 0..10 {
+            let events: Vec<serde_json::Value> = (0..1000)
+                .map(|i| {
+                    json!({"kind": "run.started", "subject": format!("run:hub-{chunk}-{i}"), "project": "bench",
+                    "inputs": ["dataset:hub@1"]})
+                })
+                .collect();
+            assert_eq!(http.post_json("/api/v1/events", &json!({ "events": events }).to_string()).await, 201);
+        }
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut peak: f64 = 0.0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_mb(pid));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            peak
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let results: Vec<(&'static str, Vec<(Outcome, u64)>)> = runtime.block_on(async {
+        let tasks: Vec<_> = (0..200usize)
+            .map(|c| {
+                let addr = addr.clone();
+                let token = tokens[c % tokens.len()].clone();
+                tokio::spawn(async move {
+                    let kind = match c {
+                        0..=99 => "append",
+                        100..=139 => "read",
+                        140..=169 => "lineage",
+                        _ => "impact",
+                    };
+                    let mut http = RawHttp::connect(&addr).await;
+                    http.token = Some(token);
+                    let mut seen = Vec::new();
+                    let mut n = 0u64;
+                    while Instant::now() < deadline {
+                        let started = Instant::now();
+                        let call = async {
+                            match kind {
+                                "append" => {
+                                    let body = json!({"kind": "run.completed", "subject": format!("run:mixed-{c}-{n}"),
+                                        "project": "bench", "inputs": ["dataset:hub@1"]});
+                                    http.post_json("/api/v1/events", &body.to_string()).await
+                                }
+                                "read" if n.is_multiple_of(2) => http.get(&format!("/api/v1/events/{}", 1 + n % 11)).await,
+                                "read" => http.get(&format!("/api/v1/events?limit=100&after_seq={}", n % 5000)).await,
+                                "lineage" => http.get("/api/v1/lineage?node=dataset:hub@1&direction=downstream").await,
+                                _ => http.get("/api/v1/impact?node=dataset:hub@1").await,
+                            }
+                        };
+                        let outcome = match tokio::time::timeout(Duration::from_secs(30), call).await {
+                            Err(_) => Outcome::Timeout,
+                            Ok(200 | 201) => Outcome::Ok,
+                            Ok(429) => Outcome::Limited,
+                            Ok(500..=599) => Outcome::ServerError,
+                            Ok(_) => Outcome::Other,
+                        };
+                        seen.push((outcome, started.elapsed().as_micros() as u64));
+                        if outcome == Outcome::Timeout {
+                            break;
+                        }
+                        if outcome == Outcome::Limited {
+                            // As a client honouring Retry-After would.
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        n += 1;
+                    }
+                    (kind, seen)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.push(t.await.unwrap());
+        }
+        all
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    child.kill().ok();
+    child.wait().ok();
+    let mut every: Vec<u64> = Vec::new();
+    for kind in ["append", "read", "lineage", "impact"] {
+        let of_kind: Vec<(Outcome, u64)> =
+            results.iter().filter(|(k, _)| *k == kind).flat_map(|(_, v)| v.iter().copied()).collect();
+        let count = |o: Outcome| of_kind.iter().filter(|(x, _)| *x == o).count();
+        let mut micros: Vec<u64> = of_kind.iter().map(|(_, us)| *us).collect();
+        micros.sort_unstable();
+        every.extend(&micros);
+        println!(
+            "{kind}: {} requests ({} ok, {} 429, {} 5xx, {} timeouts, {} other), p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            of_kind.len(),
+            count(Outcome::Ok),
+            count(Outcome::Limited),
+            count(Outcome::ServerError),
+            count(Outcome::Timeout),
+            count(Outcome::Other),
+            percentile(&micros, 0.50),
+            percentile(&micros, 0.99),
+            micros.last().copied().unwrap_or(0) as f64 / 1000.0
+        );
+    }
+    every.sort_unstable();
+    println!(
+        "all: {} requests in {seconds}s, p99 {:.1} ms (goal < 500 ms), max {:.1} ms; server RSS peak {peak:.0} MB (goal < 300 MB)",
+        every.len(),
+        percentile(&every, 0.99),
+        every.last().copied().unwrap_or(0) as f64 / 1000.0
     );
 }
 

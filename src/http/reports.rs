@@ -14,6 +14,7 @@ impl From<ReportError> for ApiError {
     fn from(e: ReportError) -> Self {
         match e {
             ReportError::Invalid(m) => ApiError::unprocessable("invalid_report", m),
+            ReportError::NotFound(m) => ApiError::not_found(m),
             ReportError::Store(e) => e.into(),
             ReportError::Proof(e) => e.into(),
             other => ApiError::internal(other),
@@ -82,8 +83,8 @@ pub struct ReportQuery {
             (Object = "application/json"),
             (String = "text/csv"),
         )),
-        (status = 404, description = "No such report type", body = ErrorBody),
-        (status = 422, description = "`invalid_report` (unknown or missing subject, empty ledger) or `invalid_query`", body = ErrorBody),
+        (status = 404, description = "No such report type, or its subject is not on the record at the checkpoint (or not where the caller may read it)", body = ErrorBody),
+        (status = 422, description = "`invalid_report` (a malformed or missing subject, an empty ledger) or `invalid_query`", body = ErrorBody),
     ))]
 pub async fn report(
     state: web::Data<AppState>,

@@ -59,7 +59,7 @@ fn datasets_in(
             .collect(),
     };
     if selected.is_empty() {
-        return Err(ReportError::Invalid(format!("no dataset matches {scope:?} at this checkpoint")));
+        return Err(ReportError::NotFound(format!("no dataset matches {scope:?} at this checkpoint")));
     }
     Ok(selected)
 }
@@ -232,7 +232,7 @@ pub fn ai_act_log(
     let in_window = |at: &str| from.is_none_or(|f| at >= f) && to.is_none_or(|t| at < t);
     let history = about(&mut conn, deployment, tree_size, readable)?;
     if history.is_empty() {
-        return Err(ReportError::Invalid(format!("no events about {deployment} at this checkpoint")));
+        return Err(ReportError::NotFound(format!("no events about {deployment} at this checkpoint")));
     }
     let mut record = Vec::new();
     for e in history.iter().filter(|e| in_window(&e.recorded_at)) {
@@ -380,7 +380,7 @@ pub fn gdpr_erasure(basis: Basis<'_>, subject: &str, template: &Template) -> Res
         .filter(|e| e.kind == crate::governance::subjects::ERASED_KIND)
         .collect();
     let Some(erasure) = erasures.last() else {
-        return Err(ReportError::Invalid(format!("no erasure of {subject_ref} at checkpoint {tree_size}")));
+        return Err(ReportError::NotFound(format!("no erasure of {subject_ref} at checkpoint {tree_size}")));
     };
     // Every erasure of the subject, oldest first: the certificate is
     // cumulative, so a later erasure never hides the keys an earlier one

@@ -35,6 +35,10 @@ pub enum ReportError {
     Proof(#[from] ProofError),
     #[error("{0}")]
     Invalid(String),
+    /// The report's subject is not on the record at its checkpoint, or not
+    /// where the reader may see it (the two read the same).
+    #[error("{0}")]
+    NotFound(String),
     #[error("cannot render the PDF: {0}")]
     Pdf(String),
 }
@@ -389,7 +393,7 @@ pub fn build(
     let basis = Basis { store, proofs, checkpoint, readable };
     if let Some(p) = &request.project {
         if !project_visible(Some(p), readable) {
-            return Err(ReportError::Invalid(format!("project {p:?} is not readable with these credentials")));
+            return Err(ReportError::NotFound(format!("project {p:?} is not readable with these credentials")));
         }
     }
     let need = |what: &str| ReportError::Invalid(format!("{} needs {what}", request.kind));

@@ -472,7 +472,7 @@ pub fn model_dossier(
     // not disclosed either.
     let registered = own.iter().find(|e| e.kind == "model.registered").cloned();
     let Some(registered) = registered else {
-        return Err(ReportError::Invalid(format!(
+        return Err(ReportError::NotFound(format!(
             "{model} is not a registered model version at checkpoint {tree_size}"
         )));
     };
@@ -488,7 +488,7 @@ pub fn model_dossier(
         readable,
         lineage::MAX_NODES,
     )?
-    .ok_or_else(|| ReportError::Invalid(format!("{model} has no lineage at checkpoint {tree_size}")))?;
+    .ok_or_else(|| ReportError::NotFound(format!("{model} has no lineage at checkpoint {tree_size}")))?;
     let approvals = approvals_of(&mut conn, &model, tree_size, readable)?;
     let all_deployments = deployment_refs(&mut conn)?;
     let deployments = deployments_of(&mut conn, &model, tree_size, readable, &all_deployments)?;

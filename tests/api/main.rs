@@ -14,6 +14,7 @@ mod inputs;
 mod interop;
 mod limits;
 mod listing;
+mod matrix;
 mod merkle_reference;
 mod metrics;
 mod openapi;

@@ -490,7 +490,8 @@ async fn reports_over_http_match_the_command_line_and_hold_nothing_of_other_proj
             }
         }
     }
-    // Another project's subjects read as unknown, and its project is refused.
+    // Another project's subjects read as unknown (404, as for a subject that
+    // does not exist), and its project is refused the same way.
     for path_and_query in [
         "/api/v1/reports/model-dossier?subject=model%3Acredit-scorer%401",
         "/api/v1/reports/gdpr-processing?subject=dataset%3Abureau-files",
@@ -498,7 +499,7 @@ async fn reports_over_http_match_the_command_line_and_hold_nothing_of_other_proj
         "/api/v1/reports/model-inventory?project=credit",
     ] {
         let response = limited.get(app.url(path_and_query)).send().await.unwrap();
-        assert_eq!(response.status(), 422, "{path_and_query}");
+        assert_eq!(response.status(), 404, "{path_and_query}");
         let body = response.json::<Value>().await.unwrap();
         assert!(!body["message"].as_str().unwrap().contains("zoltan"), "{body}");
     }
@@ -516,7 +517,7 @@ async fn reports_over_http_match_the_command_line_and_hold_nothing_of_other_proj
     for (path_and_query, status) in [
         ("/api/v1/reports/nope", 404),
         ("/api/v1/reports/model-dossier", 422),
-        ("/api/v1/reports/model-dossier?subject=model%3Anope%401", 422),
+        ("/api/v1/reports/model-dossier?subject=model%3Anope%401", 404),
         ("/api/v1/reports/audit-trail?format=docx", 422),
         ("/api/v1/reports/audit-trail?from=yesterday", 422),
     ] {
