@@ -669,7 +669,9 @@ fn mixed_load(runtime: &tokio::runtime::Runtime, seconds: u64) {
                                         "project": "bench", "inputs": ["dataset:hub@1"]});
                                     http.post_json("/api/v1/events", &body.to_string()).await
                                 }
-                                "read" if n.is_multiple_of(2) => http.get(&format!("/api/v1/events/{}", 1 + n % 11)).await,
+                                "read" if n.is_multiple_of(2) => {
+                                    http.get(&format!("/api/v1/events/{}", 1 + n % 11)).await
+                                }
                                 "read" => http.get(&format!("/api/v1/events?limit=100&after_seq={}", n % 5000)).await,
                                 "lineage" => http.get("/api/v1/lineage?node=dataset:hub@1&direction=downstream").await,
                                 _ => http.get("/api/v1/impact?node=dataset:hub@1").await,

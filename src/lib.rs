@@ -14,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod config_file;
 pub mod demo;
+pub mod error_code;
 pub mod governance;
 pub mod http;
 pub mod keyfile;

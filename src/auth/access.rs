@@ -24,6 +24,9 @@ pub enum AccessError {
     Append(#[from] AppendError),
     #[error("{0}")]
     Invalid(String),
+    /// A fault of the server (a panicked blocking task): an opaque 500.
+    #[error("{0}")]
+    Internal(String),
     #[error("no token with jti {0} was ever issued by this ledger")]
     UnknownToken(String),
 }
@@ -186,7 +189,7 @@ impl Access {
             Ok((found, head))
         })
         .await
-        .map_err(|e| AccessError::Invalid(e.to_string()))??;
+        .map_err(|e| AccessError::Internal(format!("a blocking task failed: {e}")))??;
         let mut revoked: HashSet<String> = HashSet::new();
         let mut policy = None;
         for event in events {
@@ -250,7 +253,7 @@ impl Access {
             let reading = store.clone();
             let known = tokio::task::spawn_blocking(move || known_projects(&reading))
                 .await
-                .map_err(|e| AccessError::Invalid(e.to_string()))??;
+                .map_err(|e| AccessError::Internal(format!("a blocking task failed: {e}")))??;
             if let Some(unknown) = named.iter().find(|p| !known.contains(*p)) {
                 let listed = if known.is_empty() {
                     "none yet".to_owned()
@@ -299,7 +302,7 @@ impl Access {
             Ok(found)
         })
         .await
-        .map_err(|e| AccessError::Invalid(e.to_string()))??;
+        .map_err(|e| AccessError::Internal(format!("a blocking task failed: {e}")))??;
         let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
         let mut records: Vec<TokenRecord> = Vec::new();
         let mut revoked: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
@@ -362,7 +365,7 @@ impl Access {
             })
         })
         .await
-        .map_err(|e| AccessError::Invalid(e.to_string()))??;
+        .map_err(|e| AccessError::Internal(format!("a blocking task failed: {e}")))??;
         if issued.is_empty() {
             return Err(AccessError::UnknownToken(jti.to_owned()));
         }

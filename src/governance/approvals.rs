@@ -12,6 +12,7 @@ use super::gate::{self, ApprovalSummary, GateDecision};
 use super::kinds::{self, ApprovalDecided, ApprovalRequested, DeploymentAttributes};
 use super::ModelVersionRef;
 use super::{Governance, GovernanceError};
+use crate::error_code::ErrorCode;
 use crate::ledger::event::EventJson;
 use crate::ledger::{timestamp, EntityRef, Event, EventDraft, EventRequest};
 use crate::store::projections::{self, ApprovalFilter, ApprovalRow, Direction};
@@ -167,7 +168,7 @@ fn same_project(asked: Option<&str>, owner: Option<&str>, model: &EntityRef) -> 
     }
 }
 
-fn refuse(code: &'static str, message: impl Into<String>) -> Result<Result<(), Refusal>, StoreError> {
+fn refuse(code: ErrorCode, message: impl Into<String>) -> Result<Result<(), Refusal>, StoreError> {
     Ok(Err(Refusal::new(code, message)))
 }
 
@@ -210,14 +211,14 @@ impl Governance {
             "approval.requested",
             &format!("approval:{id}"),
             project,
-            serde_json::to_value(&attributes).map_err(|e| GovernanceError::Invalid(e.to_string()))?,
+            serde_json::to_value(&attributes).map_err(|e| GovernanceError::Internal(e.to_string()))?,
             req.idempotency_key.clone(),
         )?;
         let model_text = model.to_string();
         let check: Precondition = Box::new(move |conn| match projections::entity(conn, &model_text)? {
             Some(e) if is_registered(&e) && e.status != "retired" => Ok(Ok(())),
-            Some(e) if e.status == "retired" => refuse("model_retired", format!("{model_text} is retired")),
-            _ => refuse("not_found", format!("{model_text} is not a registered model version")),
+            Some(e) if e.status == "retired" => refuse(ErrorCode::ModelRetired, format!("{model_text} is retired")),
+            _ => refuse(ErrorCode::NotFound, format!("{model_text} is not a registered model version")),
         });
         let appended = self.store.writer().append_checked(actor.to_owned(), vec![draft], Some(check)).await?;
         let id = appended.events()[0].subject.trim_start_matches("approval:").to_owned();
@@ -231,7 +232,7 @@ impl Governance {
         let model = model.to_owned();
         let entity = tokio::task::spawn_blocking(move || projections::entity(&mut *store.conn()?, &model))
             .await
-            .map_err(|e| GovernanceError::Invalid(e.to_string()))??;
+            .map_err(GovernanceError::panicked)??;
         Ok(entity.filter(is_registered).map(|e| e.project))
     }
 
@@ -246,7 +247,7 @@ impl Governance {
             Ok(Some((row, decisions)))
         })
         .await
-        .map_err(|e| GovernanceError::Invalid(e.to_string()))??;
+        .map_err(GovernanceError::panicked)??;
         Ok(found.map(|(row, decisions)| view(row, decisions, &timestamp::now())))
     }
 
@@ -264,7 +265,7 @@ impl Governance {
                 .collect::<Result<Vec<_>, StoreError>>()
         })
         .await
-        .map_err(|e| GovernanceError::Invalid(e.to_string()))??;
+        .map_err(GovernanceError::panicked)??;
         let now = timestamp::now();
         Ok(rows.into_iter().map(|(r, d)| view(r, d, &now)).collect())
     }
@@ -344,7 +345,7 @@ impl Governance {
             gate_in(&mut *store.conn()?, &rules, &model, &environment, &timestamp::now())
         })
         .await
-        .map_err(|e| GovernanceError::Invalid(e.to_string()))??;
+        .map_err(GovernanceError::panicked)??;
         Ok(decision)
     }
 
@@ -395,7 +396,7 @@ impl Governance {
                 if d.allowed {
                     Ok(Ok(()))
                 } else {
-                    refuse("deployment_blocked", d.reasons.join("; "))
+                    refuse(ErrorCode::DeploymentBlocked, d.reasons.join("; "))
                 }
             });
             match self.store.writer().append_checked(actor.to_owned(), vec![draft], Some(check)).await {
@@ -404,7 +405,7 @@ impl Governance {
                     let event = event_json(&appended.events()[0])?;
                     return Ok(DeploymentAccepted { deployment: subject, event, gate: decision, replayed });
                 }
-                Err(crate::store::AppendError::Refused(r)) if r.code == "deployment_blocked" => {}
+                Err(crate::store::AppendError::Refused(r)) if r.code == ErrorCode::DeploymentBlocked => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -468,7 +469,7 @@ impl Governance {
         let store = self.store.clone();
         let found = tokio::task::spawn_blocking(move || events::by_idempotency_keys(&mut *store.conn()?, &[key]))
             .await
-            .map_err(|e| GovernanceError::Invalid(e.to_string()))??;
+            .map_err(GovernanceError::panicked)??;
         let Some(original) = found.into_iter().find(|e| e.actor == actor) else { return Ok(None) };
         let attributes: serde_json::Value = serde_json::from_str(&original.attributes).unwrap_or_default();
         if attributes["model"].as_str() != Some(req.model.as_str()) || !original.kind.starts_with("deployment.") {
@@ -493,8 +494,8 @@ impl Governance {
 }
 
 fn event_json(event: &Event) -> Result<serde_json::Value, GovernanceError> {
-    let json = event.to_json().map_err(|e| GovernanceError::Invalid(e.to_string()))?;
-    serde_json::to_value(json).map_err(|e| GovernanceError::Invalid(e.to_string()))
+    let json = event.to_json().map_err(|e| GovernanceError::Internal(e.to_string()))?;
+    serde_json::to_value(json).map_err(|e| GovernanceError::Internal(e.to_string()))
 }
 
 fn view(row: ApprovalRow, decisions: Vec<projections::DecisionRow>, now: &str) -> ApprovalView {
@@ -577,7 +578,7 @@ fn decision_allowed(
     decision: &str,
 ) -> Result<Result<(), Refusal>, StoreError> {
     let Some(approval) = projections::approval(conn, id)? else {
-        return refuse("not_found", format!("no approval {id}"));
+        return refuse(ErrorCode::NotFound, format!("no approval {id}"));
     };
     let state_ok = match decision {
         "revoke" => matches!(approval.state.as_str(), "pending" | "granted"),
@@ -585,7 +586,7 @@ fn decision_allowed(
     };
     if !state_ok {
         return refuse(
-            "approval_not_pending",
+            ErrorCode::ApprovalNotPending,
             format!("approval {id} is {}; it cannot be {decision}ed", approval.state),
         );
     }
@@ -594,9 +595,9 @@ fn decision_allowed(
     }
     let same = |other: &String| crate::ledger::actor::same_subject(other, actor);
     if projections::decisions(conn, id)?.iter().any(|d| same(&d.actor)) {
-        return refuse("already_decided", format!("{actor} has already decided on approval {id}"));
+        return refuse(ErrorCode::AlreadyDecided, format!("{actor} has already decided on approval {id}"));
     }
-    let sod = |why: String| refuse("separation_of_duties", format!("separation of duties: {actor} {why}"));
+    let sod = |why: String| refuse(ErrorCode::SeparationOfDuties, format!("separation of duties: {actor} {why}"));
     if same(&approval.requested_by) {
         return sod(format!("requested approval {id} and cannot decide on it"));
     }

@@ -36,10 +36,22 @@ pub enum GovernanceError {
     /// deployment, a `deployment.blocked` event with `blocked_seq` records it.
     #[error("{}", .decision.reasons.join("; "))]
     UnknownEnvironment { decision: Box<GateDecision>, blocked_seq: Option<u64> },
+    /// A fault of the server (a panicked blocking task, say): answered as an
+    /// opaque 500, the cause logged.
+    #[error("{0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Append(#[from] AppendError),
+}
+
+impl GovernanceError {
+    /// A blocking task that did not finish (it panicked): a fault of the
+    /// server, never the client's.
+    pub fn panicked(e: tokio::task::JoinError) -> Self {
+        Self::Internal(format!("a blocking task failed: {e}"))
+    }
 }
 
 impl From<ValidationError> for GovernanceError {

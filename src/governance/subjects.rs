@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::lineage::{self, Visibility};
 use super::GovernanceError;
+use crate::error_code::ErrorCode;
 use crate::ledger::personal::{self, Envelope, MasterKey, SubjectKey};
 use crate::ledger::{EntityRef, Event, EventDraft, EventRequest};
 use crate::store::{subjects, AppendError, DbConn, Refusal, Store, StoreError};
@@ -171,7 +172,7 @@ pub async fn erase(
                 personal: None,
             }) {
                 Ok(draft) => draft,
-                Err(e) => return Ok(Err(Refusal::new("invalid_request", e.to_string()))),
+                Err(e) => return Ok(Err(Refusal::new(ErrorCode::InvalidRequest, e.to_string()))),
             };
             subjects::delete_keys(conn, &p)?;
             *found.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = (seqs, key_ids);
@@ -218,10 +219,10 @@ pub async fn erase(
 }
 
 /// The refusal code of an erasure that found nothing to erase.
-const NOT_FOUND: &str = "not_found";
+const NOT_FOUND: ErrorCode = ErrorCode::NotFound;
 /// The refusal code, inside the writer, of an erasure of a subject whose
 /// keys are all destroyed already; the caller answers the earlier erasure.
-const ALREADY_ERASED: &str = "already_erased";
+const ALREADY_ERASED: ErrorCode = ErrorCode::AlreadyErased;
 
 /// The `subject.erased` events of the subject with `pseudonym`, in order.
 pub fn erasures_of(conn: &mut DbConn, pseudonym: &str) -> Result<Vec<Event>, StoreError> {

@@ -14,10 +14,11 @@ use crate::auth::PolicyError;
 impl From<AccessError> for ApiError {
     fn from(e: AccessError) -> Self {
         match e {
-            AccessError::Invalid(message) => ApiError::unprocessable("invalid_request", message),
+            AccessError::Invalid(message) => ApiError::new(crate::error_code::ErrorCode::InvalidRequest, message),
             AccessError::UnknownToken(_) => ApiError::not_found(e.to_string()),
+            AccessError::Internal(cause) => ApiError::internal(cause),
             AccessError::Policy(PolicyError::Invalid { line, reason }) => {
-                ApiError::unprocessable("invalid_policy", format!("line {line}: {reason}"))
+                ApiError::new(crate::error_code::ErrorCode::InvalidPolicy, format!("line {line}: {reason}"))
             }
             AccessError::Append(e) => e.into(),
             AccessError::Store(e) => e.into(),
@@ -62,10 +63,10 @@ pub async fn issue_token(
 ) -> Result<HttpResponse, ApiError> {
     caller.require("tokens", "issue", None)?;
     let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
-    let request: TokenRequest =
-        serde_json::from_value(body).map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
+    let request: TokenRequest = serde_json::from_value(body)
+        .map_err(|e| ApiError::new(crate::error_code::ErrorCode::MalformedRequest, e.to_string()))?;
     let ttl = parse_ttl(request.ttl.as_deref().unwrap_or(DEFAULT_TOKEN_TTL))
-        .map_err(|e| ApiError::unprocessable("invalid_request", e))?;
+        .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidRequest, e))?;
     let projects = request.projects.unwrap_or_else(|| vec![ALL_PROJECTS.to_owned()]);
     let issued = state
         .access
@@ -117,7 +118,7 @@ pub async fn revoke_token(
     caller.require("tokens", "revoke", None)?;
     let jti = jti.into_inner();
     if jti.is_empty() || jti.len() > 128 || !jti.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(ApiError::unprocessable("invalid_request", "jti must be letters, digits and `-`"));
+        return Err(ApiError::new(crate::error_code::ErrorCode::InvalidRequest, "jti must be letters, digits and `-`"));
     }
     let request: RevokeRequest = read_optional_json(&req, payload, state.limits.max_body_bytes).await?;
     state.access.revoke_token(&state.store, caller.sub(), &jti, request.reason.as_deref()).await?;
@@ -160,7 +161,7 @@ pub async fn put_policy(
     caller.require("policies", "write", None)?;
     let body = super::body::read_bytes(&req, payload, state.limits.max_body_bytes).await?;
     let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::bad_request("invalid_request", "the policy must be UTF-8 text"))?;
+        .map_err(|_| ApiError::new(crate::error_code::ErrorCode::MalformedRequest, "the policy must be UTF-8 text"))?;
     state.access.set_policy(&state.store, caller.sub(), text).await?;
     Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(text.to_owned()))
 }

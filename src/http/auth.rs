@@ -6,7 +6,7 @@
 use std::future::{ready, Ready};
 use std::sync::Arc;
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 
 use super::{ApiError, AppState};
@@ -133,11 +133,11 @@ impl From<AuthError> for ApiError {
             crate::metrics::get().auth_failed(reason);
         }
         match e {
-            AuthError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            AuthError::Forbidden(message) => ApiError::new(crate::error_code::ErrorCode::Forbidden, message),
             AuthError::Key(message) => ApiError::internal(message),
             other => {
                 tracing::info!(reason = %other, "authentication failed");
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", other.to_string())
+                ApiError::new(crate::error_code::ErrorCode::Unauthenticated, other.to_string())
             }
         }
     }

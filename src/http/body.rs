@@ -15,8 +15,7 @@ pub async fn read_json(req: &HttpRequest, payload: web::Payload, limit: usize) -
     let mime = content_type.split(';').next().unwrap_or("").trim();
     if !mime.eq_ignore_ascii_case("application/json") {
         return Err(ApiError::new(
-            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            crate::error_code::ErrorCode::UnsupportedMediaType,
             format!("expected Content-Type: application/json, got {content_type:?}"),
         ));
     }
@@ -24,7 +23,9 @@ pub async fn read_json(req: &HttpRequest, payload: web::Payload, limit: usize) -
     let mut parser = serde_json::Deserializer::from_slice(&body);
     let value = serde::de::DeserializeSeed::deserialize(UniqueKeys, &mut parser)
         .and_then(|v| parser.end().map(|()| v))
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("request body is not valid JSON: {e}")))?;
+        .map_err(|e| {
+            ApiError::new(crate::error_code::ErrorCode::MalformedJson, format!("request body is not valid JSON: {e}"))
+        })?;
     Ok(value)
 }
 
@@ -33,8 +34,7 @@ pub async fn read_json(req: &HttpRequest, payload: web::Payload, limit: usize) -
 pub async fn read_bytes(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
-            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            crate::error_code::ErrorCode::PayloadTooLarge,
             format!("request body is larger than {limit} bytes"),
         )
     };
@@ -51,14 +51,14 @@ pub async fn read_bytes(req: &HttpRequest, mut payload: web::Payload, limit: usi
     loop {
         let next = tokio::time::timeout_at(deadline, payload.next()).await.map_err(|_| {
             ApiError::new(
-                actix_web::http::StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
+                crate::error_code::ErrorCode::RequestTimeout,
                 format!("the request body did not arrive within {} s", timeout.as_secs()),
             )
         })?;
         let Some(chunk) = next else { break };
-        let chunk =
-            chunk.map_err(|e| ApiError::bad_request("invalid_body", format!("cannot read request body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(crate::error_code::ErrorCode::InvalidBody, format!("cannot read request body: {e}"))
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -149,7 +149,7 @@ pub async fn read_optional_json<T: serde::de::DeserializeOwned + Default>(
         return Ok(T::default());
     }
     serde_json::from_value(read_json(req, payload, limit).await?)
-        .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
+        .map_err(|e| ApiError::new(crate::error_code::ErrorCode::MalformedRequest, e.to_string()))
 }
 
 #[cfg(test)]

@@ -103,21 +103,32 @@ pub fn parse_append_body(
     let (items, batch) = match body {
         serde_json::Value::Object(mut map) if map.contains_key("events") => {
             if map.len() != 1 {
-                return Err(ApiError::bad_request("invalid_request", "a batch body must contain only `events`"));
+                return Err(ApiError::new(
+                    crate::error_code::ErrorCode::MalformedRequest,
+                    "a batch body must contain only `events`",
+                ));
             }
             match map.remove("events") {
                 Some(serde_json::Value::Array(items)) => (items, true),
-                _ => return Err(ApiError::bad_request("invalid_request", "`events` must be an array")),
+                _ => {
+                    return Err(ApiError::new(
+                        crate::error_code::ErrorCode::MalformedRequest,
+                        "`events` must be an array",
+                    ))
+                }
             }
         }
         single => (vec![single], false),
     };
     if items.is_empty() {
-        return Err(ApiError::unprocessable("empty_batch", "`events` must contain at least one event"));
+        return Err(ApiError::new(
+            crate::error_code::ErrorCode::EmptyBatch,
+            "`events` must contain at least one event",
+        ));
     }
     if items.len() > max_batch {
-        return Err(ApiError::unprocessable(
-            "batch_too_large",
+        return Err(ApiError::new(
+            crate::error_code::ErrorCode::BatchTooLarge,
             format!("a batch may hold at most {max_batch} events; this one has {}", items.len()),
         ));
     }
@@ -132,29 +143,33 @@ pub fn parse_append_body(
             }
         };
         let serde_json::Value::Object(fields) = &item else {
-            return Err(ApiError::bad_request("invalid_request", at("an event must be a JSON object".into())));
+            return Err(ApiError::new(
+                crate::error_code::ErrorCode::MalformedRequest,
+                at("an event must be a JSON object".into()),
+            ));
         };
         if let Some(field) = SERVER_ASSIGNED_FIELDS.iter().find(|f| fields.contains_key(**f)) {
-            return Err(ApiError::unprocessable(
-                "server_assigned_field",
+            return Err(ApiError::new(
+                crate::error_code::ErrorCode::ServerAssignedField,
                 at(format!("`{field}` is assigned by the server and must not be sent")),
             ));
         }
-        let request: EventRequest =
-            serde_json::from_value(item).map_err(|e| ApiError::bad_request("invalid_request", at(e.to_string())))?;
+        let request: EventRequest = serde_json::from_value(item)
+            .map_err(|e| ApiError::new(crate::error_code::ErrorCode::MalformedRequest, at(e.to_string())))?;
         let draft = EventDraft::from_request_with(request, master_key)
-            .map_err(|e| ApiError::unprocessable("invalid_event", at(e.to_string())))?;
+            .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidEvent, at(e.to_string())))?;
         if let Some(endpoint) = kinds::endpoint_for(draft.kind.as_str()) {
-            return Err(ApiError::unprocessable(
-                "use_endpoint",
+            return Err(ApiError::new(
+                crate::error_code::ErrorCode::UseEndpoint,
                 at(format!("{} events are recorded through {endpoint}, which checks the approval rules", draft.kind)),
             ));
         }
-        kinds::validate(&draft).map_err(|e| ApiError::unprocessable("invalid_event", at(e.to_string())))?;
+        kinds::validate(&draft)
+            .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidEvent, at(e.to_string())))?;
         if let Some(key) = &draft.idempotency_key {
             if !keys.insert(key.clone()) {
-                return Err(ApiError::unprocessable(
-                    "invalid_event",
+                return Err(ApiError::new(
+                    crate::error_code::ErrorCode::InvalidEvent,
                     at(format!("idempotency_key {key:?} is used twice in this request")),
                 ));
             }
@@ -222,16 +237,17 @@ pub async fn list(
     let q = query.into_inner();
     let limit = q.limit.unwrap_or(state.limits.default_page_size);
     if limit == 0 || limit > state.limits.max_page_size {
-        return Err(ApiError::unprocessable(
-            "invalid_limit",
+        return Err(ApiError::new(
+            crate::error_code::ErrorCode::InvalidLimit,
             format!("limit must be between 1 and {}", state.limits.max_page_size),
         ));
     }
     if let Some(kind) = &q.kind {
-        EventKind::parse(kind).map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
+        EventKind::parse(kind).map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidQuery, e.to_string()))?;
     }
     if let Some(subject) = &q.subject {
-        EntityRef::parse(subject).map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
+        EntityRef::parse(subject)
+            .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidQuery, e.to_string()))?;
     }
     let store = state.store.clone();
     let who = caller.clone();

@@ -25,14 +25,17 @@ use crate::store::Appended;
 impl From<GovernanceError> for ApiError {
     fn from(e: GovernanceError) -> Self {
         match e {
-            GovernanceError::Invalid(m) => ApiError::unprocessable("invalid_request", m),
+            GovernanceError::Invalid(m) => ApiError::new(crate::error_code::ErrorCode::InvalidRequest, m),
             GovernanceError::NotFound(m) => ApiError::not_found(m),
-            GovernanceError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
-            GovernanceError::ProjectMismatch(m) => {
-                ApiError::new(StatusCode::FORBIDDEN, crate::store::PROJECT_MISMATCH, m)
+            GovernanceError::Forbidden(m) => ApiError::new(crate::error_code::ErrorCode::Forbidden, m),
+            GovernanceError::ProjectMismatch(m) => ApiError::new(crate::error_code::ErrorCode::ProjectMismatch, m),
+            GovernanceError::Blocked { .. } => {
+                ApiError::new(crate::error_code::ErrorCode::DeploymentBlocked, e.to_string())
             }
-            GovernanceError::Blocked { .. } => ApiError::new(StatusCode::CONFLICT, "deployment_blocked", e.to_string()),
-            GovernanceError::UnknownEnvironment { .. } => ApiError::unprocessable("unknown_environment", e.to_string()),
+            GovernanceError::UnknownEnvironment { .. } => {
+                ApiError::new(crate::error_code::ErrorCode::UnknownEnvironment, e.to_string())
+            }
+            GovernanceError::Internal(cause) => ApiError::internal(cause),
             GovernanceError::Store(e) => e.into(),
             GovernanceError::Append(e) => e.into(),
         }
@@ -42,13 +45,17 @@ impl From<GovernanceError> for ApiError {
 /// An approval id as the API describes it (1 to 64 characters).
 fn approval_id(id: String) -> Result<String, ApiError> {
     if id.is_empty() || id.len() > 64 {
-        return Err(ApiError::unprocessable("invalid_request", "an approval id is 1 to 64 characters"));
+        return Err(ApiError::new(
+            crate::error_code::ErrorCode::InvalidRequest,
+            "an approval id is 1 to 64 characters",
+        ));
     }
     Ok(id)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
-    serde_json::from_value(body).map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
+    serde_json::from_value(body)
+        .map_err(|e| ApiError::new(crate::error_code::ErrorCode::MalformedRequest, e.to_string()))
 }
 
 /// `POST /api/v1/approvals`: asks for approval of a model version for an environment.
@@ -143,8 +150,8 @@ pub async fn list_approvals(
     let q = query.into_inner();
     if let Some(s) = &q.state {
         if !matches!(s.as_str(), "pending" | "granted" | "rejected" | "revoked") {
-            return Err(ApiError::unprocessable(
-                "invalid_query",
+            return Err(ApiError::new(
+                crate::error_code::ErrorCode::InvalidQuery,
                 "state must be pending, granted, rejected or revoked",
             ));
         }
@@ -157,7 +164,7 @@ pub async fn list_approvals(
     }
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::unprocessable("invalid_limit", "limit must be between 1 and 1000"));
+        return Err(ApiError::new(crate::error_code::ErrorCode::InvalidLimit, "limit must be between 1 and 1000"));
     }
     let filter = ApprovalFilter {
         state: q.state,
@@ -408,20 +415,25 @@ pub async fn lineage(
     query: web::Query<LineageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
-    let node = lineage::parse_node(&q.node).map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
-    let walk = Walk::parse(q.direction.as_deref().unwrap_or("both"))
-        .ok_or_else(|| ApiError::unprocessable("invalid_query", "direction must be upstream, downstream or both"))?;
+    let node = lineage::parse_node(&q.node)
+        .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidQuery, e.to_string()))?;
+    let walk = Walk::parse(q.direction.as_deref().unwrap_or("both")).ok_or_else(|| {
+        ApiError::new(crate::error_code::ErrorCode::InvalidQuery, "direction must be upstream, downstream or both")
+    })?;
     let limit = node_limit(q.limit)?;
     let depth = q.depth.unwrap_or(10);
     let max_depth = state.limits.max_lineage_depth;
     if depth == 0 || depth > max_depth {
-        return Err(ApiError::unprocessable("invalid_depth", format!("depth must be between 1 and {max_depth}")));
+        return Err(ApiError::new(
+            crate::error_code::ErrorCode::InvalidDepth,
+            format!("depth must be between 1 and {max_depth}"),
+        ));
     }
     let as_of = q
         .as_of
         .map(|t| timestamp::normalize(&t))
         .transpose()
-        .map_err(|e| ApiError::unprocessable("invalid_query", format!("as_of: {e}")))?;
+        .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidQuery, format!("as_of: {e}")))?;
     let state2 = state.clone();
     let graph = web::block(move || -> Result<_, ApiError> {
         let projects = readable(&state2, &caller)?;
@@ -452,8 +464,8 @@ pub struct ImpactQuery {
 fn node_limit(asked: Option<usize>) -> Result<usize, ApiError> {
     match asked.unwrap_or(lineage::DEFAULT_NODES) {
         n @ 1..=lineage::MAX_NODES => Ok(n),
-        _ => Err(ApiError::unprocessable(
-            "invalid_limit",
+        _ => Err(ApiError::new(
+            crate::error_code::ErrorCode::InvalidLimit,
             format!("limit must be between 1 and {} nodes", lineage::MAX_NODES),
         )),
     }
@@ -471,7 +483,8 @@ pub async fn impact(
     caller: Caller,
     query: web::Query<ImpactQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let node = lineage::parse_node(&query.node).map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
+    let node = lineage::parse_node(&query.node)
+        .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidQuery, e.to_string()))?;
     let limit = node_limit(query.limit)?;
     let state2 = state.clone();
     let node2 = node.clone();
@@ -496,7 +509,8 @@ pub async fn entity(
     caller: Caller,
     r: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let node = lineage::parse_node(&r).map_err(|e| ApiError::unprocessable("invalid_path", e.to_string()))?;
+    let node =
+        lineage::parse_node(&r).map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidPath, e.to_string()))?;
     let state2 = state.clone();
     let node2 = node.clone();
     let view = web::block(move || -> Result<_, ApiError> {
@@ -576,11 +590,11 @@ pub async fn openlineage(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
     let request = openlineage::to_event(&body, query.project.as_deref())
-        .map_err(|e| ApiError::unprocessable("invalid_openlineage_event", e.to_string()))?;
+        .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidOpenlineageEvent, e.to_string()))?;
     let draft = EventDraft::from_request(request)
-        .map_err(|e| ApiError::unprocessable("invalid_openlineage_event", e.to_string()))?;
+        .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidOpenlineageEvent, e.to_string()))?;
     crate::governance::kinds::validate(&draft)
-        .map_err(|e| ApiError::unprocessable("invalid_openlineage_event", e.to_string()))?;
+        .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidOpenlineageEvent, e.to_string()))?;
     caller.require(&format!("events/{}", draft.kind), "append", draft.project.as_deref())?;
     let appended = state.store.writer().append(caller.sub().to_owned(), vec![draft]).await?;
     let mut response = match appended {

@@ -1,6 +1,5 @@
 //! Liveness, readiness and metrics.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
 use super::error::ErrorBody;
@@ -42,7 +41,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     let store = state.store.clone();
     match web::block(move || store.ready(std::time::Duration::from_secs(2))).await? {
         Ok(head) => Ok(HttpResponse::Ok().json(Readiness { status: "ready", size: head.size })),
-        Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string())),
+        Err(e) => Err(ApiError::new(crate::error_code::ErrorCode::NotReady, e.to_string())),
     }
 }
 

@@ -54,12 +54,13 @@ pub struct AppState {
 /// 405 with `Allow` rather than 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
-        web::QueryConfig::default()
-            .error_handler(|err, _| ApiError::bad_request("invalid_query", err.to_string()).into()),
+        web::QueryConfig::default().error_handler(|err, _| {
+            ApiError::new(crate::error_code::ErrorCode::MalformedQuery, err.to_string()).into()
+        }),
     )
     .app_data(
         web::PathConfig::default()
-            .error_handler(|err, _| ApiError::bad_request("invalid_path", err.to_string()).into()),
+            .error_handler(|err, _| ApiError::new(crate::error_code::ErrorCode::MalformedPath, err.to_string()).into()),
     )
     .service(resource("/healthz").route(web::get().to(health::healthz)))
     .service(resource("/readyz").route(web::get().to(health::readyz)))
@@ -115,8 +116,7 @@ fn resource(path: &str) -> actix_web::Resource {
 async fn method_not_allowed(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
     let allow = req.match_pattern().map(|p| openapi::methods_of(&p)).unwrap_or_default();
     let error = ApiError::new(
-        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        crate::error_code::ErrorCode::MethodNotAllowed,
         format!("{} is not served at {}; allowed: {allow}", req.method(), req.path()),
     );
     let mut response = actix_web::ResponseError::error_response(&error);

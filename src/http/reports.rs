@@ -13,7 +13,7 @@ use crate::reports::{self, ReportError, ReportRequest};
 impl From<ReportError> for ApiError {
     fn from(e: ReportError) -> Self {
         match e {
-            ReportError::Invalid(m) => ApiError::unprocessable("invalid_report", m),
+            ReportError::Invalid(m) => ApiError::new(crate::error_code::ErrorCode::InvalidReport, m),
             ReportError::NotFound(m) => ApiError::not_found(m),
             ReportError::Store(e) => e.into(),
             ReportError::Proof(e) => e.into(),
@@ -103,13 +103,16 @@ pub async fn report(
         "json" => ("application/json", "json"),
         "csv" => ("text/csv; charset=utf-8", "csv"),
         other => {
-            return Err(ApiError::unprocessable("invalid_query", format!("format {other:?} is not pdf, json or csv")))
+            return Err(ApiError::new(
+                crate::error_code::ErrorCode::InvalidQuery,
+                format!("format {other:?} is not pdf, json or csv"),
+            ))
         }
     };
     let normalize = |name: &str, t: Option<String>| -> Result<Option<String>, ApiError> {
         t.map(|t| timestamp::normalize(&t))
             .transpose()
-            .map_err(|e| ApiError::unprocessable("invalid_query", format!("{name}: {e}")))
+            .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidQuery, format!("{name}: {e}")))
     };
     let request = ReportRequest {
         kind: kind.clone(),
@@ -124,10 +127,9 @@ pub async fn report(
     let bytes = web::block(move || -> Result<Vec<u8>, ApiError> {
         let mut request = request;
         request.readable = report_projects(&caller, &mut *state2.store.conn()?)?;
-        let checkpoint = state2
-            .proofs
-            .publish()?
-            .ok_or_else(|| ApiError::unprocessable("invalid_report", "the ledger is empty: nothing to report"))?;
+        let checkpoint = state2.proofs.publish()?.ok_or_else(|| {
+            ApiError::new(crate::error_code::ErrorCode::InvalidReport, "the ledger is empty: nothing to report")
+        })?;
         let (built, _) = reports::build(
             &request,
             &state2.store,

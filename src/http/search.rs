@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
@@ -20,10 +19,8 @@ const CONSISTENT_WAIT: Duration = Duration::from_secs(10);
 impl From<SearchError> for ApiError {
     fn from(e: SearchError) -> Self {
         match e {
-            SearchError::Query(message) => ApiError::bad_request("invalid_query", message),
-            SearchError::Lagging { .. } => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "index_lagging", e.to_string())
-            }
+            SearchError::Query(message) => ApiError::new(crate::error_code::ErrorCode::MalformedQuery, message),
+            SearchError::Lagging { .. } => ApiError::new(crate::error_code::ErrorCode::IndexLagging, e.to_string()),
             SearchError::Store(e) => e.into(),
             other => ApiError::internal(other),
         }
@@ -84,20 +81,23 @@ async fn answer(state: web::Data<AppState>, caller: Caller, q: SearchQuery) -> R
         None | Some("relevance") => Sort::Relevance,
         Some("time") => Sort::Time,
         Some(other) => {
-            return Err(ApiError::unprocessable(
-                "invalid_query",
+            return Err(ApiError::new(
+                crate::error_code::ErrorCode::InvalidQuery,
                 format!("sort must be relevance or time, not {other:?}"),
             ))
         }
     };
     let limit = q.limit.unwrap_or(20);
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::unprocessable("invalid_limit", format!("limit must be between 1 and {MAX_LIMIT}")));
+        return Err(ApiError::new(
+            crate::error_code::ErrorCode::InvalidLimit,
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        ));
     }
     for (name, value) in [("from", &q.from), ("to", &q.to)] {
         if let Some(t) = value {
             crate::ledger::timestamp::normalize(t)
-                .map_err(|e| ApiError::unprocessable("invalid_query", format!("{name}: {e}")))?;
+                .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidQuery, format!("{name}: {e}")))?;
         }
     }
     let store = state.store.clone();

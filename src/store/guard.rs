@@ -18,12 +18,8 @@ use std::collections::HashMap;
 
 use super::writer::Refusal;
 use super::{projections, DbConn, StoreError};
+use crate::error_code::ErrorCode;
 use crate::ledger::{EntityRef, Event, EventDraft};
-
-/// The code of a second creating event for a version.
-pub const VERSION_EXISTS: &str = "version_exists";
-/// The code of an event about another project's entity.
-pub const PROJECT_MISMATCH: &str = "project_mismatch";
 
 /// What the guard knows of one entity.
 #[derive(Debug, Clone, Default)]
@@ -94,7 +90,7 @@ impl EntityGuard {
             if let Some(owner) = &before.owner {
                 if *owner != draft.project {
                     return Err(Refusal::new(
-                        PROJECT_MISMATCH,
+                        ErrorCode::ProjectMismatch,
                         format!(
                             "project: {subject} was created in another project than this event's ({}); an event \
                              about an entity must carry the project the entity was created in",
@@ -110,7 +106,7 @@ impl EntityGuard {
                 let model_owner = within.get(&model).or_else(|| self.known.get(&model)).and_then(|k| k.owner.clone());
                 if model_owner.is_some_and(|o| o != draft.project) {
                     return Err(Refusal::new(
-                        PROJECT_MISMATCH,
+                        ErrorCode::ProjectMismatch,
                         format!("attributes.model: {model} is not a model version of this event's project"),
                     ));
                 }
@@ -145,7 +141,7 @@ impl EntityGuard {
 
 fn version_exists(subject: &str, r: &EntityRef, when: &str) -> Refusal {
     Refusal::new(
-        VERSION_EXISTS,
+        ErrorCode::VersionExists,
         format!(
             "{subject} was created {when} and a version is immutable: record the changed data as a new version \
              (e.g. {}:{}@<next>), or describe this one with the kinds that may follow a creation (docs/EVENTS.md)",

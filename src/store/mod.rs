@@ -18,7 +18,6 @@ pub mod writer;
 
 pub use connection::{ConnectionManager, DbConn, StorageTarget};
 pub use events::{EventFilter, Head};
-pub use guard::{PROJECT_MISMATCH, VERSION_EXISTS};
 pub use writer::{AppendError, Appended, Builder, LedgerWriter, Precondition, Refusal, WriterConfig};
 
 use std::ops::ControlFlow;

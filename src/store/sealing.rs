@@ -178,7 +178,7 @@ impl KeyCache {
         draft: &PersonalDraft,
         attributes: &str,
     ) -> Result<Result<String, Refusal>, StoreError> {
-        let refuse = |m: &str| Ok(Err(Refusal::new("personal_data", m)));
+        let refuse = |m: &str| Ok(Err(Refusal::new(crate::error_code::ErrorCode::PersonalData, m)));
         let Some(master) = master else {
             return refuse("this server has no master key configured, so it cannot accept personal data");
         };

@@ -84,17 +84,18 @@ pub enum AppendError {
     Refused(Refusal),
 }
 
-/// Why a precondition refused a job: a stable code and a message for the client.
+/// Why a precondition refused a job: a stable code (which decides the
+/// answer's status) and a message for the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Refusal {
-    pub code: &'static str,
+    pub code: crate::error_code::ErrorCode,
     pub message: String,
 }
 
 impl Refusal {
     /// A refusal with `code` and `message`.
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: crate::error_code::ErrorCode, message: impl Into<String>) -> Self {
         Self { code, message: message.into() }
     }
 }

@@ -131,9 +131,14 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
 
     let valid = json!({"kind": "run.started", "subject": "run:r"});
     let cases: Vec<(&str, Value, u16, &str)> = vec![
-        ("wrong type", json!({"kind": 5, "subject": "run:r"}), 400, "invalid_request"),
-        ("missing subject", json!({"kind": "run.started"}), 400, "invalid_request"),
-        ("unknown field", json!({"kind": "run.started", "subject": "run:r", "colour": "red"}), 400, "invalid_request"),
+        ("wrong type", json!({"kind": 5, "subject": "run:r"}), 400, "malformed_request"),
+        ("missing subject", json!({"kind": "run.started"}), 400, "malformed_request"),
+        (
+            "unknown field",
+            json!({"kind": "run.started", "subject": "run:r", "colour": "red"}),
+            400,
+            "malformed_request",
+        ),
         ("bad subject", json!({"kind": "run.started", "subject": "run r"}), 422, "invalid_event"),
         ("bad input ref", json!({"kind": "run.started", "subject": "run:r", "inputs": ["nope"]}), 422, "invalid_event"),
         ("bad kind", json!({"kind": "Started", "subject": "run:r"}), 422, "invalid_event"),
@@ -157,9 +162,9 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
             422,
             "server_assigned_field",
         ),
-        ("not an object", json!([valid.clone()]), 400, "invalid_request"),
+        ("not an object", json!([valid.clone()]), 400, "malformed_request"),
         ("empty batch", json!({"events": []}), 422, "empty_batch"),
-        ("batch with extra key", json!({"events": [valid.clone()], "x": 1}), 400, "invalid_request"),
+        ("batch with extra key", json!({"events": [valid.clone()], "x": 1}), 400, "malformed_request"),
         (
             "one bad event in a batch",
             json!({"events": [valid.clone(), {"kind": "run.started", "subject": "bad"}]}),
@@ -213,12 +218,12 @@ async fn reads_of_missing_or_malformed_things_are_json_errors(backend: Backend) 
     };
     for (path, status, code) in [
         ("/api/v1/events/1", 404, "not_found"),
-        ("/api/v1/events/abc", 400, "invalid_path"),
+        ("/api/v1/events/abc", 400, "malformed_path"),
         ("/api/v1/events?limit=0", 422, "invalid_limit"),
         ("/api/v1/events?limit=100000", 422, "invalid_limit"),
-        ("/api/v1/events?subjet=model:m", 400, "invalid_query"),
+        ("/api/v1/events?subjet=model:m", 400, "malformed_query"),
         ("/api/v1/events?subject=bad", 422, "invalid_query"),
-        ("/api/v1/events?after_seq=-1", 400, "invalid_query"),
+        ("/api/v1/events?after_seq=-1", 400, "malformed_query"),
         ("/api/v1/nothing-here", 404, "not_found"),
     ] {
         let response = app.get(path).await;

@@ -491,7 +491,7 @@ async fn lineage_queries_validate_their_input() {
         ("/api/v1/impact?node=dataset:d@1", 404, "not_found"),
         ("/api/v1/entities/dataset:d@1", 404, "not_found"),
         ("/api/v1/gate?model=model:m&environment=production", 422, "invalid_request"),
-        ("/api/v1/gate?model=model:m@1", 400, "invalid_query"),
+        ("/api/v1/gate?model=model:m@1", 400, "malformed_query"),
         ("/api/v1/approvals?state=maybe", 422, "invalid_query"),
     ] {
         let response = app.get(path).await;

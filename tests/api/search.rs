@@ -281,5 +281,5 @@ async fn reindex_and_search_from_the_command_line() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid_query"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("malformed_query"));
 }
