@@ -460,6 +460,12 @@ fn verify_throughput(dir: &std::path::Path, events: u64) {
     }
 }
 
+/// Threads of `pid` (Linux).
+fn thread_count(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
 /// Resident memory of `pid` in MB (Linux).
 fn rss_mb(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -635,12 +641,13 @@ fn mixed_load(runtime: &tokio::runtime::Runtime, seconds: u64) {
     let sampler = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            let mut peak: f64 = 0.0;
+            let (mut peak, mut threads): (f64, u64) = (0.0, 0);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 peak = peak.max(rss_mb(pid));
+                threads = threads.max(thread_count(pid));
                 std::thread::sleep(Duration::from_millis(50));
             }
-            peak
+            (peak, threads)
         })
     };
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -650,10 +657,15 @@ fn mixed_load(runtime: &tokio::runtime::Runtime, seconds: u64) {
                 let addr = addr.clone();
                 let token = tokens[c % tokens.len()].clone();
                 tokio::spawn(async move {
-                    let kind = match c {
-                        0..=99 => "append",
-                        100..=139 => "read",
-                        140..=169 => "lineage",
+                    // GOVLEDGER_BENCH_MIX=appends (or reads) keeps only that
+                    // half, to tell which one a figure comes from.
+                    let mix = std::env::var("GOVLEDGER_BENCH_MIX").unwrap_or_default();
+                    let kind = match (mix.as_str(), c) {
+                        ("appends", _) => "append",
+                        ("reads", 0..=99) => "read",
+                        (_, 0..=99) => "append",
+                        (_, 100..=139) => "read",
+                        (_, 140..=169) => "lineage",
                         _ => "impact",
                     };
                     let mut http = RawHttp::connect(&addr).await;
@@ -705,9 +717,10 @@ fn mixed_load(runtime: &tokio::runtime::Runtime, seconds: u64) {
         all
     });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let peak = sampler.join().unwrap();
+    let (peak, threads) = sampler.join().unwrap();
     child.kill().ok();
     child.wait().ok();
+    println!("server threads at most: {threads}");
     let mut every: Vec<u64> = Vec::new();
     for kind in ["append", "read", "lineage", "impact"] {
         let of_kind: Vec<(Outcome, u64)> =

@@ -32,6 +32,9 @@ pub struct Limits {
     /// How long a request body may take to arrive (408 after it), whoever
     /// sends it: a body that never comes must not hold a worker.
     pub body_read_timeout: Duration,
+    /// How long a request may wait for a place to read the store (429 with
+    /// `Retry-After` after it): load beyond what the server can serve is shed.
+    pub queue_wait: Duration,
 }
 
 /// Shipped default of [`Limits::rate_limit_per_second`]: generous for a CI
@@ -55,6 +58,7 @@ impl Default for Limits {
             rate_limit_burst: DEFAULT_RATE_LIMIT_BURST,
             max_in_flight_per_token: DEFAULT_MAX_IN_FLIGHT,
             body_read_timeout: Duration::from_secs(30),
+            queue_wait: Duration::from_millis(250),
         }
     }
 }

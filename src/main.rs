@@ -76,6 +76,11 @@ struct LimitArgs {
     #[arg(long, env = "GOVLEDGER_BODY_READ_TIMEOUT", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     body_read_timeout: u64,
+    /// Milliseconds a read may wait for a free database connection before it
+    /// is answered 429 with Retry-After (load shedding).
+    #[arg(long, env = "GOVLEDGER_QUEUE_WAIT_MS", default_value_t = 250,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    queue_wait_ms: u64,
 }
 
 impl LimitArgs {
@@ -94,6 +99,7 @@ impl LimitArgs {
         limits.rate_limit_burst = self.rate_limit_burst;
         limits.max_in_flight_per_token = self.max_in_flight;
         limits.body_read_timeout = Duration::from_secs(self.body_read_timeout);
+        limits.queue_wait = Duration::from_millis(self.queue_wait_ms);
         Ok(())
     }
 }

@@ -74,6 +74,9 @@ const BATCH_BOUNDS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.
 
 pub struct Metrics {
     pub appended_events: AtomicU64,
+    /// Requests answered 429 because no place to read the store came free
+    /// in time (`Limits::queue_wait`).
+    pub shed_requests: AtomicU64,
     pub append_seconds: Histogram,
     pub commit_batch_events: Histogram,
     auth_failures: [AtomicU64; 4],
@@ -86,6 +89,7 @@ static METRICS: std::sync::OnceLock<Metrics> = std::sync::OnceLock::new();
 pub fn get() -> &'static Metrics {
     METRICS.get_or_init(|| Metrics {
         appended_events: AtomicU64::new(0),
+        shed_requests: AtomicU64::new(0),
         append_seconds: Histogram::new(LATENCY_BOUNDS),
         commit_batch_events: Histogram::new(BATCH_BOUNDS),
         auth_failures: Default::default(),
@@ -111,6 +115,12 @@ impl Metrics {
             "Events appended to the ledger by this process.",
             "counter",
             Some(self.appended_events.load(Relaxed) as f64),
+        );
+        gauge(
+            "govledger_shed_requests_total",
+            "Requests answered 429 because the server had no place to read the store within the queue wait.",
+            "counter",
+            Some(self.shed_requests.load(Relaxed) as f64),
         );
         gauge("govledger_ledger_events", "Events in the ledger (all replicas).", "gauge", gauges.ledger_events);
         gauge(

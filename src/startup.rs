@@ -36,6 +36,38 @@ pub enum StartupError {
     Bind { bind: String, error: std::io::Error },
 }
 
+/// The threads that run the HTTP handlers' blocking reads: as many as
+/// pooled connections, shared by every worker.
+struct ReaderPool(Option<tokio::runtime::Runtime>);
+
+impl ReaderPool {
+    fn start(threads: u32) -> Result<Self, StartupError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(threads.max(1) as usize)
+            .thread_keep_alive(Duration::from_secs(60))
+            .thread_name("store-reader")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Thread(format!("cannot start the reader pool: {e}")))?;
+        Ok(Self(Some(runtime)))
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.0.as_ref().map(|r| r.handle().clone()).unwrap_or_else(tokio::runtime::Handle::current)
+    }
+}
+
+impl Drop for ReaderPool {
+    // A runtime cannot be dropped from async code, where the server stops:
+    // its threads finish the reads in hand on their own.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// A bound, ready-to-run server.
 pub struct Application {
     port: u16,
@@ -46,6 +78,8 @@ pub struct Application {
     access: Arc<Access>,
     search: Arc<SearchIndex>,
     store: Store,
+    /// Runs the HTTP handlers' blocking reads (`AppState::blocking_pool`).
+    _blocking_pool: ReaderPool,
     _index_lock: crate::process_lock::ProcessLock,
 }
 
@@ -65,6 +99,7 @@ impl Application {
         // Opened here, caught up by the follower once serving: a large backlog
         // must not hold up the start (searches report `indexed_seq`).
         let search = Arc::new(SearchIndex::open(&config.search_dir, 1, 32 * 1024 * 1024)?);
+        let blocking_pool = ReaderPool::start(config.pool_size)?;
         let state = web::Data::new(AppState {
             store: store.clone(),
             proofs: proofs.clone(),
@@ -78,6 +113,8 @@ impl Application {
                 config.limits.rate_limit_burst,
             )),
             in_flight: Arc::default(),
+            blocking_slots: Arc::new(tokio::sync::Semaphore::new(config.pool_size.max(1) as usize)),
+            blocking_pool: blocking_pool.handle(),
             master_key: config.writer.master_key.clone(),
             benchmark_without_authentication: config.benchmark_without_authentication,
         });
@@ -97,6 +134,7 @@ impl Application {
             access,
             search,
             store,
+            _blocking_pool: blocking_pool,
             _index_lock: index_lock,
         })
     }

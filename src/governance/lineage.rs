@@ -21,9 +21,11 @@ pub const DEFAULT_NODES: usize = 500;
 /// Most nodes one answer may hold; larger graphs are cut and flagged
 /// `truncated`, with the count of nodes found but left out.
 pub const MAX_NODES: usize = 5_000;
-/// Edges read per step of a walk for each node the answer may still take:
-/// a node with ten thousand edges is not read whole for a 500-node answer.
-const EDGES_PER_NODE: usize = 4;
+/// Edges read per step of a walk for each node the answer may still take
+/// (plus the edges already in it): a node with ten thousand edges is not
+/// read whole for a 500-node answer. Two, because an edge can lead back to
+/// a node the walk has, or be one of several between the same two nodes.
+const EDGES_PER_NODE: usize = 2;
 
 /// Which way(s) to walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,8 +232,15 @@ fn walk_from(
             Direction::Upstream => e.source.clone(),
             Direction::Downstream => e.target.clone(),
         };
-        let new_refs: Vec<String> =
+        let mut new_refs: Vec<String> =
             found.iter().map(far).filter(|r| !seen.contains(r)).collect::<BTreeSet<_>>().into_iter().collect();
+        // Rows are read for at most as many new nodes as the answer can
+        // still take (and a few that turn out hidden); the rest are counted.
+        let readable_room = room + room / 4 + 8;
+        if new_refs.len() > readable_room {
+            truncated = true;
+            omitted.extend(new_refs.drain(readable_room..));
+        }
         let mut allowed: BTreeSet<String> = nodes.keys().cloned().collect();
         for entity in projections::entities_by_ref(conn, &new_refs)? {
             if !visible(&entity, readable, as_of) {

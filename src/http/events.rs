@@ -77,13 +77,14 @@ pub async fn with_personal(
     }
     let store = state.store.clone();
     let master = state.master_key.clone();
-    web::block(move || -> Result<_, ApiError> {
-        let views = subjects::reveal(&mut *store.conn()?, master.as_deref(), &events, |e| {
-            caller.may("personal", "read", e.project.as_deref())
-        })?;
-        Ok((events, views))
-    })
-    .await?
+    state
+        .blocking(move || -> Result<_, ApiError> {
+            let views = subjects::reveal(&mut *store.conn()?, master.as_deref(), &events, |e| {
+                caller.may("personal", "read", e.project.as_deref())
+            })?;
+            Ok((events, views))
+        })
+        .await?
 }
 
 fn to_json(events: &[Event], views: Vec<Option<serde_json::Value>>) -> Result<Vec<EventJson<'_>>, ApiError> {
@@ -191,7 +192,7 @@ pub fn parse_append_body(
 pub async fn get(state: web::Data<AppState>, caller: Caller, seq: web::Path<Seq>) -> Result<HttpResponse, ApiError> {
     let Seq(seq) = seq.into_inner();
     let store = state.store.clone();
-    let event = web::block(move || store.event(seq)).await??;
+    let event = state.blocking(move || store.event(seq)).await??;
     match event.filter(|e| caller.may("events", "read", e.project.as_deref())) {
         Some(event) => {
             let (events, views) = with_personal(&state, caller, vec![event]).await?;
@@ -251,7 +252,7 @@ pub async fn list(
     }
     let store = state.store.clone();
     let who = caller.clone();
-    let projects = web::block(move || who.readable_projects_in(&mut *store.conn()?)).await??;
+    let projects = state.blocking(move || who.readable_projects_in(&mut *store.conn()?)).await??;
     let filter = EventFilter {
         kind: q.kind,
         subject: q.subject,
@@ -263,7 +264,7 @@ pub async fn list(
         limit: limit + 1,
     };
     let store = state.store.clone();
-    let mut events = web::block(move || store.list(&filter)).await??;
+    let mut events = state.blocking(move || store.list(&filter)).await??;
     let more = events.len() > limit as usize;
     events.truncate(limit as usize);
     let next_after_seq = if more { events.last().map(|e| e.seq) } else { None };
@@ -323,7 +324,7 @@ pub struct Head {
 pub async fn head(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require("events", "read", None)?;
     let store = state.store.clone();
-    let head = web::block(move || store.head()).await??;
+    let head = state.blocking(move || store.head()).await??;
     Ok(HttpResponse::Ok().json(Head { size: head.size, head_hash: head.hash.map(hex::encode) }))
 }
 
@@ -333,6 +334,6 @@ pub async fn head(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
 pub async fn verify(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require("proofs", "read", None)?;
     let proofs = state.proofs.clone();
-    let report = web::block(move || proofs.verify()).await??;
+    let report = state.blocking(move || proofs.verify()).await??;
     Ok(HttpResponse::Ok().json(report))
 }

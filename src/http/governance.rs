@@ -184,27 +184,28 @@ pub async fn list_approvals(
     let store = state.store.clone();
     let models: Vec<String> = approvals.iter().map(|a| a.model.clone()).collect();
     let reader = caller.clone();
-    let evidence = web::block(move || -> Result<_, ApiError> {
-        let mut conn = store.conn()?;
-        let projects = reader.readable_projects_in(&mut conn)?;
-        let mut out = std::collections::HashMap::new();
-        for model in models {
-            if let Some(view) = lineage::entity(&mut conn, &model, projects.as_deref())? {
-                let upstream = lineage::lineage(
-                    &mut conn,
-                    &model,
-                    Walk::Upstream,
-                    10,
-                    None,
-                    projects.as_deref(),
-                    lineage::DEFAULT_NODES,
-                )?;
-                out.insert(model, ModelEvidence { state: view.current, upstream });
+    let evidence = state
+        .blocking(move || -> Result<_, ApiError> {
+            let mut conn = store.conn()?;
+            let projects = reader.readable_projects_in(&mut conn)?;
+            let mut out = std::collections::HashMap::new();
+            for model in models {
+                if let Some(view) = lineage::entity(&mut conn, &model, projects.as_deref())? {
+                    let upstream = lineage::lineage(
+                        &mut conn,
+                        &model,
+                        Walk::Upstream,
+                        10,
+                        None,
+                        projects.as_deref(),
+                        lineage::DEFAULT_NODES,
+                    )?;
+                    out.insert(model, ModelEvidence { state: view.current, upstream });
+                }
             }
-        }
-        Ok(out)
-    })
-    .await??;
+            Ok(out)
+        })
+        .await??;
     let approvals = approvals
         .into_iter()
         .map(|approval| ApprovalWithEvidence { model_evidence: evidence.get(&approval.model).cloned(), approval })
@@ -435,13 +436,14 @@ pub async fn lineage(
         .transpose()
         .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidQuery, format!("as_of: {e}")))?;
     let state2 = state.clone();
-    let graph = web::block(move || -> Result<_, ApiError> {
-        let projects = readable(&state2, &caller)?;
-        let mut conn = state2.store.conn()?;
-        let as_of_seq = as_of.map(|t| projections::seq_at(&mut conn, &t)).transpose()?;
-        Ok(lineage::lineage(&mut conn, &node, walk, depth, as_of_seq, projects.as_deref(), limit)?)
-    })
-    .await??;
+    let graph = state
+        .blocking(move || -> Result<_, ApiError> {
+            let projects = readable(&state2, &caller)?;
+            let mut conn = state2.store.conn()?;
+            let as_of_seq = as_of.map(|t| projections::seq_at(&mut conn, &t)).transpose()?;
+            Ok(lineage::lineage(&mut conn, &node, walk, depth, as_of_seq, projects.as_deref(), limit)?)
+        })
+        .await??;
     match graph {
         Some(g) => Ok(HttpResponse::Ok().json(g)),
         None => Err(ApiError::not_found(format!("no entity {} (at that time)", q.node))),
@@ -488,11 +490,12 @@ pub async fn impact(
     let limit = node_limit(query.limit)?;
     let state2 = state.clone();
     let node2 = node.clone();
-    let found = web::block(move || -> Result<_, ApiError> {
-        let projects = readable(&state2, &caller)?;
-        Ok(lineage::impact(&mut *state2.store.conn()?, &node2, projects.as_deref(), limit)?)
-    })
-    .await??;
+    let found = state
+        .blocking(move || -> Result<_, ApiError> {
+            let projects = readable(&state2, &caller)?;
+            Ok(lineage::impact(&mut *state2.store.conn()?, &node2, projects.as_deref(), limit)?)
+        })
+        .await??;
     found.map(|i| HttpResponse::Ok().json(i)).ok_or_else(|| ApiError::not_found(format!("no entity {node}")))
 }
 
@@ -513,11 +516,12 @@ pub async fn entity(
         lineage::parse_node(&r).map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidPath, e.to_string()))?;
     let state2 = state.clone();
     let node2 = node.clone();
-    let view = web::block(move || -> Result<_, ApiError> {
-        let projects = readable(&state2, &caller)?;
-        Ok(lineage::entity(&mut *state2.store.conn()?, &node2, projects.as_deref())?)
-    })
-    .await??;
+    let view = state
+        .blocking(move || -> Result<_, ApiError> {
+            let projects = readable(&state2, &caller)?;
+            Ok(lineage::entity(&mut *state2.store.conn()?, &node2, projects.as_deref())?)
+        })
+        .await??;
     let Some(view) = view else { return Err(ApiError::not_found(format!("no entity {node}"))) };
     let history: Result<Vec<_>, _> = view.history.iter().map(crate::ledger::Event::to_json).collect();
     let entity = view.entity;

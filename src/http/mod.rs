@@ -43,10 +43,45 @@ pub struct AppState {
     pub rate_limiter: Arc<ratelimit::RateLimiter>,
     /// Requests in progress per token (`Limits::max_in_flight_per_token`).
     pub in_flight: Arc<auth::InFlightLimiter>,
+    /// Places for blocking work (reads of the store, proofs, reports): one
+    /// per pooled connection. A request waits for one without holding a
+    /// thread, so a burst of readers cannot start hundreds of threads, each
+    /// with its own allocator caches, that then queue for the connections.
+    pub blocking_slots: Arc<tokio::sync::Semaphore>,
+    /// Where that work runs: a pool of as many threads as places, shared by
+    /// every HTTP worker (each worker's own blocking pool would grow its own
+    /// threads, and with them the memory the allocator keeps per thread).
+    pub blocking_pool: tokio::runtime::Handle,
     /// Seals and opens personal data; `None` when no master key is set.
     pub master_key: Option<Arc<crate::ledger::personal::MasterKey>>,
     /// See [`crate::config::Config::benchmark_without_authentication`].
     pub benchmark_without_authentication: bool,
+}
+
+impl AppState {
+    /// Runs blocking `work` (it reads the store, signs, renders) on the
+    /// blocking pool once a place is free. A request that waits longer than
+    /// `Limits::queue_wait` for one is answered 429 with `Retry-After`:
+    /// under more load than the server can serve, a caller learns it at once
+    /// rather than after a timeout.
+    pub async fn blocking<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+        let wait = tokio::time::timeout(self.limits.queue_wait, self.blocking_slots.clone().acquire_owned());
+        let slot = match wait.await {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(_)) => return Err(ApiError::internal("the blocking slots are closed")),
+            Err(_) => {
+                crate::metrics::get().shed_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Err(ApiError::too_busy("the server is busy; retry in a second"));
+            }
+        };
+        self.blocking_pool
+            .spawn_blocking(move || {
+                let _slot = slot;
+                work()
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("a blocking task failed: {e}")))
+    }
 }
 
 /// Registers every route and the JSON error handlers for extractor failures.

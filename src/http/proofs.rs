@@ -33,7 +33,7 @@ pub async fn checkpoint(
 ) -> Result<HttpResponse, ApiError> {
     let size = query.into_inner().size.map(|Seq(s)| s);
     let proofs = state.proofs.clone();
-    let found = web::block(move || proofs.checkpoint(size)).await??;
+    let found = state.blocking(move || proofs.checkpoint(size)).await??;
     match found {
         Some(cp) => Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(cp.note)),
         None => Err(ApiError::not_found(match size {
@@ -81,12 +81,12 @@ pub async fn inclusion(
     let InclusionQuery { seq: Seq(seq), tree_size } = query.into_inner();
     let tree_size = tree_size.map(|Seq(s)| s);
     let store = state.store.clone();
-    let event = web::block(move || store.event(seq)).await??;
+    let event = state.blocking(move || store.event(seq)).await??;
     if !event.is_some_and(|e| caller.may("events", "read", e.project.as_deref())) {
         return Err(ApiError::not_found(format!("no event with seq {seq}")));
     }
     let proofs = state.proofs.clone();
-    let proof = web::block(move || proofs.inclusion(seq, tree_size)).await??;
+    let proof = state.blocking(move || proofs.inclusion(seq, tree_size)).await??;
     Ok(HttpResponse::Ok().json(proof))
 }
 
@@ -117,6 +117,6 @@ pub async fn consistency(
     caller.require("proofs", "read", None)?;
     let ConsistencyQuery { from: Seq(from), to: Seq(to) } = query.into_inner();
     let proofs = state.proofs.clone();
-    let proof = web::block(move || proofs.consistency(from, to)).await??;
+    let proof = state.blocking(move || proofs.consistency(from, to)).await??;
     Ok(HttpResponse::Ok().json(proof))
 }

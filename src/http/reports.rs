@@ -124,23 +124,24 @@ pub async fn report(
         readable: None,
     };
     let state2 = state.clone();
-    let bytes = web::block(move || -> Result<Vec<u8>, ApiError> {
-        let mut request = request;
-        request.readable = report_projects(&caller, &mut *state2.store.conn()?)?;
-        let checkpoint = state2.proofs.publish()?.ok_or_else(|| {
-            ApiError::new(crate::error_code::ErrorCode::InvalidReport, "the ledger is empty: nothing to report")
-        })?;
-        let (built, _) = reports::build(
-            &request,
-            &state2.store,
-            &state2.proofs,
-            &checkpoint,
-            state2.governance.rules(),
-            &state2.templates_dir,
-        )?;
-        Ok(reports::render(&built, &format)?)
-    })
-    .await??;
+    let bytes = state
+        .blocking(move || -> Result<Vec<u8>, ApiError> {
+            let mut request = request;
+            request.readable = report_projects(&caller, &mut *state2.store.conn()?)?;
+            let checkpoint = state2.proofs.publish()?.ok_or_else(|| {
+                ApiError::new(crate::error_code::ErrorCode::InvalidReport, "the ledger is empty: nothing to report")
+            })?;
+            let (built, _) = reports::build(
+                &request,
+                &state2.store,
+                &state2.proofs,
+                &checkpoint,
+                state2.governance.rules(),
+                &state2.templates_dir,
+            )?;
+            Ok(reports::render(&built, &format)?)
+        })
+        .await??;
     Ok(HttpResponse::Ok()
         .content_type(content_type)
         .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{kind}.{extension}\"")))

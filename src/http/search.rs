@@ -101,12 +101,13 @@ async fn answer(state: web::Data<AppState>, caller: Caller, q: SearchQuery) -> R
         }
     }
     let store = state.store.clone();
-    let (projects, head) = web::block(move || -> Result<_, ApiError> {
-        let mut conn = store.conn()?;
-        let projects = caller.readable_projects_in(&mut conn)?;
-        Ok((projects, events::head(&mut conn)?.size))
-    })
-    .await??;
+    let (projects, head) = state
+        .blocking(move || -> Result<_, ApiError> {
+            let mut conn = store.conn()?;
+            let projects = caller.readable_projects_in(&mut conn)?;
+            Ok((projects, events::head(&mut conn)?.size))
+        })
+        .await??;
     if q.consistent == Some(true) {
         state.search.wait_for(head, CONSISTENT_WAIT).await?;
     }
@@ -124,6 +125,6 @@ async fn answer(state: web::Data<AppState>, caller: Caller, q: SearchQuery) -> R
         projects,
     };
     let index = state.search.clone();
-    let results = web::block(move || index.search(&request)).await??;
+    let results = state.blocking(move || index.search(&request)).await??;
     Ok(HttpResponse::Ok().json(results))
 }

@@ -62,10 +62,12 @@ pub async fn access(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("subjects", "read", None)?;
-    let answer = web::block(move || -> Result<_, ApiError> {
-        let readable = caller.readable_projects_in(&mut *state.store.conn()?)?;
-        Ok(subjects::access(&state.store, state.master_key.as_deref(), &id, readable.as_deref())?)
-    })
-    .await??;
+    let inner = state.clone();
+    let answer = state
+        .blocking(move || -> Result<_, ApiError> {
+            let readable = caller.readable_projects_in(&mut *inner.store.conn()?)?;
+            Ok(subjects::access(&inner.store, inner.master_key.as_deref(), &id, readable.as_deref())?)
+        })
+        .await??;
     Ok(HttpResponse::Ok().json(answer))
 }
