@@ -198,3 +198,35 @@ async fn lineage_answers_are_bounded(backend: crate::helpers::Backend) {
     assert_eq!(entity["edges_truncated"], true);
 }
 crate::on_both_backends!(lineage_impact_and_entities_answer_within_their_limits, lineage_answers_are_bounded);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_beyond_what_the_server_can_serve_are_shed_with_429() {
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.pool_size = 1;
+        c.limits.queue_wait = std::time::Duration::from_millis(1);
+    })
+    .await
+    else {
+        return;
+    };
+    app.append_json(&json!({"kind": "dataset.version_created", "subject": "dataset:d@1", "project": "p"})).await;
+    let requests = (0..40).map(|_| app.client.get(app.url("/api/v1/lineage?node=dataset:d@1")).send());
+    let answers = futures_util::future::join_all(requests).await;
+    let mut shed = 0;
+    for answer in answers {
+        let answer = answer.unwrap();
+        match answer.status().as_u16() {
+            200 => {}
+            429 => {
+                shed += 1;
+                assert_eq!(answer.headers()["retry-after"], "1");
+                let body: Value = answer.json().await.unwrap();
+                assert_eq!(body["error"], "rate_limited", "{body}");
+            }
+            other => panic!("{other}: {}", answer.text().await.unwrap()),
+        }
+    }
+    assert!(shed > 0, "40 readers at once on one connection with a 1 ms queue: some must be shed");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("govledger_shed_requests_total"), "{metrics}");
+}
