@@ -246,6 +246,38 @@ async fn erasure_is_idempotent(backend: Backend) {
     let key = first["key_ids_destroyed"][0].as_str().unwrap();
     assert!(text.contains(key) && text.contains("DSR-7"), "{text}");
     assert!(!text.contains("none held"), "{text}");
+
+    // New data about the same person gets a new key; erasing again is a new
+    // erasure, and the certificate lists both, each with its key and reason.
+    app.append_json(&json!({"kind": "dataset.version_created", "subject": "dataset:crm@2", "project": "crm",
+        "personal": {"subject_ids": ["customer-4711"], "fields": {"email": "c2@example.org"}}}))
+        .await;
+    let second = app
+        .client
+        .post(app.url("/api/v1/subjects/customer-4711/erase"))
+        .json(&json!({"reason": "DSR-9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 200);
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(second["replayed"], false);
+    assert_ne!(second["seq"], first["seq"]);
+    let report = app.get_json(&format!("/api/v1/reports/gdpr-erasure?subject={pseudonym}&format=json")).await;
+    let erasures: Vec<String> = report["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["show"] == "erasure")
+        .flat_map(|s| s["statements"].as_array().cloned().unwrap_or_default())
+        .map(|s| s["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(erasures.len(), 2, "{erasures:?}");
+    assert!(erasures[0].starts_with("Erasure 1 of 2") && erasures[0].contains(key) && erasures[0].contains("DSR-7"));
+    let second_key = second["key_ids_destroyed"][0].as_str().unwrap();
+    assert!(
+        erasures[1].starts_with("Erasure 2 of 2") && erasures[1].contains(second_key) && erasures[1].contains("DSR-9")
+    );
 }
 on_both_backends!(erasing_an_erased_subject_answers_the_first_erasure, erasure_is_idempotent);
 

@@ -377,3 +377,29 @@ async fn forged_approval_rows(backend: Backend) {
     assert!(!event["attributes"]["approval_seqs"].as_array().unwrap().contains(&json!(0)), "{event}");
 }
 on_both_backends!(a_forged_approval_row_is_caught_by_verify_and_ignored_by_the_gate, forged_approval_rows);
+
+async fn old_redefinitions_are_findings(backend: Backend) {
+    let Some(t) = tenants(backend).await else { return };
+    // An old ledger redefined the dataset beta's models were trained on.
+    let seq = old_ledger_event(&t.app, "dataset.version_created", "dataset:beta-data@1", "beta");
+    let text_of = |report: &Value| -> Vec<(String, u64)> {
+        report["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["show"] == "findings")
+            .flat_map(|s| s["statements"].as_array().cloned().unwrap_or_default())
+            .map(|s| (s["text"].as_str().unwrap().to_owned(), s["seq"].as_u64().unwrap()))
+            .filter(|(text, _)| text.contains("created again"))
+            .collect()
+    };
+    let inventory = t.app.get_json("/api/v1/reports/model-inventory?format=json").await;
+    let dossier = t.app.get_json("/api/v1/reports/model-dossier?subject=model:beta-model@2&format=json").await;
+    for report in [&inventory, &dossier] {
+        let found = text_of(report);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].1, seq, "the finding cites the redefinition");
+        assert!(found[0].0.contains("dataset:beta-data@1 was created again at seq"), "{found:?}");
+    }
+}
+on_both_backends!(an_old_ledger_s_redefined_version_is_a_finding, old_redefinitions_are_findings);
