@@ -88,10 +88,6 @@ pub struct Config {
     pub search_dir: std::path::PathBuf,
     /// The approval rules (`policies/approvals.toml` unless replaced).
     pub approval_rules: ApprovalRules,
-    /// Only for measuring what authentication costs (benches/): every
-    /// request is treated as an all-projects admin. Not reachable from the
-    /// command line, the environment or any configuration file.
-    pub benchmark_without_authentication: bool,
 }
 
 /// The checkpoint origin when none is configured. Operators should set a
@@ -109,7 +105,6 @@ impl Config {
             approval_rules: ApprovalRules::default_rules(),
             search_dir: data_dir.join(crate::search::INDEX_DIR),
             templates_dir: std::path::PathBuf::from("reports"),
-            benchmark_without_authentication: false,
             bind: bind.into(),
             storage,
             limits: Limits::default(),

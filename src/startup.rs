@@ -116,7 +116,6 @@ impl Application {
             blocking_slots: Arc::new(tokio::sync::Semaphore::new(config.pool_size.max(1) as usize)),
             blocking_pool: blocking_pool.handle(),
             master_key: config.writer.master_key.clone(),
-            benchmark_without_authentication: config.benchmark_without_authentication,
         });
         let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::configure))
             // In-flight requests (and so in-flight commits) get this long to finish on SIGTERM/SIGINT.

@@ -54,8 +54,6 @@ pub struct AppState {
     pub blocking_pool: tokio::runtime::Handle,
     /// Seals and opens personal data; `None` when no master key is set.
     pub master_key: Option<Arc<crate::ledger::personal::MasterKey>>,
-    /// See [`crate::config::Config::benchmark_without_authentication`].
-    pub benchmark_without_authentication: bool,
 }
 
 impl AppState {
