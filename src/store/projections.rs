@@ -226,33 +226,14 @@ impl Batch {
         let mut entities = HashMap::new();
         let mut live_edges = HashSet::new();
         let mut live_edge_rows = HashMap::new();
-        for chunk in refs.chunks(CHUNK) {
-            let rows: Vec<EntityRow> = with_conn!(conn, |c| entities::table
-                .filter(entities::ref_.eq_any(chunk))
-                .select(EntityRow::as_select())
-                .load(c))?;
-            entities.extend(rows.into_iter().map(|r| (r.ref_.clone(), r)));
-            let edges: Vec<EdgeRow> = with_conn!(conn, |c| lineage_edges::table
-                .filter(lineage_edges::target.eq_any(chunk))
-                .filter(lineage_edges::ended_seq.is_null())
-                .select(EdgeRow::as_select())
-                .load(c))?;
-            for edge in edges {
-                live_edge_rows.insert((edge.source.clone(), edge.target.clone()), edge.created_seq);
-                live_edges.insert((edge.source, edge.target));
-            }
-        }
-        // A failed run's outgoing edges end: they are keyed by source.
-        for chunk in failed_runs.chunks(CHUNK) {
-            let edges: Vec<EdgeRow> = with_conn!(conn, |c| lineage_edges::table
-                .filter(lineage_edges::source.eq_any(chunk))
-                .filter(lineage_edges::ended_seq.is_null())
-                .select(EdgeRow::as_select())
-                .load(c))?;
-            for edge in edges {
-                live_edge_rows.insert((edge.source.clone(), edge.target.clone()), edge.created_seq);
-                live_edges.insert((edge.source, edge.target));
-            }
+        entities.extend(entities_by_ref(conn, &refs)?.into_iter().map(|r| (r.ref_.clone(), r)));
+        // The live edges into what the batch names, and out of the runs it
+        // fails (their outputs end).
+        let into = edges_of(conn, &refs, Direction::Upstream, None, None)?;
+        let out_of_failed = edges_of(conn, &failed_runs, Direction::Downstream, None, None)?;
+        for edge in into.into_iter().chain(out_of_failed) {
+            live_edge_rows.insert((edge.source.clone(), edge.target.clone()), edge.created_seq);
+            live_edges.insert((edge.source, edge.target));
         }
         let mut approvals_map = HashMap::new();
         let mut decisions: HashMap<String, Vec<DecisionRow>> = HashMap::new();

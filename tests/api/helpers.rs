@@ -213,6 +213,21 @@ impl Drop for TestApp {
     }
 }
 
+/// Sends `request` and reads its answer as JSON, whatever its status.
+pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.expect("request sent").json().await.expect("json body")
+}
+
+impl TestApp {
+    /// Adds `line` to the policy in force (with the admin token).
+    pub async fn add_policy_line(&self, line: &str) {
+        let policy = self.get("/api/v1/policies").await.text().await.expect("policy");
+        let put = self.client.put(self.url("/api/v1/policies")).header("Content-Type", "text/csv");
+        let response = put.body(format!("{policy}\n{line}\n")).send().await.expect("request sent");
+        assert_eq!(response.status(), 200, "{line}");
+    }
+}
+
 /// Reads every event through the paginated listing.
 pub async fn all_events(app: &TestApp) -> Vec<Value> {
     let mut events = Vec::new();

@@ -56,15 +56,8 @@ async fn look_alike_subjects_are_one_person_or_refused() {
         assert_eq!(alice.post(app.url("/api/v1/events")).json(&event).send().await.unwrap().status(), 201);
     }
     let ci = client_with(&app.token("ci", &["ci"], &["*"]));
-    let approval: Value = ci
-        .post(app.url("/api/v1/approvals"))
-        .json(&json!({"model": "model:m@1", "environment": "staging"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ask = json!({"model": "model:m@1", "environment": "staging"});
+    let approval = crate::helpers::json_of(ci.post(app.url("/api/v1/approvals")).json(&ask)).await;
     let id = approval["id"].as_str().unwrap();
     let shouting = client_with(&app.token("Alice", &["risk_officer"], &["*"]));
     let response = shouting

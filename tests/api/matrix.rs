@@ -227,15 +227,8 @@ async fn seed(app: &TestApp) -> BTreeMap<&'static str, (u64, String)> {
         let stored: Value =
             pipeline.post(app.url("/api/v1/events")).json(&events).send().await.unwrap().json().await.unwrap();
         let seq = stored["events"][3]["seq"].as_u64().unwrap_or_else(|| panic!("{stored}"));
-        let approval: Value = pipeline
-            .post(app.url("/api/v1/approvals"))
-            .json(&json!({"model": format!("model:model-{target}@1"), "environment": "staging"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ask = json!({"model": format!("model:model-{target}@1"), "environment": "staging"});
+        let approval = crate::helpers::json_of(pipeline.post(app.url("/api/v1/approvals")).json(&ask)).await;
         out.insert(target, (seq, approval["id"].as_str().unwrap_or_else(|| panic!("{approval}")).to_owned()));
     }
     out
@@ -260,10 +253,7 @@ fn uuid_v4() -> String {
 async fn the_project_matrix(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else { return };
     let data = seed(&app).await;
-    let policy = app.get("/api/v1/policies").await.text().await.unwrap();
-    let with_loader = format!("{policy}\np, loader, *, events/dataset.*, append, allow\n");
-    let put = app.client.put(app.url("/api/v1/policies")).header("Content-Type", "text/csv").body(with_loader);
-    assert_eq!(put.send().await.unwrap().status(), 200);
+    app.add_policy_line("p, loader, *, events/dataset.*, append, allow").await;
 
     // Every route of the description is in the matrix or named above.
     let doc: Value = app.get_json("/api/v1/openapi.json").await;

@@ -253,10 +253,7 @@ async fn reads_follow_one_rule(backend: Backend) {
     assert_eq!((status, gate["decision"].as_str()), (200, Some("deny")), "{gate}");
 
     // A role without `events read`, and a role the policy does not define, see nothing.
-    let policy = t.app.get("/api/v1/policies").await.text().await.unwrap();
-    let with_writer = format!("{policy}\np, loader, *, events/dataset.*, append, allow\n");
-    let put = t.app.client.put(t.app.url("/api/v1/policies")).header("Content-Type", "text/csv").body(with_writer);
-    assert_eq!(put.send().await.unwrap().status(), 200);
+    t.app.add_policy_line("p, loader, *, events/dataset.*, append, allow").await;
     for role in ["loader", "ghost"] {
         let client = client_with(&t.app.token(&format!("{role}-user"), &[role], &["*"]));
         for path in [
@@ -314,15 +311,8 @@ async fn old_breaches_are_findings(backend: Backend) {
     let model = t.app.get_json("/api/v1/entities/model:beta-model@1").await;
     assert_eq!(model["project"], "beta");
     let inventory = t.app.get_json("/api/v1/reports/model-inventory?format=json").await;
-    let findings: Vec<(String, u64)> = inventory["sections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["show"] == "findings")
-        .flat_map(|s| s["statements"].as_array().cloned().unwrap_or_default())
-        .map(|s| (s["text"].as_str().unwrap().to_owned(), s["seq"].as_u64().unwrap()))
-        .filter(|(text, _)| text.contains("must stay in its project"))
-        .collect();
+    let findings: Vec<(String, u64)> =
+        findings_of(&inventory).into_iter().filter(|(text, _)| text.contains("must stay in its project")).collect();
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert_eq!(findings[0].1, seq);
     assert!(findings[0].0.contains("created in project beta") && findings[0].0.contains("recorded in project alpha"));
@@ -383,15 +373,7 @@ async fn old_redefinitions_are_findings(backend: Backend) {
     // An old ledger redefined the dataset beta's models were trained on.
     let seq = old_ledger_event(&t.app, "dataset.version_created", "dataset:beta-data@1", "beta");
     let text_of = |report: &Value| -> Vec<(String, u64)> {
-        report["sections"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["show"] == "findings")
-            .flat_map(|s| s["statements"].as_array().cloned().unwrap_or_default())
-            .map(|s| (s["text"].as_str().unwrap().to_owned(), s["seq"].as_u64().unwrap()))
-            .filter(|(text, _)| text.contains("created again"))
-            .collect()
+        findings_of(report).into_iter().filter(|(text, _)| text.contains("created again")).collect()
     };
     let inventory = t.app.get_json("/api/v1/reports/model-inventory?format=json").await;
     let dossier = t.app.get_json("/api/v1/reports/model-dossier?subject=model:beta-model@2&format=json").await;
@@ -403,3 +385,15 @@ async fn old_redefinitions_are_findings(backend: Backend) {
     }
 }
 on_both_backends!(an_old_ledger_s_redefined_version_is_a_finding, old_redefinitions_are_findings);
+
+/// The statements of a report's findings sections: (text, seq).
+fn findings_of(report: &Value) -> Vec<(String, u64)> {
+    report["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["show"] == "findings")
+        .flat_map(|s| s["statements"].as_array().cloned().unwrap_or_default())
+        .map(|s| (s["text"].as_str().unwrap().to_owned(), s["seq"].as_u64().unwrap()))
+        .collect()
+}
