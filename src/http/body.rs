@@ -2,15 +2,24 @@
 //! the API's JSON shape. (`web::Json` answers oversize or malformed bodies
 //! with plain-text errors, and the raw payload stream has no limit at all.)
 
-use actix_web::{http::header, web, HttpRequest};
-use futures_util::StreamExt;
+use actix_web::{dev, http::header, web, FromRequest, HttpRequest};
+use futures_util::{Stream, StreamExt};
 
 use super::ApiError;
+
+/// A request body as a stream of chunks (`web::Payload` or the extractor's).
+pub trait BodyStream: Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>> + Unpin {}
+
+impl<S: Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>> + Unpin> BodyStream for S {}
 
 /// Reads the body as JSON, refusing more than `limit` bytes with 413, a
 /// non-JSON content type with 415, and an object with a key given twice
 /// with 400: which of two values counts is not for a parser to decide.
-pub async fn read_json(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<serde_json::Value, ApiError> {
+pub async fn read_json(
+    req: &HttpRequest,
+    payload: impl BodyStream,
+    limit: usize,
+) -> Result<serde_json::Value, ApiError> {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or("").trim();
     if !mime.eq_ignore_ascii_case("application/json") {
@@ -31,7 +40,7 @@ pub async fn read_json(req: &HttpRequest, payload: web::Payload, limit: usize) -
 
 /// Reads the whole body, refusing more than `limit` bytes with 413 and a
 /// body that takes longer than the configured timeout to arrive with 408.
-pub async fn read_bytes(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+pub async fn read_bytes(req: &HttpRequest, mut payload: impl BodyStream, limit: usize) -> Result<web::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             crate::error_code::ErrorCode::PayloadTooLarge,
@@ -65,6 +74,28 @@ pub async fn read_bytes(req: &HttpRequest, mut payload: web::Payload, limit: usi
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// A JSON request body of type `T`, read as [`read_json`] reads it (size and
+/// time limits, no repeated key) and refused with 400 `malformed_request`
+/// when it is not a `T`. Put it after the `Caller` in a handler's
+/// arguments: the caller is authenticated before the body is read.
+pub struct Body<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for Body<T> {
+    type Error = ApiError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let (req, payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            let limit = req.app_data::<web::Data<super::AppState>>().map_or(1 << 20, |s| s.limits.max_body_bytes);
+            let value = read_json(&req, payload, limit).await?;
+            serde_json::from_value(value)
+                .map(Body)
+                .map_err(|e| ApiError::new(crate::error_code::ErrorCode::MalformedRequest, e.to_string()))
+        })
+    }
 }
 
 /// Deserializes any JSON value, refusing an object that repeats a key.

@@ -3,11 +3,11 @@
 use std::collections::HashSet;
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::body::read_json;
+use super::body::Body;
 use super::error::ErrorBody;
 use super::params::Seq;
 use super::{ApiError, AppState};
@@ -34,10 +34,8 @@ use crate::store::{Appended, ChainReport, EventFilter};
 pub async fn append(
     state: web::Data<AppState>,
     caller: Caller,
-    req: HttpRequest,
-    payload: web::Payload,
+    Body(body): Body<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
     let (drafts, is_batch) = parse_append_body(body, state.limits.max_batch_events, state.master_key.as_deref())?;
     for draft in &drafts {
         caller.require(&format!("events/{}", draft.kind), "append", draft.project.as_deref())?;

@@ -2,11 +2,11 @@
 //! `/api/v1/lineage`, `/api/v1/impact`, `/api/v1/entities/{ref}`.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::body::read_json;
+use super::body::Body;
 use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::governance::approvals::{
@@ -53,11 +53,6 @@ fn approval_id(id: String) -> Result<String, ApiError> {
     Ok(id)
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
-    serde_json::from_value(body)
-        .map_err(|e| ApiError::new(crate::error_code::ErrorCode::MalformedRequest, e.to_string()))
-}
-
 /// `POST /api/v1/approvals`: asks for approval of a model version for an environment.
 #[utoipa::path(post, path = "/api/v1/approvals", tag = "governance", request_body = ApprovalRequest,
     responses(
@@ -69,11 +64,8 @@ fn parse<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, A
 pub async fn request_approval(
     state: web::Data<AppState>,
     caller: Caller,
-    req: HttpRequest,
-    payload: web::Payload,
+    Body(request): Body<ApprovalRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
-    let request: ApprovalRequest = parse(body)?;
     model_version(&request.model)?;
     let project = model_scope(&state, &caller, &request.model).await?;
     caller.require("events/approval.requested", "append", project.as_deref())?;
@@ -95,11 +87,8 @@ pub async fn decide(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
-    req: HttpRequest,
-    payload: web::Payload,
+    Body(request): Body<DecisionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
-    let request: DecisionRequest = parse(body)?;
     let kind = match request.decision.as_str() {
         "grant" => "approval.granted",
         "reject" => "approval.rejected",
@@ -244,6 +233,7 @@ pub struct ModelEvidence {
     responses(
         (status = 200, description = "The approval and its decisions", body = ApprovalView),
         (status = 404, description = "No such approval, or one the caller may not read", body = ErrorBody),
+        (status = 422, description = "`invalid_request`: an approval id longer than 64 characters", body = ErrorBody),
     ))]
 pub async fn get_approval(
     state: web::Data<AppState>,
@@ -311,11 +301,8 @@ pub async fn gate(
 pub async fn deploy(
     state: web::Data<AppState>,
     caller: Caller,
-    req: HttpRequest,
-    payload: web::Payload,
+    Body(request): Body<DeploymentRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
-    let request: DeploymentRequest = parse(body)?;
     model_version(&request.model)?;
     let project = match model_scope(&state, &caller, &request.model).await {
         Ok(project) => project,
@@ -589,10 +576,8 @@ pub async fn openlineage(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<OpenLineageQuery>,
-    req: HttpRequest,
-    payload: web::Payload,
+    Body(body): Body<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
     let request = openlineage::to_event(&body, query.project.as_deref())
         .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidOpenlineageEvent, e.to_string()))?;
     let draft = EventDraft::from_request(request)
