@@ -31,10 +31,10 @@ pub enum AccessError {
     UnknownToken(String),
 }
 
-/// Every event of `kind`, in seq order.
-fn events_of_kind(store: &Store, kind: &str) -> Result<Vec<crate::ledger::Event>, StoreError> {
+/// Every event of `kind` after seq `after`, in seq order.
+fn events_of_kind(store: &Store, kind: &str, after: u64) -> Result<Vec<crate::ledger::Event>, StoreError> {
     let mut found = Vec::new();
-    let mut cursor = 0;
+    let mut cursor = after;
     loop {
         let filter = EventFilter { kind: Some(kind.into()), after_seq: cursor, limit: 1000, ..Default::default() };
         let page = store.list(&filter)?;
@@ -50,7 +50,7 @@ fn events_of_kind(store: &Store, kind: &str) -> Result<Vec<crate::ledger::Event>
 fn known_projects(store: &Store) -> Result<std::collections::BTreeSet<String>, StoreError> {
     let mut known: std::collections::BTreeSet<String> =
         crate::store::events::projects(&mut *store.conn()?)?.into_iter().collect();
-    for event in events_of_kind(store, "token.issued")? {
+    for event in events_of_kind(store, "token.issued", 0)? {
         let a: serde_json::Value = serde_json::from_str(&event.attributes).unwrap_or_default();
         let named = a["projects"].as_array().into_iter().flatten().filter_map(|p| p.as_str());
         known.extend(named.filter(|p| *p != ALL_PROJECTS).map(str::to_owned));
@@ -175,15 +175,7 @@ impl Access {
             let head = store.head()?.size;
             let mut found = Vec::new();
             for kind in ["policy.changed", "token.revoked"] {
-                let mut cursor = after;
-                loop {
-                    let filter =
-                        EventFilter { kind: Some(kind.into()), after_seq: cursor, limit: 1000, ..Default::default() };
-                    let page = store.list(&filter)?;
-                    let Some(last) = page.last().map(|e| e.seq) else { break };
-                    found.extend(page.into_iter().filter(|e| e.seq <= head));
-                    cursor = last;
-                }
+                found.extend(events_of_kind(&store, kind, after)?.into_iter().filter(|e| e.seq <= head));
             }
             found.sort_by_key(|e| e.seq);
             Ok((found, head))
@@ -297,7 +289,7 @@ impl Access {
         let events = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let mut found = Vec::new();
             for kind in ["token.issued", "token.revoked"] {
-                found.extend(events_of_kind(&reading, kind)?);
+                found.extend(events_of_kind(&reading, kind, 0)?);
             }
             Ok(found)
         })
