@@ -11,6 +11,7 @@
 use serde_json::{json, Value};
 
 use crate::client::{Client, ClientError};
+use crate::ledger::Kind;
 
 /// The people of the story, each with a token of their role.
 pub struct Cast {
@@ -87,8 +88,8 @@ pub struct Story {
     pub blocked_seq: u64,
 }
 
-fn event(kind: &str, subject: &str, inputs: &[&str], outputs: &[&str], attributes: Value) -> Value {
-    json!({"kind": kind, "subject": subject, "project": PROJECT, "inputs": inputs, "outputs": outputs,
+fn event(kind: Kind, subject: &str, inputs: &[&str], outputs: &[&str], attributes: Value) -> Value {
+    json!({"kind": kind.as_str(), "subject": subject, "project": PROJECT, "inputs": inputs, "outputs": outputs,
            "attributes": attributes})
 }
 
@@ -101,7 +102,7 @@ async fn train(
     code_version: &str,
 ) -> Result<(), ClientError> {
     ci.append(event(
-        "run.started",
+        Kind::RunStarted,
         run,
         inputs,
         &[],
@@ -109,9 +110,9 @@ async fn train(
                "parameters": {"max_depth": 6, "learning_rate": 0.1}}),
     ))
     .await?;
-    ci.append(event("run.completed", run, &[], &[model], json!({"metrics": {"train_auc": auc + 0.02}}))).await?;
+    ci.append(event(Kind::RunCompleted, run, &[], &[model], json!({"metrics": {"train_auc": auc + 0.02}}))).await?;
     ci.append(event(
-        "model.registered",
+        Kind::ModelRegistered,
         model,
         &[run],
         &[],
@@ -120,7 +121,7 @@ async fn train(
     ))
     .await?;
     ci.append(event(
-        "model.evaluated",
+        Kind::ModelEvaluated,
         model,
         &["dataset:chargebacks@2026-10"],
         &[],
@@ -129,7 +130,7 @@ async fn train(
     ))
     .await?;
     ci.append(event(
-        "model.explained",
+        Kind::ModelExplained,
         model,
         &[],
         &[],
@@ -164,7 +165,7 @@ async fn deploy(ci: &Client, model: &str, environment: &str) -> Result<Value, Cl
 
 async fn succeeded(ci: &Client, model: &str, environment: &str) -> Result<(), ClientError> {
     let subject = format!("deployment:{environment}/fraud-detector");
-    ci.append(event("deployment.succeeded", &subject, &[], &[], json!({"model": model}))).await?;
+    ci.append(event(Kind::DeploymentSucceeded, &subject, &[], &[], json!({"model": model}))).await?;
     Ok(())
 }
 
@@ -174,7 +175,7 @@ pub async fn run(cast: &Cast) -> Result<Story, ClientError> {
     // The data.
     scientist
         .append(event(
-            "dataset.registered",
+            Kind::DatasetRegistered,
             "dataset:transactions",
             &[],
             &[],
@@ -183,13 +184,13 @@ pub async fn run(cast: &Cast) -> Result<Story, ClientError> {
         ))
         .await?;
     scientist
-        .append(event("dataset.classified", "dataset:transactions", &[], &[],
+        .append(event(Kind::DatasetClassified, "dataset:transactions", &[], &[],
             json!({"contains_personal_data": true, "personal_data_categories": ["customer_id", "card_number_hash", "location"],
                    "legal_basis": "legitimate_interests", "retention": "P5Y", "purpose": "fraud prevention"})))
         .await?;
     scientist
         .append(event(
-            "dataset.version_created",
+            Kind::DatasetVersionCreated,
             "dataset:transactions@2026-10",
             &[],
             &[],
@@ -198,7 +199,7 @@ pub async fn run(cast: &Cast) -> Result<Story, ClientError> {
         .await?;
     scientist
         .append(event(
-            "dataset.registered",
+            Kind::DatasetRegistered,
             "dataset:chargebacks",
             &[],
             &[],
@@ -206,11 +207,17 @@ pub async fn run(cast: &Cast) -> Result<Story, ClientError> {
         ))
         .await?;
     scientist
-        .append(event("dataset.classified", "dataset:chargebacks", &[], &[], json!({"contains_personal_data": false})))
+        .append(event(
+            Kind::DatasetClassified,
+            "dataset:chargebacks",
+            &[],
+            &[],
+            json!({"contains_personal_data": false}),
+        ))
         .await?;
     scientist
         .append(event(
-            "dataset.version_created",
+            Kind::DatasetVersionCreated,
             "dataset:chargebacks@2026-10",
             &[],
             &[],
@@ -239,7 +246,7 @@ pub async fn run(cast: &Cast) -> Result<Story, ClientError> {
 
     // A retraining attempt that fails.
     ci.append(event(
-        "run.started",
+        Kind::RunStarted,
         "run:train-fraud-2",
         &["dataset:transactions@2026-10"],
         &[],
@@ -248,7 +255,7 @@ pub async fn run(cast: &Cast) -> Result<Story, ClientError> {
     .await?;
     let last = ci
         .append(event(
-            "run.failed",
+            Kind::RunFailed,
             "run:train-fraud-2",
             &[],
             &[],
@@ -262,7 +269,7 @@ pub async fn run(cast: &Cast) -> Result<Story, ClientError> {
     // November's labelled data arrives; retrain.
     scientist
         .append(event(
-            "dataset.version_created",
+            Kind::DatasetVersionCreated,
             "dataset:transactions@2026-11",
             &[],
             &[],
@@ -298,7 +305,7 @@ pub async fn run(cast: &Cast) -> Result<Story, ClientError> {
     deploy(ci, "model:fraud-detector@2", "staging").await?;
     succeeded(ci, "model:fraud-detector@2", "staging").await?;
     ci.append(event(
-        "deployment.rolled_back",
+        Kind::DeploymentRolledBack,
         "deployment:staging/fraud-detector",
         &[],
         &[],

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use serde_json::json;
 
 use super::{AuthError, Authenticator, Authorizer, PolicyError, PolicyRules, Revocations, TokenConfig, TokenIssuer};
-use crate::ledger::{EventDraft, EventRequest, ValidationError};
+use crate::ledger::{EventDraft, EventRequest, Kind, ValidationError};
 use crate::store::{AppendError, EventFilter, Store, StoreError};
 
 /// Errors of access administration.
@@ -32,11 +32,12 @@ pub enum AccessError {
 }
 
 /// Every event of `kind` after seq `after`, in seq order.
-fn events_of_kind(store: &Store, kind: &str, after: u64) -> Result<Vec<crate::ledger::Event>, StoreError> {
+fn events_of_kind(store: &Store, kind: Kind, after: u64) -> Result<Vec<crate::ledger::Event>, StoreError> {
     let mut found = Vec::new();
     let mut cursor = after;
     loop {
-        let filter = EventFilter { kind: Some(kind.into()), after_seq: cursor, limit: 1000, ..Default::default() };
+        let filter =
+            EventFilter { kind: Some(kind.as_str().into()), after_seq: cursor, limit: 1000, ..Default::default() };
         let page = store.list(&filter)?;
         let Some(last) = page.last().map(|e| e.seq) else { break };
         found.extend(page);
@@ -50,7 +51,7 @@ fn events_of_kind(store: &Store, kind: &str, after: u64) -> Result<Vec<crate::le
 fn known_projects(store: &Store) -> Result<std::collections::BTreeSet<String>, StoreError> {
     let mut known: std::collections::BTreeSet<String> =
         crate::store::events::projects(&mut *store.conn()?)?.into_iter().collect();
-    for event in events_of_kind(store, "token.issued", 0)? {
+    for event in events_of_kind(store, Kind::TokenIssued, 0)? {
         let a: serde_json::Value = serde_json::from_str(&event.attributes).unwrap_or_default();
         let named = a["projects"].as_array().into_iter().flatten().filter_map(|p| p.as_str());
         known.extend(named.filter(|p| *p != ALL_PROJECTS).map(str::to_owned));
@@ -147,9 +148,9 @@ pub fn parse_ttl(text: &str) -> Result<u64, String> {
     Ok(seconds)
 }
 
-fn draft(kind: &str, subject: &str, attributes: serde_json::Value) -> Result<EventDraft, AccessError> {
+fn draft(kind: Kind, subject: &str, attributes: serde_json::Value) -> Result<EventDraft, AccessError> {
     let request: EventRequest =
-        serde_json::from_value(json!({"kind": kind, "subject": subject, "attributes": attributes}))
+        serde_json::from_value(json!({"kind": kind.as_str(), "subject": subject, "attributes": attributes}))
             .map_err(|e| AccessError::Invalid(e.to_string()))?;
     Ok(EventDraft::from_request(request)?)
 }
@@ -174,7 +175,7 @@ impl Access {
         let (events, head) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let head = store.head()?.size;
             let mut found = Vec::new();
-            for kind in ["policy.changed", "token.revoked"] {
+            for kind in [Kind::PolicyChanged, Kind::TokenRevoked] {
                 found.extend(events_of_kind(&store, kind, after)?.into_iter().filter(|e| e.seq <= head));
             }
             found.sort_by_key(|e| e.seq);
@@ -186,8 +187,8 @@ impl Access {
         let mut policy = None;
         for event in events {
             let attributes: serde_json::Value = serde_json::from_str(&event.attributes).unwrap_or_default();
-            match event.kind.as_str() {
-                "token.revoked" => {
+            match Kind::from_name(&event.kind) {
+                Some(Kind::TokenRevoked) => {
                     if let Some(jti) = event.subject.strip_prefix("token:") {
                         revoked.insert(jti.to_owned());
                     }
@@ -267,7 +268,7 @@ impl Access {
         let (token, claims) = self.issuer.issue(sub, roles, projects, ttl_seconds)?;
         let jti = claims.jti.clone().unwrap_or_default();
         let event = draft(
-            "token.issued",
+            Kind::TokenIssued,
             &format!("token:{jti}"),
             json!({"sub": sub, "roles": roles, "projects": projects, "expires_at": claims.exp}),
         )?;
@@ -288,7 +289,7 @@ impl Access {
         let reading = store.clone();
         let events = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let mut found = Vec::new();
-            for kind in ["token.issued", "token.revoked"] {
+            for kind in [Kind::TokenIssued, Kind::TokenRevoked] {
                 found.extend(events_of_kind(&reading, kind, 0)?);
             }
             Ok(found)
@@ -301,7 +302,7 @@ impl Access {
         for event in events {
             let Some(jti) = event.subject.strip_prefix("token:") else { continue };
             let a: serde_json::Value = serde_json::from_str(&event.attributes).unwrap_or_default();
-            if event.kind == "token.revoked" {
+            if event.kind == Kind::TokenRevoked {
                 revoked.entry(jti.to_owned()).or_insert(event.seq);
                 continue;
             }
@@ -349,7 +350,7 @@ impl Access {
         let looked_for = subject.clone();
         let issued = tokio::task::spawn_blocking(move || {
             reading.list(&EventFilter {
-                kind: Some("token.issued".into()),
+                kind: Some(Kind::TokenIssued.as_str().into()),
                 subject: Some(looked_for),
                 subject_exact: true,
                 limit: 1,
@@ -361,7 +362,7 @@ impl Access {
         if issued.is_empty() {
             return Err(AccessError::UnknownToken(jti.to_owned()));
         }
-        let event = draft("token.revoked", &subject, json!({"reason": reason}))?;
+        let event = draft(Kind::TokenRevoked, &subject, json!({"reason": reason}))?;
         store.writer().append(actor.to_owned(), vec![event]).await?;
         self.revocations.revoke(jti);
         Ok(())
@@ -374,7 +375,7 @@ impl Access {
         // Compile before recording, so a policy casbin refuses is never recorded.
         let probe = Authorizer::new(rules.clone()).await?;
         drop(probe);
-        let event = draft("policy.changed", "policy:default", json!({"policy": text}))?;
+        let event = draft(Kind::PolicyChanged, "policy:default", json!({"policy": text}))?;
         store.writer().append(actor.to_owned(), vec![event]).await?;
         self.authorizer.replace(rules.clone()).await?;
         Ok(rules)

@@ -14,6 +14,7 @@ use super::ModelVersionRef;
 use super::{Governance, GovernanceError};
 use crate::error_code::ErrorCode;
 use crate::ledger::event::EventJson;
+use crate::ledger::kind::{ApprovalState, Decision, Kind};
 use crate::ledger::{timestamp, EntityRef, Event, EventDraft, EventRequest};
 use crate::store::projections::{self, ApprovalFilter, ApprovalRow, Direction};
 use crate::store::{events, Appended, DbConn, EventFilter, Precondition, Refusal, StoreError};
@@ -131,14 +132,14 @@ pub(crate) fn environment_name(text: &str) -> Result<(), GovernanceError> {
 }
 
 fn build_draft(
-    kind: &str,
+    kind: Kind,
     subject: &str,
     project: Option<String>,
     attributes: serde_json::Value,
     idempotency_key: Option<String>,
 ) -> Result<EventDraft, GovernanceError> {
     let request = EventRequest {
-        kind: kind.into(),
+        kind: kind.as_str().into(),
         subject: subject.into(),
         project,
         inputs: None,
@@ -208,7 +209,7 @@ impl Governance {
             valid_for_seconds: rule.valid_for_seconds,
         };
         let draft = build_draft(
-            "approval.requested",
+            Kind::ApprovalRequested,
             &format!("approval:{id}"),
             project,
             serde_json::to_value(&attributes).map_err(|e| GovernanceError::Internal(e.to_string()))?,
@@ -280,16 +281,9 @@ impl Governance {
         id: &str,
         req: DecisionRequest,
     ) -> Result<ApprovalView, GovernanceError> {
-        let kind = match req.decision.as_str() {
-            "grant" => "approval.granted",
-            "reject" => "approval.rejected",
-            "revoke" => "approval.revoked",
-            other => {
-                return Err(GovernanceError::Invalid(format!(
-                    "decision: {other:?} is not one of grant, reject, revoke"
-                )))
-            }
-        };
+        let decision = Decision::parse(&req.decision).ok_or_else(|| {
+            GovernanceError::Invalid(format!("decision: {:?} is not one of grant, reject, revoke", req.decision))
+        })?;
         if req.reason.trim().is_empty() || req.reason.len() > 4000 {
             return Err(GovernanceError::Invalid("reason: give a reason of 1 to 4000 characters".into()));
         }
@@ -309,15 +303,15 @@ impl Governance {
             )));
         }
         let draft = build_draft(
-            kind,
+            decision.kind(),
             &format!("approval:{id}"),
             approval.project.clone(),
             serde_json::to_value(ApprovalDecided { reason: req.reason.clone() })
                 .map_err(|e| GovernanceError::Invalid(e.to_string()))?,
             None,
         )?;
-        let (id_owned, actor_owned, decision) = (id.to_owned(), actor.to_owned(), req.decision.clone());
-        let check: Precondition = Box::new(move |conn| decision_allowed(conn, &id_owned, &actor_owned, &decision));
+        let (id_owned, actor_owned) = (id.to_owned(), actor.to_owned());
+        let check: Precondition = Box::new(move |conn| decision_allowed(conn, &id_owned, &actor_owned, decision));
         self.store.writer().append_checked(actor.to_owned(), vec![draft], Some(check)).await?;
         self.approval(id).await?.ok_or_else(|| GovernanceError::NotFound(format!("no approval {id}")))
     }
@@ -383,7 +377,7 @@ impl Governance {
         let to_json = |a: DeploymentAttributes| serde_json::to_value(a).unwrap_or_default();
         if decision.allowed {
             let draft = build_draft(
-                "deployment.requested",
+                Kind::DeploymentRequested,
                 &subject,
                 project.clone(),
                 to_json(attributes(None, &decision)),
@@ -414,7 +408,7 @@ impl Governance {
         let denied =
             if decision.allowed { GateDecision { decision: "deny", allowed: false, ..decision } } else { decision };
         let draft = build_draft(
-            "deployment.blocked",
+            Kind::DeploymentBlocked,
             &subject,
             project,
             to_json(attributes(Some(denied.reasons.clone()), &denied)),
@@ -441,7 +435,7 @@ impl Governance {
             approval_seqs: Some(Vec::new()),
         };
         let draft = match build_draft(
-            "deployment.blocked",
+            Kind::DeploymentBlocked,
             subject,
             req.project.clone(),
             serde_json::to_value(attributes).unwrap_or_default(),
@@ -479,7 +473,7 @@ impl Governance {
             }));
         }
         let decision = self.gate(&req.model, &req.environment).await?;
-        if original.kind == "deployment.blocked" {
+        if original.kind == Kind::DeploymentBlocked {
             let reasons: Vec<String> = serde_json::from_value(attributes["reasons"].clone()).unwrap_or_default();
             let denied = GateDecision { decision: "deny", allowed: false, reasons, ..decision };
             return Ok(Some(Err(GovernanceError::Blocked { decision: Box::new(denied), blocked_seq: original.seq })));
@@ -575,22 +569,18 @@ fn decision_allowed(
     conn: &mut DbConn,
     id: &str,
     actor: &str,
-    decision: &str,
+    decision: Decision,
 ) -> Result<Result<(), Refusal>, StoreError> {
     let Some(approval) = projections::approval(conn, id)? else {
         return refuse(ErrorCode::NotFound, format!("no approval {id}"));
     };
-    let state_ok = match decision {
-        "revoke" => matches!(approval.state.as_str(), "pending" | "granted"),
-        _ => approval.state == "pending",
-    };
-    if !state_ok {
+    if !ApprovalState::parse(&approval.state).is_some_and(|s| s.admits(decision)) {
         return refuse(
             ErrorCode::ApprovalNotPending,
-            format!("approval {id} is {}; it cannot be {decision}ed", approval.state),
+            format!("approval {id} is {}; it cannot be {}ed", approval.state, decision.as_str()),
         );
     }
-    if decision == "revoke" {
+    if decision == Decision::Revoke {
         return Ok(Ok(()));
     }
     let same = |other: &String| crate::ledger::actor::same_subject(other, actor);
@@ -601,7 +591,7 @@ fn decision_allowed(
     if same(&approval.requested_by) {
         return sod(format!("requested approval {id} and cannot decide on it"));
     }
-    if projections::actors_of(conn, &approval.model, &["model.registered"])?.iter().any(same) {
+    if projections::actors_of(conn, &approval.model, &[Kind::ModelRegistered])?.iter().any(same) {
         return sod(format!("registered {} and cannot decide on its approval", approval.model));
     }
     let runs: Vec<String> =
@@ -611,8 +601,11 @@ fn decision_allowed(
             .filter(|s| s.starts_with("run:"))
             .collect();
     for run in runs {
-        let producers =
-            projections::actors_of(conn, &run, &["run.started", "run.updated", "run.completed", "run.failed"])?;
+        let producers = projections::actors_of(
+            conn,
+            &run,
+            &[Kind::RunStarted, Kind::RunUpdated, Kind::RunCompleted, Kind::RunFailed],
+        )?;
         if producers.iter().any(same) {
             return sod(format!("ran {run}, which trained {}, and cannot decide on its approval", approval.model));
         }

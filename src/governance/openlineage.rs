@@ -17,7 +17,7 @@
 use ring::digest::{digest, SHA256};
 use serde_json::Value;
 
-use crate::ledger::{timestamp, EventRequest, ValidationError};
+use crate::ledger::{timestamp, EventRequest, Kind, ValidationError};
 
 const MAX_NAME: usize = 200;
 
@@ -58,10 +58,10 @@ pub fn to_event(event: &Value, project: Option<&str>) -> Result<EventRequest, Va
         }
         let event_type = fields.get("eventType").and_then(Value::as_str).unwrap_or("OTHER");
         let kind = match event_type {
-            "START" => "run.started",
-            "COMPLETE" => "run.completed",
-            "FAIL" | "ABORT" => "run.failed",
-            "RUNNING" | "OTHER" => "run.updated",
+            "START" => Kind::RunStarted,
+            "COMPLETE" => Kind::RunCompleted,
+            "FAIL" | "ABORT" => Kind::RunFailed,
+            "RUNNING" | "OTHER" => Kind::RunUpdated,
             other => {
                 return Err(ValidationError::new(format!(
                     "eventType: {other:?} is not one of START, RUNNING, COMPLETE, ABORT, FAIL, OTHER"
@@ -75,7 +75,7 @@ pub fn to_event(event: &Value, project: Option<&str>) -> Result<EventRequest, Va
         inputs.extend(datasets("inputs")?);
         let key = idempotency_key(&[run_id, event_type, event_time]);
         return Ok(EventRequest {
-            kind: kind.into(),
+            kind: kind.as_str().into(),
             subject: format!("run:{}", sanitize(run_id)),
             project,
             inputs: Some(dedup(inputs)),
@@ -90,7 +90,7 @@ pub fn to_event(event: &Value, project: Option<&str>) -> Result<EventRequest, Va
         let subject = dataset_ref(dataset).map_err(|e| e.in_field("dataset"))?;
         let key = idempotency_key(&["dataset", &subject, event_time]);
         return Ok(EventRequest {
-            kind: "dataset.registered".into(),
+            kind: Kind::DatasetRegistered.as_str().into(),
             subject,
             project,
             inputs: None,
@@ -105,7 +105,7 @@ pub fn to_event(event: &Value, project: Option<&str>) -> Result<EventRequest, Va
         let subject = named_ref("job", job).map_err(|e| e.in_field("job"))?;
         let key = idempotency_key(&["job", &subject, event_time]);
         return Ok(EventRequest {
-            kind: "job.registered".into(),
+            kind: Kind::JobRegistered.as_str().into(),
             subject,
             project,
             inputs: Some(dedup(datasets("inputs")?)),

@@ -12,11 +12,8 @@ use super::lineage::{self, Visibility};
 use super::GovernanceError;
 use crate::error_code::ErrorCode;
 use crate::ledger::personal::{self, Envelope, MasterKey, SubjectKey};
-use crate::ledger::{EntityRef, Event, EventDraft, EventRequest};
+use crate::ledger::{EntityRef, Event, EventDraft, EventRequest, Kind};
 use crate::store::{subjects, AppendError, DbConn, Refusal, Store, StoreError};
-
-/// The event kind an erasure is recorded as.
-pub const ERASED_KIND: &str = "subject.erased";
 
 fn no_master_key() -> GovernanceError {
     GovernanceError::Invalid(
@@ -161,7 +158,7 @@ pub async fn erase(
                 attributes["reason"] = json!(r);
             }
             let draft = match EventDraft::from_request(EventRequest {
-                kind: ERASED_KIND.into(),
+                kind: Kind::SubjectErased.as_str().into(),
                 subject: subject_ref(&p),
                 project: None,
                 inputs: None,
@@ -229,7 +226,7 @@ pub fn erasures_of(conn: &mut DbConn, pseudonym: &str) -> Result<Vec<Event>, Sto
     crate::store::events::list(
         conn,
         &crate::store::EventFilter {
-            kind: Some(ERASED_KIND.into()),
+            kind: Some(Kind::SubjectErased.as_str().into()),
             subject: Some(subject_ref(pseudonym)),
             subject_exact: true,
             limit: 10_000,
@@ -240,7 +237,7 @@ pub fn erasures_of(conn: &mut DbConn, pseudonym: &str) -> Result<Vec<Event>, Sto
 
 /// The certificate of a recorded erasure, rebuilt from its event.
 pub fn certificate_of(event: &Event) -> Option<ErasureCertificate> {
-    if event.kind != ERASED_KIND {
+    if event.kind != Kind::SubjectErased {
         return None;
     }
     let a: Value = serde_json::from_str(&event.attributes).ok()?;
@@ -343,7 +340,7 @@ pub fn access(
         }
     }
     let filter = crate::store::EventFilter {
-        kind: Some(ERASED_KIND.into()),
+        kind: Some(Kind::SubjectErased.as_str().into()),
         subject: Some(subject_ref(&pseudonym)),
         subject_exact: true,
         limit: 1000,

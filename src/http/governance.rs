@@ -89,11 +89,8 @@ pub async fn decide(
     id: web::Path<String>,
     Body(request): Body<DecisionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let kind = match request.decision.as_str() {
-        "grant" => "approval.granted",
-        "reject" => "approval.rejected",
-        _ => "approval.revoked",
-    };
+    let kind = crate::ledger::kind::Decision::parse(&request.decision)
+        .map_or(crate::ledger::Kind::ApprovalRevoked, |d| d.kind());
     let id = approval_id(id.into_inner())?;
     let approval = state
         .governance

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::event::ValidationError;
+use super::kind::Kind;
 
 /// A parsed entity reference such as `model:fraud-detector@3` or
 /// `deployment:prod/fraud-detector`.
@@ -77,7 +78,7 @@ impl EntityRef {
     /// immutable version (`dataset:…@v`, `model:…@v`). Such a version is
     /// created once: a second creating event would change what was used to
     /// train or serve after the fact, so the append path refuses it.
-    pub fn version_creating_kind(&self) -> Option<&'static str> {
+    pub fn version_creating_kind(&self) -> Option<Kind> {
         self.version.as_ref()?;
         version_creating_kind(&self.entity_type)
     }
@@ -87,11 +88,11 @@ impl EntityRef {
     /// The kind of the event that creates this entity and so gives it its
     /// project, for the types that have one; `None` for free-form types,
     /// which belong to the project of the first event about them.
-    pub fn creating_kind(&self) -> Option<&'static str> {
+    pub fn creating_kind(&self) -> Option<Kind> {
         match (self.entity_type.as_str(), self.version.is_some()) {
-            ("dataset", false) => Some("dataset.registered"),
-            ("job", _) => Some("job.registered"),
-            ("approval", _) => Some("approval.requested"),
+            ("dataset", false) => Some(Kind::DatasetRegistered),
+            ("job", _) => Some(Kind::JobRegistered),
+            ("approval", _) => Some(Kind::ApprovalRequested),
             (_, true) => self.version_creating_kind(),
             _ => None,
         }
@@ -108,10 +109,10 @@ impl EntityRef {
 
 /// The kind that creates a version of an entity of `entity_type`, for the
 /// types whose versions are immutable.
-pub fn version_creating_kind(entity_type: &str) -> Option<&'static str> {
+pub fn version_creating_kind(entity_type: &str) -> Option<Kind> {
     match entity_type {
-        "dataset" => Some("dataset.version_created"),
-        "model" => Some("model.registered"),
+        "dataset" => Some(Kind::DatasetVersionCreated),
+        "model" => Some(Kind::ModelRegistered),
         _ => None,
     }
 }
@@ -187,8 +188,8 @@ mod tests {
     #[test]
     fn only_dataset_and_model_versions_are_immutable() {
         let creating = |r: &str| EntityRef::parse(r).unwrap().version_creating_kind();
-        assert_eq!(creating("dataset:transactions@2026-10"), Some("dataset.version_created"));
-        assert_eq!(creating("model:fraud-detector@3"), Some("model.registered"));
+        assert_eq!(creating("dataset:transactions@2026-10"), Some(Kind::DatasetVersionCreated));
+        assert_eq!(creating("model:fraud-detector@3"), Some(Kind::ModelRegistered));
         assert_eq!(creating("dataset:transactions"), None);
         assert_eq!(creating("run:train-17"), None);
         assert_eq!(creating("prompt:greeting@1"), None);

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use super::models::{about, attrs};
 use super::{assemble, Assembly, Basis, Report, ReportError, Statement, Template};
 use crate::governance::lineage::{self, Visibility, Walk};
-use crate::ledger::{EntityRef, Event};
+use crate::ledger::{EntityRef, Event, Kind};
 use crate::store::projections;
 use crate::store::{events, DbConn};
 
@@ -103,7 +103,7 @@ pub fn gdpr_processing(
     for dataset in &datasets {
         let classified: Vec<Event> = about(&mut conn, dataset, tree_size, readable)?
             .into_iter()
-            .filter(|e| e.kind == "dataset.classified")
+            .filter(|e| e.kind == Kind::DatasetClassified)
             .collect();
         if let Some(latest) = classified.last() {
             classification.push(Statement::citing(describe_classification(dataset, latest), latest));
@@ -168,7 +168,7 @@ pub fn gdpr_processing(
                     format!(
                         "{} {} {}.",
                         edge.target,
-                        if edge.kind == "model.evaluated" { "was evaluated on" } else { "was made from" },
+                        if edge.kind == Kind::ModelEvaluated { "was evaluated on" } else { "was made from" },
                         edge.source
                     ),
                     &e,
@@ -257,7 +257,7 @@ pub fn ai_act_log(
     let mut served: BTreeSet<String> = BTreeSet::new();
     let mut live: Option<String> = None;
     for e in &history {
-        if matches!(e.kind.as_str(), "deployment.succeeded" | "deployment.rolled_back") {
+        if Kind::from_name(&e.kind).is_some_and(Kind::puts_model_live) {
             let model = attrs(e)["model"].as_str().unwrap_or_default().to_owned();
             if from.is_some_and(|f| e.recorded_at.as_str() < f) {
                 live = Some(model);
@@ -273,8 +273,8 @@ pub fn ai_act_log(
         let own = about(&mut conn, model, tree_size, readable)?;
         for e in &own {
             let a = attrs(e);
-            match e.kind.as_str() {
-                "model.registered" => models.push(Statement::citing(
+            match Kind::from_name(&e.kind) {
+                Some(Kind::ModelRegistered) => models.push(Statement::citing(
                     format!(
                         "{model}: registered by {} at {} (framework {}).",
                         e.actor,
@@ -283,14 +283,14 @@ pub fn ai_act_log(
                     ),
                     e,
                 )),
-                "model.explained" => {
+                Some(Kind::ModelExplained) => {
                     for (field, label) in [("intended_use", "intended use"), ("limitations", "limitations")] {
                         if let Some(v) = a[field].as_str() {
                             models.push(Statement::citing(format!("{model}, {label}: {v}"), e));
                         }
                     }
                 }
-                "model.evaluated" => models.push(Statement::citing(
+                Some(Kind::ModelEvaluated) => models.push(Statement::citing(
                     format!(
                         "{model}, evaluated at {}: {}.",
                         e.recorded_at,
@@ -317,7 +317,7 @@ pub fn ai_act_log(
                 let classified = about(&mut conn, &node.ref_, tree_size, readable)?
                     .into_iter()
                     .chain(about(&mut conn, &format!("dataset:{}", node.name), tree_size, readable)?)
-                    .filter(|e| e.kind == "dataset.classified")
+                    .filter(|e| e.kind == Kind::DatasetClassified)
                     .max_by_key(|e| e.seq);
                 let statement = match &classified {
                     Some(c) => {
@@ -377,7 +377,7 @@ pub fn gdpr_erasure(basis: Basis<'_>, subject: &str, template: &Template) -> Res
     let mut conn = store.conn()?;
     let erasures: Vec<Event> = about(&mut conn, &subject_ref, tree_size, readable)?
         .into_iter()
-        .filter(|e| e.kind == crate::governance::subjects::ERASED_KIND)
+        .filter(|e| e.kind == Kind::SubjectErased)
         .collect();
     let Some(erasure) = erasures.last() else {
         return Err(ReportError::NotFound(format!("no erasure of {subject_ref} at checkpoint {tree_size}")));

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{assemble, Assembly, Basis, Diagram, Report, ReportError, ReportSection, Statement, Template};
 use crate::governance::lineage::{self, Visibility, Walk};
 use crate::governance::ApprovalRules;
-use crate::ledger::{EntityRef, Event};
+use crate::ledger::{EntityRef, Event, Kind};
 use crate::store::projections::{self, ApprovalFilter};
 use crate::store::{events, DbConn, EventFilter};
 
@@ -88,15 +88,15 @@ impl ApprovalHistory {
             if d.recorded_at.as_str() > at {
                 break;
             }
-            match d.kind.as_str() {
-                "approval.granted" => {
+            match Kind::from_name(&d.kind) {
+                Some(Kind::ApprovalGranted) => {
                     granters.insert(d.actor.clone());
                     if granters.len() as u64 >= self.required && granted_at.is_none() {
                         granted_at = Some(d.recorded_at.clone());
                     }
                 }
-                "approval.rejected" if granted_at.is_none() => return false,
-                "approval.revoked" => return false,
+                Some(Kind::ApprovalRejected) if granted_at.is_none() => return false,
+                Some(Kind::ApprovalRevoked) => return false,
                 _ => {}
             }
         }
@@ -169,7 +169,7 @@ fn deployments_of(
         let mut serving: Option<Event> = None;
         for e in about(conn, &target, tree_size, readable)? {
             let names_model = attrs(&e)["model"] == model;
-            let goes_live = matches!(e.kind.as_str(), "deployment.succeeded" | "deployment.rolled_back");
+            let goes_live = Kind::from_name(&e.kind).is_some_and(Kind::puts_model_live);
             if names_model {
                 story.events.push(e.clone());
             } else if goes_live && serving.is_some() {
@@ -198,11 +198,12 @@ fn redefinitions(
     wanted: impl Fn(&Event) -> bool,
 ) -> Result<Vec<Statement>, ReportError> {
     let mut out = Vec::new();
-    for kind in ["dataset.version_created", "model.registered"] {
+    for kind in [Kind::DatasetVersionCreated, Kind::ModelRegistered] {
         let mut first: BTreeMap<String, u64> = BTreeMap::new();
         let mut after = 0;
         'pages: loop {
-            let filter = EventFilter { kind: Some(kind.into()), after_seq: after, limit: 1000, ..Default::default() };
+            let filter =
+                EventFilter { kind: Some(kind.as_str().into()), after_seq: after, limit: 1000, ..Default::default() };
             let page = events::list(conn, &filter)?;
             let Some(last) = page.last().map(|e| e.seq) else { break };
             for e in page {
@@ -303,7 +304,7 @@ fn findings(facts: &ModelFacts<'_>, as_of: &str, rules: &ApprovalRules) -> Vec<S
     let ModelFacts { model, registered, evaluations, approvals, deployments, retired } = *facts;
     let mut out = Vec::new();
     let own_deployments = deployments.events.iter().filter(|d| attrs(d)["model"] == *model);
-    for d in own_deployments.filter(|d| matches!(d.kind.as_str(), "deployment.succeeded" | "deployment.rolled_back")) {
+    for d in own_deployments.filter(|d| Kind::from_name(&d.kind).is_some_and(Kind::puts_model_live)) {
         let name = d.subject.trim_start_matches("deployment:");
         let environment = crate::governance::kinds::deployment_environment(name);
         match rules.lookup(environment) {
@@ -369,7 +370,7 @@ fn findings(facts: &ModelFacts<'_>, as_of: &str, rules: &ApprovalRules) -> Vec<S
         let live_after: Vec<&Event> = deployments
             .events
             .iter()
-            .filter(|d| d.seq > r.seq && d.kind == "deployment.succeeded" && attrs(d)["model"] == *model)
+            .filter(|d| d.seq > r.seq && d.kind == Kind::DeploymentSucceeded && attrs(d)["model"] == *model)
             .collect();
         for d in live_after {
             out.push(Statement::citing(
@@ -470,15 +471,15 @@ pub fn model_dossier(
     let own = about(&mut conn, &model, tree_size, readable)?;
     // A model of an unreadable project reads as unknown: its existence is
     // not disclosed either.
-    let registered = own.iter().find(|e| e.kind == "model.registered").cloned();
+    let registered = own.iter().find(|e| e.kind == Kind::ModelRegistered).cloned();
     let Some(registered) = registered else {
         return Err(ReportError::NotFound(format!(
             "{model} is not a registered model version at checkpoint {tree_size}"
         )));
     };
-    let evaluations: Vec<Event> = own.iter().filter(|e| e.kind == "model.evaluated").cloned().collect();
-    let explanations: Vec<Event> = own.iter().filter(|e| e.kind == "model.explained").cloned().collect();
-    let retired = own.iter().find(|e| e.kind == "model.retired").cloned();
+    let evaluations: Vec<Event> = own.iter().filter(|e| e.kind == Kind::ModelEvaluated).cloned().collect();
+    let explanations: Vec<Event> = own.iter().filter(|e| e.kind == Kind::ModelExplained).cloned().collect();
+    let retired = own.iter().find(|e| e.kind == Kind::ModelRetired).cloned();
     let graph = lineage::lineage(
         &mut conn,
         &model,
@@ -559,8 +560,8 @@ pub fn model_dossier(
                     .collect();
                 for edge in &graph.edges {
                     if let Some(e) = by_seq.get(&edge.seq) {
-                        let how = match edge.kind.as_str() {
-                            "model.evaluated" => "was evaluated on",
+                        let how = match Kind::from_name(&edge.kind) {
+                            Some(Kind::ModelEvaluated) => "was evaluated on",
                             _ => "was made from",
                         };
                         s.statements.push(Statement::citing(format!("{} {how} {}.", edge.target, edge.source), e));
@@ -634,8 +635,8 @@ pub fn model_dossier(
                     } else {
                         // An event that took this version out of service there.
                         let other = a["model"].as_str().unwrap_or("another version");
-                        let change = match d.kind.as_str() {
-                            "deployment.rolled_back" => format!("rolled back to {other}"),
+                        let change = match Kind::from_name(&d.kind) {
+                            Some(Kind::DeploymentRolledBack) => format!("rolled back to {other}"),
                             _ => format!("{other} went live"),
                         };
                         format!(
@@ -707,9 +708,9 @@ pub fn model_inventory(
     let mut all_findings = Vec::new();
     for model in &models {
         let own = about(&mut conn, model, tree_size, readable)?;
-        let Some(registered) = own.iter().find(|e| e.kind == "model.registered").cloned() else { continue };
-        let evaluations: Vec<Event> = own.iter().filter(|e| e.kind == "model.evaluated").cloned().collect();
-        let retired = own.iter().find(|e| e.kind == "model.retired").cloned();
+        let Some(registered) = own.iter().find(|e| e.kind == Kind::ModelRegistered).cloned() else { continue };
+        let evaluations: Vec<Event> = own.iter().filter(|e| e.kind == Kind::ModelEvaluated).cloned().collect();
+        let retired = own.iter().find(|e| e.kind == Kind::ModelRetired).cloned();
         let approvals = approvals_of(&mut conn, model, tree_size, readable)?;
         let deployments = deployments_of(&mut conn, model, tree_size, readable, &all_deployments)?;
         let live: Vec<String> = deployments.live.iter().map(|(t, _)| t.clone()).collect();

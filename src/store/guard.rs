@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use super::writer::Refusal;
 use super::{projections, DbConn, StoreError};
 use crate::error_code::ErrorCode;
-use crate::ledger::{EntityRef, Event, EventDraft};
+use crate::ledger::{EntityRef, Event, EventDraft, Kind};
 
 /// What the guard knows of one entity.
 #[derive(Debug, Clone, Default)]
@@ -38,7 +38,8 @@ pub(super) struct EntityGuard {
 
 /// The model a deployment or approval request names in its attributes.
 fn named_model(draft: &EventDraft) -> Option<String> {
-    if !(draft.kind.as_str().starts_with("deployment.") || draft.kind.as_str() == "approval.requested") {
+    let kind = Kind::from_name(draft.kind.as_str())?;
+    if !(kind.namespace() == "deployment" || kind == Kind::ApprovalRequested) {
         return None;
     }
     let attributes: serde_json::Value = serde_json::from_str(&draft.attributes).ok()?;
@@ -62,7 +63,7 @@ impl EntityGuard {
             let version_created = EntityRef::parse(&row.ref_)
                 .ok()
                 .and_then(|r| r.version_creating_kind())
-                .and_then(|kind| state[kind].as_u64());
+                .and_then(|kind| state[kind.as_str()].as_u64());
             let owner = row.is_owned().then(|| row.project.clone());
             known.insert(row.ref_, Known { version_created, owner });
         }
@@ -129,7 +130,7 @@ impl EntityGuard {
         for e in events {
             let Ok(subject) = EntityRef::parse(&e.subject) else { continue };
             let known = self.known.entry(e.subject.clone()).or_default();
-            if subject.version_creating_kind() == Some(e.kind.as_str()) && known.version_created.is_none() {
+            if subject.version_creating_kind().is_some_and(|k| k == e.kind) && known.version_created.is_none() {
                 known.version_created = Some(e.seq);
             }
             if known.owner.is_none() && subject.is_owned_by(&e.kind) {
@@ -152,5 +153,5 @@ fn version_exists(subject: &str, r: &EntityRef, when: &str) -> Refusal {
 }
 
 fn creates_version(draft: &EventDraft) -> bool {
-    draft.subject.version_creating_kind() == Some(draft.kind.as_str())
+    draft.subject.version_creating_kind().is_some_and(|k| k == draft.kind.as_str())
 }

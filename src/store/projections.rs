@@ -14,6 +14,7 @@ use diesel::upsert::excluded;
 
 use super::schema::{approval_decisions, approvals, entities, lineage_edges, projection_state};
 use super::{events, DbConn, StoreError};
+use crate::ledger::kind::{ApprovalState, Decision, Kind};
 use crate::ledger::{timestamp, EntityRef, Event};
 use crate::with_conn;
 
@@ -207,7 +208,7 @@ impl Batch {
         let mut refs = BTreeSet::new();
         let mut approval_ids = BTreeSet::new();
         let failed_runs: Vec<String> =
-            batch.iter().filter(|e| e.kind == "run.failed").map(|e| e.subject.clone()).collect();
+            batch.iter().filter(|e| e.kind == Kind::RunFailed).map(|e| e.subject.clone()).collect();
         for e in batch {
             refs.insert(e.subject.clone());
             refs.extend(e.inputs.iter().cloned());
@@ -282,7 +283,8 @@ impl Batch {
         for input in &e.inputs {
             self.edge(input, &e.subject, seq, &e.kind);
         }
-        if e.kind == "run.failed" {
+        let kind = Kind::from_name(&e.kind);
+        if kind == Some(Kind::RunFailed) {
             // What a failed or aborted run wrote is not lineage: the edges to
             // the outputs it announced (at START, say) end here.
             self.end_edges_from(&e.subject, seq);
@@ -291,20 +293,19 @@ impl Batch {
                 self.edge(&e.subject, output, seq, &e.kind);
             }
         }
-        if let Some(status) = status_after(&e.kind) {
+        let Some(kind) = kind else { return };
+        if let Some(status) = kind.status_after() {
             self.set_status(&e.subject, status);
         }
-        if matches!(e.kind.as_str(), "deployment.succeeded" | "deployment.rolled_back") {
+        if kind.puts_model_live() {
             if let Some(model) = attributes["model"].as_str() {
                 self.go_live(&e.subject, model, e, seq);
             }
         }
-        match e.kind.as_str() {
-            "approval.requested" => self.approval_requested(e, seq, &attributes),
-            "approval.granted" => self.decision(e, seq, "grant", &attributes),
-            "approval.rejected" => self.decision(e, seq, "reject", &attributes),
-            "approval.revoked" => self.decision(e, seq, "revoke", &attributes),
-            _ => {}
+        if kind == Kind::ApprovalRequested {
+            self.approval_requested(e, seq, &attributes);
+        } else if let Some(decision) = kind.decision() {
+            self.decision(e, seq, decision, &attributes);
         }
     }
 
@@ -421,7 +422,7 @@ impl Batch {
             model: text("model"),
             environment: text("environment"),
             project: e.project.clone(),
-            state: "pending".into(),
+            state: ApprovalState::Pending.as_str().into(),
             requested_by: e.actor.clone(),
             requested_seq: seq,
             requested_at: e.recorded_at.clone(),
@@ -438,16 +439,16 @@ impl Batch {
         };
         self.approvals.insert(id.to_owned(), row);
         self.new_approvals.insert(id.to_owned());
-        self.set_status(&e.subject, "pending");
+        self.set_status(&e.subject, ApprovalState::Pending.as_str());
     }
 
-    fn decision(&mut self, e: &Event, seq: i64, decision: &str, attributes: &serde_json::Value) {
+    fn decision(&mut self, e: &Event, seq: i64, decision: Decision, attributes: &serde_json::Value) {
         let Some(id) = e.subject.strip_prefix("approval:") else { return };
         let row = DecisionRow {
             seq,
             approval_id: id.to_owned(),
             actor: e.actor.clone(),
-            decision: decision.to_owned(),
+            decision: decision.as_str().to_owned(),
             reason: attributes["reason"].as_str().unwrap_or_default().to_owned(),
             recorded_at: e.recorded_at.clone(),
         };
@@ -457,22 +458,19 @@ impl Batch {
         // One person, however their subject is capitalised, is one approver.
         let granters: BTreeSet<String> = history
             .iter()
-            .filter(|d| d.decision == "grant")
+            .filter(|d| d.decision == Decision::Grant.as_str())
             .map(|d| crate::ledger::actor::subject_key(&d.actor))
             .collect();
         let granters = granters.len();
         let Some(approval) = self.approvals.get_mut(id) else { return };
-        let new_state = match (approval.state.as_str(), decision) {
-            ("pending", "grant") if granters >= usize::try_from(approval.required_approvals).unwrap_or(1) => {
+        let Some(current) = ApprovalState::parse(&approval.state) else { return };
+        let required = usize::try_from(approval.required_approvals).unwrap_or(1);
+        if let Some(state) = current.after(decision, granters, required) {
+            if state == ApprovalState::Granted {
                 approval.granted_at = Some(e.recorded_at.clone());
                 approval.expires_at = Some(add_seconds(&e.recorded_at, approval.valid_for_seconds));
-                Some("granted")
             }
-            ("pending", "reject") => Some("rejected"),
-            ("pending" | "granted", "revoke") => Some("revoked"),
-            _ => None,
-        };
-        if let Some(state) = new_state {
+            let state = state.as_str();
             state.clone_into(&mut approval.state);
             approval.decided_seq = Some(seq);
             self.dirty_approvals.insert(id.to_owned());
@@ -542,42 +540,11 @@ impl Batch {
     }
 }
 
-/// The status an entity takes from an event of `kind` about it, for the
-/// kinds that move it (approval states follow their decisions instead).
-pub fn status_after(kind: &str) -> Option<&'static str> {
-    Some(match kind {
-        "dataset.registered" | "job.registered" | "model.registered" => "registered",
-        "dataset.version_created" => "created",
-        "run.started" | "run.updated" => "running",
-        "run.completed" => "completed",
-        "run.failed" => "failed",
-        "model.retired" => "retired",
-        "deployment.requested" => "requested",
-        "deployment.blocked" => "blocked",
-        "deployment.failed" => "failed",
-        "deployment.succeeded" => "live",
-        "deployment.rolled_back" => "rolled_back",
-        _ => return None,
-    })
+/// The kinds that move an entity's status ([`Kind::status_after`]), as
+/// stored, for the `as_of` query.
+fn status_kinds() -> Vec<&'static str> {
+    Kind::ALL.iter().filter(|k| k.status_after().is_some()).map(|k| k.as_str()).collect()
 }
-
-/// The kinds [`status_after`] knows.
-pub const STATUS_KINDS: [&str; 14] = [
-    "dataset.registered",
-    "job.registered",
-    "model.registered",
-    "dataset.version_created",
-    "run.started",
-    "run.updated",
-    "run.completed",
-    "run.failed",
-    "model.retired",
-    "deployment.requested",
-    "deployment.blocked",
-    "deployment.failed",
-    "deployment.succeeded",
-    "deployment.rolled_back",
-];
 
 /// The status `r` had when the ledger ended at `seq`: what the latest
 /// status-moving event about it up to then made it, for `as_of` answers.
@@ -589,12 +556,12 @@ pub fn status_at(conn: &mut DbConn, r: &str, entity_type: &str, seq: i64) -> Res
     let kind: Option<String> = with_conn!(conn, |c| dsl::events
         .filter(dsl::subject.eq(r))
         .filter(dsl::seq.le(seq))
-        .filter(dsl::kind.eq_any(STATUS_KINDS))
+        .filter(dsl::kind.eq_any(status_kinds()))
         .order(dsl::seq.desc())
         .select(dsl::kind)
         .first(c)
         .optional())?;
-    Ok(kind.as_deref().and_then(status_after).unwrap_or("referenced").to_owned())
+    Ok(kind.as_deref().and_then(Kind::from_name).and_then(Kind::status_after).unwrap_or("referenced").to_owned())
 }
 
 /// An approval's state after the decisions recorded up to `seq`, by the
@@ -604,20 +571,17 @@ fn approval_status_at(conn: &mut DbConn, id: &str, seq: i64) -> Result<String, S
     if row.requested_seq > seq {
         return Ok("referenced".into());
     }
-    let mut state = "pending";
+    let mut state = ApprovalState::Pending;
     let mut granters = BTreeSet::new();
+    let required = usize::try_from(row.required_approvals).unwrap_or(1);
     for d in decisions(conn, id)?.into_iter().filter(|d| d.seq <= seq) {
-        if d.decision == "grant" {
+        let Some(decision) = Decision::parse(&d.decision) else { continue };
+        if decision == Decision::Grant {
             granters.insert(crate::ledger::actor::subject_key(&d.actor));
         }
-        state = match (state, d.decision.as_str()) {
-            ("pending", "grant") if granters.len() >= usize::try_from(row.required_approvals).unwrap_or(1) => "granted",
-            ("pending", "reject") => "rejected",
-            ("pending" | "granted", "revoke") => "revoked",
-            (unchanged, _) => unchanged,
-        };
+        state = state.after(decision, granters.len(), required).unwrap_or(state);
     }
-    Ok(state.to_owned())
+    Ok(state.as_str().to_owned())
 }
 
 /// An approval as its own events make it (its `approval.*` events, in seq
@@ -627,7 +591,10 @@ fn approval_status_at(conn: &mut DbConn, id: &str, seq: i64) -> Result<String, S
 pub fn approval_from_events(id: &str, events: &[Event]) -> Option<(ApprovalRow, Vec<DecisionRow>)> {
     let subject = format!("approval:{id}");
     let mut work = Batch::empty();
-    for e in events.iter().filter(|e| e.subject == subject && e.kind.starts_with("approval.")) {
+    for e in events
+        .iter()
+        .filter(|e| e.subject == subject && Kind::from_name(&e.kind).is_some_and(|k| k.namespace() == "approval"))
+    {
         work.event(e);
     }
     let row = work.approvals.remove(id)?;
@@ -889,9 +856,9 @@ pub fn list_approvals(conn: &mut DbConn, filter: &ApprovalFilter) -> Result<Vec<
 
 /// The actors of the events about `subject` of the given kinds: who
 /// registered a model version, who ran a training run.
-pub fn actors_of(conn: &mut DbConn, subject: &str, kinds: &[&str]) -> Result<BTreeSet<String>, StoreError> {
+pub fn actors_of(conn: &mut DbConn, subject: &str, kinds: &[Kind]) -> Result<BTreeSet<String>, StoreError> {
     use super::schema::events::dsl;
-    let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
+    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
     let actors: Vec<String> = with_conn!(conn, |c| dsl::events
         .filter(dsl::subject.eq(subject))
         .filter(dsl::kind.eq_any(&kinds))
