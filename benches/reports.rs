@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use govledger::governance::ApprovalRules;
 use govledger::ledger::{EventDraft, EventRequest};
 use govledger::proofs::{keys, Proofs};
-use govledger::reports::{self, ReportRequest};
+use govledger::reports::{self, ReportRequest, ReportType};
 use govledger::store::{StorageTarget, Store, WriterConfig};
 use serde_json::{json, Value};
 
@@ -43,13 +43,13 @@ fn main() {
         let at = dir.join("dossier");
         let events = load(&at, dossier_ledger());
         let request =
-            ReportRequest { kind: "model-dossier".into(), subject: Some("model:deep@1".into()), ..Default::default() };
+            ReportRequest { subject: Some("model:deep@1".into()), ..ReportRequest::new(ReportType::ModelDossier) };
         measure(&at, &request, &format!("model-dossier, upstream lineage of {events} events"));
     }
     if wants("inventory") {
         let at = dir.join("inventory");
         let events = load(&at, inventory_ledger());
-        let request = ReportRequest { kind: "model-inventory".into(), ..Default::default() };
+        let request = ReportRequest::new(ReportType::ModelInventory);
         measure(&at, &request, &format!("model-inventory, {INVENTORY_MODELS} model versions ({events} events)"));
     }
     if std::env::var("GOVLEDGER_BENCH_DIR").is_err() {

@@ -617,7 +617,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             // The command line reads the database directly: its user sees every project.
             let request = reports::ReportRequest {
-                kind,
+                kind: reports::ReportType::parse(&kind)?,
                 subject,
                 project,
                 from: normalize(from)?,
@@ -1133,12 +1133,6 @@ fn report(
     storage: &StorageArgs,
     key: &KeyArgs,
 ) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
-        reports::shows(&request.kind).is_some(),
-        "unknown report {:?}; available: {}",
-        request.kind,
-        reports::KINDS
-    );
     anyhow::ensure!(matches!(format, "pdf" | "json" | "csv"), "--format must be pdf, json or csv");
     let target = storage.existing_target()?;
     let signer = keys::load_existing(&key.config(&storage.data_dir))?

@@ -4,9 +4,11 @@
 //! once, then cached by the token's hash until it expires); [`Authorizer`]
 //! answers whether one of the principal's roles may perform an action on an
 //! object in a project, from the casbin model and policy in `policies/`.
-//! Both are consulted in one place, the HTTP layer's `Caller` extractor.
+//! Both are consulted in one place, the HTTP layer's `Guarded` extractor,
+//! for the actions of [`actions`].
 
 pub mod access;
+pub mod actions;
 pub mod policy;
 pub mod tokens;
 

@@ -5,6 +5,7 @@
 
 pub mod approvals;
 pub mod gate;
+pub mod inbox;
 pub mod kinds;
 pub mod lineage;
 pub mod openlineage;

@@ -17,9 +17,28 @@
 use ring::digest::{digest, SHA256};
 use serde_json::Value;
 
-use crate::ledger::{timestamp, EventRequest, Kind, ValidationError};
+use super::{Governance, GovernanceError};
+use crate::ledger::{timestamp, EventDraft, EventRequest, Kind, ValidationError};
+use crate::store::Appended;
 
 const MAX_NAME: usize = 200;
+
+/// The ledger event one OpenLineage event becomes, validated as a governed
+/// kind: the caller checks it may append that kind in its project, then
+/// records it with [`Governance::record_openlineage`].
+pub fn draft(event: &Value, project: Option<&str>) -> Result<EventDraft, ValidationError> {
+    let draft = EventDraft::from_request(to_event(event, project)?)?;
+    super::kinds::validate(&draft)?;
+    Ok(draft)
+}
+
+impl Governance {
+    /// Records `draft` (from [`draft`]) as `actor`; a retry of the same
+    /// OpenLineage event is a replay (its idempotency key is derived from it).
+    pub async fn record_openlineage(&self, actor: &str, draft: EventDraft) -> Result<Appended, GovernanceError> {
+        Ok(self.store.writer().append(actor.to_owned(), vec![draft]).await?)
+    }
+}
 
 /// Maps one OpenLineage event to the event we record.
 pub fn to_event(event: &Value, project: Option<&str>) -> Result<EventRequest, ValidationError> {

@@ -3,12 +3,13 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::auth::Caller;
+use super::auth::Guarded;
 use super::body::{read_json, read_optional_json};
 use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::auth::access::{parse_ttl, AccessError, ALL_PROJECTS, DEFAULT_TOKEN_TTL};
 use crate::auth::access::{IssuedToken, TokenRecord};
+use crate::auth::actions::{IssueTokens, ReadPolicy, RevokeTokens, WritePolicy};
 use crate::auth::PolicyError;
 
 impl From<AccessError> for ApiError {
@@ -56,12 +57,11 @@ pub struct TokenRequest {
         (status = 422, description = "`invalid_request`: a role the policy does not define, a project the ledger does not know (without `new_project`), a bad subject or ttl", body = ErrorBody),
     ))]
 pub async fn issue_token(
+    guard: Guarded<IssueTokens>,
     state: web::Data<AppState>,
-    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require("tokens", "issue", None)?;
     let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
     let request: TokenRequest = serde_json::from_value(body)
         .map_err(|e| ApiError::new(crate::error_code::ErrorCode::MalformedRequest, e.to_string()))?;
@@ -70,7 +70,7 @@ pub async fn issue_token(
     let projects = request.projects.unwrap_or_else(|| vec![ALL_PROJECTS.to_owned()]);
     let issued = state
         .access
-        .issue_token(&state.store, caller.sub(), &request.sub, &request.roles, &projects, ttl, request.new_project)
+        .issue_token(&state.store, guard.sub(), &request.sub, &request.roles, &projects, ttl, request.new_project)
         .await?;
     Ok(HttpResponse::Created().json(issued))
 }
@@ -79,8 +79,7 @@ pub async fn issue_token(
 /// `token.issued` and `token.revoked` events (never the tokens themselves).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "admin",
     responses((status = 200, description = "Issued tokens, oldest first, with their revoked and expired state", body = TokenList)))]
-pub async fn list_tokens(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    caller.require("tokens", "issue", None)?;
+pub async fn list_tokens(_: Guarded<IssueTokens>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let tokens = state.access.tokens(&state.store).await?;
     Ok(HttpResponse::Ok().json(TokenList { tokens }))
 }
@@ -109,19 +108,18 @@ pub struct RevokeRequest {
         (status = 422, description = "`invalid_request`: a malformed jti", body = ErrorBody),
     ))]
 pub async fn revoke_token(
+    guard: Guarded<RevokeTokens>,
     state: web::Data<AppState>,
-    caller: Caller,
     jti: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require("tokens", "revoke", None)?;
     let jti = jti.into_inner();
     if jti.is_empty() || jti.len() > 128 || !jti.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(ApiError::new(crate::error_code::ErrorCode::InvalidRequest, "jti must be letters, digits and `-`"));
     }
     let request: RevokeRequest = read_optional_json(&req, payload, state.limits.max_body_bytes).await?;
-    state.access.revoke_token(&state.store, caller.sub(), &jti, request.reason.as_deref()).await?;
+    state.access.revoke_token(&state.store, guard.sub(), &jti, request.reason.as_deref()).await?;
     Ok(HttpResponse::Ok().json(Revoked { jti, revoked: true }))
 }
 
@@ -136,8 +134,7 @@ pub struct Revoked {
 /// `GET /api/v1/policies`: the policy in force, as casbin CSV text.
 #[utoipa::path(get, path = "/api/v1/policies", tag = "admin",
     responses((status = 200, description = "The casbin policy in force", content_type = "text/csv", body = String)))]
-pub async fn get_policy(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    caller.require("policies", "read", None)?;
+pub async fn get_policy(_: Guarded<ReadPolicy>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(state.access.authorizer.rules().text))
 }
 
@@ -153,15 +150,14 @@ pub async fn get_policy(state: web::Data<AppState>, caller: Caller) -> Result<Ht
         (status = 422, description = "`invalid_policy`, naming the line", body = ErrorBody),
     ))]
 pub async fn put_policy(
+    guard: Guarded<WritePolicy>,
     state: web::Data<AppState>,
-    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require("policies", "write", None)?;
     let body = super::body::read_bytes(&req, payload, state.limits.max_body_bytes).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::new(crate::error_code::ErrorCode::MalformedRequest, "the policy must be UTF-8 text"))?;
-    state.access.set_policy(&state.store, caller.sub(), text).await?;
+    state.access.set_policy(&state.store, guard.sub(), text).await?;
     Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(text.to_owned()))
 }

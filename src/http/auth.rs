@@ -1,15 +1,20 @@
-//! The one place requests are authenticated and authorized: the [`Caller`]
-//! extractor verifies the bearer token before a handler runs, and handlers
-//! declare the object, action and project of what they are about to do with
-//! [`Caller::require`]; casbin decides. Handlers never look at roles.
+//! The one place requests are authenticated and authorized. A handler's
+//! first argument is `Guarded<A>`, naming the action of
+//! [`crate::auth::actions`] it performs: the extractor verifies the bearer
+//! token and, for an action outside any project, decides; for an action on
+//! project data, the handler asks [`Guarded::require_in`] once it knows the
+//! data's project. casbin decides. Handlers never look at roles or spell an
+//! object or action.
 
 use std::future::{ready, Ready};
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 
 use super::{ApiError, AppState};
+use crate::auth::actions::{self, Action, Guard, Scope};
 use crate::auth::{AuthError, Authorizer, Principal};
 
 /// An authenticated caller.
@@ -72,22 +77,35 @@ impl Caller {
         &self.principal.roles
     }
 
-    /// Whether the caller may `action` on `object` in `project`.
-    pub fn may(&self, object: &str, action: &str, project: Option<&str>) -> bool {
-        self.authorizer.allows(&self.principal, object, action, project)
+    /// Whether the caller may perform `action` in `project` (`None`:
+    /// outside any project); for [`actions::AppendEvents`], on `kind`.
+    pub fn may(&self, action: &Action, kind: &str, project: Option<&str>) -> bool {
+        self.authorizer.allows(&self.principal, &action.object_for(kind), action.action, project)
     }
 
-    /// 403 unless the caller may `action` on `object` in `project`.
-    pub fn require(&self, object: &str, action: &str, project: Option<&str>) -> Result<(), ApiError> {
-        if self.may(object, action, project) {
+    /// 403 unless the caller may perform `action` (on `kind`) in `project`.
+    fn require(&self, action: &Action, kind: &str, project: Option<&str>) -> Result<(), ApiError> {
+        if self.may(action, kind, project) {
             Ok(())
         } else {
             Err(ApiError::from(AuthError::Forbidden(format!(
-                "{} may not {action} {object}{}",
+                "{} may not {} {}{}",
                 self.principal.sub,
+                action.action,
+                action.object_for(kind),
                 project.map(|p| format!(" in project {p}")).unwrap_or_default()
             ))))
         }
+    }
+
+    /// Whether the caller may read events (and what is derived from them) in `project`.
+    pub fn reads(&self, project: Option<&str>) -> bool {
+        self.may(&actions::ReadEvents::ACTION, "", project)
+    }
+
+    /// Whether the caller may read personal fields in clear in `project`.
+    pub fn reads_personal(&self, project: Option<&str>) -> bool {
+        self.may(&actions::ReadPersonal::ACTION, "", project)
     }
 
     /// [`Caller::readable_projects`], listing the ledger's projects from
@@ -109,12 +127,92 @@ impl Caller {
 
     /// The projects whose events the caller may read: `None` for all of them.
     pub fn readable_projects(&self, all_projects: impl FnOnce() -> Vec<String>) -> Option<Vec<String>> {
-        if self.principal.all_projects() && self.may("events", "read", None) {
+        self.projects_where(&actions::ReadEvents::ACTION, all_projects)
+    }
+
+    /// The projects in which the caller may perform `action`: `None` for all.
+    pub fn projects_where(&self, action: &Action, all_projects: impl FnOnce() -> Vec<String>) -> Option<Vec<String>> {
+        if self.principal.all_projects() && self.may(action, "", None) {
             return None;
         }
         let candidates: Vec<String> =
             if self.principal.all_projects() { all_projects() } else { self.principal.projects.clone() };
-        Some(candidates.into_iter().filter(|p| self.may("events", "read", Some(p))).collect())
+        Some(candidates.into_iter().filter(|p| self.may(action, "", Some(p))).collect())
+    }
+}
+
+/// A caller authenticated for the action `A` declares. For an action
+/// outside any project the extractor has decided; for one on project data
+/// the handler calls [`Guarded::require_in`] with the data's project, or
+/// filters what it answers with [`Guarded::allows_in`].
+pub struct Guarded<A: Guard> {
+    caller: Caller,
+    action: PhantomData<A>,
+}
+
+impl<A: Guard> Guarded<A> {
+    /// The authenticated caller.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// The caller, to move into blocking work.
+    pub fn into_caller(self) -> Caller {
+        self.caller
+    }
+
+    /// 403 unless the caller may perform `A` in `project`.
+    pub fn require_in(&self, project: Option<&str>) -> Result<(), ApiError> {
+        self.caller().require(&A::ACTION, "", project)
+    }
+
+    /// Whether the caller may perform `A` in `project`.
+    pub fn allows_in(&self, project: Option<&str>) -> bool {
+        self.caller().may(&A::ACTION, "", project)
+    }
+}
+
+impl Guarded<actions::AppendEvents> {
+    /// 403 unless the caller may append an event of `kind` in `project`.
+    pub fn require_append(&self, kind: &str, project: Option<&str>) -> Result<(), ApiError> {
+        self.caller().require(&actions::AppendEvents::ACTION, kind, project)
+    }
+}
+
+impl<A: Guard> std::ops::Deref for Guarded<A> {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        self.caller()
+    }
+}
+
+fn guard<A: Guard>(req: &HttpRequest) -> Result<Guarded<A>, ApiError> {
+    let action = A::ACTION;
+    let caller = authenticate(req)?;
+    match action.scope {
+        Scope::Ledger => caller.require(&action, "", None)?,
+        // Refused at once when no project of a scoped token allows it; the
+        // handler decides on the data's project.
+        Scope::Data
+            if !caller.principal.all_projects()
+                && !action.object.contains('{')
+                && !caller.principal.projects.iter().any(|p| caller.may(&action, "", Some(p))) =>
+        {
+            let first = caller.principal.projects.first().map(String::as_str);
+            caller.require(&action, "", first)?;
+        }
+        _ => {}
+    }
+    Ok(Guarded { caller, action: PhantomData })
+}
+
+impl<A: Guard> FromRequest for Guarded<A> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(guard::<A>(req))
     }
 }
 
@@ -160,13 +258,4 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         ))
     })?;
     Ok(Caller { principal, authorizer: state.access.authorizer.clone(), _in_flight: Some(Arc::new(place)) })
-}
-
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
-    }
 }

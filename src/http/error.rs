@@ -142,3 +142,29 @@ impl From<ProofError> for ApiError {
         }
     }
 }
+
+impl From<crate::governance::GovernanceError> for ApiError {
+    fn from(e: crate::governance::GovernanceError) -> Self {
+        match e {
+            crate::governance::GovernanceError::Invalid(m) => {
+                ApiError::new(crate::error_code::ErrorCode::InvalidRequest, m)
+            }
+            crate::governance::GovernanceError::NotFound(m) => ApiError::not_found(m),
+            crate::governance::GovernanceError::Forbidden(m) => {
+                ApiError::new(crate::error_code::ErrorCode::Forbidden, m)
+            }
+            crate::governance::GovernanceError::ProjectMismatch(m) => {
+                ApiError::new(crate::error_code::ErrorCode::ProjectMismatch, m)
+            }
+            crate::governance::GovernanceError::Blocked { .. } => {
+                ApiError::new(crate::error_code::ErrorCode::DeploymentBlocked, e.to_string())
+            }
+            crate::governance::GovernanceError::UnknownEnvironment { .. } => {
+                ApiError::new(crate::error_code::ErrorCode::UnknownEnvironment, e.to_string())
+            }
+            crate::governance::GovernanceError::Internal(cause) => ApiError::internal(cause),
+            crate::governance::GovernanceError::Store(e) => e.into(),
+            crate::governance::GovernanceError::Append(e) => e.into(),
+        }
+    }
+}

@@ -6,11 +6,13 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::auth::Caller;
+use super::auth::{Caller, Guarded};
 use super::body::Body;
 use super::error::ErrorBody;
 use super::params::Seq;
+use super::params::{page_size, split_page};
 use super::{ApiError, AppState};
+use crate::auth::actions::{AppendEvents, ReadEvents, ReadLedger, VerifyLedger};
 use crate::governance::{kinds, subjects};
 use crate::ledger::event::{EventJson, SERVER_ASSIGNED_FIELDS};
 use crate::ledger::personal::MasterKey;
@@ -32,14 +34,15 @@ use crate::store::{Appended, ChainReport, EventFilter};
         (status = 422, description = "`invalid_event`, `server_assigned_field`, `empty_batch`, `batch_too_large`, `use_endpoint` or `idempotency_key_reused`", body = ErrorBody),
     ))]
 pub async fn append(
+    guard: Guarded<AppendEvents>,
     state: web::Data<AppState>,
-    caller: Caller,
     Body(body): Body<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let (drafts, is_batch) = parse_append_body(body, state.limits.max_batch_events, state.master_key.as_deref())?;
     for draft in &drafts {
-        caller.require(&format!("events/{}", draft.kind), "append", draft.project.as_deref())?;
+        guard.require_append(draft.kind.as_str(), draft.project.as_deref())?;
     }
+    let caller = guard.into_caller();
     let appended = state.store.writer().append(caller.sub().to_owned(), drafts).await?;
     let (status, replayed) = match &appended {
         Appended::Created(_) => (StatusCode::CREATED, false),
@@ -68,7 +71,7 @@ pub async fn with_personal(
     caller: Caller,
     events: Vec<Event>,
 ) -> Result<(Vec<Event>, Vec<Option<serde_json::Value>>), ApiError> {
-    let may_read = |e: &Event| caller.may("personal", "read", e.project.as_deref());
+    let may_read = |e: &Event| caller.reads_personal(e.project.as_deref());
     if !subjects::needs_keys(&events, may_read) {
         let views = subjects::redacted(&events);
         return Ok((events, views));
@@ -78,7 +81,7 @@ pub async fn with_personal(
     state
         .blocking(move || -> Result<_, ApiError> {
             let views = subjects::reveal(&mut *store.conn()?, master.as_deref(), &events, |e| {
-                caller.may("personal", "read", e.project.as_deref())
+                caller.reads_personal(e.project.as_deref())
             })?;
             Ok((events, views))
         })
@@ -187,13 +190,17 @@ pub fn parse_append_body(
         (status = 200, description = "The event", body = EventJson),
         (status = 404, description = "No such event, or one the caller may not read", body = ErrorBody),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: Caller, seq: web::Path<Seq>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    guard: Guarded<ReadEvents>,
+    state: web::Data<AppState>,
+    seq: web::Path<Seq>,
+) -> Result<HttpResponse, ApiError> {
     let Seq(seq) = seq.into_inner();
     let store = state.store.clone();
     let event = state.blocking(move || store.event(seq)).await??;
-    match event.filter(|e| caller.may("events", "read", e.project.as_deref())) {
+    match event.filter(|e| guard.allows_in(e.project.as_deref())) {
         Some(event) => {
-            let (events, views) = with_personal(&state, caller, vec![event]).await?;
+            let (events, views) = with_personal(&state, guard.into_caller(), vec![event]).await?;
             Ok(HttpResponse::Ok().json(to_json(&events, views)?.remove(0)))
         }
         None => Err(ApiError::not_found(format!("no event with seq {seq}"))),
@@ -229,18 +236,13 @@ pub struct ListQuery {
         (status = 422, description = "`invalid_limit` or `invalid_query`", body = ErrorBody),
     ))]
 pub async fn list(
+    guard: Guarded<ReadEvents>,
     state: web::Data<AppState>,
-    caller: Caller,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
-    let limit = q.limit.unwrap_or(state.limits.default_page_size);
-    if limit == 0 || limit > state.limits.max_page_size {
-        return Err(ApiError::new(
-            crate::error_code::ErrorCode::InvalidLimit,
-            format!("limit must be between 1 and {}", state.limits.max_page_size),
-        ));
-    }
+    let limit = page_size(q.limit, &state.limits)?;
+    let caller = guard.into_caller();
     if let Some(kind) = &q.kind {
         EventKind::parse(kind).map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidQuery, e.to_string()))?;
     }
@@ -259,12 +261,11 @@ pub async fn list(
         projects,
         after_seq: q.after_seq.map_or(0, |Seq(s)| s),
         // One more than asked, to know whether another page follows.
-        limit: limit + 1,
+        limit: u32::try_from(limit + 1).unwrap_or(u32::MAX),
     };
     let store = state.store.clone();
-    let mut events = state.blocking(move || store.list(&filter)).await??;
-    let more = events.len() > limit as usize;
-    events.truncate(limit as usize);
+    let events = state.blocking(move || store.list(&filter)).await??;
+    let (events, more) = split_page(events, limit);
     let next_after_seq = if more { events.last().map(|e| e.seq) } else { None };
     let (events, views) = with_personal(&state, caller, events).await?;
     Ok(HttpResponse::Ok().json(EventsPage { events: to_json(&events, views)?, next_after_seq }))
@@ -319,8 +320,7 @@ pub struct Head {
 /// `GET /api/v1/head`: the ledger's size and last hash.
 #[utoipa::path(get, path = "/api/v1/head", tag = "events",
     responses((status = 200, description = "The ledger's size and last hash", body = Head)))]
-pub async fn head(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    caller.require("events", "read", None)?;
+pub async fn head(_: Guarded<ReadLedger>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
     let head = state.blocking(move || store.head()).await??;
     Ok(HttpResponse::Ok().json(Head { size: head.size, head_hash: head.hash.map(hex::encode) }))
@@ -329,8 +329,7 @@ pub async fn head(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
 /// `GET /api/v1/verify`: recomputes the whole chain, like `govledger verify`.
 #[utoipa::path(get, path = "/api/v1/verify", tag = "events",
     responses((status = 200, description = "Whether the chain and stored checkpoints verify; the first failure otherwise", body = ChainReport)))]
-pub async fn verify(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    caller.require("proofs", "read", None)?;
+pub async fn verify(_: Guarded<VerifyLedger>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let proofs = state.proofs.clone();
     let report = state.blocking(move || proofs.verify()).await??;
     Ok(HttpResponse::Ok().json(report))

@@ -2,17 +2,20 @@
 //! All wiring is here; one module per resource.
 
 pub mod admin;
+pub mod approvals;
 pub mod auth;
 pub mod body;
+pub mod deployments;
 pub mod error;
 pub mod events;
-pub mod governance;
 pub mod health;
+pub mod lineage;
 pub mod openapi;
 pub mod params;
 pub mod proofs;
 pub mod ratelimit;
 pub mod reports;
+pub mod routes;
 pub mod search;
 pub mod subjects;
 
@@ -82,9 +85,8 @@ impl AppState {
     }
 }
 
-/// Registers every route and the JSON error handlers for extractor failures.
-/// Each path is one resource, so that a method it does not serve is answered
-/// 405 with `Allow` rather than 404.
+/// Registers every route of [`routes::ROUTES`] and the JSON error handlers
+/// for extractor failures.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::QueryConfig::default().error_handler(|err, _| {
@@ -95,53 +97,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::PathConfig::default()
             .error_handler(|err, _| ApiError::new(crate::error_code::ErrorCode::MalformedPath, err.to_string()).into()),
     )
-    .service(resource("/healthz").route(web::get().to(health::healthz)))
-    .service(resource("/readyz").route(web::get().to(health::readyz)))
-    .service(resource("/metrics").route(web::get().to(health::metrics)))
-    .service(
-        web::scope("/api/v1")
-            .service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
-            .service(resource("/events").route(web::post().to(events::append)).route(web::get().to(events::list)))
-            .service(resource("/events/{seq}").route(web::get().to(events::get)))
-            .service(resource("/head").route(web::get().to(events::head)))
-            .service(resource("/verify").route(web::get().to(events::verify)))
-            .service(resource("/checkpoint").route(web::get().to(proofs::checkpoint)))
-            .service(resource("/checkpoint/key").route(web::get().to(proofs::verifier_key)))
-            .service(resource("/proofs/inclusion").route(web::get().to(proofs::inclusion)))
-            .service(resource("/proofs/consistency").route(web::get().to(proofs::consistency)))
-            .service(
-                resource("/approvals")
-                    .route(web::post().to(governance::request_approval))
-                    .route(web::get().to(governance::list_approvals)),
-            )
-            .service(resource("/approvals/{id}").route(web::get().to(governance::get_approval)))
-            .service(resource("/approvals/{id}/decision").route(web::post().to(governance::decide)))
-            .service(resource("/gate").route(web::get().to(governance::gate)))
-            .service(resource("/deployments").route(web::post().to(governance::deploy)))
-            .service(
-                resource("/lineage")
-                    .route(web::get().to(governance::lineage))
-                    .route(web::post().to(governance::openlineage)),
-            )
-            .service(resource("/impact").route(web::get().to(governance::impact)))
-            .service(resource("/search").route(web::get().to(search::search)))
-            .service(resource("/subjects/{id}").route(web::get().to(subjects::access)))
-            .service(resource("/subjects/{id}/erase").route(web::post().to(subjects::erase)))
-            .service(resource("/reports/{kind}").route(web::get().to(reports::report)))
-            .service(resource("/entities/{ref:.*}").route(web::get().to(governance::entity)))
-            .service(
-                resource("/tokens").route(web::post().to(admin::issue_token)).route(web::get().to(admin::list_tokens)),
-            )
-            .service(resource("/tokens/{jti}/revoke").route(web::post().to(admin::revoke_token)))
-            .service(
-                resource("/policies").route(web::get().to(admin::get_policy)).route(web::put().to(admin::put_policy)),
-            ),
-    )
+    .configure(routes::register)
     .default_service(web::to(not_found));
-}
-
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
 }
 
 /// 405 for a method a path does not serve, with the methods it does serve

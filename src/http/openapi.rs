@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, events, governance, health, proofs, reports, search, subjects};
+use super::{admin, approvals, deployments, events, health, lineage, proofs, reports, search, subjects};
 
 /// Routes that answer without a token.
 const PUBLIC: [&str; 6] =
@@ -40,16 +40,16 @@ const PUBLIC: [&str; 6] =
         proofs::verifier_key,
         proofs::inclusion,
         proofs::consistency,
-        governance::request_approval,
-        governance::list_approvals,
-        governance::get_approval,
-        governance::decide,
-        governance::gate,
-        governance::deploy,
-        governance::lineage,
-        governance::openlineage,
-        governance::impact,
-        governance::entity,
+        approvals::request_approval,
+        approvals::list_approvals,
+        approvals::get_approval,
+        approvals::decide,
+        deployments::gate,
+        deployments::deploy,
+        lineage::lineage,
+        lineage::openlineage,
+        lineage::impact,
+        lineage::entity,
         search::search,
         subjects::access,
         subjects::erase,
@@ -62,7 +62,7 @@ const PUBLIC: [&str; 6] =
     ),
     components(schemas(
         super::error::ErrorBody,
-        super::reports::ReportType,
+        crate::reports::ReportType,
         super::params::Seq,
         crate::ledger::EntityRef,
         crate::governance::ModelVersionRef

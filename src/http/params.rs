@@ -2,6 +2,34 @@
 
 use serde::{Deserialize, Deserializer};
 
+use super::ApiError;
+use crate::config::Limits;
+use crate::error_code::ErrorCode;
+
+/// The page size of a listing: `asked`, or the configured default; 422
+/// `invalid_limit` outside 1 to `max_page_size`. Every paginated route
+/// asks here, so they share one bound.
+pub fn page_size(asked: Option<u32>, limits: &Limits) -> Result<usize, ApiError> {
+    bounded_page_size(asked, limits.default_page_size, limits.max_page_size)
+}
+
+/// [`page_size`] with a route's own default and a bound below
+/// `max_page_size` (search, whose hits carry snippets and facets).
+pub fn bounded_page_size(asked: Option<u32>, default: u32, max: u32) -> Result<usize, ApiError> {
+    match asked.unwrap_or(default) {
+        n if n >= 1 && n <= max => Ok(n as usize),
+        _ => Err(ApiError::new(ErrorCode::InvalidLimit, format!("limit must be between 1 and {max}"))),
+    }
+}
+
+/// The first `size` of `items`, fetched with one more than the page holds,
+/// and whether another page follows.
+pub fn split_page<T>(mut items: Vec<T>, size: usize) -> (Vec<T>, bool) {
+    let more = items.len() > size;
+    items.truncate(size);
+    (items, more)
+}
+
 /// A sequence number or tree size in a path or query string: 0 to 2^63 - 1,
 /// the range both databases store and the OpenAPI description promises
 /// (`int64`, minimum 0). Larger values are refused as unreadable (400)

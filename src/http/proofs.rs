@@ -3,10 +3,11 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::auth::Caller;
+use super::auth::Guarded;
 use super::error::ErrorBody;
 use super::params::Seq;
 use super::{ApiError, AppState};
+use crate::auth::actions::{ReadEvents, VerifyLedger};
 use crate::proofs::{ConsistencyProof, InclusionProof};
 
 /// Query of `GET /api/v1/checkpoint`.
@@ -74,15 +75,15 @@ pub struct InclusionQuery {
         (status = 422, description = "`out_of_range`: the tree size is not between seq and the ledger's size", body = ErrorBody),
     ))]
 pub async fn inclusion(
+    guard: Guarded<ReadEvents>,
     state: web::Data<AppState>,
-    caller: Caller,
     query: web::Query<InclusionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let InclusionQuery { seq: Seq(seq), tree_size } = query.into_inner();
     let tree_size = tree_size.map(|Seq(s)| s);
     let store = state.store.clone();
     let event = state.blocking(move || store.event(seq)).await??;
-    if !event.is_some_and(|e| caller.may("events", "read", e.project.as_deref())) {
+    if !event.is_some_and(|e| guard.allows_in(e.project.as_deref())) {
         return Err(ApiError::not_found(format!("no event with seq {seq}")));
     }
     let proofs = state.proofs.clone();
@@ -110,11 +111,10 @@ pub struct ConsistencyQuery {
         (status = 422, description = "`out_of_range`: not 1 <= from <= to <= the ledger's size", body = ErrorBody),
     ))]
 pub async fn consistency(
+    _: Guarded<VerifyLedger>,
     state: web::Data<AppState>,
-    caller: Caller,
     query: web::Query<ConsistencyQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require("proofs", "read", None)?;
     let ConsistencyQuery { from: Seq(from), to: Seq(to) } = query.into_inner();
     let proofs = state.proofs.clone();
     let proof = state.blocking(move || proofs.consistency(from, to)).await??;

@@ -4,11 +4,12 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::auth::Caller;
+use super::auth::Guarded;
 use super::error::ErrorBody;
 use super::{ApiError, AppState};
+use crate::auth::actions::ReadReports;
 use crate::ledger::timestamp;
-use crate::reports::{self, ReportError, ReportRequest};
+use crate::reports::{self, ReportError, ReportRequest, ReportType};
 
 impl From<ReportError> for ApiError {
     fn from(e: ReportError) -> Self {
@@ -24,35 +25,24 @@ impl From<ReportError> for ApiError {
 
 /// The projects whose events may go into the caller's reports (`None`: all):
 /// those it may both read events and reports in. 403 when there is none.
-fn report_projects(caller: &Caller, conn: &mut crate::store::DbConn) -> Result<Option<Vec<String>>, ApiError> {
-    let readable = caller.readable_projects_in(conn)?;
-    if caller.may("reports", "read", None) {
+fn report_projects(
+    guard: &Guarded<ReadReports>,
+    conn: &mut crate::store::DbConn,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let readable = guard.readable_projects_in(conn)?;
+    if guard.allows_in(None) {
         return Ok(readable);
     }
     let candidates = match readable {
         Some(projects) => projects,
         None => crate::store::events::projects(conn)?,
     };
-    let allowed: Vec<String> = candidates.into_iter().filter(|p| caller.may("reports", "read", Some(p))).collect();
+    let allowed: Vec<String> = candidates.into_iter().filter(|p| guard.allows_in(Some(p))).collect();
     if allowed.is_empty() {
         // Refused, with the message every other route gives.
-        caller.require("reports", "read", None)?;
+        guard.require_in(None)?;
     }
     Ok(Some(allowed))
-}
-
-/// The report types, for the OpenAPI description (the handler takes the
-/// name as text and answers 404 for any other).
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-#[allow(dead_code)] // never built: it only describes the path parameter
-pub enum ReportType {
-    AuditTrail,
-    ModelDossier,
-    ModelInventory,
-    GdprProcessing,
-    GdprErasure,
-    AiActLog,
 }
 
 /// Query of `GET /api/v1/reports/{type}`.
@@ -87,15 +77,12 @@ pub struct ReportQuery {
         (status = 422, description = "`invalid_report` (a malformed or missing subject, an empty ledger) or `invalid_query`", body = ErrorBody),
     ))]
 pub async fn report(
+    guard: Guarded<ReadReports>,
     state: web::Data<AppState>,
-    caller: Caller,
     kind: web::Path<String>,
     query: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let kind = kind.into_inner();
-    if reports::shows(&kind).is_none() {
-        return Err(ApiError::not_found(format!("no report type {kind:?}; available: {}", reports::KINDS)));
-    }
+    let kind = ReportType::parse(&kind.into_inner())?;
     let q = query.into_inner();
     let format = q.format.unwrap_or_else(|| "pdf".into());
     let (content_type, extension) = match format.as_str() {
@@ -115,7 +102,7 @@ pub async fn report(
             .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidQuery, format!("{name}: {e}")))
     };
     let request = ReportRequest {
-        kind: kind.clone(),
+        kind,
         subject: q.subject,
         project: q.project,
         from: normalize("from", q.from)?,
@@ -127,7 +114,7 @@ pub async fn report(
     let bytes = state
         .blocking(move || -> Result<Vec<u8>, ApiError> {
             let mut request = request;
-            request.readable = report_projects(&caller, &mut *state2.store.conn()?)?;
+            request.readable = report_projects(&guard, &mut *state2.store.conn()?)?;
             let checkpoint = state2.proofs.publish()?.ok_or_else(|| {
                 ApiError::new(crate::error_code::ErrorCode::InvalidReport, "the ledger is empty: nothing to report")
             })?;
@@ -150,12 +137,14 @@ pub async fn report(
 
 #[cfg(test)]
 mod tests {
+    /// The names the OpenAPI description gives (serde's) are the ones the
+    /// handler parses.
     #[test]
     fn the_described_report_types_are_the_served_ones() {
         let schema = serde_json::to_value(<super::ReportType as utoipa::PartialSchema>::schema()).unwrap();
         let described: Vec<&str> = schema["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-        let served: Vec<&str> = crate::reports::KINDS.split(", ").collect();
+        let served: Vec<&str> = super::ReportType::ALL.iter().map(|t| t.name()).collect();
         assert_eq!(described, served);
-        assert!(served.iter().all(|k| crate::reports::shows(k).is_some()));
+        assert!(served.iter().all(|k| super::ReportType::parse(k).is_ok()));
     }
 }

@@ -5,11 +5,17 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::auth::Caller;
+use super::auth::{Caller, Guarded};
 use super::error::ErrorBody;
+use super::params::bounded_page_size;
 use super::{ApiError, AppState};
+use crate::auth::actions::ReadEvents;
 use crate::search::query::SearchResults;
 use crate::search::query::{Sort, MAX_LIMIT};
+
+/// Hits per page when the query gives no `limit`: a search is read by a
+/// person, and each hit carries snippets.
+const DEFAULT_LIMIT: u32 = 20;
 use crate::search::{SearchError, SearchRequest};
 use crate::store::events;
 
@@ -48,7 +54,7 @@ pub struct SearchQuery {
     sort: Option<String>,
     /// 1 to 100, default 20.
     #[param(minimum = 1, maximum = 100)]
-    limit: Option<usize>,
+    limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// Wait until the index holds every event recorded before the request.
@@ -65,12 +71,12 @@ pub struct SearchQuery {
         (status = 503, description = "`index_lagging`: `consistent=true` and the index did not reach the head in 10 s", body = ErrorBody),
     ))]
 pub async fn search(
+    guard: Guarded<ReadEvents>,
     state: web::Data<AppState>,
-    caller: Caller,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let started = std::time::Instant::now();
-    let answer = answer(state, caller, query.into_inner()).await;
+    let answer = answer(state, guard.into_caller(), query.into_inner()).await;
     crate::metrics::get().search_seconds.observe_duration(started.elapsed());
     answer
 }
@@ -87,13 +93,7 @@ async fn answer(state: web::Data<AppState>, caller: Caller, q: SearchQuery) -> R
             ))
         }
     };
-    let limit = q.limit.unwrap_or(20);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::new(
-            crate::error_code::ErrorCode::InvalidLimit,
-            format!("limit must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let limit = bounded_page_size(q.limit, DEFAULT_LIMIT, u32::try_from(MAX_LIMIT).unwrap_or(u32::MAX))?;
     for (name, value) in [("from", &q.from), ("to", &q.to)] {
         if let Some(t) = value {
             crate::ledger::timestamp::normalize(t)

@@ -5,10 +5,11 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::auth::Caller;
+use super::auth::Guarded;
 use super::body::read_optional_json;
 use super::error::ErrorBody;
 use super::{ApiError, AppState};
+use crate::auth::actions::{EraseSubjects, ReadSubjects};
 use crate::governance::subjects;
 use crate::governance::subjects::{AccessAnswer, ErasureCertificate};
 
@@ -31,16 +32,15 @@ pub struct EraseRequest {
         (status = 422, description = "A blank or over-long subject id, or no master key configured", body = ErrorBody),
     ))]
 pub async fn erase(
+    guard: Guarded<EraseSubjects>,
     state: web::Data<AppState>,
-    caller: Caller,
     id: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require("subjects", "erase", None)?;
     let request: EraseRequest = read_optional_json(&req, payload, state.limits.max_body_bytes).await?;
     let certificate =
-        subjects::erase(&state.store, state.master_key.as_deref(), &id, caller.sub(), request.reason).await?;
+        subjects::erase(&state.store, state.master_key.as_deref(), &id, guard.sub(), request.reason).await?;
     let mut response = HttpResponse::Ok();
     if certificate.replayed {
         response.insert_header(("Idempotent-Replayed", "true"));
@@ -57,12 +57,12 @@ pub async fn erase(
         (status = 422, description = "A blank or over-long subject id, or no master key configured", body = ErrorBody),
     ))]
 pub async fn access(
+    guard: Guarded<ReadSubjects>,
     state: web::Data<AppState>,
-    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require("subjects", "read", None)?;
     let inner = state.clone();
+    let caller = guard.into_caller();
     let answer = state
         .blocking(move || -> Result<_, ApiError> {
             let readable = caller.readable_projects_in(&mut *inner.store.conn()?)?;

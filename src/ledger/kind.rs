@@ -286,7 +286,8 @@ mod tests {
         for decision in [Decision::Grant, Decision::Reject, Decision::Revoke] {
             assert_eq!(decision.kind().decision(), Some(decision));
         }
-        assert!("run.failed" == Kind::RunFailed && String::from("run.failed") == Kind::RunFailed);
+        let stored: String = "run.failed".into();
+        assert!("run.failed" == Kind::RunFailed && stored == Kind::RunFailed && Kind::RunFailed != "run.updated");
     }
 
     /// docs/EVENTS.md documents every governed kind and the server's

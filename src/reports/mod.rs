@@ -341,10 +341,9 @@ pub fn to_csv(report: &Report) -> String {
 }
 
 /// What a report is about, by type.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ReportRequest {
-    /// audit-trail, model-dossier, model-inventory, gdpr-processing, ai-act-log.
-    pub kind: String,
+    pub kind: ReportType,
     /// The entity the report is about: the model version of a dossier, the
     /// dataset of a GDPR record, the deployment of an AI Act log, or (audit
     /// trail) an entity instead of a time window.
@@ -360,21 +359,78 @@ pub struct ReportRequest {
     pub to: Option<String>,
 }
 
-/// The `show` values of a report type, or `None` for an unknown type.
-pub fn shows(kind: &str) -> Option<&'static [&'static str]> {
-    match kind {
-        "audit-trail" => Some(&AUDIT_TRAIL_SHOWS),
-        "model-dossier" => Some(&models::DOSSIER_SHOWS),
-        "model-inventory" => Some(&models::INVENTORY_SHOWS),
-        "gdpr-processing" => Some(&compliance::GDPR_SHOWS),
-        "ai-act-log" => Some(&compliance::AI_ACT_SHOWS),
-        "gdpr-erasure" => Some(&compliance::ERASURE_SHOWS),
-        _ => None,
+impl ReportRequest {
+    /// A report of type `kind` over the whole ledger, with no subject, project or window.
+    pub fn new(kind: ReportType) -> Self {
+        Self { kind, subject: None, project: None, readable: None, from: None, to: None }
     }
 }
 
-/// Report types, for messages.
-pub const KINDS: &str = "audit-trail, model-dossier, model-inventory, gdpr-processing, gdpr-erasure, ai-act-log";
+/// The report types. The API's path parameter, the CLI's argument and the
+/// builder all dispatch on this enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReportType {
+    AuditTrail,
+    ModelDossier,
+    ModelInventory,
+    GdprProcessing,
+    GdprErasure,
+    AiActLog,
+}
+
+impl ReportType {
+    pub const ALL: [ReportType; 6] = [
+        ReportType::AuditTrail,
+        ReportType::ModelDossier,
+        ReportType::ModelInventory,
+        ReportType::GdprProcessing,
+        ReportType::GdprErasure,
+        ReportType::AiActLog,
+    ];
+
+    /// The type's name in URLs, file names and templates.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReportType::AuditTrail => "audit-trail",
+            ReportType::ModelDossier => "model-dossier",
+            ReportType::ModelInventory => "model-inventory",
+            ReportType::GdprProcessing => "gdpr-processing",
+            ReportType::GdprErasure => "gdpr-erasure",
+            ReportType::AiActLog => "ai-act-log",
+        }
+    }
+
+    /// The type named `name`, or an error that lists the types.
+    pub fn parse(name: &str) -> Result<ReportType, ReportError> {
+        ReportType::ALL.into_iter().find(|t| t.name() == name).ok_or_else(|| {
+            ReportError::NotFound(format!("unknown report type {name:?}; available: {}", ReportType::names()))
+        })
+    }
+
+    /// Every type's name, for messages.
+    pub fn names() -> String {
+        ReportType::ALL.map(ReportType::name).join(", ")
+    }
+
+    /// The `show` values its template may list.
+    pub fn shows(self) -> &'static [&'static str] {
+        match self {
+            ReportType::AuditTrail => &AUDIT_TRAIL_SHOWS,
+            ReportType::ModelDossier => &models::DOSSIER_SHOWS,
+            ReportType::ModelInventory => &models::INVENTORY_SHOWS,
+            ReportType::GdprProcessing => &compliance::GDPR_SHOWS,
+            ReportType::AiActLog => &compliance::AI_ACT_SHOWS,
+            ReportType::GdprErasure => &compliance::ERASURE_SHOWS,
+        }
+    }
+}
+
+impl std::fmt::Display for ReportType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Builds the report `request` asks for, as of `checkpoint`, with the
 /// template from `templates` (or the shipped one).
@@ -386,9 +442,7 @@ pub fn build(
     rules: &crate::governance::ApprovalRules,
     templates: &std::path::Path,
 ) -> Result<(Report, Vec<Event>), ReportError> {
-    let known = shows(&request.kind)
-        .ok_or_else(|| ReportError::Invalid(format!("unknown report {:?}; available: {KINDS}", request.kind)))?;
-    let template = Template::load(templates, &request.kind, known)?;
+    let template = Template::load(templates, request.kind.name(), request.kind.shows())?;
     let readable = request.readable.as_deref();
     let basis = Basis { store, proofs, checkpoint, readable };
     if let Some(p) = &request.project {
@@ -397,13 +451,13 @@ pub fn build(
         }
     }
     let need = |what: &str| ReportError::Invalid(format!("{} needs {what}", request.kind));
-    let mut built = match request.kind.as_str() {
-        "model-dossier" => {
+    let mut built = match request.kind {
+        ReportType::ModelDossier => {
             let model = request.subject.as_deref().ok_or_else(|| need("a subject, model:NAME@VERSION"))?;
             models::model_dossier(basis, model, rules, &template)
         }
-        "model-inventory" => models::model_inventory(basis, request.project.as_deref(), rules, &template),
-        "gdpr-processing" => {
+        ReportType::ModelInventory => models::model_inventory(basis, request.project.as_deref(), rules, &template),
+        ReportType::GdprProcessing => {
             let scope = match (&request.subject, &request.project) {
                 (Some(d), None) => compliance::GdprScope::Dataset(d.clone()),
                 (None, Some(p)) => compliance::GdprScope::Project(p.clone()),
@@ -411,15 +465,15 @@ pub fn build(
             };
             compliance::gdpr_processing(basis, &scope, &template)
         }
-        "gdpr-erasure" => {
+        ReportType::GdprErasure => {
             let subject = request.subject.as_deref().ok_or_else(|| need("a subject, subject:PSEUDONYM"))?;
             compliance::gdpr_erasure(basis, subject, &template)
         }
-        "ai-act-log" => {
+        ReportType::AiActLog => {
             let deployment = request.subject.as_deref().ok_or_else(|| need("a subject, deployment:ENV/NAME"))?;
             compliance::ai_act_log(basis, deployment, request.from.as_deref(), request.to.as_deref(), &template)
         }
-        _ => {
+        ReportType::AuditTrail => {
             let scope = match &request.subject {
                 Some(r) => Scope::Entity(r.clone()),
                 None => Scope::Window {

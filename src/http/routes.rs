@@ -1,0 +1,148 @@
+//! Every route, with the action that guards it and where the project of
+//! the check comes from. The table both registers the handlers and is
+//! published ([`ROUTES`]) for the access matrix and the documentation; a
+//! handler registered with an action must take `Guarded<thatAction>` as its
+//! first argument, or the crate does not compile.
+
+use actix_web::{web, FromRequest, Handler};
+
+use super::auth::Guarded;
+use super::{admin, approvals, deployments, events, health, lineage, openapi, proofs, reports, search, subjects};
+use crate::auth::actions::{self, Action, Guard};
+
+/// One route: method, path as the OpenAPI description writes it, the
+/// action that guards it (`None`: public) and what decides the project.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub action: Option<Action>,
+    pub project: &'static str,
+}
+
+/// Handlers whose first argument is `T`.
+pub trait StartsWith<T> {}
+impl<T> StartsWith<T> for (T,) {}
+impl<T, B> StartsWith<T> for (T, B) {}
+impl<T, B, C> StartsWith<T> for (T, B, C) {}
+impl<T, B, C, D> StartsWith<T> for (T, B, C, D) {}
+impl<T, B, C, D, E> StartsWith<T> for (T, B, C, D, E) {}
+
+/// `handler`, once the compiler has checked that it takes `Guarded<A>`
+/// first: the table's action is the one the handler is written against.
+pub fn guarded<A: Guard, F, Args>(handler: F) -> F
+where
+    F: Handler<Args>,
+    Args: FromRequest + StartsWith<Guarded<A>>,
+{
+    handler
+}
+
+/// `handler` of a public route.
+pub fn public<F: Handler<Args>, Args: FromRequest>(handler: F) -> F {
+    handler
+}
+
+macro_rules! routes {
+    ($($path:literal $(as $pattern:literal)? => { $($method:ident $handler:path : $guard:ident $project:literal),+ $(,)? })*) => {
+        /// Every route of the API.
+        pub const ROUTES: &[Route] = &[$($(Route {
+            method: stringify!($method),
+            path: $path,
+            action: routes!(@action $guard),
+            project: $project,
+        },)+)*];
+
+        /// Registers every route. Each path is one resource, so that a
+        /// method it does not serve is answered 405 with `Allow`.
+        pub fn register(cfg: &mut web::ServiceConfig) {
+            $(
+                let pattern = routes!(@pattern $path $(, $pattern)?);
+                let resource = web::resource(pattern).default_service(web::to(super::method_not_allowed));
+                $(let resource = resource.route(
+                    web::method(actix_web::http::Method::$method).to(routes!(@wrap $guard, $handler)),
+                );)+
+                cfg.service(resource);
+            )*
+        }
+    };
+    (@action public) => { None };
+    (@action $guard:ident) => { Some(<actions::$guard as Guard>::ACTION) };
+    (@wrap public, $handler:path) => { public($handler) };
+    (@wrap $guard:ident, $handler:path) => { guarded::<actions::$guard, _, _>($handler) };
+    (@pattern $path:literal) => { $path };
+    (@pattern $path:literal, $pattern:literal) => { $pattern };
+}
+
+routes! {
+    "/healthz" => { GET health::healthz: public "none: liveness" }
+    "/readyz" => { GET health::readyz: public "none: readiness" }
+    "/metrics" => { GET health::metrics: public "none: counters without data" }
+    "/api/v1/openapi.json" => { GET openapi::openapi_json: public "none: the API description" }
+    "/api/v1/events" => {
+        POST events::append: AppendEvents "each event's project, per kind",
+        GET events::list: ReadEvents "each event's project: others are left out",
+    }
+    "/api/v1/events/{seq}" => { GET events::get: ReadEvents "the event's project (404 otherwise)" }
+    "/api/v1/head" => { GET events::head: ReadLedger "the whole ledger" }
+    "/api/v1/verify" => { GET events::verify: VerifyLedger "the whole ledger" }
+    "/api/v1/checkpoint" => { GET proofs::checkpoint: public "none: signed, public by design" }
+    "/api/v1/checkpoint/key" => { GET proofs::verifier_key: public "none: the verifier key" }
+    "/api/v1/proofs/inclusion" => { GET proofs::inclusion: ReadEvents "the event's project (404 otherwise)" }
+    "/api/v1/proofs/consistency" => { GET proofs::consistency: VerifyLedger "the whole ledger" }
+    "/api/v1/approvals" => {
+        POST approvals::request_approval: AppendEvents "the model's project",
+        GET approvals::list_approvals: ReadEvents "each approval's project: others are left out",
+    }
+    "/api/v1/approvals/{id}" => { GET approvals::get_approval: ReadEvents "the approval's project (404 otherwise)" }
+    "/api/v1/approvals/{id}/decision" => {
+        POST approvals::decide: AppendEvents "the approval's project"
+    }
+    "/api/v1/gate" => { GET deployments::gate: ReadEvents "the model's project (404 otherwise)" }
+    "/api/v1/deployments" => { POST deployments::deploy: AppendEvents "the model's project" }
+    "/api/v1/lineage" => {
+        GET lineage::lineage: ReadEvents "each node's project: others are left out (404 for the start)",
+        POST lineage::openlineage: AppendEvents "the `project` query parameter",
+    }
+    "/api/v1/impact" => { GET lineage::impact: ReadEvents "each node's project: others are left out" }
+    "/api/v1/entities/{ref}" as "/api/v1/entities/{ref:.*}" => {
+        GET lineage::entity: ReadEvents "the entity's project (404 otherwise); edges and history likewise"
+    }
+    "/api/v1/search" => { GET search::search: ReadEvents "each hit's project: others are left out" }
+    "/api/v1/subjects/{id}" => { GET subjects::access: ReadSubjects "none: pseudonyms belong to no project" }
+    "/api/v1/subjects/{id}/erase" => {
+        POST subjects::erase: EraseSubjects "none: pseudonyms belong to no project"
+    }
+    "/api/v1/reports/{type}" => {
+        GET reports::report: ReadReports "the projects the caller may read events and reports in"
+    }
+    "/api/v1/tokens" => {
+        POST admin::issue_token: IssueTokens "none: administration",
+        GET admin::list_tokens: IssueTokens "none: administration",
+    }
+    "/api/v1/tokens/{jti}/revoke" => { POST admin::revoke_token: RevokeTokens "none: administration" }
+    "/api/v1/policies" => {
+        GET admin::get_policy: ReadPolicy "none: administration",
+        PUT admin::put_policy: WritePolicy "none: administration",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table and the OpenAPI description list the same routes.
+    #[test]
+    fn every_described_route_is_in_the_table_and_back() {
+        let doc: serde_json::Value = serde_json::from_str(&super::super::openapi::document()).unwrap();
+        let mut described = std::collections::BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                described.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+        let table: std::collections::BTreeSet<(String, String)> =
+            ROUTES.iter().map(|r| (r.method.to_owned(), r.path.to_owned())).collect();
+        assert_eq!(described, table);
+    }
+}
