@@ -128,12 +128,11 @@ fn level(c: u64, l: u64) -> String {
 }
 
 fn load(target: &StorageTarget, events: u64) {
-    let (store, writer) = Store::open(target.clone(), 2, WriterConfig::default()).unwrap();
+    let store = Store::open(target.clone(), 2, WriterConfig::default()).unwrap();
     let have = store.head().unwrap().size;
     if have >= events {
         println!("== reusing a ledger of {have} events");
-        drop(store);
-        writer.join().unwrap();
+        store.close();
         return;
     }
     assert_eq!(have, 0, "GOVLEDGER_BENCH_DIR holds a partial ledger; remove it");
@@ -187,8 +186,7 @@ fn load(target: &StorageTarget, events: u64) {
         events as f64 / started.elapsed().as_secs_f64()
     );
     drop(conn);
-    drop(store);
-    writer.join().unwrap();
+    store.close();
 }
 
 fn percentiles(mut samples: Vec<Duration>) -> String {
@@ -208,7 +206,7 @@ fn time<F: FnMut(usize)>(mut f: F) -> Vec<Duration> {
 }
 
 fn in_process(target: &StorageTarget) {
-    let (store, writer) = Store::open(target.clone(), 2, WriterConfig::default()).unwrap();
+    let store = Store::open(target.clone(), 2, WriterConfig::default()).unwrap();
     let rules = ApprovalRules::default_rules();
     let mut conn = store.conn().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
@@ -247,8 +245,7 @@ fn in_process(target: &StorageTarget) {
     assert!(allowed > QUERIES / 2);
     println!("gate decision, production: {}", percentiles(gate_times));
     drop(conn);
-    drop(store);
-    writer.join().unwrap();
+    store.close();
 }
 
 async fn over_http(target: &StorageTarget, dir: &std::path::Path) {

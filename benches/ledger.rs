@@ -379,7 +379,7 @@ fn pgbench_baseline(url: &str, seconds: u64) -> f64 {
 /// Fills `dir` with `events` events through the real writer, unless it holds them already.
 fn load_ledger(dir: &std::path::Path, events: u64) {
     let target = StorageTarget::resolve(dir, None).unwrap();
-    let (store, writer_thread) = Store::open(target.clone(), 2, WriterConfig::default()).unwrap();
+    let store = Store::open(target.clone(), 2, WriterConfig::default()).unwrap();
     let have = store.head().unwrap().size;
     let started = Instant::now();
     let batch = 2000u64;
@@ -400,8 +400,7 @@ fn load_ledger(dir: &std::path::Path, events: u64) {
         store.writer().append_blocking("bench".into(), drafts).unwrap();
     }
     let load = started.elapsed();
-    drop(store);
-    writer_thread.join().unwrap();
+    store.close();
     let db_bytes = std::fs::metadata(dir.join("govledger.db")).map(|m| m.len()).unwrap_or(0);
     println!(
         "== ledger of {events} events, sqlite ({:.0} MB database, {} loaded in {:.1}s)",
@@ -832,7 +831,7 @@ fn proof_latency(dir: &std::path::Path, events: u64, runtime: &tokio::runtime::R
     use rand::{Rng, SeedableRng};
     let target = StorageTarget::resolve(dir, None).unwrap();
     let key = SigningKeyConfig::in_data_dir(dir, "govledger");
-    let (store, writer_thread) = Store::open(target.clone(), 4, WriterConfig::default()).unwrap();
+    let store = Store::open(target.clone(), 4, WriterConfig::default()).unwrap();
     let started = Instant::now();
     let proofs = Proofs::new(store.clone(), keys::load_or_create(&key).unwrap(), "govledger".into()).unwrap();
     println!("== proofs at {events} events");
@@ -859,8 +858,7 @@ fn proof_latency(dir: &std::path::Path, events: u64, runtime: &tokio::runtime::R
     proofs.publish().unwrap();
     println!("checkpoint signed and stored in {:.3} ms", t.elapsed().as_secs_f64() * 1000.0);
     drop(proofs);
-    drop(store);
-    writer_thread.join().unwrap();
+    store.close();
 
     runtime.block_on(async {
         let mut config = Config::new("127.0.0.1:0", target.clone(), dir);
@@ -995,7 +993,7 @@ fn personal_cost(runtime: &tokio::runtime::Runtime, seconds: u64) {
     let target = StorageTarget::resolve(dir.path(), None).unwrap();
     let master = std::sync::Arc::new(MasterKey::new(&[9u8; 32]));
     let config = WriterConfig { master_key: Some(master.clone()), ..WriterConfig::default() };
-    let (store, writer) = Store::open(target, 2, config).unwrap();
+    let store = Store::open(target, 2, config).unwrap();
     for chunk in 0..10 {
         let drafts: Vec<EventDraft> = (0..2000)
             .map(|i| {
@@ -1021,6 +1019,5 @@ fn personal_cost(runtime: &tokio::runtime::Runtime, seconds: u64) {
         certificate.events_affected,
         took.as_secs_f64() * 1000.0
     );
-    drop(store);
-    writer.join().unwrap();
+    store.close();
 }

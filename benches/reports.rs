@@ -158,7 +158,7 @@ fn inventory_ledger() -> Vec<(String, EventDraft)> {
 fn load(dir: &Path, events: Vec<(String, EventDraft)>) -> u64 {
     std::fs::create_dir_all(dir).unwrap();
     let target = StorageTarget::resolve(dir, None).unwrap();
-    let (store, writer) = Store::open(target, 2, WriterConfig::default()).unwrap();
+    let store = Store::open(target, 2, WriterConfig::default()).unwrap();
     let have = store.head().unwrap().size;
     if have == 0 {
         let started = Instant::now();
@@ -181,14 +181,13 @@ fn load(dir: &Path, events: Vec<(String, EventDraft)>) -> u64 {
         println!("== reusing the ledger of {have} events in {}", dir.display());
     }
     let size = store.head().unwrap().size;
-    drop(store);
-    writer.join().unwrap();
+    store.close();
     size
 }
 
 fn measure(dir: &Path, request: &ReportRequest, what: &str) {
     let target = StorageTarget::resolve(dir, None).unwrap();
-    let (store, writer) = Store::open(target, 2, WriterConfig::default()).unwrap();
+    let store = Store::open(target, 2, WriterConfig::default()).unwrap();
     let signer = keys::load_or_create(&keys::SigningKeyConfig::in_data_dir(dir, "govledger-bench")).unwrap();
     let proofs = Proofs::new(store.clone(), signer, "govledger-bench".into()).unwrap();
     let checkpoint = proofs.publish().unwrap().unwrap();
@@ -203,10 +202,10 @@ fn measure(dir: &Path, request: &ReportRequest, what: &str) {
         let (report, cited) = reports::build(request, &store, &proofs, &checkpoint, &rules, &templates).unwrap();
         build.push(started.elapsed());
         let started = Instant::now();
-        let bytes = reports::render(&report, "pdf").unwrap();
+        let bytes = reports::render(&report, reports::ReportFormat::Pdf).unwrap();
         pdf.push(started.elapsed());
         let started = Instant::now();
-        let json_bytes = reports::render(&report, "json").unwrap();
+        let json_bytes = reports::render(&report, reports::ReportFormat::Json).unwrap();
         json.push(started.elapsed());
         let statements: usize = report.sections.iter().map(|s| s.statements.len()).sum();
         summary = format!(
@@ -223,8 +222,7 @@ fn measure(dir: &Path, request: &ReportRequest, what: &str) {
     println!("   render JSON      {}", stats(json));
     println!("   build + PDF      {}", stats(total));
     drop(proofs);
-    drop(store);
-    writer.join().unwrap();
+    store.close();
 }
 
 fn stats(mut samples: Vec<Duration>) -> String {

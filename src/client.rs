@@ -100,6 +100,11 @@ impl Client {
         }
     }
 
+    /// A search over the events the token may read (docs/SEARCH.md).
+    pub async fn search(&self, params: &SearchParams) -> Result<Value, ClientError> {
+        self.get(&format!("/api/v1/search?{}", params.query_string())).await
+    }
+
     /// `POST path` once (for requests that are not appends of events).
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
         self.request(Method::POST, path, Some(body)).await
@@ -202,6 +207,42 @@ pub fn event_from_args(args: &EventArgs<'_>) -> Result<Value, ClientError> {
     Ok(event)
 }
 
+/// What `GET /api/v1/search` takes; unset fields are left out.
+#[derive(Debug, Clone, Default)]
+pub struct SearchParams {
+    pub q: Option<String>,
+    pub kind: Option<String>,
+    pub entity_type: Option<String>,
+    pub actor: Option<String>,
+    pub project: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub sort: Option<String>,
+    pub limit: Option<u32>,
+}
+
+impl SearchParams {
+    /// The parameters as an encoded query string.
+    pub fn query_string(&self) -> String {
+        let limit = self.limit.map(|l| l.to_string());
+        [
+            ("q", &self.q),
+            ("kind", &self.kind),
+            ("entity_type", &self.entity_type),
+            ("actor", &self.actor),
+            ("project", &self.project),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("sort", &self.sort),
+            ("limit", &limit),
+        ]
+        .iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}={}", encode_query(v))))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
 /// Percent-encodes a query value (entity references contain `:` and `@`).
 pub fn encode_query(text: &str) -> String {
     text.bytes()
@@ -215,6 +256,17 @@ pub fn encode_query(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_parameters_are_encoded_and_unset_ones_left_out() {
+        let params = SearchParams {
+            q: Some("kind:model.* AND fraud".into()),
+            actor: Some("raj risk".into()),
+            limit: Some(5),
+            ..SearchParams::default()
+        };
+        assert_eq!(params.query_string(), "q=kind%3Amodel.%2A%20AND%20fraud&actor=raj%20risk&limit=5");
+    }
 
     #[test]
     fn attrs_become_typed_nested_attributes() {

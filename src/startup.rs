@@ -1,7 +1,6 @@
 //! Building and running the server: the seam that `main` and the tests share.
 
 use std::net::TcpListener;
-use std::thread::JoinHandle;
 
 use actix_web::{dev::Server, web, App, HttpServer};
 
@@ -72,7 +71,6 @@ impl Drop for ReaderPool {
 pub struct Application {
     port: u16,
     server: Server,
-    writer_thread: JoinHandle<()>,
     proofs: Arc<Proofs>,
     checkpoint_interval: Option<Duration>,
     access: Arc<Access>,
@@ -92,7 +90,7 @@ impl Application {
         let listener = TcpListener::bind(&config.bind).map_err(bind_error)?;
         let port = listener.local_addr().map_err(bind_error)?.port();
         let index_lock = crate::process_lock::ProcessLock::acquire(&config.search_dir)?;
-        let (store, writer_thread) = Store::open(config.storage.clone(), config.pool_size, config.writer.clone())?;
+        let store = Store::open(config.storage.clone(), config.pool_size, config.writer.clone())?;
         let signer = keys::load_or_create(&config.signing_key)?;
         let proofs = Arc::new(Proofs::new(store.clone(), signer, config.signing_key.origin.clone())?);
         let access = Arc::new(Access::load(&config.tokens, &store).await?);
@@ -127,7 +125,6 @@ impl Application {
         Ok(Self {
             port,
             server,
-            writer_thread,
             proofs,
             checkpoint_interval: config.checkpoint_interval,
             access,
@@ -164,11 +161,11 @@ impl Application {
         drop(self.proofs);
         drop(self.access);
         drop(self.search);
-        drop(self.store);
         served?;
-        // The last writer handle went away with the workers' app state.
-        let writer = self.writer_thread;
-        tokio::task::spawn_blocking(move || writer.join()).await.ok();
+        // The workers' app states, holding the other handles, are gone: this
+        // close waits for the writer to stop.
+        let store = self.store;
+        tokio::task::spawn_blocking(move || store.close()).await.ok();
         Ok(())
     }
 }

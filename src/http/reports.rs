@@ -9,7 +9,7 @@ use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::auth::actions::ReadReports;
 use crate::ledger::timestamp;
-use crate::reports::{self, ReportError, ReportRequest, ReportType};
+use crate::reports::{self, ReportError, ReportFormat, ReportRequest, ReportType};
 
 impl From<ReportError> for ApiError {
     fn from(e: ReportError) -> Self {
@@ -84,18 +84,8 @@ pub async fn report(
 ) -> Result<HttpResponse, ApiError> {
     let kind = ReportType::parse(&kind.into_inner())?;
     let q = query.into_inner();
-    let format = q.format.unwrap_or_else(|| "pdf".into());
-    let (content_type, extension) = match format.as_str() {
-        "pdf" => ("application/pdf", "pdf"),
-        "json" => ("application/json", "json"),
-        "csv" => ("text/csv; charset=utf-8", "csv"),
-        other => {
-            return Err(ApiError::new(
-                crate::error_code::ErrorCode::InvalidQuery,
-                format!("format {other:?} is not pdf, json or csv"),
-            ))
-        }
-    };
+    let format = ReportFormat::parse(q.format.as_deref().unwrap_or("pdf"))
+        .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidQuery, e.to_string()))?;
     let normalize = |name: &str, t: Option<String>| -> Result<Option<String>, ApiError> {
         t.map(|t| timestamp::normalize(&t))
             .transpose()
@@ -115,23 +105,20 @@ pub async fn report(
         .blocking(move || -> Result<Vec<u8>, ApiError> {
             let mut request = request;
             request.readable = report_projects(&guard, &mut *state2.store.conn()?)?;
-            let checkpoint = state2.proofs.publish()?.ok_or_else(|| {
-                ApiError::new(crate::error_code::ErrorCode::InvalidReport, "the ledger is empty: nothing to report")
-            })?;
-            let (built, _) = reports::build(
+            let produced = reports::produce(
                 &request,
                 &state2.store,
                 &state2.proofs,
-                &checkpoint,
                 state2.governance.rules(),
                 &state2.templates_dir,
+                format,
             )?;
-            Ok(reports::render(&built, &format)?)
+            Ok(produced.bytes)
         })
         .await??;
     Ok(HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{kind}.{extension}\"")))
+        .content_type(format.content_type())
+        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{kind}.{}\"", format.extension())))
         .body(bytes))
 }
 

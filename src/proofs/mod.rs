@@ -7,7 +7,9 @@
 //! start and extended from the database on demand, so every replica sharing
 //! a PostgreSQL database serves the same proofs.
 
+pub mod evidence;
 pub mod keys;
+pub mod recovery;
 
 use std::sync::RwLock;
 

@@ -510,18 +510,81 @@ fn withhold_unreadable(report: &mut Report, cited: &mut Vec<Event>, readable: Vi
     }
 }
 
-/// The report in `format` (pdf, json or csv).
-pub fn render(report: &Report, format: &str) -> Result<Vec<u8>, ReportError> {
+/// The formats a report is handed out in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Pdf,
+    Json,
+    Csv,
+}
+
+impl ReportFormat {
+    /// `pdf`, `json` or `csv`, as in `?format=` and `--format`.
+    pub fn parse(name: &str) -> Result<Self, ReportError> {
+        match name {
+            "pdf" => Ok(Self::Pdf),
+            "json" => Ok(Self::Json),
+            "csv" => Ok(Self::Csv),
+            other => Err(ReportError::Invalid(format!("format {other:?} is not pdf, json or csv"))),
+        }
+    }
+
+    /// The file extension, which is also the format's name.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Pdf => "pdf",
+            Self::Json => "json",
+            Self::Csv => "csv",
+        }
+    }
+
+    /// The HTTP content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Pdf => "application/pdf",
+            Self::Json => "application/json",
+            Self::Csv => "text/csv; charset=utf-8",
+        }
+    }
+}
+
+/// The report in `format`.
+pub fn render(report: &Report, format: ReportFormat) -> Result<Vec<u8>, ReportError> {
     match format {
-        "pdf" => pdf::render(report),
-        "json" => {
+        ReportFormat::Pdf => pdf::render(report),
+        ReportFormat::Json => {
             let mut v = serde_json::to_vec_pretty(report).map_err(|e| ReportError::Invalid(e.to_string()))?;
             v.push(b'\n');
             Ok(v)
         }
-        "csv" => Ok(to_csv(report).into_bytes()),
-        other => Err(ReportError::Invalid(format!("format {other:?} is not pdf, json or csv"))),
+        ReportFormat::Csv => Ok(to_csv(report).into_bytes()),
     }
+}
+
+/// A report as handed out: its bytes, the events it cites, and the
+/// checkpoint it rests on.
+pub struct Produced {
+    pub bytes: Vec<u8>,
+    pub cited: Vec<Event>,
+    pub checkpoint: StoredCheckpoint,
+}
+
+/// Signs a checkpoint of the ledger as it is now, then builds and renders
+/// the report `request` asks for as of it: the one path of the API, the
+/// console and the CLI, so that they hand out the same bytes.
+pub fn produce(
+    request: &ReportRequest,
+    store: &Store,
+    proofs: &Proofs,
+    rules: &crate::governance::ApprovalRules,
+    templates: &std::path::Path,
+    format: ReportFormat,
+) -> Result<Produced, ReportError> {
+    let checkpoint =
+        proofs.publish()?.ok_or_else(|| ReportError::Invalid("the ledger is empty: nothing to report".into()))?;
+    let (built, cited) = build(request, store, proofs, &checkpoint, rules, templates)?;
+    let bytes = render(&built, format)?;
+    Ok(Produced { bytes, cited, checkpoint })
 }
 
 /// The parts every statement report shares, filled from a template.

@@ -66,7 +66,11 @@ macro_rules! with_conn {
 pub struct Store {
     pool: r2d2::Pool<ConnectionManager>,
     writer: LedgerWriter,
+    thread: std::sync::Arc<WriterThread>,
 }
+
+/// The writer thread, joined by whichever clone of the store is closed last.
+struct WriterThread(std::sync::Mutex<Option<std::thread::JoinHandle<()>>>);
 
 /// The outcome of verifying the stored chain.
 #[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -84,12 +88,9 @@ pub struct ChainReport {
 }
 
 impl Store {
-    /// Connects, runs migrations and starts the writer thread.
-    pub fn open(
-        target: StorageTarget,
-        pool_size: u32,
-        writer_config: WriterConfig,
-    ) -> Result<(Self, std::thread::JoinHandle<()>), StoreError> {
+    /// Connects, runs migrations and starts the writer thread, which the
+    /// store owns: [`Store::close`] on the last clone waits for it.
+    pub fn open(target: StorageTarget, pool_size: u32, writer_config: WriterConfig) -> Result<Self, StoreError> {
         let manager = ConnectionManager::new(target.clone())?;
         manager.run_migrations()?;
         let caught_up = catch_up_projections(&mut manager.connect()?)?;
@@ -101,7 +102,27 @@ impl Store {
             .connection_timeout(std::time::Duration::from_secs(10))
             .build(manager.clone())?;
         let (writer, handle) = writer::spawn(manager, writer_config)?;
-        Ok((Self { pool, writer }, handle))
+        let thread = std::sync::Arc::new(WriterThread(std::sync::Mutex::new(Some(handle))));
+        Ok(Self { pool, writer, thread })
+    }
+
+    /// Gives up this handle on the store. The last one to close waits for
+    /// the writer to finish what is queued and stop, so every acknowledged
+    /// append is committed when it returns; the others return at once. A
+    /// store dropped without closing leaves its writer to finish on its own.
+    /// Blocking: call it off an async executor.
+    pub fn close(self) {
+        let Self { pool, writer, thread } = self;
+        drop(pool);
+        drop(writer);
+        if let Some(last) = std::sync::Arc::into_inner(thread) {
+            let handle = last.0.into_inner().unwrap_or_else(|e| e.into_inner());
+            if let Some(handle) = handle {
+                if handle.join().is_err() {
+                    tracing::error!("the ledger writer thread panicked");
+                }
+            }
+        }
     }
 
     /// The writer handle.

@@ -406,7 +406,7 @@ async fn policy_changes_are_validated_applied_and_recorded() {
     // A restarted server (or another replica) enforces the recorded policy.
     let access = govledger::auth::access::Access::load(
         &govledger::auth::TokenConfig::in_data_dir(app.db().dir.path()),
-        &govledger::store::Store::open(app.db().target.clone(), 1, Default::default()).unwrap().0,
+        &govledger::store::Store::open(app.db().target.clone(), 1, Default::default()).unwrap(),
     )
     .await
     .unwrap();

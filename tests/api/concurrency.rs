@@ -177,7 +177,7 @@ async fn sigterm_stops_cleanly_and_keeps_every_acknowledged_event() {
 fn postgres_writer_reads_projections_through_their_indexes() {
     use diesel::RunQueryDsl;
     let Some(db) = TestDatabase::create(Backend::Postgres) else { return };
-    let (store, writer) = store::Store::open(db.target.clone(), 1, store::WriterConfig::default()).unwrap();
+    let store = store::Store::open(db.target.clone(), 1, store::WriterConfig::default()).unwrap();
     for batch in 0..40 {
         let drafts = (0..32)
             .map(|i| {
@@ -193,8 +193,7 @@ fn postgres_writer_reads_projections_through_their_indexes() {
         store.writer().append_blocking("ci".into(), drafts).unwrap();
     }
     // A backend reports its table statistics when it exits.
-    drop(store);
-    writer.join().unwrap();
+    store.close();
     #[derive(diesel::QueryableByName, Debug)]
     struct Scans {
         #[diesel(sql_type = diesel::sql_types::Text)]

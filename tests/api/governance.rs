@@ -633,10 +633,8 @@ async fn demo_command_fills_an_empty_ledger_once() {
             .unwrap();
     }
     assert_ne!(projections::fingerprint(&mut DbConn::establish(&db.target).unwrap()).unwrap(), before);
-    let (store, writer) =
-        govledger::store::Store::open(db.target.clone(), 1, govledger::store::WriterConfig::default()).unwrap();
-    drop(store);
-    writer.join().unwrap();
+    let store = govledger::store::Store::open(db.target.clone(), 1, govledger::store::WriterConfig::default()).unwrap();
+    store.close();
     let mut conn = DbConn::establish(&db.target).unwrap();
     assert_eq!(projections::fingerprint(&mut conn).unwrap(), before);
     assert_eq!(projections::backlog_until(&mut conn).unwrap(), 0);

@@ -55,7 +55,7 @@ fn personal_event(kind: &str, subject: &str, ids: &[&str], fields: Option<Value>
 }
 
 /// A store on `db` with the test master key, as a server opens it.
-fn open_store(db: &crate::helpers::TestDatabase) -> (govledger::store::Store, std::thread::JoinHandle<()>) {
+fn open_store(db: &crate::helpers::TestDatabase) -> govledger::store::Store {
     let master = std::sync::Arc::new(MasterKey::new(&MASTER));
     let config = govledger::store::WriterConfig { master_key: Some(master), ..Default::default() };
     govledger::store::Store::open(db.target.clone(), 2, config).unwrap()
@@ -421,7 +421,7 @@ async fn index_follows_the_ledger(backend: Backend) {
     use govledger::ledger::EventDraft;
     let Some(db) = crate::helpers::TestDatabase::create(backend) else { return };
     let master = std::sync::Arc::new(MasterKey::new(&MASTER));
-    let (store, writer) = open_store(&db);
+    let store = open_store(&db);
     let mut expected: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
     for chunk in 0..5 {
         let drafts: Vec<EventDraft> =
@@ -440,11 +440,10 @@ async fn index_follows_the_ledger(backend: Backend) {
         assert_eq!(&subjects::events_of(&mut conn, &master.pseudonym(who)).unwrap(), seqs, "{who} while indexing");
     }
     assert_eq!(indexed_rows(&mut conn), 2502);
-    drop(store);
-    writer.join().unwrap();
+    store.close();
 
     // Reopening indexes whatever the writer had not: the table alone is complete.
-    let (store, writer) = open_store(&db);
+    let store = open_store(&db);
     #[derive(diesel::QueryableByName)]
     struct Count {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -462,8 +461,7 @@ async fn index_follows_the_ledger(backend: Backend) {
     // Erasure counts from index and tail alike.
     let certificate = govledger::governance::subjects::erase(&store, Some(&master), "ada", "dpo", None).await.unwrap();
     assert_eq!(certificate.events_affected, expected["ada"].len() as u64);
-    drop(store);
-    writer.join().unwrap();
+    store.close();
 }
 crate::on_both_backends!(the_pseudonym_index_follows_the_ledger, index_follows_the_ledger);
 
@@ -476,10 +474,9 @@ async fn keys_survive_the_key_store_migration(backend: Backend) {
     const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
     let Some(db) = crate::helpers::TestDatabase::create(backend) else { return };
     let master = std::sync::Arc::new(MasterKey::new(&MASTER));
-    let (store, writer) = open_store(&db);
+    let store = open_store(&db);
     store.writer().append("crm".into(), vec![contact(&["ada"], 1), contact(&["bob", "cy"], 2)]).await.unwrap();
-    drop(store);
-    writer.join().unwrap();
+    store.close();
     let mut conn = DbConn::establish(&db.target).unwrap();
     assert_eq!(key_tables(&mut conn), (3, 0), "the keys are in the key log");
 
@@ -510,7 +507,7 @@ async fn keys_survive_the_key_store_migration(backend: Backend) {
     // The key log's down migration put its keys in the old table.
     assert_eq!(subjects::folded_keys_of(&mut conn, &[master.pseudonym("ada")]).unwrap().len(), 1);
 
-    let (store, writer) = open_store(&db);
+    let store = open_store(&db);
     let events: Vec<_> = (1..=2).map(|s| store.event(s).unwrap().unwrap()).collect();
     let shown = govledger::governance::subjects::reveal(&mut conn, Some(&master), &events, |_| true).unwrap();
     assert_eq!(shown[0].as_ref().unwrap()["fields"]["note"], "contact 1");
@@ -522,8 +519,7 @@ async fn keys_survive_the_key_store_migration(backend: Backend) {
     let events: Vec<_> = (1..=3).map(|s| store.event(s).unwrap().unwrap()).collect();
     let shown = govledger::governance::subjects::reveal(&mut conn, Some(&master), &events, |_| true).unwrap();
     assert_eq!(shown[2].as_ref().unwrap()["fields"]["note"], "contact 3");
-    drop(store);
-    writer.join().unwrap();
+    store.close();
 }
 crate::on_both_backends!(the_key_store_migration_keeps_every_key, keys_survive_the_key_store_migration);
 
@@ -541,8 +537,8 @@ struct Sql {
 async fn writers_drop_keys_another_writer_changed(backend: Backend) {
     let Some(db) = crate::helpers::TestDatabase::create(backend) else { return };
     let master = std::sync::Arc::new(MasterKey::new(&MASTER));
-    let (a, a_writer) = open_store(&db);
-    let (b, b_writer) = open_store(&db);
+    let a = open_store(&db);
+    let b = open_store(&db);
     let key_of = |conn: &mut DbConn, who: &str| {
         subjects::keys_of(conn, &[master.pseudonym(who)]).unwrap().into_values().map(|k| k.key_id).collect::<Vec<_>>()
     };
@@ -580,8 +576,7 @@ async fn writers_drop_keys_another_writer_changed(backend: Backend) {
     for erased in [1, 2, 3, 4] {
         assert_eq!(note(erased), "[erased]", "event {erased}");
     }
-    drop((a, b));
-    a_writer.join().unwrap();
-    b_writer.join().unwrap();
+    a.close();
+    b.close();
 }
 crate::on_both_backends!(a_writer_drops_keys_another_writer_changed, writers_drop_keys_another_writer_changed);

@@ -22,7 +22,7 @@ fn ledger_with_events(backend: Backend, n: usize) -> Option<TestDatabase> {
 /// A database holding `make(1..=n)`, appended through the real writer.
 fn ledger_with(backend: Backend, n: usize, make: impl Fn(usize) -> serde_json::Value) -> Option<TestDatabase> {
     let db = TestDatabase::create(backend)?;
-    let (store, writer_thread) = Store::open(db.target.clone(), 2, WriterConfig::default()).unwrap();
+    let store = Store::open(db.target.clone(), 2, WriterConfig::default()).unwrap();
     let drafts = (1..=n)
         .map(|i| {
             let request: EventRequest = serde_json::from_value(make(i)).unwrap();
@@ -30,8 +30,7 @@ fn ledger_with(backend: Backend, n: usize, make: impl Fn(usize) -> serde_json::V
         })
         .collect();
     store.writer().append_blocking("tester".into(), drafts).unwrap();
-    drop(store);
-    writer_thread.join().unwrap();
+    store.close();
     Some(db)
 }
 

@@ -1,0 +1,197 @@
+//! Flags shared by several commands: storage, keys, tokens, limits.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use govledger::auth::TokenConfig;
+use govledger::config::DEFAULT_ORIGIN;
+use govledger::ledger::personal::MasterKey;
+use govledger::proofs::keys::SigningKeyConfig;
+use govledger::store::StorageTarget;
+
+/// Request limits; every refusal is a JSON error (docs/CONFIG.md).
+#[derive(Args, Clone)]
+pub struct LimitArgs {
+    /// Largest request body in bytes (413 above it).
+    #[arg(long, env = "GOVLEDGER_MAX_BODY_BYTES", default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_body_bytes: u64,
+    /// Most events in one batch request (422 above it).
+    #[arg(long, env = "GOVLEDGER_MAX_BATCH_EVENTS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_batch_events: u64,
+    /// Largest `limit` a list query may ask for (422 above it).
+    #[arg(long, env = "GOVLEDGER_MAX_PAGE_SIZE", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_page_size: u32,
+    /// Deepest lineage walk a query may ask for (422 above it).
+    #[arg(long, env = "GOVLEDGER_MAX_LINEAGE_DEPTH", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_lineage_depth: u32,
+    /// Requests per second each token may make, sustained (429 with
+    /// Retry-After above it); 0: no limit.
+    #[arg(long, env = "GOVLEDGER_RATE_LIMIT", default_value_t = govledger::config::DEFAULT_RATE_LIMIT)]
+    pub rate_limit: u32,
+    /// Requests a token may make at once before the rate applies.
+    #[arg(long, env = "GOVLEDGER_RATE_LIMIT_BURST", default_value_t = govledger::config::DEFAULT_RATE_LIMIT_BURST,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_burst: u32,
+    /// Requests one token may have in progress at once (429 with Retry-After above it).
+    #[arg(long, env = "GOVLEDGER_MAX_IN_FLIGHT", default_value_t = govledger::config::DEFAULT_MAX_IN_FLIGHT,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
+    /// Seconds a request body may take to arrive (408 after it).
+    #[arg(long, env = "GOVLEDGER_BODY_READ_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_read_timeout: u64,
+    /// Milliseconds a read may wait for a free database connection before it
+    /// is answered 429 with Retry-After (load shedding).
+    #[arg(long, env = "GOVLEDGER_QUEUE_WAIT_MS", default_value_t = 250,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub queue_wait_ms: u64,
+}
+
+impl LimitArgs {
+    pub fn apply(&self, limits: &mut govledger::config::Limits) -> anyhow::Result<()> {
+        limits.max_body_bytes = usize::try_from(self.max_body_bytes)?;
+        limits.max_batch_events = usize::try_from(self.max_batch_events)?;
+        anyhow::ensure!(
+            limits.default_page_size <= self.max_page_size,
+            "--max-page-size {} is below the default page size {}",
+            self.max_page_size,
+            limits.default_page_size
+        );
+        limits.max_page_size = self.max_page_size;
+        limits.max_lineage_depth = self.max_lineage_depth;
+        limits.rate_limit_per_second = self.rate_limit;
+        limits.rate_limit_burst = self.rate_limit_burst;
+        limits.max_in_flight_per_token = self.max_in_flight;
+        limits.body_read_timeout = Duration::from_secs(self.body_read_timeout);
+        limits.queue_wait = Duration::from_millis(self.queue_wait_ms);
+        Ok(())
+    }
+}
+
+#[derive(Args, Clone)]
+pub struct StorageArgs {
+    /// Directory for the embedded SQLite database and the server's keys.
+    #[arg(long, env = "GOVLEDGER_DATA_DIR", default_value = "./govledger-data")]
+    pub data_dir: PathBuf,
+    /// Use PostgreSQL instead of the embedded SQLite file (postgres://...).
+    #[arg(long, env = "GOVLEDGER_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl StorageArgs {
+    pub fn target(&self) -> anyhow::Result<StorageTarget> {
+        Ok(StorageTarget::resolve(&self.data_dir, self.database_url.as_deref())?)
+    }
+
+    /// For commands that read an existing ledger: refuse to create an empty one.
+    pub fn existing_target(&self) -> anyhow::Result<StorageTarget> {
+        let target = self.target()?;
+        if let StorageTarget::Sqlite { path } = &target {
+            anyhow::ensure!(path.exists(), "no ledger at {} (use --data-dir or --database-url)", path.display());
+        }
+        Ok(target)
+    }
+}
+
+/// The master key that protects data subjects' keys (docs/PERSONAL_DATA.md).
+#[derive(Args, Clone)]
+pub struct MasterKeyArgs {
+    /// File holding the 32-byte master key (64 hex digits or base64), kept
+    /// outside the data directory. Without a master key the server refuses
+    /// personal data.
+    #[arg(long, env = "GOVLEDGER_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+}
+
+impl MasterKeyArgs {
+    /// The master key from `GOVLEDGER_MASTER_KEY` or `--master-key-file`.
+    pub fn load(&self, data_dir: &Path) -> anyhow::Result<Option<Arc<MasterKey>>> {
+        let from_env = std::env::var("GOVLEDGER_MASTER_KEY").ok().filter(|v| !v.trim().is_empty());
+        let text = match (&self.master_key_file, from_env) {
+            (Some(_), Some(_)) => anyhow::bail!("set GOVLEDGER_MASTER_KEY or --master-key-file, not both"),
+            (None, None) => return Ok(None),
+            (None, Some(text)) => text,
+            (Some(path), None) => {
+                // A key file in the data directory would sit in every copy
+                // of it, next to the keys it protects.
+                if let (Ok(file), Ok(dir)) = (path.canonicalize(), data_dir.canonicalize()) {
+                    anyhow::ensure!(
+                        !file.starts_with(&dir),
+                        "the master key file {} must be outside the data directory {}",
+                        path.display(),
+                        data_dir.display()
+                    );
+                }
+                std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+            }
+        };
+        Ok(Some(Arc::new(MasterKey::parse(&text).context("invalid master key")?)))
+    }
+}
+
+#[derive(Args, Clone)]
+pub struct KeyArgs {
+    /// The checkpoint signing key (PKCS#8 Ed25519); default DATA_DIR/checkpoint-signing.key.
+    /// Replicas sharing a PostgreSQL database must share this file.
+    #[arg(long, env = "GOVLEDGER_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+    /// The log's origin line in checkpoints, also the key name.
+    #[arg(long, env = "GOVLEDGER_ORIGIN", default_value = DEFAULT_ORIGIN)]
+    pub origin: String,
+}
+
+impl KeyArgs {
+    pub fn config(&self, data_dir: &Path) -> SigningKeyConfig {
+        match &self.signing_key {
+            Some(path) => SigningKeyConfig { path: path.clone(), origin: self.origin.clone() },
+            None => SigningKeyConfig::in_data_dir(data_dir, &self.origin),
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+pub struct TokenArgs {
+    /// `iss` of the server's tokens.
+    #[arg(long, env = "GOVLEDGER_TOKEN_ISSUER", default_value = "govledger")]
+    pub token_issuer: String,
+    /// `aud` every accepted token must carry.
+    #[arg(long, env = "GOVLEDGER_TOKEN_AUDIENCE", default_value = "govledger")]
+    pub token_audience: String,
+    /// The server's token key (Ed25519 PKCS#8); default DATA_DIR/token-signing.key.
+    #[arg(long, env = "GOVLEDGER_TOKEN_KEY")]
+    pub token_key: Option<PathBuf>,
+    /// Public keys (JWKS file) of an external identity provider whose tokens are accepted.
+    #[arg(long, env = "GOVLEDGER_JWKS")]
+    pub jwks: Option<PathBuf>,
+    /// `iss` of the identity provider's tokens (required with --jwks).
+    #[arg(long, env = "GOVLEDGER_IDP_ISSUER")]
+    pub idp_issuer: Option<String>,
+}
+
+impl TokenArgs {
+    pub fn config(&self, data_dir: &Path) -> TokenConfig {
+        let mut config = TokenConfig::in_data_dir(data_dir);
+        if let Some(path) = &self.token_key {
+            config.key_path = path.clone();
+        }
+        config.issuer = self.token_issuer.clone();
+        config.audience = self.token_audience.clone();
+        config.jwks_path = self.jwks.clone();
+        config.idp_issuer = self.idp_issuer.clone();
+        config
+    }
+}
+
+/// Approval rules read from a TOML file.
+pub fn read_rules(path: &Path) -> anyhow::Result<govledger::governance::ApprovalRules> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    govledger::governance::ApprovalRules::parse(&text).with_context(|| format!("in {}", path.display()))
+}

@@ -1,0 +1,236 @@
+//! Commands that run the server or rebuild what it derives from the ledger.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use govledger::auth::{TokenConfig, TokenIssuer};
+use govledger::client::Client;
+use govledger::config::Config;
+use govledger::demo;
+use govledger::process_lock::ProcessLock;
+use govledger::search::SearchIndex;
+use govledger::startup::{Application, StartupError};
+use govledger::store::{DbConn, Store, WriterConfig};
+
+use super::args::{KeyArgs, LimitArgs, MasterKeyArgs, StorageArgs, TokenArgs};
+
+/// Arguments of `govledger serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "GOVLEDGER_BIND", default_value = "127.0.0.1:8080")]
+    bind: String,
+    #[command(flatten)]
+    storage: StorageArgs,
+    #[command(flatten)]
+    key: KeyArgs,
+    #[command(flatten)]
+    tokens: TokenArgs,
+    #[command(flatten)]
+    master_key: MasterKeyArgs,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "GOVLEDGER_WORKERS", default_value_t = 0)]
+    workers: usize,
+    /// Seconds between checkpoints while the ledger grows (0: only on demand).
+    #[arg(long, env = "GOVLEDGER_CHECKPOINT_INTERVAL", default_value_t = 60)]
+    checkpoint_interval: u64,
+    /// Approval rules (TOML); default: the shipped policies/approvals.toml.
+    #[arg(long, env = "GOVLEDGER_APPROVAL_RULES")]
+    approval_rules: Option<PathBuf>,
+    /// Report templates; a type without a file there uses the shipped template.
+    #[arg(long, env = "GOVLEDGER_TEMPLATES", default_value = "reports")]
+    templates: PathBuf,
+    /// The search index folder; default DATA_DIR/search-index. Each server
+    /// process needs its own (replicas sharing PostgreSQL each follow the ledger).
+    #[arg(long, env = "GOVLEDGER_SEARCH_INDEX_DIR")]
+    search_index_dir: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+impl ServeArgs {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let storage = &self.storage;
+        let mut config = Config::new(self.bind, storage.target()?, &storage.data_dir);
+        self.limits.apply(&mut config.limits)?;
+        config.writer.master_key = self.master_key.load(&storage.data_dir)?;
+        config.templates_dir = self.templates;
+        if let Some(dir) = self.search_index_dir {
+            config.search_dir = dir;
+        }
+        if let Some(path) = self.approval_rules {
+            config.approval_rules = super::args::read_rules(&path)?;
+        }
+        config.workers = self.workers;
+        config.tokens = self.tokens.config(&storage.data_dir);
+        config.signing_key = self.key.config(&storage.data_dir);
+        config.checkpoint_interval =
+            (self.checkpoint_interval > 0).then(|| Duration::from_secs(self.checkpoint_interval));
+        serve(config)?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let described = config.storage.describe();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let app = Application::build(config)
+            .await
+            .map_err(|e| {
+                explain_held(
+                    e,
+                    "stop it first, or, for a second replica on PostgreSQL, give this one its own --search-index-dir",
+                )
+            })
+            .context("cannot start the server")?;
+        // Tests and scripts read this line to learn the port when binding port 0.
+        println!("govledger listening on http://127.0.0.1:{} ({described})", app.port());
+        tracing::info!(port = app.port(), storage = %described, "govledger serving");
+        app.run_until_stopped().await?;
+        tracing::info!("govledger stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// A startup error, with what to do about a running server that holds the
+/// search index (`hint` depends on the command).
+fn explain_held(error: StartupError, hint: &str) -> anyhow::Error {
+    match error {
+        StartupError::Held(held @ govledger::process_lock::LockError::Held { .. }) => {
+            anyhow::anyhow!("{held}: {hint}")
+        }
+        other => other.into(),
+    }
+}
+
+/// Arguments of `govledger demo`.
+#[derive(Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Run against this server instead (GOVLEDGER_TOKEN must be an admin token).
+    #[arg(long)]
+    url: Option<String>,
+}
+
+impl DemoArgs {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let storage = &self.storage;
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        runtime.block_on(async {
+            let (admin, server) = match self.url.as_deref() {
+                Some(url) => {
+                    let token = std::env::var("GOVLEDGER_TOKEN").context("set GOVLEDGER_TOKEN to an admin token")?;
+                    (Client::new(url, &token)?, None)
+                }
+                None => {
+                    let mut config = Config::new("127.0.0.1:0", storage.target()?, &storage.data_dir);
+                    config.checkpoint_interval = None;
+                    let app = Application::build(config).await.map_err(|e| {
+                        explain_held(e, "load the demo into that server instead: govledger demo --url http://HOST:PORT (with an admin GOVLEDGER_TOKEN), or stop it first")
+                    }).context("cannot open the ledger")?;
+                    let base = format!("http://127.0.0.1:{}", app.port());
+                    let handle = app.handle();
+                    let running = tokio::spawn(app.run_until_stopped());
+                    let (issuer, _) = TokenIssuer::load_or_create(&TokenConfig::in_data_dir(&storage.data_dir))?;
+                    let (token, _) = issuer.issue("demo-admin", &["admin".to_owned()], &["*".to_owned()], 600)?;
+                    (Client::new(&base, &token)?, Some((handle, running)))
+                }
+            };
+            let outcome = async {
+                demo::check_ledger_is_free(&admin).await?;
+                let cast = demo::Cast::mint(&admin).await?;
+                let story = demo::run(&cast).await?;
+                anyhow::Ok(story)
+            }
+            .await;
+            if let Some((handle, running)) = server {
+                handle.stop(true).await;
+                running.await.ok();
+            }
+            let story = outcome?;
+            println!("demo loaded: fraud detection, two model versions, approvals, a blocked deployment, a rollback");
+            println!("  blocked deployment recorded at seq {}", story.blocked_seq);
+            println!("  production approval {}", story.production_approval);
+            println!("try, with a token (govledger token issue --sub you --role auditor):");
+            println!("  GET /api/v1/lineage?node=deployment:production/fraud-detector&direction=upstream");
+            println!("  GET /api/v1/impact?node=dataset:transactions@2026-10");
+            println!("  GET /api/v1/gate?model=model:fraud-detector@2&environment=production");
+            anyhow::Ok(ExitCode::SUCCESS)
+        })
+    }
+}
+
+/// Arguments of `govledger rebuild`.
+#[derive(Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+}
+
+impl RebuildArgs {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let target = self.storage.existing_target()?;
+        // Opening the store runs migrations, so the projection tables exist.
+        Store::open(target.clone(), 1, WriterConfig::default())?.close();
+        let mut conn = DbConn::establish(&target)?;
+        let started = std::time::Instant::now();
+        let replayed = govledger::store::rebuild_projections(&mut conn)?;
+        let fingerprint = govledger::store::projections::fingerprint(&mut conn)?;
+        println!("rebuilt the projections from {replayed} events in {:.2}s", started.elapsed().as_secs_f64());
+        for (table, digest) in fingerprint {
+            println!("  {table}: {digest}");
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Arguments of `govledger reindex`.
+#[derive(Args)]
+pub struct ReindexArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// The search index folder; default DATA_DIR/search-index.
+    #[arg(long, env = "GOVLEDGER_SEARCH_INDEX_DIR")]
+    search_index_dir: Option<PathBuf>,
+}
+
+impl ReindexArgs {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        use std::io::Write;
+        let target = self.storage.existing_target()?;
+        let dir: PathBuf =
+            self.search_index_dir.unwrap_or_else(|| self.storage.data_dir.join(govledger::search::INDEX_DIR));
+        let _held = ProcessLock::acquire(&dir).map_err(|e| {
+            explain_held(
+                e.into(),
+                "stop that server first: reindex rebuilds the index it reads, and it catches up by itself on start",
+            )
+        })?;
+        let index = SearchIndex::open(&dir, 2, 256 * 1024 * 1024)?;
+        index.clear()?;
+        let mut conn = DbConn::establish(&target)?;
+        let started = std::time::Instant::now();
+        let total = index.catch_up(&mut conn, |done, head| {
+            let width: usize = 40;
+            let filled =
+                (done * 40).checked_div(head).map_or(width, |f| usize::try_from(f).unwrap_or(width).min(width));
+            let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            eprint!("\r[{}{}] {done}/{head} events, {rate:.0}/s", "#".repeat(filled), " ".repeat(width - filled));
+            std::io::stderr().flush().ok();
+        })?;
+        eprintln!();
+        println!(
+            "reindexed {total} events in {:.1}s into {} ({:.1} MB)",
+            started.elapsed().as_secs_f64(),
+            dir.display(),
+            index.size_bytes() as f64 / 1e6
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}
