@@ -5,7 +5,6 @@ use serde::Deserialize;
 
 use super::auth::{Caller, Guarded};
 use super::body::Body;
-use super::error::ErrorBody;
 use super::params::page_size;
 use super::{ApiError, AppState};
 use crate::auth::actions::{AppendEvents, ReadEvents};
@@ -41,12 +40,7 @@ pub(super) async fn model_scope(state: &AppState, caller: &Caller, model: &str) 
 
 /// `POST /api/v1/approvals`: asks for approval of a model version for an environment.
 #[utoipa::path(post, path = "/api/v1/approvals", tag = "governance", request_body = ApprovalRequest,
-    responses(
-        (status = 201, description = "`approval.requested` recorded", body = ApprovalView),
-        (status = 404, description = "The model version is not on the record", body = ErrorBody),
-        (status = 409, description = "Refused by the record's state (e.g. a pending request exists)", body = ErrorBody),
-        (status = 422, description = "`invalid_request`: a malformed model, environment or evidence reference", body = ErrorBody),
-    ))]
+    responses((status = 201, description = "`approval.requested` recorded", body = ApprovalView)))]
 pub async fn request_approval(
     guard: Guarded<AppendEvents>,
     state: web::Data<AppState>,
@@ -62,13 +56,7 @@ pub async fn request_approval(
 /// `POST /api/v1/approvals/{id}/decision`: grant, reject or revoke.
 #[utoipa::path(post, path = "/api/v1/approvals/{id}/decision", tag = "governance",
     params(("id" = String, Path, min_length = 1, max_length = 64, description = "The approval's id")), request_body = DecisionRequest,
-    responses(
-        (status = 200, description = "The decision is recorded; the approval as it stands now", body = ApprovalView),
-        (status = 403, description = "`forbidden` (no approver role), `not_an_approver` or `separation_of_duties`", body = ErrorBody),
-        (status = 404, description = "No such approval, or one the caller may not read", body = ErrorBody),
-        (status = 409, description = "`approval_not_pending` or `already_decided`", body = ErrorBody),
-        (status = 422, description = "`invalid_request`: an unknown decision or an empty reason", body = ErrorBody),
-    ))]
+    responses((status = 200, description = "The decision is recorded; the approval as it stands now", body = ApprovalView)))]
 pub async fn decide(
     guard: Guarded<AppendEvents>,
     state: web::Data<AppState>,
@@ -110,16 +98,12 @@ pub struct ApprovalsQuery {
 /// `GET /api/v1/approvals?state=pending`: the risk officer's inbox, each
 /// approval with the model's evidence beside it.
 #[utoipa::path(get, path = "/api/v1/approvals", tag = "governance", params(ApprovalsQuery),
-    responses(
-        (status = 200, description = "Approvals in request order, each with the model's evidence", body = ApprovalsPage),
-        (status = 422, description = "`invalid_query` or `invalid_limit`", body = ErrorBody),
-    ))]
+    responses((status = 200, description = "Approvals in request order, each with the model's evidence", body = ApprovalsPage)))]
 pub async fn list_approvals(
     guard: Guarded<ReadEvents>,
     state: web::Data<AppState>,
-    query: web::Query<ApprovalsQuery>,
+    web::Query(q): web::Query<ApprovalsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = query.into_inner();
     if let Some(s) = &q.state {
         if ApprovalState::parse(s).is_none() {
             return Err(ApiError::new(ErrorCode::InvalidQuery, "state must be pending, granted, rejected or revoked"));
@@ -148,11 +132,7 @@ pub async fn list_approvals(
 /// `GET /api/v1/approvals/{id}`.
 #[utoipa::path(get, path = "/api/v1/approvals/{id}", tag = "governance",
     params(("id" = String, Path, min_length = 1, max_length = 64, description = "The approval's id")),
-    responses(
-        (status = 200, description = "The approval and its decisions", body = ApprovalView),
-        (status = 404, description = "No such approval, or one the caller may not read", body = ErrorBody),
-        (status = 422, description = "`invalid_request`: an approval id longer than 64 characters", body = ErrorBody),
-    ))]
+    responses((status = 200, description = "The approval and its decisions", body = ApprovalView)))]
 pub async fn get_approval(
     guard: Guarded<ReadEvents>,
     state: web::Data<AppState>,

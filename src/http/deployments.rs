@@ -38,9 +38,8 @@ pub struct GateQuery {
 pub async fn gate(
     guard: Guarded<ReadEvents>,
     state: web::Data<AppState>,
-    query: web::Query<GateQuery>,
+    web::Query(q): web::Query<GateQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = query.into_inner();
     model_version(&q.model)?;
     // Read access to the model's project, checked in model_scope, is what the gate needs.
     model_scope(&state, &guard, &q.model).await?;

@@ -7,7 +7,6 @@ use serde::Deserialize;
 
 use super::auth::{Caller, Guarded};
 use super::body::Body;
-use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::auth::actions::{AppendEvents, ReadEvents};
 use crate::error_code::ErrorCode;
@@ -45,17 +44,12 @@ fn readable(state: &AppState, caller: &Caller) -> Result<Option<Vec<String>>, Ap
 
 /// `GET /api/v1/lineage?node=&direction=&depth=&as_of=`.
 #[utoipa::path(get, path = "/api/v1/lineage", tag = "governance", params(LineageQuery),
-    responses(
-        (status = 200, description = "The lineage graph around the node", body = Graph),
-        (status = 404, description = "No such entity (at that time), or one the caller may not read", body = ErrorBody),
-        (status = 422, description = "`invalid_query` or `invalid_depth`", body = ErrorBody),
-    ))]
+    responses((status = 200, description = "The lineage graph around the node", body = Graph)))]
 pub async fn lineage(
     guard: Guarded<ReadEvents>,
     state: web::Data<AppState>,
-    query: web::Query<LineageQuery>,
+    web::Query(q): web::Query<LineageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = query.into_inner();
     let node = EntityRef::parse(&q.node).map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.to_string()))?;
     let walk = Walk::parse(q.direction.as_deref().unwrap_or("both"))
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, "direction must be upstream, downstream or both"))?;
@@ -112,11 +106,7 @@ fn node_limit(asked: Option<usize>) -> Result<usize, ApiError> {
 
 /// `GET /api/v1/impact?node=`: model versions and live deployments downstream.
 #[utoipa::path(get, path = "/api/v1/impact", tag = "governance", params(ImpactQuery),
-    responses(
-        (status = 200, description = "Model versions and live deployments downstream", body = Impact),
-        (status = 404, description = "No such entity", body = ErrorBody),
-        (status = 422, description = "`invalid_query`", body = ErrorBody),
-    ))]
+    responses((status = 200, description = "Model versions and live deployments downstream", body = Impact)))]
 pub async fn impact(
     guard: Guarded<ReadEvents>,
     state: web::Data<AppState>,
@@ -140,11 +130,7 @@ pub async fn impact(
 /// `GET /api/v1/entities/{ref}`: current state, live edges and history.
 #[utoipa::path(get, path = "/api/v1/entities/{ref}", tag = "governance",
     params(("ref" = EntityRef, Path, description = "`type:name@version`, or `type:name` for its latest version")),
-    responses(
-        (status = 200, description = "The entity: current state, live edges and history", body = EntityAnswer),
-        (status = 404, description = "No such entity, or one the caller may not read", body = ErrorBody),
-        (status = 422, description = "`invalid_path`: not an entity reference", body = ErrorBody),
-    ))]
+    responses((status = 200, description = "The entity: current state, live edges and history", body = EntityAnswer)))]
 pub async fn entity(
     guard: Guarded<ReadEvents>,
     state: web::Data<AppState>,
@@ -221,7 +207,6 @@ pub struct OpenLineageQuery {
     responses(
         (status = 201, description = "Recorded as a ledger event", body = EventJson),
         (status = 200, description = "A retry of the same run event", body = EventJson),
-        (status = 422, description = "`invalid_openlineage_event`", body = ErrorBody),
     ))]
 pub async fn openlineage(
     guard: Guarded<AppendEvents>,

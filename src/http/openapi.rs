@@ -11,11 +11,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
+use super::routes::ROUTES;
 use super::{admin, approvals, deployments, events, health, lineage, proofs, reports, search, subjects};
-
-/// Routes that answer without a token.
-const PUBLIC: [&str; 6] =
-    ["/healthz", "/readyz", "/metrics", "/api/v1/checkpoint", "/api/v1/checkpoint/key", "/api/v1/openapi.json"];
+use crate::error_code::ErrorCode;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -144,11 +142,12 @@ pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(DOCUMENT.get_or_init(document).as_str())
 }
 
-/// The responses every route of a kind can give, added in one place rather
-/// than on each handler: authentication, authorization and rate limits on
-/// every route that takes a token; unreadable or oversized bodies on every
-/// route that takes one; unreadable query strings and paths; an unavailable
-/// database.
+/// The error responses, added in one place rather than on each handler and
+/// described from the error-code table, so a description cannot name a code
+/// that does not exist: the refusals each route declares in the route
+/// table, and those every route of a kind gives (authentication and rate
+/// limits on every route that takes a token; unreadable bodies, query
+/// strings and paths; an unavailable database).
 struct CommonResponses;
 
 impl Modify for CommonResponses {
@@ -158,50 +157,56 @@ impl Modify for CommonResponses {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
-        for (path, item) in api.paths.paths.iter_mut() {
-            let public = PUBLIC.contains(&path.as_str());
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-                &mut item.head,
-                &mut item.options,
-                &mut item.trace,
-            ];
-            for operation in operations.into_iter().flatten() {
-                add_common(operation, public, path.starts_with("/api/v1/") || path == "/readyz" || path == "/metrics");
+        for route in ROUTES {
+            let Some(item) = api.paths.paths.get_mut(route.path) else { continue };
+            let operation = match route.method {
+                "GET" => &mut item.get,
+                "POST" => &mut item.post,
+                "PUT" => &mut item.put,
+                "DELETE" => &mut item.delete,
+                _ => &mut item.patch,
+            };
+            if let Some(operation) = operation {
+                let uses_database = route.path.starts_with("/api/v1/") || route.path == "/readyz";
+                add_errors(operation, route.action.is_none(), uses_database, route.refuses);
             }
         }
     }
 }
 
-fn add_common(operation: &mut Operation, public: bool, uses_database: bool) {
-    let mut errors: Vec<(&str, &str)> = Vec::new();
+fn add_errors(operation: &mut Operation, public: bool, uses_database: bool, refuses: &[ErrorCode]) {
+    use ErrorCode::*;
+    let mut codes: Vec<ErrorCode> = refuses.to_vec();
     if !public {
         operation.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
-        errors.push(("401", "`unauthenticated`: no bearer token, or one that is invalid, expired or revoked"));
-        errors.push(("403", "`forbidden`: the token's roles do not allow this here"));
-        errors.push(("429", "`rate_limited`: the token's rate limit is exhausted; see `Retry-After`"));
+        codes.extend([Unauthenticated, Forbidden, RateLimited]);
     }
     if operation.request_body.is_some() {
-        errors.push(("400", "`malformed_json` or `invalid_request`: the body cannot be read as this route's request"));
-        errors.push(("413", "`payload_too_large`: the body is larger than the configured limit"));
-        errors.push(("415", "`unsupported_media_type`: the body is not of the documented content type"));
+        codes.extend([MalformedJson, MalformedRequest, InvalidBody, PayloadTooLarge, UnsupportedMediaType]);
     }
-    if operation.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
-        errors.push(("400", "`invalid_query` or `invalid_path`: a parameter cannot be read"));
+    if let Some(parameters) = &operation.parameters {
+        use utoipa::openapi::path::ParameterIn;
+        if parameters.iter().any(|p| p.parameter_in == ParameterIn::Query) {
+            codes.push(MalformedQuery);
+        }
+        if parameters.iter().any(|p| p.parameter_in == ParameterIn::Path) {
+            codes.push(MalformedPath);
+        }
     }
     if uses_database {
-        errors.push((
-            "503",
-            "`storage_unavailable` or `shutting_down`: retry later (appends: with the same idempotency key)",
-        ));
+        codes.extend([StorageUnavailable, ShuttingDown]);
     }
-    for (status, description) in errors {
-        // A route's own description of a status says more; keep it.
-        operation.responses.responses.entry(status.to_owned()).or_insert_with(|| {
+    codes.sort();
+    codes.dedup();
+    let mut by_status: std::collections::BTreeMap<u16, Vec<ErrorCode>> = std::collections::BTreeMap::new();
+    for code in codes {
+        by_status.entry(code.status()).or_default().push(code);
+    }
+    for (status, codes) in by_status {
+        let description =
+            codes.iter().map(|c| format!("`{}`: {}", c.name(), c.meaning())).collect::<Vec<_>>().join("; ");
+        // A route's own description of a status (with its own body) says more; keep it.
+        operation.responses.responses.entry(status.to_string()).or_insert_with(|| {
             ResponseBuilder::new()
                 .description(description)
                 .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Error"))).build())

@@ -5,7 +5,6 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::auth::Guarded;
-use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::auth::actions::ReadReports;
 use crate::ledger::timestamp;
@@ -73,8 +72,6 @@ pub struct ReportQuery {
             (Object = "application/json"),
             (String = "text/csv"),
         )),
-        (status = 404, description = "No such report type, or its subject is not on the record at the checkpoint (or not where the caller may read it)", body = ErrorBody),
-        (status = 422, description = "`invalid_report` (a malformed or missing subject, an empty ledger) or `invalid_query`", body = ErrorBody),
     ))]
 pub async fn report(
     guard: Guarded<ReadReports>,

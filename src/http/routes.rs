@@ -9,15 +9,20 @@ use actix_web::{web, FromRequest, Handler};
 use super::auth::Guarded;
 use super::{admin, approvals, deployments, events, health, lineage, openapi, proofs, reports, search, subjects};
 use crate::auth::actions::{self, Action, Guard};
+use crate::error_code::ErrorCode;
 
 /// One route: method, path as the OpenAPI description writes it, the
-/// action that guards it (`None`: public) and what decides the project.
+/// action that guards it (`None`: public), what decides the project, and the
+/// refusals of its own that it may answer with (besides those every route
+/// of its kind gives: authentication, unreadable input, storage). The
+/// OpenAPI description documents each from [`ErrorCode`].
 #[derive(Debug, Clone, Copy)]
 pub struct Route {
     pub method: &'static str,
     pub path: &'static str,
     pub action: Option<Action>,
     pub project: &'static str,
+    pub refuses: &'static [ErrorCode],
 }
 
 /// Handlers whose first argument is `T`.
@@ -44,13 +49,16 @@ pub fn public<F: Handler<Args>, Args: FromRequest>(handler: F) -> F {
 }
 
 macro_rules! routes {
-    ($($path:literal $(as $pattern:literal)? => { $($method:ident $handler:path : $guard:ident $project:literal),+ $(,)? })*) => {
+    ($($path:literal $(as $pattern:literal)? => {
+        $($method:ident $handler:path : $guard:ident $project:literal [$($code:ident),*]),+ $(,)?
+    })*) => {
         /// Every route of the API.
         pub const ROUTES: &[Route] = &[$($(Route {
             method: stringify!($method),
             path: $path,
             action: routes!(@action $guard),
             project: $project,
+            refuses: &[$(ErrorCode::$code),*],
         },)+)*];
 
         /// Registers every route. Each path is one resource, so that a
@@ -75,55 +83,89 @@ macro_rules! routes {
 }
 
 routes! {
-    "/healthz" => { GET health::healthz: public "none: liveness" }
-    "/readyz" => { GET health::readyz: public "none: readiness" }
-    "/metrics" => { GET health::metrics: public "none: counters without data" }
-    "/api/v1/openapi.json" => { GET openapi::openapi_json: public "none: the API description" }
+    "/healthz" => { GET health::healthz: public "none: liveness" [] }
+    "/readyz" => { GET health::readyz: public "none: readiness" [NotReady] }
+    "/metrics" => { GET health::metrics: public "none: counters without data" [] }
+    "/api/v1/openapi.json" => { GET openapi::openapi_json: public "none: the API description" [] }
     "/api/v1/events" => {
-        POST events::append: AppendEvents "each event's project, per kind",
-        GET events::list: ReadEvents "each event's project: others are left out",
+        POST events::append: AppendEvents "each event's project, per kind" [
+            ProjectMismatch, SeparationOfDuties, VersionExists, ModelRetired, PersonalData, InvalidEvent,
+            ServerAssignedField, EmptyBatch, BatchTooLarge, UseEndpoint, IdempotencyKeyReused
+        ],
+        GET events::list: ReadEvents "each event's project: others are left out" [InvalidQuery, InvalidLimit],
     }
-    "/api/v1/events/{seq}" => { GET events::get: ReadEvents "the event's project (404 otherwise)" }
-    "/api/v1/head" => { GET events::head: ReadLedger "the whole ledger" }
-    "/api/v1/verify" => { GET events::verify: VerifyLedger "the whole ledger" }
-    "/api/v1/checkpoint" => { GET proofs::checkpoint: public "none: signed, public by design" }
-    "/api/v1/checkpoint/key" => { GET proofs::verifier_key: public "none: the verifier key" }
-    "/api/v1/proofs/inclusion" => { GET proofs::inclusion: ReadEvents "the event's project (404 otherwise)" }
-    "/api/v1/proofs/consistency" => { GET proofs::consistency: VerifyLedger "the whole ledger" }
+    "/api/v1/events/{seq}" => { GET events::get: ReadEvents "the event's project (404 otherwise)" [NotFound] }
+    "/api/v1/head" => { GET events::head: ReadLedger "the whole ledger" [] }
+    "/api/v1/verify" => { GET events::verify: VerifyLedger "the whole ledger" [] }
+    "/api/v1/checkpoint" => { GET proofs::checkpoint: public "none: signed, public by design" [NotFound] }
+    "/api/v1/checkpoint/key" => { GET proofs::verifier_key: public "none: the verifier key" [] }
+    "/api/v1/proofs/inclusion" => {
+        GET proofs::inclusion: ReadEvents "the event's project (404 otherwise)" [NotFound, OutOfRange]
+    }
+    "/api/v1/proofs/consistency" => { GET proofs::consistency: VerifyLedger "the whole ledger" [OutOfRange] }
     "/api/v1/approvals" => {
-        POST approvals::request_approval: AppendEvents "the model's project",
-        GET approvals::list_approvals: ReadEvents "each approval's project: others are left out",
+        POST approvals::request_approval: AppendEvents "the model's project" [
+            NotFound, ProjectMismatch, ApprovalNotPending, ModelRetired, InvalidRequest, UnknownEnvironment,
+            IdempotencyKeyReused
+        ],
+        GET approvals::list_approvals: ReadEvents "each approval's project: others are left out" [
+            InvalidQuery, InvalidLimit
+        ],
     }
-    "/api/v1/approvals/{id}" => { GET approvals::get_approval: ReadEvents "the approval's project (404 otherwise)" }
+    "/api/v1/approvals/{id}" => {
+        GET approvals::get_approval: ReadEvents "the approval's project (404 otherwise)" [NotFound, InvalidRequest]
+    }
     "/api/v1/approvals/{id}/decision" => {
-        POST approvals::decide: AppendEvents "the approval's project"
+        POST approvals::decide: AppendEvents "the approval's project" [
+            SeparationOfDuties, NotFound, ApprovalNotPending, AlreadyDecided, InvalidRequest
+        ]
     }
-    "/api/v1/gate" => { GET deployments::gate: ReadEvents "the model's project (404 otherwise)" }
-    "/api/v1/deployments" => { POST deployments::deploy: AppendEvents "the model's project" }
+    "/api/v1/gate" => { GET deployments::gate: ReadEvents "the model's project (404 otherwise)" [NotFound, InvalidRequest] }
+    "/api/v1/deployments" => {
+        POST deployments::deploy: AppendEvents "the model's project" [
+            NotFound, ProjectMismatch, InvalidRequest, IdempotencyKeyReused
+        ]
+    }
     "/api/v1/lineage" => {
-        GET lineage::lineage: ReadEvents "each node's project: others are left out (404 for the start)",
-        POST lineage::openlineage: AppendEvents "the `project` query parameter",
+        GET lineage::lineage: ReadEvents "each node's project: others are left out (404 for the start)" [
+            NotFound, InvalidQuery, InvalidDepth, InvalidLimit
+        ],
+        POST lineage::openlineage: AppendEvents "the `project` query parameter" [
+            ProjectMismatch, InvalidOpenlineageEvent, IdempotencyKeyReused
+        ],
     }
-    "/api/v1/impact" => { GET lineage::impact: ReadEvents "each node's project: others are left out" }
+    "/api/v1/impact" => {
+        GET lineage::impact: ReadEvents "each node's project: others are left out" [NotFound, InvalidQuery, InvalidLimit]
+    }
     "/api/v1/entities/{ref}" as "/api/v1/entities/{ref:.*}" => {
-        GET lineage::entity: ReadEvents "the entity's project (404 otherwise); edges and history likewise"
+        GET lineage::entity: ReadEvents "the entity's project (404 otherwise); edges and history likewise" [
+            NotFound, InvalidPath
+        ]
     }
-    "/api/v1/search" => { GET search::search: ReadEvents "each hit's project: others are left out" }
-    "/api/v1/subjects/{id}" => { GET subjects::access: ReadSubjects "none: pseudonyms belong to no project" }
+    "/api/v1/search" => {
+        GET search::search: ReadEvents "each hit's project: others are left out" [InvalidQuery, InvalidLimit, IndexLagging]
+    }
+    "/api/v1/subjects/{id}" => {
+        GET subjects::access: ReadSubjects "none: pseudonyms belong to no project" [InvalidRequest]
+    }
     "/api/v1/subjects/{id}/erase" => {
-        POST subjects::erase: EraseSubjects "none: pseudonyms belong to no project"
+        POST subjects::erase: EraseSubjects "none: pseudonyms belong to no project" [NotFound, InvalidRequest]
     }
     "/api/v1/reports/{type}" => {
-        GET reports::report: ReadReports "the projects the caller may read events and reports in"
+        GET reports::report: ReadReports "the projects the caller may read events and reports in" [
+            NotFound, InvalidReport, InvalidQuery
+        ]
     }
     "/api/v1/tokens" => {
-        POST admin::issue_token: IssueTokens "none: administration",
-        GET admin::list_tokens: IssueTokens "none: administration",
+        POST admin::issue_token: IssueTokens "none: administration" [InvalidRequest],
+        GET admin::list_tokens: IssueTokens "none: administration" [],
     }
-    "/api/v1/tokens/{jti}/revoke" => { POST admin::revoke_token: RevokeTokens "none: administration" }
+    "/api/v1/tokens/{jti}/revoke" => {
+        POST admin::revoke_token: RevokeTokens "none: administration" [NotFound, InvalidRequest]
+    }
     "/api/v1/policies" => {
-        GET admin::get_policy: ReadPolicy "none: administration",
-        PUT admin::put_policy: WritePolicy "none: administration",
+        GET admin::get_policy: ReadPolicy "none: administration" [],
+        PUT admin::put_policy: WritePolicy "none: administration" [InvalidPolicy],
     }
 }
 

@@ -6,7 +6,6 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::auth::{Caller, Guarded};
-use super::error::ErrorBody;
 use super::params::bounded_page_size;
 use super::{ApiError, AppState};
 use crate::auth::actions::ReadEvents;
@@ -64,12 +63,7 @@ pub struct SearchQuery {
 /// `GET /api/v1/search?q=&kind=&entity_type=&actor=&project=&from=&to=&sort=&limit=&cursor=&consistent=`.
 /// Only events the caller may read are searched, counted and faceted.
 #[utoipa::path(get, path = "/api/v1/search", tag = "search", params(SearchQuery),
-    responses(
-        (status = 200, description = "Hits, totals and facets over the events the caller may read", body = SearchResults),
-        (status = 400, description = "`invalid_query`: the query does not parse (docs/SEARCH.md)", body = ErrorBody),
-        (status = 422, description = "`invalid_query` or `invalid_limit`: a bad sort, time bound or limit", body = ErrorBody),
-        (status = 503, description = "`index_lagging`: `consistent=true` and the index did not reach the head in 10 s", body = ErrorBody),
-    ))]
+    responses((status = 200, description = "Hits, totals and facets over the events the caller may read", body = SearchResults)))]
 pub async fn search(
     guard: Guarded<ReadEvents>,
     state: web::Data<AppState>,
