@@ -169,9 +169,30 @@ routes! {
     }
 }
 
+/// The table of routes, their actions and where the project of the check
+/// comes from, as docs/ACCESS.md shows it (a test keeps the two equal).
+pub fn access_table() -> String {
+    let mut out = String::from("| route | action | casbin object, action | project |\n|---|---|---|---|\n");
+    for r in ROUTES {
+        let (name, casbin) = match r.action {
+            Some(a) => (a.name, format!("`{}`, `{}`", a.object, a.action)),
+            None => ("public", "none".to_owned()),
+        };
+        out.push_str(&format!("| `{} {}` | {name} | {casbin} | {} |\n", r.method, r.path, r.project));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_access_page_shows_this_table() {
+        let doc = include_str!("../../docs/ACCESS.md");
+        let shown = doc.split("<!-- routes -->").nth(1).unwrap_or_default().trim();
+        assert_eq!(shown, access_table().trim(), "regenerate the table between the <!-- routes --> markers");
+    }
 
     /// The table and the OpenAPI description list the same routes.
     #[test]
