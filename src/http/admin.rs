@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::auth::Guarded;
-use super::body::{read_json, read_optional_json};
+use super::body::{Body, OptionalBody};
 use super::{ApiError, AppState};
 use crate::auth::access::{parse_ttl, AccessError, ALL_PROJECTS, DEFAULT_TOKEN_TTL};
 use crate::auth::access::{IssuedToken, TokenRecord};
@@ -55,12 +55,8 @@ pub struct TokenRequest {
 pub async fn issue_token(
     guard: Guarded<IssueTokens>,
     state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
+    Body(request): Body<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, state.limits.max_body_bytes).await?;
-    let request: TokenRequest = serde_json::from_value(body)
-        .map_err(|e| ApiError::new(crate::error_code::ErrorCode::MalformedRequest, e.to_string()))?;
     let ttl = parse_ttl(request.ttl.as_deref().unwrap_or(DEFAULT_TOKEN_TTL))
         .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidRequest, e))?;
     let projects = request.projects.unwrap_or_else(|| vec![ALL_PROJECTS.to_owned()]);
@@ -103,14 +99,12 @@ pub async fn revoke_token(
     guard: Guarded<RevokeTokens>,
     state: web::Data<AppState>,
     jti: web::Path<String>,
-    req: HttpRequest,
-    payload: web::Payload,
+    OptionalBody(request): OptionalBody<RevokeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let jti = jti.into_inner();
     if jti.is_empty() || jti.len() > 128 || !jti.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(ApiError::new(crate::error_code::ErrorCode::InvalidRequest, "jti must be letters, digits and `-`"));
     }
-    let request: RevokeRequest = read_optional_json(&req, payload, state.limits.max_body_bytes).await?;
     state.access.revoke_token(&state.store, guard.sub(), &jti, request.reason.as_deref()).await?;
     Ok(HttpResponse::Ok().json(Revoked { jti, revoked: true }))
 }

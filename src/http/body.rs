@@ -98,6 +98,24 @@ impl<T: serde::de::DeserializeOwned + 'static> FromRequest for Body<T> {
     }
 }
 
+/// An optional JSON request body of type `T`: none at all gives
+/// `T::default()` (see [`read_optional_json`]); anything else is read and
+/// refused as [`Body`] would.
+pub struct OptionalBody<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Default + 'static> FromRequest for OptionalBody<T> {
+    type Error = ApiError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let (req, payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            let limit = req.app_data::<web::Data<super::AppState>>().map_or(1 << 20, |s| s.limits.max_body_bytes);
+            read_optional_json(&req, payload, limit).await.map(OptionalBody)
+        })
+    }
+}
+
 /// Deserializes any JSON value, refusing an object that repeats a key.
 struct UniqueKeys;
 
@@ -170,7 +188,7 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeys {
 /// is read like [`read_json`] and must be a `T`.
 pub async fn read_optional_json<T: serde::de::DeserializeOwned + Default>(
     req: &HttpRequest,
-    payload: web::Payload,
+    payload: impl BodyStream,
     limit: usize,
 ) -> Result<T, ApiError> {
     let length = req.headers().get(header::CONTENT_LENGTH);

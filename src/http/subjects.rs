@@ -2,11 +2,11 @@
 //! (docs/PERSONAL_DATA.md). The id in the path is pseudonymised at once and
 //! never logged or stored.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::auth::Guarded;
-use super::body::read_optional_json;
+use super::body::OptionalBody;
 use super::{ApiError, AppState};
 use crate::auth::actions::{EraseSubjects, ReadSubjects};
 use crate::governance::subjects;
@@ -30,10 +30,8 @@ pub async fn erase(
     guard: Guarded<EraseSubjects>,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    req: HttpRequest,
-    payload: web::Payload,
+    OptionalBody(request): OptionalBody<EraseRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let request: EraseRequest = read_optional_json(&req, payload, state.limits.max_body_bytes).await?;
     let certificate =
         subjects::erase(&state.store, state.master_key.as_deref(), &id, guard.sub(), request.reason).await?;
     let mut response = HttpResponse::Ok();
