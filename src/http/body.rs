@@ -88,13 +88,7 @@ impl<T: serde::de::DeserializeOwned + 'static> FromRequest for Body<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
         let (req, payload) = (req.clone(), payload.take());
-        Box::pin(async move {
-            let limit = req.app_data::<web::Data<super::AppState>>().map_or(1 << 20, |s| s.limits.max_body_bytes);
-            let value = read_json(&req, payload, limit).await?;
-            serde_json::from_value(value)
-                .map(Body)
-                .map_err(|e| ApiError::new(crate::error_code::ErrorCode::MalformedRequest, e.to_string()))
-        })
+        Box::pin(async move { read_typed(&req, payload, body_limit(&req)).await.map(Body) })
     }
 }
 
@@ -109,10 +103,7 @@ impl<T: serde::de::DeserializeOwned + Default + 'static> FromRequest for Optiona
 
     fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
         let (req, payload) = (req.clone(), payload.take());
-        Box::pin(async move {
-            let limit = req.app_data::<web::Data<super::AppState>>().map_or(1 << 20, |s| s.limits.max_body_bytes);
-            read_optional_json(&req, payload, limit).await.map(OptionalBody)
-        })
+        Box::pin(async move { read_optional_json(&req, payload, body_limit(&req)).await.map(OptionalBody) })
     }
 }
 
@@ -197,8 +188,23 @@ pub async fn read_optional_json<T: serde::de::DeserializeOwned + Default>(
     if empty {
         return Ok(T::default());
     }
+    read_typed(req, payload, limit).await
+}
+
+/// A JSON body read as [`read_json`] reads it, that must be a `T` (400
+/// `malformed_request` otherwise).
+async fn read_typed<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: impl BodyStream,
+    limit: usize,
+) -> Result<T, ApiError> {
     serde_json::from_value(read_json(req, payload, limit).await?)
         .map_err(|e| ApiError::new(crate::error_code::ErrorCode::MalformedRequest, e.to_string()))
+}
+
+/// The configured body limit (1 MiB when the app has no state, in unit tests).
+fn body_limit(req: &HttpRequest) -> usize {
+    req.app_data::<web::Data<super::AppState>>().map_or(1 << 20, |s| s.limits.max_body_bytes)
 }
 
 #[cfg(test)]
