@@ -9,6 +9,7 @@
 //! byte-identical files.
 
 pub mod compliance;
+pub mod layout;
 pub mod models;
 pub mod pdf;
 pub mod template;

@@ -396,38 +396,29 @@ pub(crate) fn cite_all(
     Ok(())
 }
 
-/// A lineage diagram of `graph`: columns by distance upstream of the subject.
+/// A lineage diagram of `graph`, in the columns [`super::layout`] draws it
+/// with (the subject's last); each column's references in name order.
 fn diagram(graph: &lineage::Graph) -> Diagram {
-    let mut level: BTreeMap<String, usize> = BTreeMap::from([(graph.node.clone(), 0)]);
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for e in &graph.edges {
-            let Some(&l) = level.get(&e.target) else { continue };
-            // The longest path from the subject decides the column; the
-            // bound stops a cycle (which an append-only ledger can record).
-            if l + 1 > graph.nodes.len() {
-                continue;
-            }
-            match level.get_mut(&e.source) {
-                Some(existing) if *existing > l => {}
-                Some(existing) => {
-                    *existing = l + 1;
-                    changed = true;
-                }
-                None => {
-                    level.insert(e.source.clone(), l + 1);
-                    changed = true;
-                }
-            }
-        }
-    }
-    let depth = level.values().copied().max().unwrap_or(0);
-    let mut columns = vec![Vec::new(); depth + 1];
-    for (r, l) in &level {
-        columns[depth - l].push(r.clone());
-    }
-    let arrows: BTreeSet<(String, String)> = graph.edges.iter().map(|e| (e.source.clone(), e.target.clone())).collect();
+    let refs: Vec<&str> = graph.nodes.iter().map(|n| n.ref_.as_str()).collect();
+    let index: BTreeMap<&str, usize> = refs.iter().enumerate().map(|(i, r)| (*r, i)).collect();
+    let arrows: BTreeSet<(String, String)> = graph
+        .edges
+        .iter()
+        .filter(|e| index.contains_key(e.source.as_str()) && index.contains_key(e.target.as_str()))
+        .map(|e| (e.source.clone(), e.target.clone()))
+        .collect();
+    let pairs: Vec<(usize, usize)> = arrows.iter().map(|(s, t)| (index[s.as_str()], index[t.as_str()])).collect();
+    let layout = super::layout::layered(refs.len(), &pairs, super::layout::Sizes::SCREEN);
+    let columns = layout
+        .columns
+        .iter()
+        .map(|c| {
+            let mut column: Vec<String> = c.iter().map(|&n| refs[n].to_owned()).collect();
+            column.sort();
+            column
+        })
+        .filter(|c: &Vec<String>| !c.is_empty())
+        .collect();
     Diagram { columns, arrows: arrows.into_iter().collect() }
 }
 

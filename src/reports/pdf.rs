@@ -15,6 +15,7 @@ use printpdf::{
 };
 use ring::digest::{digest, SHA256};
 
+use super::layout::Sizes;
 use super::{Diagram, Report, ReportError};
 
 const PAGE_W: f32 = 210.0;
@@ -185,61 +186,65 @@ impl Writer {
         self.gap(1.5);
     }
 
-    /// Boxes in columns, arrows from each source to its target.
+    /// The lineage diagram, laid out by [`super::layout`] as the console
+    /// draws it: boxes in columns, edges passing between boxes, scaled to
+    /// the text width (and, for a tall graph, to most of a page).
     fn diagram(&mut self, diagram: &Diagram) {
-        const ROWS: usize = 18;
-        const BOX_H: f32 = 7.0;
-        const ROW_H: f32 = 10.0;
-        let rows = diagram.columns.iter().map(|c| c.len().min(ROWS)).max().unwrap_or(0);
-        if rows == 0 {
+        const SIZES: Sizes = Sizes { box_w: 40.0, box_h: 7.0, gap_x: 14.0, gap_y: 3.0, lane_h: 2.5 };
+        const MAX_H: f32 = PAGE_H - MARGIN - BOTTOM - 20.0;
+        let refs: Vec<&str> = diagram.columns.iter().flatten().map(String::as_str).collect();
+        if refs.is_empty() {
             return;
         }
-        let height = rows as f32 * ROW_H + 6.0;
+        let index: std::collections::BTreeMap<&str, usize> = refs.iter().enumerate().map(|(i, r)| (*r, i)).collect();
+        let edges: Vec<(usize, usize)> = diagram
+            .arrows
+            .iter()
+            .filter_map(|(s, t)| Some((*index.get(s.as_str())?, *index.get(t.as_str())?)))
+            .collect();
+        let layout = super::layout::layered(refs.len(), &edges, SIZES);
+        let scale = ((PAGE_W - 2.0 * MARGIN) / layout.width.max(1.0)).min(MAX_H / layout.height.max(1.0)).min(1.5);
+        let height = layout.height * scale + 4.0;
         if self.y - height < BOTTOM {
             self.new_page();
         }
-        let top = self.y - 4.0;
-        let columns = diagram.columns.len().max(1) as f32;
-        let col_w = (PAGE_W - 2.0 * MARGIN) / columns;
-        let box_w = (col_w - 8.0).max(12.0);
-        let mut centres: std::collections::BTreeMap<&str, (f32, f32)> = std::collections::BTreeMap::new();
-        for (c, column) in diagram.columns.iter().enumerate() {
-            let x = MARGIN + c as f32 * col_w;
-            for (r, name) in column.iter().take(ROWS).enumerate() {
-                let y = top - r as f32 * ROW_H - BOX_H;
-                self.polygon(&[(x, y), (x + box_w, y), (x + box_w, y + BOX_H), (x, y + BOX_H)], true);
-                let size = 5.5;
-                let fits = (box_w / (size * 0.3528 * 0.58)) as usize;
-                let label: String = if name.chars().count() > fits {
-                    format!("{}~", name.chars().take(fits.saturating_sub(1)).collect::<String>())
-                } else {
-                    name.clone()
-                };
-                put_text(&self.layer, &self.fonts.regular, &self.faces.0, &label, size, Mm(x + 1.0), Mm(y + 2.5));
-                centres.insert(name.as_str(), (x, y + BOX_H / 2.0));
-            }
-            if column.len() > ROWS {
-                let y = top - ROWS as f32 * ROW_H - 3.0;
-                let more = format!("+{} more", column.len() - ROWS);
-                put_text(&self.layer, &self.fonts.regular, &self.faces.0, &more, 6.0, Mm(x + 1.0), Mm(y));
-            }
-        }
-        for (source, target) in &diagram.arrows {
-            let (Some(&(sx, sy)), Some(&(tx, ty))) = (centres.get(source.as_str()), centres.get(target.as_str()))
-            else {
-                continue;
+        let top = self.y - 2.0;
+        let at = |(x, y): (f32, f32)| (MARGIN + x * scale, top - y * scale);
+        let (w, h) = (SIZES.box_w * scale, SIZES.box_h * scale);
+        let size = (5.5 * scale).clamp(3.0, 7.0);
+        for placed in &layout.boxes {
+            let (x, y) = at((placed.x, placed.y + SIZES.box_h));
+            self.polygon(&[(x, y), (x + w, y), (x + w, y + h), (x, y + h)], true);
+            let name = refs[placed.node];
+            let fits = (w / (size * 0.3528 * 0.58)) as usize;
+            let label: String = if name.chars().count() > fits {
+                format!("{}~", name.chars().take(fits.saturating_sub(1)).collect::<String>())
+            } else {
+                name.to_owned()
             };
-            let (x1, x2) = (sx + box_w, tx);
-            if x2 <= x1 {
-                continue;
+            put_text(
+                &self.layer,
+                &self.fonts.regular,
+                &self.faces.0,
+                &label,
+                size,
+                Mm(x + 0.8),
+                Mm(y + h / 2.0 - size * 0.12),
+            );
+        }
+        for route in &layout.routes {
+            let points: Vec<(f32, f32)> = route.points.iter().map(|p| at(*p)).collect();
+            self.polygon(&points, false);
+            if let [.., (x1, y1), (x2, y2)] = points[..] {
+                // Arrowhead at the target.
+                let (dx, dy) = (x2 - x1, y2 - y1);
+                let len = (dx * dx + dy * dy).sqrt().max(0.01);
+                let (ux, uy) = (dx / len, dy / len);
+                let head = 1.6 * scale.max(0.6);
+                let (ax, ay) = (x2 - head * ux, y2 - head * uy);
+                let side = head / 2.0;
+                self.polygon(&[(ax - side * uy, ay + side * ux), (x2, y2), (ax + side * uy, ay - side * ux)], false);
             }
-            self.polygon(&[(x1, sy), (x2, ty)], false);
-            // Arrowhead at the target.
-            let (dx, dy) = (x2 - x1, ty - sy);
-            let len = (dx * dx + dy * dy).sqrt().max(0.01);
-            let (ux, uy) = (dx / len, dy / len);
-            let (ax, ay) = (x2 - 2.0 * ux, ty - 2.0 * uy);
-            self.polygon(&[(ax - uy, ay + ux), (x2, ty), (ax + uy, ay - ux)], false);
         }
         self.y = top - height;
     }
