@@ -299,6 +299,39 @@ pub struct LiveDeployment {
     pub since_seq: i64,
 }
 
+/// A model version serving a deployment now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveModel {
+    pub environment: String,
+    pub deployment: String,
+    pub model: String,
+    /// The deployment's status (`deployed`, `rolled_back`, ...).
+    pub status: String,
+    pub updated_seq: i64,
+}
+
+/// Every deployment a reader of `readable` may see that serves a model
+/// now, by environment and deployment.
+pub fn live_models(conn: &mut DbConn, readable: Visibility<'_>) -> Result<Vec<LiveModel>, StoreError> {
+    let mut live: Vec<LiveModel> = projections::entities_of_type(conn, "deployment")?
+        .into_iter()
+        .filter(|d| project_visible(d.project.as_deref(), readable))
+        .filter_map(|d| {
+            let state: serde_json::Value = serde_json::from_str(&d.state).ok()?;
+            let model = state["live_model"].as_str()?.to_owned();
+            Some(LiveModel {
+                environment: crate::governance::kinds::deployment_environment(&d.name).to_owned(),
+                deployment: d.ref_,
+                model,
+                status: d.status,
+                updated_seq: d.updated_seq,
+            })
+        })
+        .collect();
+    live.sort_by(|a, b| (&a.environment, &a.deployment).cmp(&(&b.environment, &b.deployment)));
+    Ok(live)
+}
+
 /// Impact analysis of `node`: everything downstream, at any depth.
 pub fn impact(
     conn: &mut DbConn,

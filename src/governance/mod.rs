@@ -4,6 +4,7 @@
 //! read is the projections the store keeps in step with the ledger.
 
 pub mod approvals;
+pub mod evidence;
 pub mod gate;
 pub mod inbox;
 pub mod kinds;

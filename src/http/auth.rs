@@ -71,6 +71,17 @@ impl Caller {
         &self.principal.sub
     }
 
+    /// When the caller's token expires (Unix seconds): a console session
+    /// ends then too.
+    pub fn expires_at(&self) -> u64 {
+        self.principal.exp
+    }
+
+    /// The projects the caller's token is scoped to (`*` for all).
+    pub fn token_projects(&self) -> &[String] {
+        &self.principal.projects
+    }
+
     /// The roles the caller's token carries, for domain rules that name
     /// roles (the approver roles of `policies/approvals.toml`).
     pub fn roles(&self) -> &[String] {
@@ -188,8 +199,15 @@ impl<A: Guard> std::ops::Deref for Guarded<A> {
 }
 
 fn guard<A: Guard>(req: &HttpRequest) -> Result<Guarded<A>, ApiError> {
+    guard_token(req, bearer_token(req)?)
+}
+
+/// The decision [`Guarded`]'s extractor makes, for a token from elsewhere
+/// than the `Authorization` header: the console's session holds one, and
+/// passes it here so that its pages are guarded exactly as the API is.
+pub fn guard_token<A: Guard>(req: &HttpRequest, token: &str) -> Result<Guarded<A>, ApiError> {
     let action = A::ACTION;
-    let caller = authenticate(req)?;
+    let caller = authenticate(req, token)?;
     match action.scope {
         Scope::Ledger => caller.require(&action, "", None)?,
         // Refused at once when no project of a scoped token allows it; the
@@ -241,15 +259,19 @@ impl From<AuthError> for ApiError {
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
-    let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal("no application state"))?;
+fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
     let value = req.headers().get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
     let text = value.to_str().map_err(|_| AuthError::Invalid("the Authorization header is not text".into()))?;
     let token = text
         .strip_prefix("Bearer ")
         .filter(|t| !t.is_empty())
         .ok_or_else(|| AuthError::Invalid("expected `Authorization: Bearer <token>`".into()))?;
-    let principal = state.access.authenticator.authenticate(token.trim())?;
+    Ok(token.trim())
+}
+
+fn authenticate(req: &HttpRequest, token: &str) -> Result<Caller, ApiError> {
+    let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal("no application state"))?;
+    let principal = state.access.authenticator.authenticate(token)?;
     state.rate_limiter.check(&principal.jti).map_err(ApiError::rate_limited)?;
     let place = state.in_flight.enter(&principal.jti, state.limits.max_in_flight_per_token).ok_or_else(|| {
         ApiError::too_busy(format!(

@@ -189,12 +189,24 @@ pub async fn get(
     seq: web::Path<Seq>,
 ) -> Result<HttpResponse, ApiError> {
     let Seq(seq) = seq.into_inner();
+    let (event, personal) = read_one(&state, guard, seq).await?;
+    Ok(HttpResponse::Ok().json(EventJson { personal, ..event.to_json().map_err(ApiError::internal)? }))
+}
+
+/// Event `seq` with its personal fields as the caller may see them; 404
+/// for an event the caller may not read, exactly as for one that does not
+/// exist. The one path of the API and the console.
+pub async fn read_one(
+    state: &web::Data<AppState>,
+    guard: Guarded<ReadEvents>,
+    seq: u64,
+) -> Result<(Event, Option<serde_json::Value>), ApiError> {
     let store = state.store.clone();
     let event = state.blocking(move || store.event(seq)).await??;
     match event.filter(|e| guard.allows_in(e.project.as_deref())) {
         Some(event) => {
-            let (events, views) = with_personal(&state, guard.into_caller(), vec![event]).await?;
-            Ok(HttpResponse::Ok().json(to_json(&events, views)?.remove(0)))
+            let (mut events, mut views) = with_personal(state, guard.into_caller(), vec![event]).await?;
+            Ok((events.remove(0), views.remove(0)))
         }
         None => Err(ApiError::not_found(format!("no event with seq {seq}"))),
     }

@@ -10,7 +10,7 @@ use super::body::Body;
 use super::{ApiError, AppState};
 use crate::auth::actions::{AppendEvents, ReadEvents};
 use crate::error_code::ErrorCode;
-use crate::governance::lineage::{self, Edge, Graph, Impact, Walk};
+use crate::governance::lineage::{self, Edge, EntityView, Graph, Impact, Walk};
 use crate::governance::openlineage;
 use crate::ledger::event::EventJson;
 use crate::ledger::{timestamp, EntityRef};
@@ -18,24 +18,24 @@ use crate::store::projections;
 use crate::store::Appended;
 
 /// Query of `GET /api/v1/lineage`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct LineageQuery {
     #[param(value_type = EntityRef)]
-    node: String,
+    pub node: String,
     /// `upstream`, `downstream` or `both` (default).
     #[param(pattern = "^(upstream|downstream|both)$")]
-    direction: Option<String>,
+    pub direction: Option<String>,
     /// 1 to the configured maximum (default 50), default 10.
     #[param(minimum = 1, maximum = 50)]
-    depth: Option<u32>,
+    pub depth: Option<u32>,
     /// RFC 3339: the graph as it stood then.
-    as_of: Option<String>,
+    pub as_of: Option<String>,
     /// Most nodes in the answer, 1 to 5000 (default 500); a larger graph is
     /// cut and says so (`truncated`, `omitted_nodes`).
     #[param(minimum = 1, maximum = 5000)]
-    limit: Option<usize>,
+    pub limit: Option<usize>,
 }
 
 fn readable(state: &AppState, caller: &Caller) -> Result<Option<Vec<String>>, ApiError> {
@@ -50,6 +50,12 @@ pub async fn lineage(
     state: web::Data<AppState>,
     web::Query(q): web::Query<LineageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(graph(&state, guard.into_caller(), q).await?))
+}
+
+/// The lineage graph `q` asks for, of what `caller` may read: the one path
+/// of the API and the console.
+pub async fn graph(state: &web::Data<AppState>, caller: Caller, q: LineageQuery) -> Result<Graph, ApiError> {
     let node = EntityRef::parse(&q.node).map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.to_string()))?;
     let walk = Walk::parse(q.direction.as_deref().unwrap_or("both"))
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, "direction must be upstream, downstream or both"))?;
@@ -65,7 +71,6 @@ pub async fn lineage(
         .transpose()
         .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("as_of: {e}")))?;
     let state2 = state.clone();
-    let caller = guard.into_caller();
     let graph = state
         .blocking(move || -> Result<_, ApiError> {
             let projects = readable(&state2, &caller)?;
@@ -75,10 +80,7 @@ pub async fn lineage(
             Ok(lineage::lineage(&mut conn, &node, walk, depth, as_of_seq, projects.as_deref(), limit)?)
         })
         .await??;
-    match graph {
-        Some(g) => Ok(HttpResponse::Ok().json(g)),
-        None => Err(ApiError::not_found(format!("no entity {} (at that time)", q.node))),
-    }
+    graph.ok_or_else(|| ApiError::not_found(format!("no entity {} (at that time)", q.node)))
 }
 
 /// Query of `GET /api/v1/impact`.
@@ -136,17 +138,7 @@ pub async fn entity(
     state: web::Data<AppState>,
     r: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let node = EntityRef::parse(&r).map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.to_string()))?.to_string();
-    let caller = guard.into_caller();
-    let state2 = state.clone();
-    let node2 = node.clone();
-    let view = state
-        .blocking(move || -> Result<_, ApiError> {
-            let projects = readable(&state2, &caller)?;
-            Ok(lineage::entity(&mut *state2.store.conn()?, &node2, projects.as_deref())?)
-        })
-        .await??;
-    let Some(view) = view else { return Err(ApiError::not_found(format!("no entity {node}"))) };
+    let view = entity_view(&state, guard.into_caller(), &r).await?;
     let history: Result<Vec<_>, _> = view.history.iter().map(crate::ledger::Event::to_json).collect();
     let entity = view.entity;
     Ok(HttpResponse::Ok().json(EntityAnswer {
@@ -164,6 +156,22 @@ pub async fn entity(
         edges_truncated: view.edges_truncated,
         history: history.map_err(ApiError::internal)?,
     }))
+}
+
+/// Entity `r` (`type:name@version`, or `type:name` for its latest
+/// version) as `caller` may see it; 404 otherwise. The one path of the API
+/// and the console.
+pub async fn entity_view(state: &web::Data<AppState>, caller: Caller, r: &str) -> Result<EntityView, ApiError> {
+    let node = EntityRef::parse(r).map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.to_string()))?.to_string();
+    let state2 = state.clone();
+    let node2 = node.clone();
+    let view = state
+        .blocking(move || -> Result<_, ApiError> {
+            let projects = readable(&state2, &caller)?;
+            Ok(lineage::entity(&mut *state2.store.conn()?, &node2, projects.as_deref())?)
+        })
+        .await??;
+    view.ok_or_else(|| ApiError::not_found(format!("no entity {node}")))
 }
 
 /// An entity: its current state, live edges and history.

@@ -45,20 +45,20 @@ fn report_projects(
 }
 
 /// Query of `GET /api/v1/reports/{type}`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// The model, dataset, deployment or subject the report is about.
-    subject: Option<String>,
+    pub subject: Option<String>,
     /// Limit the inventory or audit trail to one project.
-    project: Option<String>,
+    pub project: Option<String>,
     /// RFC 3339 start of the window.
-    from: Option<String>,
+    pub from: Option<String>,
     /// RFC 3339 end of the window.
-    to: Option<String>,
+    pub to: Option<String>,
     /// `pdf` (default), `json` or `csv`.
-    format: Option<String>,
+    pub format: Option<String>,
 }
 
 /// `GET /api/v1/reports/{type}?subject=&project=&from=&to=&format=pdf|json|csv`:
@@ -80,7 +80,17 @@ pub async fn report(
     query: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let kind = ReportType::parse(&kind.into_inner())?;
-    let q = query.into_inner();
+    download(&state, guard, kind, query.into_inner()).await
+}
+
+/// Report `kind` as `q` asks for it, as a download: the one path of the
+/// API and the console.
+pub async fn download(
+    state: &web::Data<AppState>,
+    guard: Guarded<ReadReports>,
+    kind: ReportType,
+    q: ReportQuery,
+) -> Result<HttpResponse, ApiError> {
     let format = ReportFormat::parse(q.format.as_deref().unwrap_or("pdf"))
         .map_err(|e| ApiError::new(crate::error_code::ErrorCode::InvalidQuery, e.to_string()))?;
     let normalize = |name: &str, t: Option<String>| -> Result<Option<String>, ApiError> {
@@ -117,6 +127,36 @@ pub async fn report(
         .content_type(format.content_type())
         .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{kind}.{}\"", format.extension())))
         .body(bytes))
+}
+
+/// The model dossier of `model`, built as of the latest signed checkpoint
+/// (signing none per view), for reading on screen.
+pub async fn dossier(
+    state: &web::Data<AppState>,
+    guard: Guarded<ReadReports>,
+    model: String,
+) -> Result<reports::Report, ApiError> {
+    let state2 = state.clone();
+    state
+        .blocking(move || -> Result<reports::Report, ApiError> {
+            let mut request = ReportRequest::new(ReportType::ModelDossier);
+            request.subject = Some(model);
+            request.readable = report_projects(&guard, &mut *state2.store.conn()?)?;
+            let checkpoint = match state2.proofs.latest()? {
+                Some(c) => c,
+                None => state2.proofs.publish()?.ok_or_else(|| ApiError::not_found("the ledger is empty"))?,
+            };
+            let (report, _) = reports::build(
+                &request,
+                &state2.store,
+                &state2.proofs,
+                &checkpoint,
+                state2.governance.rules(),
+                &state2.templates_dir,
+            )?;
+            Ok(report)
+        })
+        .await?
 }
 
 #[cfg(test)]

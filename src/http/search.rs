@@ -33,31 +33,31 @@ impl From<SearchError> for ApiError {
 }
 
 /// Query string of `GET /api/v1/search`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// The query (docs/SEARCH.md); all events without it.
-    q: Option<String>,
-    kind: Option<String>,
+    pub q: Option<String>,
+    pub kind: Option<String>,
     /// The subject's entity type (`model`, `dataset`, ...).
-    entity_type: Option<String>,
-    actor: Option<String>,
-    project: Option<String>,
+    pub entity_type: Option<String>,
+    pub actor: Option<String>,
+    pub project: Option<String>,
     /// RFC 3339 lower bound of `recorded_at`.
-    from: Option<String>,
+    pub from: Option<String>,
     /// RFC 3339 upper bound of `recorded_at`.
-    to: Option<String>,
+    pub to: Option<String>,
     /// `relevance` (default with `q`) or `time`.
     #[param(pattern = "^(relevance|time)$")]
-    sort: Option<String>,
+    pub sort: Option<String>,
     /// 1 to 100, default 20.
     #[param(minimum = 1, maximum = 100)]
-    limit: Option<u32>,
+    pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub cursor: Option<String>,
     /// Wait until the index holds every event recorded before the request.
-    consistent: Option<bool>,
+    pub consistent: Option<bool>,
 }
 
 /// `GET /api/v1/search?q=&kind=&entity_type=&actor=&project=&from=&to=&sort=&limit=&cursor=&consistent=`.
@@ -70,12 +70,14 @@ pub async fn search(
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let started = std::time::Instant::now();
-    let answer = answer(state, guard.into_caller(), query.into_inner()).await;
+    let answer = run(&state, guard.into_caller(), query.into_inner()).await;
     crate::metrics::get().search_seconds.observe_duration(started.elapsed());
-    answer
+    Ok(HttpResponse::Ok().json(answer?))
 }
 
-async fn answer(state: web::Data<AppState>, caller: Caller, q: SearchQuery) -> Result<HttpResponse, ApiError> {
+/// The search `q` asks for, over the events `caller` may read: the one
+/// path of the API and the console.
+pub async fn run(state: &web::Data<AppState>, caller: Caller, q: SearchQuery) -> Result<SearchResults, ApiError> {
     let sort = match q.sort.as_deref() {
         None if q.q.as_deref().is_none_or(|s| s.trim().is_empty()) => Sort::Time,
         None | Some("relevance") => Sort::Relevance,
@@ -119,6 +121,5 @@ async fn answer(state: web::Data<AppState>, caller: Caller, q: SearchQuery) -> R
         projects,
     };
     let index = state.search.clone();
-    let results = state.blocking(move || index.search(&request)).await??;
-    Ok(HttpResponse::Ok().json(results))
+    Ok(state.blocking(move || index.search(&request)).await??)
 }

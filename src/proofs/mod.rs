@@ -47,6 +47,29 @@ pub struct InclusionProof {
     pub audit_path: Vec<String>,
 }
 
+/// An event's inclusion in a signed checkpoint, checked here: the note's
+/// signature against this server's key and the audit path against the
+/// note's root, as an auditor's own tools would.
+#[derive(Debug, Clone)]
+pub struct Included {
+    pub proof: InclusionProof,
+    pub checkpoint: StoredCheckpoint,
+    /// The key that signed the checkpoint: its name and key id.
+    pub key_name: String,
+    pub key_id: String,
+    /// The note's signature verifies with that key.
+    pub signature_valid: bool,
+    /// The audit path leads from the event's hash to the note's root.
+    pub path_valid: bool,
+}
+
+impl Included {
+    /// Both checks passed.
+    pub fn verified(&self) -> bool {
+        self.signature_valid && self.path_valid
+    }
+}
+
 /// A consistency proof between two tree sizes.
 #[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct ConsistencyProof {
@@ -196,6 +219,46 @@ impl Proofs {
         let note = self.signer.sign(&Checkpoint { origin: self.origin.clone(), size, root });
         let stored = StoredCheckpoint { tree_size: size, root_hash: root, note, created_at: timestamp::now() };
         Ok(Some(checkpoints::insert_or_get(&mut conn, &stored)?))
+    }
+
+    /// Proves event `seq` against the latest signed checkpoint that holds
+    /// it, signing one of the current ledger first when none does yet.
+    pub fn included(&self, seq: u64) -> Result<Included, ProofError> {
+        let latest = checkpoints::latest(&mut *self.store.conn()?)?;
+        let checkpoint = match latest.filter(|c| c.tree_size >= seq) {
+            Some(c) => c,
+            None => self.publish()?.ok_or_else(|| ProofError::OutOfRange("the ledger is empty".into()))?,
+        };
+        let proof = self.inclusion(seq, Some(checkpoint.tree_size))?;
+        let verifier = self.verifier();
+        let signature_valid = verifier
+            .verify(&checkpoint.note)
+            .is_ok_and(|c| c.size == checkpoint.tree_size && c.root == checkpoint.root_hash);
+        let decode = |h: &str| -> Option<Hash> { Hash::try_from(hex::decode(h).ok()?.as_slice()).ok() };
+        let path: Option<Vec<Hash>> = proof.audit_path.iter().map(|h| decode(h)).collect();
+        let path_valid = match (decode(&proof.event_hash), path) {
+            (Some(event_hash), Some(path)) => merkle::verify_inclusion(
+                seq - 1,
+                checkpoint.tree_size,
+                &merkle::leaf_hash(&event_hash),
+                &path,
+                &checkpoint.root_hash,
+            ),
+            _ => false,
+        };
+        Ok(Included {
+            proof,
+            checkpoint,
+            key_name: verifier.name().to_owned(),
+            key_id: verifier.key_id_hex(),
+            signature_valid,
+            path_valid,
+        })
+    }
+
+    /// The latest signed checkpoint, without signing a new one.
+    pub fn latest(&self) -> Result<Option<StoredCheckpoint>, ProofError> {
+        Ok(checkpoints::latest(&mut *self.store.conn()?)?)
     }
 
     /// The checkpoint for `size`, or the latest (publishing one for the
