@@ -88,6 +88,10 @@ pub struct Config {
     pub search_dir: std::path::PathBuf,
     /// The approval rules (`policies/approvals.toml` unless replaced).
     pub approval_rules: ApprovalRules,
+    /// The URL people reach the server at (`https://ledger.example.com`),
+    /// for the links it prints; over https, console cookies are `Secure`.
+    /// `None`: `http://` and the bound address.
+    pub public_url: Option<String>,
 }
 
 /// The checkpoint origin when none is configured. Operators should set a
@@ -111,6 +115,7 @@ impl Config {
             workers: 0,
             pool_size: 8,
             writer: WriterConfig::default(),
+            public_url: None,
         }
     }
 }

@@ -70,6 +70,8 @@ impl Drop for ReaderPool {
 /// A bound, ready-to-run server.
 pub struct Application {
     port: u16,
+    /// The one-time sign-in URL of a ledger without an administrator.
+    first_run_url: Option<String>,
     server: Server,
     proofs: Arc<Proofs>,
     checkpoint_interval: Option<Duration>,
@@ -98,6 +100,24 @@ impl Application {
         // must not hold up the start (searches report `indexed_seq`).
         let search = Arc::new(SearchIndex::open(&config.search_dir, 1, 32 * 1024 * 1024)?);
         let blocking_pool = ReaderPool::start(config.pool_size)?;
+        let console = Arc::new(crate::http::console::ConsoleState {
+            secure_cookies: config.public_url.as_deref().is_some_and(|u| u.starts_with("https://")),
+            ..Default::default()
+        });
+        let public_url = config
+            .public_url
+            .clone()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("http://{}", reachable(&config.bind, port)));
+        // First run: no administrator token was ever issued on this ledger.
+        let first_run_url = match crate::http::console::admin_token_issued(&access, &store).await {
+            Ok(false) => Some(format!("{public_url}/ui/login?code={}", console.first_run.issue())),
+            Ok(true) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not tell whether an administrator exists; no first-run code");
+                None
+            }
+        };
         let state = web::Data::new(AppState {
             store: store.clone(),
             proofs: proofs.clone(),
@@ -114,6 +134,7 @@ impl Application {
             blocking_slots: Arc::new(tokio::sync::Semaphore::new(config.pool_size.max(1) as usize)),
             blocking_pool: blocking_pool.handle(),
             master_key: config.writer.master_key.clone(),
+            console,
         });
         let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::configure))
             // In-flight requests (and so in-flight commits) get this long to finish on SIGTERM/SIGINT.
@@ -124,6 +145,7 @@ impl Application {
         let server = server.listen(listener).map_err(bind_error)?.run();
         Ok(Self {
             port,
+            first_run_url,
             server,
             proofs,
             checkpoint_interval: config.checkpoint_interval,
@@ -138,6 +160,12 @@ impl Application {
     /// The port actually bound.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The one-time URL that signs in the first administrator, on a ledger
+    /// where no administrator token was ever issued (valid 15 minutes, once).
+    pub fn first_run_url(&self) -> Option<&str> {
+        self.first_run_url.as_deref()
     }
 
     /// A handle to stop the server from elsewhere (tests, signal handlers).
@@ -168,6 +196,17 @@ impl Application {
         tokio::task::spawn_blocking(move || store.close()).await.ok();
         Ok(())
     }
+}
+
+/// The address a person on this machine reaches a server bound to `bind`
+/// at: a wildcard address becomes the loopback one.
+fn reachable(bind: &str, port: u16) -> String {
+    let host = bind.rsplit_once(':').map_or(bind, |(h, _)| h);
+    let host = match host {
+        "" | "0.0.0.0" | "[::]" | "::" => "127.0.0.1",
+        h => h,
+    };
+    format!("{host}:{port}")
 }
 
 /// Publishes a checkpoint every `every` while the ledger grows. Signing runs

@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// process needs its own (replicas sharing PostgreSQL each follow the ledger).
     #[arg(long, env = "GOVLEDGER_SEARCH_INDEX_DIR")]
     search_index_dir: Option<PathBuf>,
+    /// The URL people reach this server at (`https://ledger.example.com`):
+    /// printed links use it, and over https the console's cookies are `Secure`.
+    #[arg(long, env = "GOVLEDGER_PUBLIC_URL")]
+    public_url: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -66,6 +70,12 @@ impl ServeArgs {
             config.approval_rules = super::args::read_rules(&path)?;
         }
         config.workers = self.workers;
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                anyhow::bail!("--public-url must start with https:// or http://, not {url:?}");
+            }
+        }
+        config.public_url = self.public_url;
         config.tokens = self.tokens.config(&storage.data_dir);
         config.signing_key = self.key.config(&storage.data_dir);
         config.checkpoint_interval =
@@ -90,6 +100,12 @@ fn serve(config: Config) -> anyhow::Result<()> {
             .context("cannot start the server")?;
         // Tests and scripts read this line to learn the port when binding port 0.
         println!("govledger listening on http://127.0.0.1:{} ({described})", app.port());
+        if let Some(url) = app.first_run_url() {
+            println!(
+                "No administrator yet: open {url} within 15 minutes to sign in to the console as the first \
+                 administrator (the link works once)."
+            );
+        }
         tracing::info!(port = app.port(), storage = %described, "govledger serving");
         app.run_until_stopped().await?;
         tracing::info!("govledger stopped");

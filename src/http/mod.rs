@@ -5,6 +5,7 @@ pub mod admin;
 pub mod approvals;
 pub mod auth;
 pub mod body;
+pub mod console;
 pub mod deployments;
 pub mod error;
 pub mod events;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub blocking_pool: tokio::runtime::Handle,
     /// Seals and opens personal data; `None` when no master key is set.
     pub master_key: Option<Arc<crate::ledger::personal::MasterKey>>,
+    /// The console's sessions, first-run code and last verification.
+    pub console: Arc<console::ConsoleState>,
 }
 
 impl AppState {
@@ -97,6 +100,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::PathConfig::default()
             .error_handler(|err, _| ApiError::new(crate::error_code::ErrorCode::MalformedPath, err.to_string()).into()),
     )
+    .configure(console::configure)
     .configure(routes::register)
     .default_service(web::to(not_found));
 }

@@ -1,0 +1,119 @@
+//! The web console under `/ui/`: pages rendered on the server from
+//! compile-time-checked templates, for the people who read and govern the
+//! record. Each page is guarded by the same typed actions as the API (a
+//! [`page::Viewer`] carries a [`crate::http::auth::Guarded`]) and calls the
+//! same services; no page reads the store by a path of its own. Every
+//! flow works without JavaScript; the vendored htmx only spares reloads.
+
+mod assets;
+mod entities;
+mod events;
+pub mod first_run;
+mod overview;
+pub mod page;
+mod reports;
+mod search;
+pub mod session;
+mod signin;
+pub mod svg;
+
+use std::sync::Mutex;
+
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{web, HttpResponse};
+
+pub use first_run::FirstRun;
+pub use session::Sessions;
+
+use super::{ApiError, AppState};
+use crate::auth::access::Access;
+use crate::store::{ChainReport, Store};
+
+/// The policy every console answer carries: nothing but this origin's own
+/// files, no inline script, no framing.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
+     object-src 'none'";
+
+/// What the console keeps beside the API's state.
+#[derive(Default)]
+pub struct ConsoleState {
+    pub sessions: Sessions,
+    pub first_run: FirstRun,
+    /// Cookies get `Secure` (the console is served over https).
+    pub secure_cookies: bool,
+    /// The last chain verification run from the console.
+    pub last_verification: Mutex<Option<Verification>>,
+}
+
+/// A chain verification and who asked for it.
+#[derive(Clone)]
+pub struct Verification {
+    pub at: String,
+    pub by: String,
+    pub report: ChainReport,
+}
+
+/// Whether an administrator token was ever issued on this ledger (the
+/// first-run code is only for a ledger without one).
+pub async fn admin_issued(state: &AppState) -> Result<bool, ApiError> {
+    admin_token_issued(&state.access, &state.store).await
+}
+
+/// [`admin_issued`], before the server's state exists.
+pub async fn admin_token_issued(access: &Access, store: &Store) -> Result<bool, ApiError> {
+    let tokens = access.tokens(store).await?;
+    Ok(tokens.iter().any(|t| t.roles.iter().any(|r| r == "admin")))
+}
+
+/// Registers `GET /` (to the console) and every `/ui/` route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let headers = DefaultHeaders::new()
+        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "same-origin"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Cache-Control", "no-store"));
+    cfg.route("/", web::get().to(to_console)).service(
+        web::scope("/ui")
+            .wrap(headers)
+            .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(|err, _| {
+                page::ConsoleError::Api(ApiError::new(crate::error_code::ErrorCode::MalformedRequest, err.to_string()))
+                    .into()
+            }))
+            .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                page::ConsoleError::Api(ApiError::new(crate::error_code::ErrorCode::MalformedQuery, err.to_string()))
+                    .into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|err, _| {
+                page::ConsoleError::Api(ApiError::new(crate::error_code::ErrorCode::MalformedPath, err.to_string()))
+                    .into()
+            }))
+            .route("", web::get().to(to_console))
+            .route("/", web::get().to(overview::page))
+            .route("/verify", web::post().to(overview::verify))
+            .route("/login", web::get().to(signin::form))
+            .route("/login", web::post().to(signin::with_token))
+            .route("/login/first-run", web::post().to(signin::first_run))
+            .route("/logout", web::post().to(signin::logout))
+            .route("/search", web::get().to(search::page))
+            .route("/suggest", web::get().to(search::suggest))
+            .route("/events/{seq}", web::get().to(events::page))
+            .route("/events/{seq}/proof.json", web::get().to(events::proof))
+            .route("/events/{seq}/bundle.tar", web::get().to(events::bundle))
+            .route("/models/{ref:.+}", web::get().to(entities::model))
+            .route("/entities/{ref:.+}", web::get().to(entities::page))
+            .route("/reports", web::get().to(reports::page))
+            .route("/reports/{type}", web::get().to(reports::download))
+            .route("/assets/{name}", web::get().to(assets::serve))
+            .default_service(web::to(not_found)),
+    );
+}
+
+async fn to_console() -> HttpResponse {
+    page::see_other("/ui/")
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, page::ConsoleError> {
+    Err(ApiError::not_found(format!("There is no console page at {}", req.path())).into())
+}

@@ -1,0 +1,265 @@
+//! What every console page shares: the signed-in viewer (guarded by the
+//! same typed actions as the API), the page chrome, HTML errors, and the
+//! CSRF check of forms.
+
+use std::future::{ready, Ready};
+use std::sync::Arc;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use askama::Template;
+
+use super::session::{self, Session};
+use crate::auth::actions::Guard;
+use crate::http::auth::{guard_token, Guarded};
+use crate::http::{ApiError, AppState};
+
+/// A signed-in visitor, authorized for the action `A` as the API's
+/// [`Guarded`] is: the session's token goes through the same checks.
+pub struct Viewer<A: Guard> {
+    pub guard: Guarded<A>,
+    pub session: Arc<Session>,
+}
+
+impl<A: Guard> Viewer<A> {
+    /// The chrome of a page titled `title` in the navigation section `nav`.
+    pub fn chrome(&self, title: impl Into<String>, nav: &'static str) -> Chrome {
+        Chrome {
+            title: title.into(),
+            nav,
+            sub: Some(self.guard.sub().to_owned()),
+            roles: self.guard.roles().join(", "),
+            csrf: self.session.csrf.clone(),
+        }
+    }
+
+    /// The same viewer, guarded for another action `B` as well (a page that
+    /// shows what two actions allow).
+    pub fn also<B: Guard>(&self, req: &HttpRequest) -> Result<Guarded<B>, ApiError> {
+        guard_token::<B>(req, &self.session.token)
+    }
+
+    /// 403 (as a page) unless the form's `csrf` is this session's.
+    pub fn check_csrf(&self, csrf: &str) -> Result<(), ConsoleError> {
+        if session::same_secret(csrf, &self.session.csrf) {
+            Ok(())
+        } else {
+            Err(ConsoleError::Csrf)
+        }
+    }
+}
+
+impl<A: Guard> FromRequest for Viewer<A> {
+    type Error = ConsoleError;
+    type Future = Ready<Result<Self, ConsoleError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(viewer(req))
+    }
+}
+
+fn viewer<A: Guard>(req: &HttpRequest) -> Result<Viewer<A>, ConsoleError> {
+    let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal("no application state"))?;
+    let sign_in = || ConsoleError::SignIn { next: next_of(req) };
+    let id = req.cookie(session::COOKIE).map(|c| c.value().to_owned()).ok_or_else(sign_in)?;
+    let session = state.console.sessions.get(&id).ok_or_else(sign_in)?;
+    match guard_token::<A>(req, &session.token) {
+        Ok(guard) => Ok(Viewer { guard, session }),
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
+            // Revoked or expired since sign-in: the session ends with it.
+            state.console.sessions.end(&id);
+            Err(ConsoleError::SignInAgain { next: next_of(req), why: e.message().to_owned() })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Where to come back to after signing in: this request's path and query.
+fn next_of(req: &HttpRequest) -> String {
+    match req.uri().query() {
+        Some(q) => format!("{}?{q}", req.path()),
+        None => req.path().to_owned(),
+    }
+}
+
+/// A `next` that stays in the console: a path under `/ui/`, never another
+/// host (`//evil.example`, `/\evil`, `https://...`).
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if (n == "/ui" || n.starts_with("/ui/") || n.starts_with("/ui?"))
+                && !n.contains("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n.to_owned()
+        }
+        _ => "/ui/".to_owned(),
+    }
+}
+
+/// The parts of the page around its content.
+pub struct Chrome {
+    pub title: String,
+    /// The navigation entry to mark current.
+    pub nav: &'static str,
+    /// The signed-in subject; `None` on the sign-in and error pages.
+    pub sub: Option<String>,
+    pub roles: String,
+    pub csrf: String,
+}
+
+impl Chrome {
+    /// The chrome of a page seen signed out.
+    pub fn signed_out(title: impl Into<String>) -> Self {
+        Self { title: title.into(), nav: "", sub: None, roles: String::new(), csrf: String::new() }
+    }
+
+    /// `aria-current` for the navigation entry `name`.
+    pub fn current(&self, name: &str) -> &'static str {
+        if self.nav == name {
+            "page"
+        } else {
+            "false"
+        }
+    }
+}
+
+/// Renders `page` as a 200 HTML answer.
+pub fn html(page: &impl Template) -> Result<HttpResponse, ConsoleError> {
+    html_with(StatusCode::OK, page)
+}
+
+/// Renders `page` as an HTML answer with `status`.
+pub fn html_with(status: StatusCode, page: &impl Template) -> Result<HttpResponse, ConsoleError> {
+    let body = page.render().map_err(|e| ApiError::internal(format!("a console template failed: {e}")))?;
+    Ok(HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body))
+}
+
+/// A 303 to `to`.
+pub fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, to.to_owned())).finish()
+}
+
+/// Why a console request failed, answered as a page.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// Not signed in: to the sign-in page, then back.
+    #[error("sign in to continue")]
+    SignIn { next: String },
+    /// The session's token stopped working.
+    #[error("{why}")]
+    SignInAgain { next: String, why: String },
+    /// A form without this session's CSRF token.
+    #[error("this form has expired or did not come from this console; reload the page and try again")]
+    Csrf,
+    /// What the API layer refused, with its status and message.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// The error page.
+#[derive(Template)]
+#[template(path = "error.html", config = "src/http/console/askama.toml")]
+struct ErrorPage {
+    chrome: Chrome,
+    status: u16,
+    heading: &'static str,
+    message: String,
+}
+
+impl ResponseError for ConsoleError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::SignIn { .. } | Self::SignInAgain { .. } => StatusCode::SEE_OTHER,
+            Self::Csrf => StatusCode::FORBIDDEN,
+            Self::Api(e) => e.status(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::SignIn { next } => {
+                let to = format!("/ui/login?next={}", urlencode(next));
+                return see_other(&to);
+            }
+            Self::SignInAgain { next, why } => {
+                let to = format!("/ui/login?next={}&why={}", urlencode(next), urlencode(why));
+                return see_other(&to);
+            }
+            _ => {}
+        }
+        let status = self.status_code();
+        let heading = match status {
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::FORBIDDEN => "Not allowed",
+            StatusCode::TOO_MANY_REQUESTS => "Too busy",
+            s if s.is_server_error() => "Something went wrong on the server",
+            _ => "This request cannot be answered",
+        };
+        let message = match self {
+            Self::Api(e) if status == StatusCode::NOT_FOUND => {
+                format!("{} — it does not exist, or your access does not reach it.", e.message())
+            }
+            Self::Api(e) => e.message().to_owned(),
+            other => other.to_string(),
+        };
+        let page = ErrorPage { chrome: Chrome::signed_out(heading), status: status.as_u16(), heading, message };
+        match page.render() {
+            Ok(body) => HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body),
+            Err(_) => HttpResponse::build(status).content_type("text/plain; charset=utf-8").body(heading),
+        }
+    }
+}
+
+/// Percent-encodes `text` for a query value.
+pub fn urlencode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A stored RFC 3339 time as the console shows it: UTC, ISO 8601, to the second.
+pub fn utc(t: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(at) => at.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Err(_) => t.to_owned(),
+    }
+}
+
+/// How long ago `t` was, for a person ("3 min ago").
+pub fn age(t: &str) -> String {
+    let Ok(at) = chrono::DateTime::parse_from_rfc3339(t) else { return String::new() };
+    let seconds = (chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_seconds().max(0);
+    match seconds {
+        0..=59 => format!("{seconds} s ago"),
+        60..=3599 => format!("{} min ago", seconds / 60),
+        3600..=172_799 => format!("{} h ago", seconds / 3600),
+        _ => format!("{} days ago", seconds / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_never_leaves_the_console() {
+        for bad in ["https://evil.example/", "//evil.example/ui/", "/ui//evil", "/\\evil", "/api/v1/head", "/ui/\n"] {
+            assert_eq!(safe_next(Some(bad)), "/ui/", "{bad:?}");
+        }
+        assert_eq!(safe_next(Some("/ui/search?q=x")), "/ui/search?q=x");
+        assert_eq!(safe_next(None), "/ui/");
+    }
+
+    #[test]
+    fn times_are_utc() {
+        assert_eq!(utc("2026-12-01T10:00:00+01:00"), "2026-12-01T09:00:00Z");
+        assert_eq!(utc("2026-12-01T10:00:00.123456Z"), "2026-12-01T10:00:00Z");
+    }
+}
