@@ -120,6 +120,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub admin_token: String,
     pub db: Option<TestDatabase>,
+    /// The console's one-time sign-in URL (no administrator token was
+    /// issued on the record: tests mint theirs offline).
+    pub first_run_url: Option<String>,
     handle: Option<actix_web::dev::ServerHandle>,
 }
 
@@ -141,9 +144,17 @@ impl TestApp {
         let app = Application::build(config).await.expect("server starts");
         let base = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
+        let first_run_url = app.first_run_url().map(str::to_owned);
         tokio::spawn(app.run_until_stopped());
         let admin_token = mint(db.dir.path(), TEST_ADMIN, &["admin"], &["*"]);
-        Some(Self { base, client: client_with(&admin_token), admin_token, db: Some(db), handle: Some(handle) })
+        Some(Self {
+            base,
+            client: client_with(&admin_token),
+            admin_token,
+            db: Some(db),
+            first_run_url,
+            handle: Some(handle),
+        })
     }
 
     /// A client for a server running elsewhere (another process), with `token`.
@@ -153,6 +164,7 @@ impl TestApp {
             client: client_with(token),
             admin_token: token.to_owned(),
             db: None,
+            first_run_url: None,
             handle: None,
         }
     }

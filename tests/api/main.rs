@@ -4,8 +4,10 @@
 mod access;
 mod append;
 mod backup;
+mod browser;
 mod concurrency;
 mod config;
+mod console;
 mod crash;
 mod fail_closed;
 mod governance;

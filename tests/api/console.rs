@@ -1,0 +1,434 @@
+//! The console in a real Chromium, on the demo ledger: signing in and out,
+//! search and facets, the drawn lineage graph against the API's answer,
+//! proofs, the dossier PDF, project walls, CSRF, hostile data and axe-core.
+
+use std::collections::BTreeSet;
+
+use fantoccini::Locator;
+use serde_json::{json, Value};
+
+use crate::browser::{turn, Browser};
+use crate::helpers::{in_ci, Backend, TestApp};
+use govledger::client::Client;
+use govledger::demo::{self, Cast, Story};
+
+/// A server with the demo's story, plus a second project (`credit`) whose
+/// run reads one of the demo's datasets.
+pub async fn demo_app() -> (TestApp, Story) {
+    let app = TestApp::spawn(Backend::Sqlite).await.expect("sqlite server");
+    let admin = Client::new(&app.base, &app.admin_token).unwrap();
+    let cast = Cast::mint(&admin).await.unwrap();
+    let story = demo::run(&cast).await.unwrap();
+    let response = app
+        .post_events(&json!({"events": [
+            {"kind": "dataset.version_created", "subject": "dataset:bureau@2026-11", "project": "credit",
+             "attributes": {"row_count": 90000, "location": "s3://credit/bureau/2026-11"}},
+            {"kind": "run.completed", "subject": "run:credit-train-1", "project": "credit",
+             "inputs": ["dataset:bureau@2026-11", "dataset:transactions@2026-10"],
+             "outputs": ["model:credit-scorer@1"]}
+        ]}))
+        .await;
+    assert_eq!(response.status(), 201);
+    (app, story)
+}
+
+/// Where screenshots go when `GOVLEDGER_SCREENSHOTS` names a folder
+/// (`docs/console/` is refreshed that way); otherwise they are only checked.
+async fn keep_screenshot(browser: &Browser, name: &str) {
+    let png = browser.screenshot().await;
+    assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+    if let Ok(dir) = std::env::var("GOVLEDGER_SCREENSHOTS") {
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).expect("write screenshot");
+    }
+}
+
+#[tokio::test]
+async fn signing_in_and_out_with_a_token() {
+    let Some((_turn, browser)) = turn().await else { return };
+    let (app, _) = demo_app().await;
+    let token = app.token("ada-auditor", &["auditor"], &["*"]);
+    browser.client.delete_all_cookies().await.ok();
+    // Signed out, a page sends the visitor to sign in, and back after.
+    browser.open(&app, "/ui/search?q=fraud").await;
+    assert_eq!(browser.path().await, "/ui/login");
+    let label = browser.text("label[for='token']").await;
+    assert_eq!(label, "Access token");
+    browser.client.find(Locator::Css("input[name='token']")).await.unwrap().send_keys(&token).await.unwrap();
+    browser.follow("form[action='/ui/login'] button[type='submit']").await;
+    assert_eq!(browser.path().await, "/ui/search");
+    assert!(browser.text("header").await.contains("ada-auditor"));
+    let session = browser.client.get_named_cookie("govledger_session").await.expect("session cookie");
+    assert_eq!(session.http_only(), Some(true));
+    assert_eq!(format!("{:?}", session.same_site()), "Some(Strict)");
+    assert_eq!(session.path(), Some("/ui"));
+    assert_eq!(session.value().len(), 64, "256 random bits, hex");
+
+    // Signing out ends the session on the server: the old cookie is dead.
+    browser.follow("form.signout button").await;
+    assert_eq!(browser.path().await, "/ui/login");
+    let stale = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let answer = stale
+        .get(app.url("/ui/"))
+        .header("Cookie", format!("govledger_session={}", session.value()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    assert!(answer.headers()["location"].to_str().unwrap().starts_with("/ui/login"));
+
+    // A wrong token is refused on the form, with the reason.
+    browser.open(&app, "/ui/login").await;
+    browser.client.find(Locator::Css("input[name='token']")).await.unwrap().send_keys("not-a-token").await.unwrap();
+    browser.follow("form[action='/ui/login'] button[type='submit']").await;
+    assert!(browser.text("[role='alert']").await.contains("not accepted"));
+}
+
+#[tokio::test]
+async fn the_first_run_code_signs_in_the_first_administrator_once() {
+    let Some((_turn, browser)) = turn().await else { return };
+    let app = TestApp::spawn(Backend::Sqlite).await.expect("server");
+    let url = app.first_run_url.clone().expect("no administrator token is on the record: a code is printed");
+    browser.client.delete_all_cookies().await.ok();
+    browser.client.goto(&url).await.unwrap();
+    let name = browser.client.find(Locator::Css("#sub")).await.expect("the first-run form");
+    name.clear().await.unwrap();
+    name.send_keys("grace").await.unwrap();
+    browser.follow("form[action='/ui/login/first-run'] button").await;
+    assert_eq!(browser.path().await, "/ui/", "{}", browser.text("main").await);
+    assert!(browser.text("header").await.contains("grace"));
+    assert!(browser.text("header").await.contains("admin"));
+    // On the record: a token.issued event by the first-run code.
+    let issued = app.get_json("/api/v1/events?kind=token.issued").await;
+    let events = issued["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["actor"], "first-run-code");
+    assert_eq!(events[0]["attributes"]["sub"], "grace");
+    // The code is spent: the link no longer offers the form.
+    browser.client.delete_all_cookies().await.unwrap();
+    browser.client.goto(&url).await.unwrap();
+    assert!(browser.client.find(Locator::Css("#sub")).await.is_err());
+}
+
+#[tokio::test]
+async fn a_search_narrowed_by_clicking_a_facet() {
+    let Some((_turn, browser)) = turn().await else { return };
+    let (app, _) = demo_app().await;
+    browser.sign_in(&app, &app.token("ada", &["auditor"], &["*"])).await;
+    browser.open(&app, "/ui/search?q=fraud").await;
+    let total = |text: String| -> u64 { text.split_whitespace().next().unwrap().parse().unwrap() };
+    let all = total(browser.text("#total").await);
+    assert!(all > 5, "{all}");
+    let facet = browser.client.find(Locator::Css("a[data-facet='kind'][data-value='model.evaluated']")).await.unwrap();
+    let count: u64 = facet
+        .find(Locator::XPath("following-sibling::span"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .trim_matches(|c| c == '(' || c == ')')
+        .parse()
+        .unwrap();
+    browser.follow_element(facet).await;
+    let narrowed = total(browser.text("#total").await);
+    assert_eq!(narrowed, count, "the facet's count is what clicking it finds");
+    assert!(narrowed < all);
+    let kinds: Vec<String> = futures_texts(browser, ".hits li > a:first-child").await;
+    assert!(!kinds.is_empty() && kinds.iter().all(|k| k.ends_with("model.evaluated")), "{kinds:?}");
+    // The API answers the same.
+    let api = app.get_json("/api/v1/search?q=fraud&kind=model.evaluated").await;
+    assert_eq!(api["total"].as_u64().unwrap(), narrowed);
+    keep_screenshot(browser, "search").await;
+
+    // A malformed query shows the parser's message, on the search page.
+    browser.open(&app, "/ui/search?q=%22unclosed").await;
+    assert!(browser.text("[role='alert']").await.contains("could not be read"));
+    assert!(browser.client.find(Locator::Css("input#q")).await.is_ok(), "the form stays, to fix the query");
+}
+
+async fn futures_texts(browser: &Browser, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in browser.client.find_all(Locator::Css(css)).await.unwrap() {
+        out.push(e.text().await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_production_deployments_graph_is_the_apis_lineage_and_nodes_link_to_entities() {
+    let Some((_turn, browser)) = turn().await else { return };
+    let (app, _) = demo_app().await;
+    browser.sign_in(&app, &app.token("ada", &["auditor"], &["*"])).await;
+    browser.open(&app, "/ui/").await;
+    keep_screenshot(browser, "overview").await;
+    let node = "deployment:production/fraud-detector";
+    browser.open(&app, &format!("/ui/entities/{node}?direction=upstream&depth=10")).await;
+    let drawn: BTreeSet<String> = {
+        let mut refs = BTreeSet::new();
+        for a in browser.client.find_all(Locator::Css("#graph svg a")).await.unwrap() {
+            refs.insert(a.attr("data-ref").await.unwrap().unwrap());
+        }
+        refs
+    };
+    let api = app.get_json(&format!("/api/v1/lineage?node={node}&direction=upstream&depth=10")).await;
+    let expected: BTreeSet<String> =
+        api["nodes"].as_array().unwrap().iter().map(|n| n["ref"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(drawn, expected);
+    // Each edge is labelled with its event's kind and seq.
+    let labels = futures_texts(browser, "#graph svg .edge-label").await;
+    for e in api["edges"].as_array().unwrap() {
+        let label = format!("{} #{}", e["kind"].as_str().unwrap(), e["seq"]);
+        assert!(labels.iter().any(|l| l.starts_with(&label)), "{label} not in {labels:?}");
+    }
+    keep_screenshot(browser, "entity-graph").await;
+    // A node is a link to its entity's page.
+    let dataset = expected.iter().find(|r| r.starts_with("dataset:")).unwrap().clone();
+    browser.follow(&format!("#graph svg a[data-ref='{dataset}']")).await;
+    assert_eq!(browser.text("h1").await, dataset);
+}
+
+#[tokio::test]
+async fn an_event_page_shows_its_proof_verified() {
+    let Some((_turn, browser)) = turn().await else { return };
+    let (app, _) = demo_app().await;
+    browser.sign_in(&app, &app.token("ada", &["auditor"], &["*"])).await;
+    browser.open(&app, "/ui/events/3").await;
+    assert_eq!(browser.text("#proof-verdict").await, "Verified");
+    let line = browser.text("#proof-line").await;
+    let key = app.get("/api/v1/checkpoint/key").await.text().await.unwrap();
+    let key_name = key.split('+').next().unwrap();
+    assert!(line.starts_with("Included in checkpoint "), "{line}");
+    assert!(line.contains(&format!("signed by {key_name}")), "{line}");
+    let event = app.get_json("/api/v1/events/3").await;
+    assert_eq!(browser.text("#event-hash").await, event["hash"].as_str().unwrap());
+    // The downloaded proof checks out against the checkpoint it names.
+    let cookie = browser.client.get_named_cookie("govledger_session").await.unwrap();
+    let proof: Value = reqwest::Client::new()
+        .get(app.url("/ui/events/3/proof.json"))
+        .header("Cookie", format!("govledger_session={}", cookie.value()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(proof["proof"]["event_hash"], event["hash"]);
+    assert!(proof["checkpoint"].as_str().unwrap().contains(&format!("\n{}\n", proof["proof"]["tree_size"])));
+}
+
+#[tokio::test]
+async fn the_dossier_pdf_downloads_and_qpdf_accepts_it() {
+    let Some((_turn, browser)) = turn().await else { return };
+    if !pdf_tools_present() {
+        return;
+    }
+    let (app, _) = demo_app().await;
+    browser.sign_in(&app, &app.token("ada", &["auditor"], &["*"])).await;
+    browser.open(&app, "/ui/models/model:fraud-detector@2").await;
+    assert!(browser.text("#gates").await.contains("May it be deployed"));
+    let evaluations = browser.text("section[data-show='evaluations']").await;
+    assert!(evaluations.contains("auc"), "{evaluations}");
+    keep_screenshot(browser, "model").await;
+    let target = browser.downloads.join("model-dossier.pdf");
+    let _ = std::fs::remove_file(&target);
+    browser.click("#dossier-download").await;
+    let mut waited = 0;
+    while !target.exists() && waited < 300 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert!(target.exists(), "the download did not arrive in {}", browser.downloads.display());
+    let check = std::process::Command::new("qpdf").arg("--check").arg(&target).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    let text = std::process::Command::new("pdftotext").arg(&target).arg("-").output().unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("model:fraud-detector@2"));
+    std::fs::remove_file(&target).ok();
+}
+
+#[tokio::test]
+async fn a_project_scoped_auditor_sees_nothing_of_another_project() {
+    let Some((_turn, browser)) = turn().await else { return };
+    let (app, _) = demo_app().await;
+    browser.sign_in(&app, &app.token("fay", &["auditor"], &["fraud"])).await;
+    // Another project's entity: a 404 page that says so in words.
+    browser.open(&app, "/ui/entities/dataset:bureau@2026-11").await;
+    assert_eq!(browser.text("h1").await, "Not found");
+    assert!(browser.text("[role='alert']").await.contains("your access does not reach it"));
+    // Its events: no search hit, no facet.
+    browser.open(&app, "/ui/search?q=bureau").await;
+    assert!(browser.text("#total").await.starts_with("0 "), "{}", browser.text("#total").await);
+    browser.open(&app, "/ui/search?q=credit").await;
+    assert!(browser.client.find(Locator::Css("a[data-value='run:credit-train-1']")).await.is_err());
+    // Its run, which read a fraud dataset: not a node of that dataset's graph.
+    browser.open(&app, "/ui/entities/dataset:transactions@2026-10?direction=downstream&depth=3").await;
+    let drawn = futures_texts(browser, "#graph svg a .label").await;
+    assert!(!drawn.is_empty());
+    assert!(drawn.iter().all(|r| !r.contains("credit")), "{drawn:?}");
+    assert!(browser.text("#graph-summary").await.contains("left out"));
+    // An all-project auditor does see it (the test above is not vacuous).
+    browser.sign_in(&app, &app.token("ada", &["auditor"], &["*"])).await;
+    browser.open(&app, "/ui/entities/dataset:transactions@2026-10?direction=downstream&depth=3").await;
+    assert!(futures_texts(browser, "#graph svg a .label").await.iter().any(|r| r.contains("credit-train")));
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_is_refused() {
+    let Some((_turn, browser)) = turn().await else { return };
+    let (app, _) = demo_app().await;
+    browser.sign_in(&app, &app.admin_token).await;
+    browser.open(&app, "/ui/").await;
+    browser
+        .eval("document.querySelector('form.signout input[name=csrf]').value = 'forged'; document.querySelector('form.signout').submit();")
+        .await;
+    browser.client.wait().for_element(Locator::Css("h1")).await.unwrap();
+    assert_eq!(browser.text("h1").await, "Not allowed");
+    assert!(browser.text("main").await.contains("403"));
+    // Still signed in: the forged form changed nothing.
+    browser.open(&app, "/ui/").await;
+    assert_eq!(browser.path().await, "/ui/");
+    browser.eval("document.querySelector('form[action=\"/ui/verify\"] input[name=csrf]').remove(); document.querySelector('form[action=\"/ui/verify\"]').submit();").await;
+    browser.client.wait().for_element(Locator::Css("h1")).await.unwrap();
+    assert_eq!(browser.text("h1").await, "This request cannot be answered", "a form without the field at all");
+}
+
+/// Whether qpdf and pdftotext are here (in CI they must be).
+fn pdf_tools_present() -> bool {
+    let have =
+        |tool: &str, flag: &str| std::process::Command::new(tool).arg(flag).output().is_ok_and(|o| o.status.success());
+    if have("pdftotext", "-v") && have("qpdf", "--version") {
+        return true;
+    }
+    if in_ci() {
+        panic!("CI must check the dossier PDF, but pdftotext or qpdf is missing");
+    }
+    eprintln!("SKIPPED: checking the dossier PDF needs qpdf and pdftotext (apt-get install poppler-utils qpdf)");
+    false
+}
+
+/// Names, attributes and facets that would run script if rendered as HTML.
+pub const HOSTILE: [&str; 3] =
+    ["<script>window.__xss=1</script>", "\"><img src=x onerror=\"window.__xss=2\">", "javascript:window.__xss=3"];
+
+/// Records hostile data: an entity whose name holds markup, attributes and
+/// an OpenLineage facet with script and `javascript:` URLs.
+pub async fn record_hostile(app: &TestApp) -> (String, u64) {
+    let subject = "dataset:x-svg-onload@1".to_owned();
+    app.append_json(&json!({"kind": "dataset.version_created", "subject": subject, "project": "fraud",
+        "attributes": {"row_count": 1, "location": HOSTILE[2], "description": HOSTILE[0]}}))
+        .await;
+    // A team's own kind: free-form attributes, any text.
+    let event = app
+        .append_json(&json!({"kind": "review.note", "subject": subject, "project": "fraud",
+            "attributes": {"owner": HOSTILE[1], "link": HOSTILE[2], "name": "Zürich → 東京 ✓",
+                           "<script>window.__xss=7</script>": "a hostile key"}}))
+        .await;
+    let ol = json!({
+        "eventType": "COMPLETE", "eventTime": "2026-12-01T10:00:00Z",
+        "producer": "javascript:window.__xss=5", "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "run": {"runId": "01934b9e-0000-7000-8000-000000000001",
+                "facets": {"evil": {"_producer": HOSTILE[2], "_schemaURL": HOSTILE[2], "html": HOSTILE[0]}}},
+        "job": {"namespace": "fraud", "name": "<img src=x onerror=window.__xss=6>"},
+        "inputs": [], "outputs": []
+    });
+    let response = app.client.post(app.url("/api/v1/lineage?project=fraud")).json(&ol).send().await.unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    (subject, event["seq"].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn hostile_data_renders_as_inert_text() {
+    let Some((_turn, browser)) = turn().await else { return };
+    let (app, _) = demo_app().await;
+    let (subject, seq) = record_hostile(&app).await;
+    browser.sign_in(&app, &app.admin_token).await;
+    let head = app.size().await;
+    for path in [
+        format!("/ui/events/{seq}"),
+        format!("/ui/events/{head}"),
+        format!("/ui/entities/{subject}"),
+        "/ui/search?q=xss".to_owned(),
+        "/ui/search?q=script".to_owned(),
+        "/ui/".to_owned(),
+    ] {
+        browser.open(&app, &path).await;
+        assert_eq!(browser.eval("return window.__xss === undefined").await, json!(true), "{path} ran script");
+        assert!(browser.client.find(Locator::Css("main img, main script")).await.is_err(), "{path}");
+    }
+    browser.open(&app, &format!("/ui/events/{seq}")).await;
+    let attributes = browser.text("#attributes").await;
+    assert!(attributes.contains("<img src=x onerror=") && attributes.contains("Zürich → 東京 ✓"), "{attributes}");
+    assert!(attributes.contains("<script>window.__xss=7</script>"), "{attributes}");
+    browser.open(&app, &format!("/ui/events/{}", seq - 1)).await;
+    assert!(browser.text("#attributes").await.contains(HOSTILE[0]));
+    browser.open(&app, &format!("/ui/events/{head}")).await;
+    assert!(browser.text("#attributes").await.contains("<img src=x onerror=window.__xss=6>"));
+}
+
+/// axe-core, from `GOVLEDGER_TEST_AXE` (CI installs it with npm).
+fn axe_source() -> Option<String> {
+    let path = std::env::var("GOVLEDGER_TEST_AXE").ok();
+    match path.as_deref().map(std::fs::read_to_string) {
+        Some(Ok(source)) => Some(source),
+        other => {
+            let why = match other {
+                Some(Err(e)) => format!("GOVLEDGER_TEST_AXE: {e}"),
+                _ => "set GOVLEDGER_TEST_AXE to axe-core's axe.min.js (npm install axe-core)".to_owned(),
+            };
+            if in_ci() {
+                panic!("CI must run the accessibility checks, but {why}");
+            }
+            eprintln!("SKIPPED: the accessibility checks need axe-core: {why}");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_page_passes_axe_core_without_a_serious_violation() {
+    let Some((_turn, browser)) = turn().await else { return };
+    let Some(axe) = axe_source() else { return };
+    let (app, _) = demo_app().await;
+    let mut pages = vec!["/ui/login".to_owned()];
+    browser.client.delete_all_cookies().await.ok();
+    let mut failures = Vec::new();
+    let mut check = |path: String, violations: Value| {
+        let serious: Vec<&Value> = violations
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+            .collect();
+        for v in serious {
+            let nodes: Vec<&str> =
+                v["nodes"].as_array().unwrap().iter().filter_map(|n| n["html"].as_str()).take(3).collect();
+            failures.push(format!("{path}: {} ({}): {nodes:?}", v["id"], v["help"]));
+        }
+    };
+    browser.open(&app, &pages[0]).await;
+    check(pages[0].clone(), run_axe(browser, &axe).await);
+    browser.sign_in(&app, &app.admin_token).await;
+    pages = vec![
+        "/ui/".into(),
+        "/ui/search?q=fraud".into(),
+        "/ui/search?q=%22unclosed".into(),
+        "/ui/events/5".into(),
+        "/ui/entities/deployment:production/fraud-detector?direction=upstream&depth=10".into(),
+        "/ui/models/model:fraud-detector@2".into(),
+        "/ui/reports".into(),
+        "/ui/entities/dataset:nothing-here@1".into(),
+    ];
+    for path in pages {
+        browser.open(&app, &path).await;
+        check(path, run_axe(browser, &axe).await);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+async fn run_axe(browser: &Browser, axe: &str) -> Value {
+    browser.client.execute(axe, vec![]).await.expect("inject axe-core");
+    let script = "const done = arguments[arguments.length - 1]; \
+                  axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations), e => done(String(e)));";
+    let violations = browser.client.execute_async(script, vec![]).await.expect("axe.run");
+    assert!(violations.is_array(), "axe failed: {violations}");
+    violations
+}
