@@ -13,6 +13,10 @@
 //! `search` (issue 6): reindexes the ledger from scratch and times a typical
 //! query (free text + one filter, newest first, first page) against the same
 //! query done with SQL `LIKE` on the database.
+//!
+//! `console` (issue 22): every console page over HTTP with a signed-in
+//! session, p50/p99 and the heaviest answer; and the lineage drawing
+//! (layout and SVG) of a 200-node graph, in-process.
 
 use std::time::{Duration, Instant};
 
@@ -54,6 +58,11 @@ fn main() {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         in_process(&target);
         runtime.block_on(over_http(&target, &dir));
+    }
+    if wants("console") {
+        drawing();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(console(&target, &dir));
     }
     if std::env::var("GOVLEDGER_BENCH_DIR").is_err() {
         std::fs::remove_dir_all(&dir).ok();
@@ -364,4 +373,178 @@ fn search(target: &StorageTarget, dir: &std::path::Path, events: u64) {
         v[(v.len() - 1) * 99 / 100]
     };
     println!("p99 ratio LIKE / tantivy: {:.1}x", p99(like_times).as_secs_f64() / p99(tantivy_times).as_secs_f64());
+}
+
+/// A graph of 200 nodes shaped like a wide lineage: 120 datasets in
+/// derivation chains, 50 runs reading them, 30 models trained by the runs.
+fn wide_graph() -> lineage::Graph {
+    let node = |r: String| {
+        let (t, rest) = r.split_once(':').unwrap();
+        lineage::Node {
+            entity_type: t.into(),
+            name: rest.into(),
+            version: None,
+            project: Some("bench".into()),
+            status: "active".into(),
+            seq: 1,
+            ref_: r,
+        }
+    };
+    let edge = |s: &str, t: &str, kind: &str, seq: i64| lineage::Edge {
+        source: s.into(),
+        target: t.into(),
+        seq,
+        ended_seq: None,
+        kind: kind.into(),
+    };
+    let datasets: Vec<String> = (0..120).map(|i| format!("dataset:c{}-l{}@1", i / 6, i % 6)).collect();
+    let runs: Vec<String> = (0..50).map(|i| format!("run:train{i}")).collect();
+    let models: Vec<String> = (0..30).map(|i| format!("model:m{i}@1")).collect();
+    let mut edges = Vec::new();
+    for (i, d) in datasets.iter().enumerate() {
+        if i % 6 > 0 {
+            edges.push(edge(&datasets[i - 1], d, "dataset.version_created", i as i64));
+        }
+    }
+    for (i, r) in runs.iter().enumerate() {
+        edges.push(edge(&datasets[(i * 7) % 120], r, "run.started", 1000 + i as i64));
+        edges.push(edge(&datasets[(i * 13 + 5) % 120], r, "run.started", 2000 + i as i64));
+        edges.push(edge(r, &models[i % 30], "model.registered", 3000 + i as i64));
+    }
+    for (i, m) in models.iter().enumerate() {
+        edges.push(edge(&datasets[(i * 11) % 120], m, "model.evaluated", 4000 + i as i64));
+    }
+    let nodes: Vec<lineage::Node> = datasets.into_iter().chain(runs).chain(models).map(node).collect();
+    lineage::Graph {
+        node: nodes[0].ref_.clone(),
+        direction: "both",
+        depth: 10,
+        as_of_seq: None,
+        nodes,
+        edges,
+        truncated: false,
+        node_limit: 200,
+        omitted_nodes: 0,
+        hidden_nodes: 0,
+    }
+}
+
+/// The console's lineage drawing of a 200-node graph: layout, then SVG.
+fn drawing() {
+    use govledger::http::console::svg;
+    let graph = wide_graph();
+    let layout_times: Vec<Duration> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(svg::layout_of(&graph));
+            t.elapsed()
+        })
+        .collect();
+    let mut bytes = 0;
+    let draw_times: Vec<Duration> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            bytes = std::hint::black_box(svg::lineage(&graph)).len();
+            t.elapsed()
+        })
+        .collect();
+    println!("== console drawing, {} nodes and {} edges", graph.nodes.len(), graph.edges.len());
+    println!("layout only: {}", percentiles(layout_times));
+    println!("layout and SVG ({} KB): {}", bytes / 1024, percentiles(draw_times));
+}
+
+/// Signs in to the console at `base` with `token`, through the form.
+async fn console_session(client: &reqwest::Client, base: &str, token: &str) -> String {
+    let form = client.get(format!("{base}/ui/login")).send().await.unwrap();
+    let cookie_value = |response: &reqwest::Response, name: &str| -> String {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap().to_owned()))
+            .unwrap()
+    };
+    let login = cookie_value(&form, "govledger_login");
+    let html = form.text().await.unwrap();
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 20;
+    let csrf = html[at..at + 64].to_owned();
+    let answer = client
+        .post(format!("{base}/ui/login"))
+        .header("Cookie", format!("govledger_login={login}"))
+        .form(&[("token", token), ("csrf", &csrf), ("next", "/ui/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    format!("govledger_session={}", cookie_value(&answer, "govledger_session"))
+}
+
+/// Every console page over HTTP on the large ledger, one signed-in
+/// session, sequential: p50/p99 and the heaviest answer per page.
+async fn console(target: &StorageTarget, dir: &std::path::Path) {
+    const PAGES: usize = 300;
+    let mut config = Config::new("127.0.0.1:0", target.clone(), dir);
+    config.workers = 2;
+    config.checkpoint_interval = None;
+    config.limits.rate_limit_per_second = 0;
+    let (issuer, _) = govledger::auth::TokenIssuer::load_or_create(&config.tokens).unwrap();
+    let token = issuer.issue("audrey", &["auditor".into()], &["*".into()], 3600).unwrap().0;
+    let app = Application::build(config).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookie = console_session(&client, &base, &token).await;
+    let size = {
+        let store = Store::open(target.clone(), 1, WriterConfig::default()).unwrap();
+        let size = store.head().unwrap().size;
+        store.close();
+        size
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+    let mut page = |kind: usize| -> String {
+        let r = rng.gen_range(0..RUNS);
+        let model = format!("model:m{}@{}", r % MODELS, r / MODELS + 1);
+        match kind {
+            0 => "/ui/".to_owned(),
+            1 => format!("/ui/search?q=m{}&kind=model.evaluated", r % MODELS),
+            2 => "/ui/search?q=auc".to_owned(),
+            3 => format!("/ui/events/{}", rng.gen_range(1..=size)),
+            4 => format!("/ui/entities/{}?direction=both&depth=3", level(r % CHAINS, LEVELS / 2)),
+            5 => format!("/ui/entities/{}?direction=downstream&depth=10", level(r % CHAINS, 0)),
+            6 => format!("/ui/models/{model}"),
+            _ => "/ui/reports".to_owned(),
+        }
+    };
+    println!("== console over HTTP (auditor session, one keep-alive connection, sequential), {size} events");
+    for (kind, name) in [
+        (0, "overview"),
+        (1, "search `m<N>` + kind filter"),
+        (2, "search `auc` (every evaluation matches)"),
+        (3, "event with its proof"),
+        (4, "entity, lineage both ways, depth 3"),
+        (5, "entity, raw dataset downstream depth 10 (graph cut at 200 nodes)"),
+        (6, "model version (dossier, gates, training, graph)"),
+        (7, "reports"),
+    ] {
+        let mut samples = Vec::with_capacity(PAGES);
+        let mut heaviest = 0;
+        for _ in 0..PAGES {
+            let path = page(kind);
+            let t = Instant::now();
+            let response = client.get(format!("{base}{path}")).header("Cookie", &cookie).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            let body = response.bytes().await.unwrap();
+            samples.push(t.elapsed());
+            heaviest = heaviest.max(body.len());
+        }
+        println!("{name}: {}; heaviest {:.0} KB", percentiles(samples), heaviest as f64 / 1024.0);
+    }
+    handle.stop(true).await;
+    server.await.ok();
 }

@@ -16,6 +16,8 @@ use crate::helpers::{in_ci, TestApp};
 pub struct Browser {
     pub client: Client,
     pub downloads: PathBuf,
+    /// The watchdog shell that runs chromedriver; it ends with this process.
+    _driver: std::process::Child,
 }
 
 static BROWSER: OnceLock<Option<Browser>> = OnceLock::new();
@@ -45,13 +47,15 @@ fn start() -> Option<Browser> {
     let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
     // chromedriver must not outlive this test process: a watchdog shell
     // stops it (and with it Chromium) once the process is gone.
+    // chromedriver and the Chromium it starts run in a process group of
+    // their own, which the watchdog ends as a whole.
     let script = format!(
-        "{} --port={port} --allowed-ips=127.0.0.1 >/dev/null 2>&1 & d=$!; \
-         while kill -0 {} 2>/dev/null; do sleep 1; done; kill $d",
+        "setsid {} --port={port} --allowed-ips=127.0.0.1 >/dev/null 2>&1 & d=$!; \
+         while kill -0 {} 2>/dev/null; do sleep 1; done; kill -TERM -$d; sleep 2; kill -KILL -$d 2>/dev/null",
         driver.display(),
         std::process::id()
     );
-    std::process::Command::new("sh").args(["-c", &script]).spawn().expect("start chromedriver");
+    let driver = std::process::Command::new("sh").args(["-c", &script]).spawn().expect("start chromedriver");
     let downloads = std::env::temp_dir().join(format!("govledger-console-downloads-{}", std::process::id()));
     std::fs::create_dir_all(&downloads).expect("downloads folder");
     let capabilities = json!({
@@ -87,7 +91,7 @@ fn start() -> Option<Browser> {
         });
     });
     match rx.recv() {
-        Ok(Ok(client)) => Some(Browser { client, downloads }),
+        Ok(Ok(client)) => Some(Browser { client, downloads, _driver: driver }),
         Ok(Err(e)) => unavailable(format!("no WebDriver session: {e}")),
         Err(_) => unavailable("the WebDriver thread stopped".into()),
     }

@@ -288,7 +288,7 @@ async fn a_form_without_its_csrf_token_is_refused() {
     assert_eq!(browser.path().await, "/ui/");
     browser.eval("document.querySelector('form[action=\"/ui/verify\"] input[name=csrf]').remove(); document.querySelector('form[action=\"/ui/verify\"]').submit();").await;
     browser.client.wait().for_element(Locator::Css("h1")).await.unwrap();
-    assert_eq!(browser.text("h1").await, "This request cannot be answered", "a form without the field at all");
+    assert_eq!(browser.text("h1").await, "Not allowed", "a form without the field at all");
 }
 
 /// Whether qpdf and pdftotext are here (in CI they must be).

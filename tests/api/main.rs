@@ -8,6 +8,7 @@ mod browser;
 mod concurrency;
 mod config;
 mod console;
+mod console_http;
 mod crash;
 mod fail_closed;
 mod governance;

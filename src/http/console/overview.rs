@@ -138,7 +138,7 @@ async fn blocked_deployments(
             }
         })
         .collect();
-    blocked.sort_by(|a, b| b.seq.cmp(&a.seq));
+    blocked.sort_by_key(|b| std::cmp::Reverse(b.seq));
     Ok(blocked)
 }
 
@@ -163,6 +163,7 @@ async fn waiting_approvals(
 /// Form of `POST /ui/verify`.
 #[derive(Deserialize)]
 pub struct VerifyForm {
+    #[serde(default)]
     csrf: String,
 }
 

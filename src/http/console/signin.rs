@@ -83,6 +83,7 @@ pub async fn form(
 #[derive(Deserialize)]
 pub struct TokenForm {
     token: String,
+    #[serde(default)]
     csrf: String,
     next: Option<String>,
 }
@@ -135,6 +136,7 @@ pub async fn with_token(
 pub struct FirstRunForm {
     code: String,
     sub: String,
+    #[serde(default)]
     csrf: String,
     next: Option<String>,
 }
@@ -176,6 +178,7 @@ pub async fn first_run(
 /// Form of `POST /ui/logout`.
 #[derive(Deserialize)]
 pub struct LogoutForm {
+    #[serde(default)]
     csrf: String,
 }
 

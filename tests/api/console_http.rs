@@ -1,0 +1,173 @@
+//! The console over plain HTTP, as a browser without JavaScript (or a
+//! forger) sends it: security headers, sign-in by form, sessions that end
+//! with their token, CSRF refusals and redirects that stay home.
+
+use reqwest::redirect::Policy;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp};
+
+/// A client that follows no redirect and keeps no cookie: each test says
+/// which cookies it sends.
+fn bare() -> reqwest::Client {
+    reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
+}
+
+/// The value of cookie `name` set by `response`.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response.headers().get_all("set-cookie").iter().find_map(|v| {
+        let text = v.to_str().ok()?;
+        let (pair, _) = text.split_once(';').unwrap_or((text, ""));
+        let (n, value) = pair.split_once('=')?;
+        (n == name && !value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+/// The hidden `csrf` field of a page.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
+    html[at..at + 64].to_owned()
+}
+
+/// Signs in with `token` through the form, as a browser without JavaScript
+/// does; returns the session cookie's value.
+pub async fn sign_in(app: &TestApp, token: &str) -> String {
+    let client = bare();
+    let form = client.get(app.url("/ui/login")).send().await.unwrap();
+    let login_cookie = set_cookie(&form, "govledger_login").expect("login cookie");
+    let csrf = csrf_of(&form.text().await.unwrap());
+    let answer = client
+        .post(app.url("/ui/login"))
+        .header("Cookie", format!("govledger_login={login_cookie}"))
+        .form(&[("token", token), ("csrf", &csrf), ("next", "/ui/search?q=x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER, "{}", answer.text().await.unwrap());
+    assert_eq!(answer.headers()["location"], "/ui/search?q=x");
+    set_cookie(&answer, "govledger_session").expect("session cookie")
+}
+
+async fn get_with(app: &TestApp, session: &str, path: &str) -> reqwest::Response {
+    bare().get(app.url(path)).header("Cookie", format!("govledger_session={session}")).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_console_answer_carries_a_strict_content_security_policy() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let session = sign_in(&app, &app.admin_token).await;
+    for path in ["/ui/login", "/ui/", "/ui/search?q=%22", "/ui/nowhere", "/ui/events/999", "/ui/assets/console.css"] {
+        let answer = get_with(&app, &session, path).await;
+        let header = |name: &str| answer.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        let csp = header("content-security-policy").unwrap_or_else(|| panic!("{path}: no CSP"));
+        for part in ["default-src 'self'", "script-src 'self'", "frame-ancestors 'none'"] {
+            assert!(csp.contains(part), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe"), "{path}: {csp}");
+        assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"), "{path}");
+        assert!(header("referrer-policy").is_some(), "{path}");
+    }
+    // No page carries inline script: every <script> has a src.
+    let html = get_with(&app, &session, "/ui/").await.text().await.unwrap();
+    assert!(html.matches("<script").count() >= 1);
+    assert_eq!(html.matches("<script").count(), html.matches("<script src=\"/ui/assets/").count(), "{html}");
+    assert_eq!(bare().get(app.url("/")).send().await.unwrap().headers()["location"], "/ui/");
+}
+
+#[tokio::test]
+async fn a_session_ends_when_its_token_is_revoked() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let issued = app
+        .client
+        .post(app.url("/api/v1/tokens"))
+        .json(&json!({"sub": "ada", "roles": ["auditor"], "ttl": "1h"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let session = sign_in(&app, issued["token"].as_str().unwrap()).await;
+    assert_eq!(get_with(&app, &session, "/ui/").await.status(), StatusCode::OK);
+    let jti = issued["jti"].as_str().unwrap();
+    let revoked =
+        app.client.post(app.url(&format!("/api/v1/tokens/{jti}/revoke"))).json(&json!({})).send().await.unwrap();
+    assert!(revoked.status().is_success(), "{}", revoked.text().await.unwrap());
+    let after = get_with(&app, &session, "/ui/search").await;
+    assert_eq!(after.status(), StatusCode::SEE_OTHER);
+    let to = after.headers()["location"].to_str().unwrap().to_owned();
+    assert!(to.starts_with("/ui/login?next=/ui/search") && to.contains("revoked"), "{to}");
+    // And the session is gone, not just refused once.
+    let again = get_with(&app, &session, "/ui/").await;
+    assert!(!again.headers()["location"].to_str().unwrap().contains("why="), "a dead session asks for sign-in");
+}
+
+#[tokio::test]
+async fn a_post_without_the_sessions_csrf_token_is_refused_and_changes_nothing() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let session = sign_in(&app, &app.admin_token).await;
+    let cookie = format!("govledger_session={session}");
+    for body in [vec![], vec![("csrf", "0".repeat(64))]] {
+        let answer = bare().post(app.url("/ui/logout")).header("Cookie", &cookie).form(&body).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+        assert!(answer.text().await.unwrap().contains("reload the page"));
+        let verify = bare().post(app.url("/ui/verify")).header("Cookie", &cookie).form(&body).send().await.unwrap();
+        assert_eq!(verify.status(), StatusCode::FORBIDDEN);
+    }
+    assert_eq!(get_with(&app, &session, "/ui/").await.status(), StatusCode::OK, "still signed in");
+    // The sign-in form needs its own token too.
+    let forged = bare()
+        .post(app.url("/ui/login"))
+        .form(&[("token", app.admin_token.as_str()), ("csrf", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(set_cookie(&forged, "govledger_session").is_none());
+}
+
+#[tokio::test]
+async fn signing_in_never_sends_the_visitor_to_another_host() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let client = bare();
+    for next in ["https://evil.example/", "//evil.example/ui/", "/\\evil.example", "/api/v1/head"] {
+        let form = client.get(app.url(&format!("/ui/login?next={}", urlencode(next)))).send().await.unwrap();
+        let login = set_cookie(&form, "govledger_login").unwrap();
+        let html = form.text().await.unwrap();
+        assert!(html.contains("name=\"next\" value=\"/ui/\""), "{next}: the form keeps only a console path");
+        let answer = client
+            .post(app.url("/ui/login"))
+            .header("Cookie", format!("govledger_login={login}"))
+            .form(&[("token", app.admin_token.as_str()), ("csrf", &csrf_of(&html)), ("next", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.headers()["location"], "/ui/", "{next}");
+    }
+    // Signed out, a page asks for sign-in and remembers where it was.
+    let answer = client.get(app.url("/ui/entities/model:x@1?depth=2")).send().await.unwrap();
+    assert_eq!(answer.headers()["location"], "/ui/login?next=/ui/entities/model%3Ax%401%3Fdepth%3D2");
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+#[tokio::test]
+async fn pages_a_caller_may_not_see_are_404_with_words_and_reports_need_their_action() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.append_json(&json!({"kind": "dataset.version_created", "subject": "dataset:secret@1", "project": "credit",
+        "attributes": {"row_count": 1, "location": "s3://x"}}))
+        .await;
+    let viewer = sign_in(&app, &app.token("vic", &["viewer"], &["fraud"])).await;
+    let page = get_with(&app, &viewer, "/ui/entities/dataset:secret@1").await;
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    let text = page.text().await.unwrap();
+    assert!(text.contains("your access does not reach it") && text.contains("<h1>Not found</h1>"));
+    assert_eq!(get_with(&app, &viewer, "/ui/events/1").await.status(), StatusCode::NOT_FOUND);
+    // A viewer reads events but not reports: the reports page says so.
+    let reports = get_with(&app, &viewer, "/ui/reports").await;
+    assert_eq!(reports.status(), StatusCode::FORBIDDEN);
+    assert!(reports.text().await.unwrap().contains("may not read reports"));
+}
