@@ -299,6 +299,20 @@ pub struct LiveDeployment {
     pub since_seq: i64,
 }
 
+/// Up to `limit` references of entities a reader of `readable` may see
+/// whose reference contains `text` (of `entity_type` when given).
+pub fn find(
+    conn: &mut DbConn,
+    text: &str,
+    entity_type: Option<&str>,
+    readable: Visibility<'_>,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
+    // Read more than asked: some may be another project's.
+    let rows = projections::entities_matching(conn, text, entity_type, (limit * 4) as i64)?;
+    Ok(rows.into_iter().filter(|e| visible(e, readable, None)).take(limit).map(|e| e.ref_).collect())
+}
+
 /// A model version serving a deployment now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LiveModel {

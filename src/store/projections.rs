@@ -929,6 +929,42 @@ pub fn edges_ever_from(conn: &mut DbConn, source: &str) -> Result<Vec<EdgeRow>, 
         .load(c))?)
 }
 
+/// Up to `limit` entities whose reference holds the words of `needle` (of
+/// `entity_type` when given), by reference: what a subject picker offers.
+pub fn entities_matching(
+    conn: &mut DbConn,
+    needle: &str,
+    entity_type: Option<&str>,
+    limit: i64,
+) -> Result<Vec<EntityRow>, StoreError> {
+    // The words in order, anything between them; a `%`, `_` or `\` typed
+    // stands for itself.
+    let words: Vec<String> = needle
+        .split_whitespace()
+        .map(|word| {
+            word.chars()
+                .flat_map(|c| match c {
+                    '%' | '_' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect()
+        })
+        .collect();
+    let pattern = format!("%{}%", words.join("%"));
+    Ok(with_conn!(conn, |c| {
+        let mut q = entities::table
+            .filter(entities::ref_.like(pattern.clone()).escape('\\'))
+            .order(entities::ref_)
+            .limit(limit)
+            .select(EntityRow::as_select())
+            .into_boxed();
+        if let Some(t) = entity_type {
+            q = q.filter(entities::entity_type.eq(t.to_owned()));
+        }
+        q.load(c)
+    })?)
+}
+
 /// Entities of `entity_type`, by reference.
 pub fn entities_of_type(conn: &mut DbConn, entity_type: &str) -> Result<Vec<EntityRow>, StoreError> {
     Ok(with_conn!(conn, |c| entities::table

@@ -146,6 +146,14 @@ async fn a_search_narrowed_by_clicking_a_facet() {
     assert!(browser.client.find(Locator::Css("input#q")).await.is_ok(), "the form stays, to fix the query");
 }
 
+async fn futures_values(browser: &Browser, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in browser.client.find_all(Locator::Css(css)).await.unwrap() {
+        out.push(e.attr("value").await.unwrap().unwrap_or_default());
+    }
+    out
+}
+
 async fn futures_texts(browser: &Browser, css: &str) -> Vec<String> {
     let mut out = Vec::new();
     for e in browser.client.find_all(Locator::Css(css)).await.unwrap() {
@@ -201,6 +209,7 @@ async fn an_event_page_shows_its_proof_verified() {
     assert!(line.contains(&format!("signed by {key_name}")), "{line}");
     let event = app.get_json("/api/v1/events/3").await;
     assert_eq!(browser.text("#event-hash").await, event["hash"].as_str().unwrap());
+    keep_screenshot(browser, "event").await;
     // The downloaded proof checks out against the checkpoint it names.
     let cookie = browser.client.get_named_cookie("govledger_session").await.unwrap();
     let proof: Value = reqwest::Client::new()
@@ -229,6 +238,21 @@ async fn the_dossier_pdf_downloads_and_qpdf_accepts_it() {
     let evaluations = browser.text("section[data-show='evaluations']").await;
     assert!(evaluations.contains("auc"), "{evaluations}");
     keep_screenshot(browser, "model").await;
+    // With JavaScript on, a report's subject picker suggests as you type.
+    browser.open(&app, "/ui/reports").await;
+    let picker = browser.client.find(Locator::Css("#model-dossier-subject")).await.unwrap();
+    picker.send_keys("fraud det").await.unwrap();
+    let mut suggested = Vec::new();
+    for _ in 0..100 {
+        suggested = futures_values(browser, "#model-dossier-suggestions option").await;
+        if !suggested.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(suggested.iter().any(|v| v == "model:fraud-detector@2"), "{suggested:?}");
+    assert!(suggested.iter().all(|v| v.starts_with("model:")), "only models: {suggested:?}");
+    browser.open(&app, "/ui/models/model:fraud-detector@2").await;
     let target = browser.downloads.join("model-dossier.pdf");
     let _ = std::fs::remove_file(&target);
     browser.click("#dossier-download").await;
@@ -419,6 +443,9 @@ async fn every_page_passes_axe_core_without_a_serious_violation() {
     ];
     for path in pages {
         browser.open(&app, &path).await;
+        if path == "/ui/reports" {
+            keep_screenshot(browser, "reports").await;
+        }
         check(path, run_axe(browser, &axe).await);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

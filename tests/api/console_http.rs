@@ -171,3 +171,76 @@ async fn pages_a_caller_may_not_see_are_404_with_words_and_reports_need_their_ac
     assert_eq!(reports.status(), StatusCode::FORBIDDEN);
     assert!(reports.text().await.unwrap().contains("may not read reports"));
 }
+
+#[tokio::test]
+async fn the_event_page_shows_personal_fields_to_those_who_may_read_them_and_erased_after_erasure() {
+    use govledger::ledger::personal::MasterKey;
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.writer.master_key = Some(std::sync::Arc::new(MasterKey::new(&[5u8; 32])));
+    })
+    .await
+    .unwrap();
+    let event = app
+        .append_json(&json!({"kind": "customer.complaint_logged", "subject": "model:churn@1", "project": "crm",
+            "personal": {"subject_ids": ["alice-4711"], "fields": {"email": "alice@example.org"}}}))
+        .await;
+    let path = format!("/ui/events/{}", event["seq"]);
+    let dpo_token = app.token("dora", &["dpo"], &["*"]);
+    let dpo = sign_in(&app, &dpo_token).await;
+    let auditor = sign_in(&app, &app.token("ada", &["auditor"], &["*"])).await;
+    let page = get_with(&app, &dpo, &path).await.text().await.unwrap();
+    assert!(page.contains("alice@example.org"), "the DPO reads the field in clear");
+    let page = get_with(&app, &auditor, &path).await.text().await.unwrap();
+    assert!(!page.contains("alice@example.org") && page.contains("[redacted]"), "an auditor does not");
+    let erased = crate::helpers::client_with(&dpo_token)
+        .post(app.url("/api/v1/subjects/alice-4711/erase"))
+        .json(&json!({"reason": "DSR-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status(), 200);
+    let page = get_with(&app, &dpo, &path).await.text().await.unwrap();
+    assert!(!page.contains("alice@example.org") && page.contains("[erased]"));
+}
+
+#[tokio::test]
+async fn the_one_event_bundle_verifies_offline() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    for i in 0..5 {
+        app.append("dataset.version_created", &format!("dataset:d{i}@1")).await;
+    }
+    let session = sign_in(&app, &app.admin_token).await;
+    let answer = get_with(&app, &session, "/ui/events/3/bundle.tar").await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.headers()["content-type"], "application/x-tar");
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("b.tar");
+    std::fs::write(&tar, answer.bytes().await.unwrap()).unwrap();
+    let untar = std::process::Command::new("tar").arg("xf").arg(&tar).arg("-C").arg(dir.path()).status().unwrap();
+    assert!(untar.success());
+    let verified = std::process::Command::new(env!("CARGO_BIN_EXE_govledger"))
+        .arg("verify-bundle")
+        .arg(dir.path().join("event-3"))
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("event-3/bundle.json")).unwrap()).unwrap();
+    assert_eq!(manifest["events"].as_array().unwrap().len(), 1);
+    assert_eq!(manifest["events"][0]["seq"], 3);
+}
+
+#[tokio::test]
+async fn over_https_the_console_cookies_are_secure() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.public_url = Some("https://ledger.example.com".into());
+    })
+    .await
+    .unwrap();
+    assert!(app.first_run_url.as_deref().unwrap().starts_with("https://ledger.example.com/ui/login?code="));
+    let client = bare();
+    let form = client.get(app.url("/ui/login")).send().await.unwrap();
+    let cookies: Vec<String> =
+        form.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    assert!(cookies.iter().all(|c| c.contains("Secure") && c.contains("HttpOnly") && c.contains("SameSite=Strict")));
+}

@@ -300,37 +300,26 @@ struct Suggestions {
 }
 
 /// `GET /ui/suggest?subject=TEXT&entity_type=`: `<option>`s for a subject
-/// picker's datalist: subjects of events matching the words typed, among
-/// the events the caller may read.
+/// picker's datalist: references containing what was typed, among the
+/// entities the caller may read.
 pub async fn suggest(
     viewer: Viewer<ReadEvents>,
     state: web::Data<AppState>,
     q: web::Query<SuggestQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
-    // Words only: a reference's `:` and `@` would be query syntax.
-    let words: Vec<String> = q
-        .subject
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(8)
-        .map(str::to_lowercase)
-        .collect();
-    if words.is_empty() {
+    let text = q.subject.trim().to_owned();
+    if text.chars().count() < 2 {
         return page::html(&Suggestions { refs: Vec::new() });
     }
-    let query = SearchQuery {
-        q: Some(words.join(" ")),
-        entity_type: given(&q.entity_type),
-        limit: Some(50),
-        ..Default::default()
-    };
-    let results = crate::http::search::run(&state, viewer.guard.into_caller(), query).await?;
-    let mut refs: Vec<String> = Vec::new();
-    for hit in results.hits {
-        if !refs.contains(&hit.subject) {
-            refs.push(hit.subject);
-        }
-    }
-    refs.truncate(15);
+    let entity_type = given(&q.entity_type);
+    let caller = viewer.guard.into_caller();
+    let store = state.store.clone();
+    let refs = state
+        .blocking(move || -> Result<_, crate::http::ApiError> {
+            let mut conn = store.conn()?;
+            let readable = caller.readable_projects_in(&mut conn)?;
+            Ok(crate::governance::lineage::find(&mut conn, &text, entity_type.as_deref(), readable.as_deref(), 15)?)
+        })
+        .await??;
     page::html(&Suggestions { refs })
 }
