@@ -101,7 +101,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
         // Tests and scripts read this line to learn the port when binding port 0.
         println!("govledger listening on http://127.0.0.1:{} ({described})", app.port());
         if let Some(url) = app.first_run_url() {
-            println!(
+            // A reader that took only the first line may have closed stdout.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stdout(),
                 "No administrator yet: open {url} within 15 minutes to sign in to the console as the first \
                  administrator (the link works once)."
             );
