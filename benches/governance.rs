@@ -467,7 +467,8 @@ async fn console_session(client: &reqwest::Client, base: &str, token: &str) -> S
     };
     let login = cookie_value(&form, "govledger_login");
     let html = form.text().await.unwrap();
-    let at = html.find("name=\"csrf\" value=\"").unwrap() + 20;
+    let marker = "name=\"csrf\" value=\"";
+    let at = html.find(marker).unwrap() + marker.len();
     let csrf = html[at..at + 64].to_owned();
     let answer = client
         .post(format!("{base}/ui/login"))
@@ -528,7 +529,7 @@ async fn console(target: &StorageTarget, dir: &std::path::Path) {
         (2, "search `auc` (every evaluation matches)"),
         (3, "event with its proof"),
         (4, "entity, lineage both ways, depth 3"),
-        (5, "entity, raw dataset downstream depth 10 (graph cut at 200 nodes)"),
+        (5, "entity, raw dataset, downstream depth 10"),
         (6, "model version (dossier, gates, training, graph)"),
         (7, "reports"),
     ] {

@@ -188,47 +188,75 @@ fn deployments_of(
     Ok(story)
 }
 
+/// Which versions [`redefinitions`] looks at.
+enum Versions<'a> {
+    /// These references (a dossier's lineage): an index lookup each.
+    Of(&'a BTreeSet<&'a str>),
+    /// Every version `wanted` admits (the inventory): a scan by kind.
+    All(&'a dyn Fn(&Event) -> bool),
+}
+
 /// A finding for every dataset or model version that was created more than
 /// once up to the checkpoint (a ledger recorded before versions were made
-/// immutable may hold one), for the versions `wanted` admits.
+/// immutable may hold one), among `versions`.
 fn redefinitions(
     conn: &mut DbConn,
     tree_size: u64,
     readable: Visibility<'_>,
-    wanted: impl Fn(&Event) -> bool,
+    versions: Versions<'_>,
 ) -> Result<Vec<Statement>, ReportError> {
     let mut out = Vec::new();
     for kind in [Kind::DatasetVersionCreated, Kind::ModelRegistered] {
         let mut first: BTreeMap<String, u64> = BTreeMap::new();
-        let mut after = 0;
-        'pages: loop {
-            let filter =
-                EventFilter { kind: Some(kind.as_str().into()), after_seq: after, limit: 1000, ..Default::default() };
-            let page = events::list(conn, &filter)?;
-            let Some(last) = page.last().map(|e| e.seq) else { break };
-            for e in page {
-                if e.seq > tree_size {
-                    break 'pages;
-                }
-                let versioned = EntityRef::parse(&e.subject).is_ok_and(|r| r.version_creating_kind() == Some(kind));
-                if !versioned || !lineage::project_visible(e.project.as_deref(), readable) || !wanted(&e) {
-                    continue;
-                }
-                match first.get(&e.subject) {
-                    None => {
-                        first.insert(e.subject.clone(), e.seq);
+        let mut of_kind = Vec::new();
+        let subjects: Vec<Option<String>> = match &versions {
+            Versions::Of(refs) => refs.iter().map(|r| Some((*r).to_owned())).collect(),
+            Versions::All(_) => vec![None],
+        };
+        for subject in subjects {
+            let mut after = 0;
+            'pages: loop {
+                let filter = EventFilter {
+                    kind: Some(kind.as_str().into()),
+                    subject_exact: subject.is_some(),
+                    subject: subject.clone(),
+                    after_seq: after,
+                    limit: 1000,
+                    ..Default::default()
+                };
+                let page = events::list(conn, &filter)?;
+                let Some(last) = page.last().map(|e| e.seq) else { break };
+                for e in page {
+                    if e.seq > tree_size {
+                        break 'pages;
                     }
-                    Some(original) => out.push(Statement::citing(
-                        format!(
-                            "FINDING: {} was created again at seq {} by {} ({kind}), after its creation at seq {original}: what was recorded about this version changed after the fact.",
-                            e.subject, e.seq, e.actor
-                        ),
-                        &e,
-                    )),
+                    let versioned = EntityRef::parse(&e.subject).is_ok_and(|r| r.version_creating_kind() == Some(kind));
+                    let wanted = match &versions {
+                        Versions::Of(_) => true,
+                        Versions::All(wanted) => wanted(&e),
+                    };
+                    if !versioned || !lineage::project_visible(e.project.as_deref(), readable) || !wanted {
+                        continue;
+                    }
+                    match first.get(&e.subject) {
+                        None => {
+                            first.insert(e.subject.clone(), e.seq);
+                        }
+                        Some(original) => of_kind.push(Statement::citing(
+                            format!(
+                                "FINDING: {} was created again at seq {} by {} ({kind}), after its creation at seq {original}: what was recorded about this version changed after the fact.",
+                                e.subject, e.seq, e.actor
+                            ),
+                            &e,
+                        )),
+                    }
                 }
+                after = last;
             }
-            after = last;
         }
+        // In seq order within a kind, however they were looked up.
+        of_kind.sort_by_key(|s: &Statement| s.seq);
+        out.extend(of_kind);
     }
     Ok(out)
 }
@@ -495,7 +523,7 @@ pub fn model_dossier(
     let mut found = findings(&facts, &as_of, rules);
     // The version itself and the versions it was made from.
     let upstream: BTreeSet<&str> = graph.nodes.iter().map(|n| n.ref_.as_str()).collect();
-    found.extend(redefinitions(&mut conn, tree_size, readable, |e| upstream.contains(e.subject.as_str()))?);
+    found.extend(redefinitions(&mut conn, tree_size, readable, Versions::Of(&upstream))?);
 
     let mut cited: BTreeMap<u64, Event> = BTreeMap::new();
     let mut values = common_values(&info, &as_of);
@@ -731,9 +759,8 @@ pub fn model_inventory(
         };
         all_findings.extend(findings(&facts, &as_of, rules));
     }
-    all_findings.extend(redefinitions(&mut conn, tree_size, readable, |e| {
-        project.is_none_or(|p| e.project.as_deref() == Some(p))
-    })?);
+    let in_project = |e: &Event| project.is_none_or(|p| e.project.as_deref() == Some(p));
+    all_findings.extend(redefinitions(&mut conn, tree_size, readable, Versions::All(&in_project))?);
     all_findings.extend(ownership_breaches(&mut conn, tree_size, readable, project)?);
     let mut values = common_values(&info, &as_of);
     values.push(("models", rows.len().to_string()));

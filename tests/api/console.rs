@@ -167,7 +167,15 @@ async fn the_production_deployments_graph_is_the_apis_lineage_and_nodes_link_to_
     let Some((_turn, browser)) = turn().await else { return };
     let (app, _) = demo_app().await;
     browser.sign_in(&app, &app.token("ada", &["auditor"], &["*"])).await;
+    // An event page signs a checkpoint when none holds the event yet.
+    browser.open(&app, &format!("/ui/events/{}", app.size().await)).await;
     browser.open(&app, "/ui/").await;
+    assert!(browser.text("#checkpoint + p").await.starts_with("Tree size"));
+    browser.follow("form[action='/ui/verify'] button").await;
+    let verification = browser.text("section[aria-labelledby='verification']").await;
+    assert!(verification.contains("Verified") && verification.contains("asked by ada"), "{verification}");
+    let live = browser.text("section[aria-labelledby='live'] tbody").await;
+    assert!(live.contains("production deployment:production/fraud-detector model:fraud-detector@2"), "{live}");
     keep_screenshot(browser, "overview").await;
     let node = "deployment:production/fraud-detector";
     browser.open(&app, &format!("/ui/entities/{node}?direction=upstream&depth=10")).await;

@@ -97,7 +97,12 @@ async fn a_session_ends_when_its_token_is_revoked() {
     let after = get_with(&app, &session, "/ui/search").await;
     assert_eq!(after.status(), StatusCode::SEE_OTHER);
     let to = after.headers()["location"].to_str().unwrap().to_owned();
-    assert!(to.starts_with("/ui/login?next=/ui/search") && to.contains("revoked"), "{to}");
+    assert!(to.starts_with("/ui/login?next=/ui/search") && to.contains("why=revoked"), "{to}");
+    let told = bare().get(app.url(&to)).send().await.unwrap().text().await.unwrap();
+    assert!(told.contains("has been revoked"), "the sign-in page says why");
+    // A crafted reason is not put on the page.
+    let crafted = bare().get(app.url("/ui/login?why=Call+0800+now")).send().await.unwrap().text().await.unwrap();
+    assert!(!crafted.contains("0800"));
     // And the session is gone, not just refused once.
     let again = get_with(&app, &session, "/ui/").await;
     assert!(!again.headers()["location"].to_str().unwrap().contains("why="), "a dead session asks for sign-in");
@@ -243,4 +248,30 @@ async fn over_https_the_console_cookies_are_secure() {
     let cookies: Vec<String> =
         form.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
     assert!(cookies.iter().all(|c| c.contains("Secure") && c.contains("HttpOnly") && c.contains("SameSite=Strict")));
+}
+
+#[tokio::test]
+async fn a_page_with_a_200_node_drawing_weighs_under_300_kb() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.append_json(&json!({"kind": "dataset.version_created", "subject": "dataset:transactions-hub@2026-11",
+        "project": "fraud", "attributes": {"row_count": 1, "location": "s3://lake/hub"}}))
+        .await;
+    let runs: Vec<serde_json::Value> = (0..260)
+        .map(|i| {
+            json!({"kind": "run.started", "subject": format!("run:feature-pipeline-nightly-{i:04}"), "project": "fraud",
+                   "inputs": ["dataset:transactions-hub@2026-11"]})
+        })
+        .collect();
+    assert_eq!(app.post_events(&json!({"events": runs})).await.status(), 201);
+    let session = sign_in(&app, &app.admin_token).await;
+    let page = get_with(&app, &session, "/ui/entities/dataset:transactions-hub@2026-11?direction=downstream&depth=1")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let drawn = page.matches("data-ref=").count();
+    assert_eq!(drawn, 200, "the drawing holds the 200 nodes it may");
+    assert!(page.contains("Cut at 200 nodes"), "the drawing says it was cut");
+    assert!(page.len() < 300 * 1024, "{} KB", page.len() / 1024);
+    eprintln!("a page with a 200-node drawing: {} KB", page.len() / 1024);
 }

@@ -13,6 +13,9 @@ use crate::http::AppState;
 use crate::ledger::Kind;
 use crate::store::projections::ApprovalFilter;
 
+/// Live deployments listed; the model inventory report lists them all.
+const LIVE_SHOWN: usize = 100;
+
 /// A blocked deployment, as the overview lists it.
 pub struct Blocked {
     pub seq: u64,
@@ -40,6 +43,8 @@ struct OverviewPage {
     verification: Option<Verification>,
     may_verify: bool,
     live: Vec<LiveModel>,
+    /// Deployments serving a model, of which `live` lists the first.
+    live_total: usize,
     blocked: Vec<Blocked>,
     /// Pending approvals the viewer holds an approver role for; `None` when
     /// the viewer approves nothing.
@@ -75,6 +80,9 @@ pub async fn page(viewer: Viewer<ReadEvents>, state: web::Data<AppState>) -> Res
             Ok((head, checkpoint, live))
         })
         .await??;
+    let live_total = live.len();
+    let mut live = live;
+    live.truncate(LIVE_SHOWN);
     let blocked = blocked_deployments(&state, caller.clone()).await?;
     let waiting = waiting_approvals(&state, &caller).await?;
     let checkpoint = checkpoint.map(|c| CheckpointLine {
@@ -91,6 +99,7 @@ pub async fn page(viewer: Viewer<ReadEvents>, state: web::Data<AppState>) -> Res
         verification,
         may_verify,
         live,
+        live_total,
         blocked,
         waiting,
         key: state.proofs.verifier().to_vkey(),

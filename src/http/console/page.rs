@@ -68,7 +68,7 @@ fn viewer<A: Guard>(req: &HttpRequest) -> Result<Viewer<A>, ConsoleError> {
         Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
             // Revoked or expired since sign-in: the session ends with it.
             state.console.sessions.end(&id);
-            Err(ConsoleError::SignInAgain { next: next_of(req), why: e.message().to_owned() })
+            Err(ConsoleError::SignInAgain { next: next_of(req), why: SignedOut::of(e.message()) })
         }
         Err(e) => Err(e.into()),
     }
@@ -148,8 +148,8 @@ pub enum ConsoleError {
     #[error("sign in to continue")]
     SignIn { next: String },
     /// The session's token stopped working.
-    #[error("{why}")]
-    SignInAgain { next: String, why: String },
+    #[error("{}", why.sentence())]
+    SignInAgain { next: String, why: SignedOut },
     /// A form without this session's CSRF token.
     #[error("this form has expired or did not come from this console; reload the page and try again")]
     Csrf,
@@ -184,7 +184,7 @@ impl ResponseError for ConsoleError {
                 return see_other(&to);
             }
             Self::SignInAgain { next, why } => {
-                let to = format!("/ui/login?next={}&why={}", urlencode(next), urlencode(why));
+                let to = format!("/ui/login?next={}&why={}", urlencode(next), why.code());
                 return see_other(&to);
             }
             _ => {}
@@ -208,6 +208,52 @@ impl ResponseError for ConsoleError {
         match page.render() {
             Ok(body) => HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body),
             Err(_) => HttpResponse::build(status).content_type("text/plain; charset=utf-8").body(heading),
+        }
+    }
+}
+
+/// Why a session ended under its visitor. The sign-in page takes it as a
+/// code and says it in its own words, so a crafted link cannot put text of
+/// its choosing on the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedOut {
+    Revoked,
+    Expired,
+    Invalid,
+}
+
+impl SignedOut {
+    /// From the authenticator's refusal.
+    fn of(message: &str) -> Self {
+        if message.contains("revoked") {
+            Self::Revoked
+        } else if message.to_ascii_lowercase().contains("expired") {
+            Self::Expired
+        } else {
+            Self::Invalid
+        }
+    }
+
+    /// The code in the sign-in URL.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::Invalid => "invalid",
+        }
+    }
+
+    /// The code of a sign-in URL, if it is one.
+    pub fn parse(code: &str) -> Option<Self> {
+        [Self::Revoked, Self::Expired, Self::Invalid].into_iter().find(|w| w.code() == code)
+    }
+
+    /// What the sign-in page says.
+    pub fn sentence(self) -> &'static str {
+        match self {
+            Self::Revoked => "the token you signed in with has been revoked.",
+            Self::Expired => "the token you signed in with has expired.",
+            Self::Invalid => "the token you signed in with is no longer accepted.",
         }
     }
 }

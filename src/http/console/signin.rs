@@ -76,7 +76,8 @@ pub async fn form(
     q: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     let q = q.into_inner();
-    login_page(&req, &state, StatusCode::OK, safe_next(q.next.as_deref()), q.why, None, q.code)
+    let why = q.why.as_deref().and_then(super::page::SignedOut::parse).map(|w| w.sentence().to_owned());
+    login_page(&req, &state, StatusCode::OK, safe_next(q.next.as_deref()), why, None, q.code)
 }
 
 /// Form of `POST /ui/login`.
