@@ -35,6 +35,7 @@ pub async fn demo_app() -> (TestApp, Story) {
 /// Where screenshots go when `GOVLEDGER_SCREENSHOTS` names a folder
 /// (`docs/console/` is refreshed that way); otherwise they are only checked.
 async fn keep_screenshot(browser: &Browser, name: &str) {
+    browser.eval("window.scrollTo(0, 0)").await;
     let png = browser.screenshot().await;
     assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
     if let Ok(dir) = std::env::var("GOVLEDGER_SCREENSHOTS") {

@@ -186,7 +186,7 @@ pub async fn verify(
     viewer.check_csrf(&form.csrf)?;
     let proofs = state.proofs.clone();
     let report = state.blocking(move || proofs.verify()).await?.map_err(crate::http::ApiError::from)?;
-    let done = Verification { at: crate::ledger::timestamp::now(), by: viewer.guard.sub().to_owned(), report };
+    let done = Verification { at: utc(&crate::ledger::timestamp::now()), by: viewer.guard.sub().to_owned(), report };
     *state.console.last_verification.lock().unwrap_or_else(|e| e.into_inner()) = Some(done);
     Ok(see_other("/ui/#verification"))
 }
