@@ -257,19 +257,42 @@ fn in_process(target: &StorageTarget) {
     store.close();
 }
 
+/// A server on the bench ledger with an auditor's token: its base URL,
+/// the token, and what stops it.
+struct BenchServer {
+    base: String,
+    token: String,
+    handle: actix_web::dev::ServerHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl BenchServer {
+    async fn start(target: &StorageTarget, dir: &std::path::Path) -> Self {
+        let mut config = Config::new("127.0.0.1:0", target.clone(), dir);
+        config.workers = 2;
+        config.checkpoint_interval = None;
+        // One client asks thousands of questions back to back, faster than
+        // the shipped per-token rate (500/s): the figure is latency, not the
+        // rate limiter.
+        config.limits.rate_limit_per_second = 0;
+        let (issuer, _) = govledger::auth::TokenIssuer::load_or_create(&config.tokens).unwrap();
+        let token = issuer.issue("audrey", &["auditor".into()], &["*".into()], 3600).unwrap().0;
+        let app = Application::build(config).await.unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        let server = tokio::spawn(app.run_until_stopped());
+        Self { base, token, handle, server }
+    }
+
+    async fn stop(self) {
+        self.handle.stop(true).await;
+        self.server.await.ok();
+    }
+}
+
 async fn over_http(target: &StorageTarget, dir: &std::path::Path) {
-    let mut config = Config::new("127.0.0.1:0", target.clone(), dir);
-    config.workers = 2;
-    config.checkpoint_interval = None;
-    // One client asks 2,000 questions back to back, faster than the shipped
-    // per-token rate (500/s): the figure is latency, not the rate limiter.
-    config.limits.rate_limit_per_second = 0;
-    let (issuer, _) = govledger::auth::TokenIssuer::load_or_create(&config.tokens).unwrap();
-    let token = issuer.issue("audrey", &["auditor".into()], &["*".into()], 3600).unwrap().0;
-    let app = Application::build(config).await.unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    let server = tokio::spawn(app.run_until_stopped());
+    let bench = BenchServer::start(target, dir).await;
+    let (base, token) = (bench.base.clone(), bench.token.clone());
     let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(13);
     let mut run = |kind: usize| {
@@ -293,8 +316,7 @@ async fn over_http(target: &StorageTarget, dir: &std::path::Path) {
         }
         println!("{name}: {}", percentiles(samples));
     }
-    handle.stop(true).await;
-    server.await.ok();
+    bench.stop().await;
 }
 
 fn search(target: &StorageTarget, dir: &std::path::Path, events: u64) {
@@ -485,16 +507,8 @@ async fn console_session(client: &reqwest::Client, base: &str, token: &str) -> S
 /// session, sequential: p50/p99 and the heaviest answer per page.
 async fn console(target: &StorageTarget, dir: &std::path::Path) {
     const PAGES: usize = 300;
-    let mut config = Config::new("127.0.0.1:0", target.clone(), dir);
-    config.workers = 2;
-    config.checkpoint_interval = None;
-    config.limits.rate_limit_per_second = 0;
-    let (issuer, _) = govledger::auth::TokenIssuer::load_or_create(&config.tokens).unwrap();
-    let token = issuer.issue("audrey", &["auditor".into()], &["*".into()], 3600).unwrap().0;
-    let app = Application::build(config).await.unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    let server = tokio::spawn(app.run_until_stopped());
+    let bench = BenchServer::start(target, dir).await;
+    let (base, token) = (bench.base.clone(), bench.token.clone());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
         .redirect(reqwest::redirect::Policy::none())
@@ -546,6 +560,5 @@ async fn console(target: &StorageTarget, dir: &std::path::Path) {
         }
         println!("{name}: {}; heaviest {:.0} KB", percentiles(samples), heaviest as f64 / 1024.0);
     }
-    handle.stop(true).await;
-    server.await.ok();
+    bench.stop().await;
 }

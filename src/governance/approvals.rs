@@ -289,6 +289,24 @@ impl Governance {
         }
         let approval =
             self.approval(id).await?.ok_or_else(|| GovernanceError::NotFound(format!("no approval {id}")))?;
+        self.approver_role(&approval, actor, roles)?;
+        let draft = build_draft(
+            decision.kind(),
+            &format!("approval:{id}"),
+            approval.project.clone(),
+            serde_json::to_value(ApprovalDecided { reason: req.reason.clone() })
+                .map_err(|e| GovernanceError::Invalid(e.to_string()))?,
+            None,
+        )?;
+        let (id_owned, actor_owned) = (id.to_owned(), actor.to_owned());
+        let check: Precondition = Box::new(move |conn| decision_allowed(conn, &id_owned, &actor_owned, decision));
+        self.store.writer().append_checked(actor.to_owned(), vec![draft], Some(check)).await?;
+        self.approval(id).await?.ok_or_else(|| GovernanceError::NotFound(format!("no approval {id}")))
+    }
+
+    /// Forbidden unless `roles` hold an approver role of the approval's
+    /// environment (which must still be gated).
+    fn approver_role(&self, approval: &ApprovalView, actor: &str, roles: &[String]) -> Result<(), GovernanceError> {
         let rule = self.rules.environment(&approval.environment).ok_or_else(|| {
             GovernanceError::Forbidden(format!(
                 "environment {} is no longer gated in policies/approvals.toml; nobody may decide",
@@ -302,18 +320,29 @@ impl Governance {
                 rule.approver_roles.join(", ")
             )));
         }
-        let draft = build_draft(
-            decision.kind(),
-            &format!("approval:{id}"),
-            approval.project.clone(),
-            serde_json::to_value(ApprovalDecided { reason: req.reason.clone() })
-                .map_err(|e| GovernanceError::Invalid(e.to_string()))?,
-            None,
-        )?;
-        let (id_owned, actor_owned) = (id.to_owned(), actor.to_owned());
-        let check: Precondition = Box::new(move |conn| decision_allowed(conn, &id_owned, &actor_owned, decision));
-        self.store.writer().append_checked(actor.to_owned(), vec![draft], Some(check)).await?;
-        self.approval(id).await?.ok_or_else(|| GovernanceError::NotFound(format!("no approval {id}")))
+        Ok(())
+    }
+
+    /// Why `actor`, holding `roles`, may not record `decision` on `approval`
+    /// now (`None`: they may): the checks [`Governance::decide`] makes,
+    /// approver role, state and separation of duties, without recording.
+    /// A page shows it instead of a button; `decide` checks again.
+    pub async fn refusal(
+        &self,
+        actor: &str,
+        roles: &[String],
+        approval: &ApprovalView,
+        decision: Decision,
+    ) -> Result<Option<String>, GovernanceError> {
+        if let Err(e) = self.approver_role(approval, actor, roles) {
+            return Ok(Some(e.to_string()));
+        }
+        let store = self.store.clone();
+        let (id, actor) = (approval.id.clone(), actor.to_owned());
+        let verdict = tokio::task::spawn_blocking(move || decision_allowed(&mut *store.conn()?, &id, &actor, decision))
+            .await
+            .map_err(GovernanceError::panicked)??;
+        Ok(verdict.err().map(|r| r.message))
     }
 
     /// The refusal of an environment the rules do not declare, as a gate

@@ -420,7 +420,7 @@ fn axe_source() -> Option<String> {
 async fn every_page_passes_axe_core_without_a_serious_violation() {
     let Some((_turn, browser)) = turn().await else { return };
     let Some(axe) = axe_source() else { return };
-    let (app, _) = demo_app().await;
+    let (app, story) = demo_app().await;
     let mut pages = vec!["/ui/login".to_owned()];
     browser.client.delete_all_cookies().await.ok();
     let mut failures = Vec::new();
@@ -449,6 +449,8 @@ async fn every_page_passes_axe_core_without_a_serious_violation() {
         "/ui/models/model:fraud-detector@2".into(),
         "/ui/reports".into(),
         "/ui/entities/dataset:nothing-here@1".into(),
+        "/ui/approvals?state=".into(),
+        format!("/ui/approvals/{}", story.production_approval),
     ];
     for path in pages {
         browser.open(&app, &path).await;
@@ -467,4 +469,137 @@ async fn run_axe(browser: &Browser, axe: &str) -> Value {
     let violations = browser.client.execute_async(script, vec![]).await.expect("axe.run");
     assert!(violations.is_array(), "axe failed: {violations}");
     violations
+}
+
+/// A model version trained by `tom` (a data scientist who is also a risk
+/// officer), registered and evaluated by alice, awaiting two production
+/// approvals; returns the approval's id.
+async fn awaiting_production(app: &TestApp) -> String {
+    let alice = crate::helpers::client_with(&app.token("alice", &["data_scientist"], &["*"]));
+    let tom = crate::helpers::client_with(&app.token("tom", &["data_scientist", "risk_officer"], &["*"]));
+    let post = |client: reqwest::Client, body: Value| {
+        let url = app.url("/api/v1/events");
+        async move {
+            let r = client.post(url).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        }
+    };
+    post(
+        alice.clone(),
+        json!({"kind": "dataset.version_created", "subject": "dataset:loans@1", "project": "credit",
+        "attributes": {"row_count": 10, "location": "s3://credit/loans/1"}}),
+    )
+    .await;
+    post(tom.clone(), json!({"events": [
+        {"kind": "run.started", "subject": "run:scorer-train-1", "project": "credit", "inputs": ["dataset:loans@1"]},
+        {"kind": "run.completed", "subject": "run:scorer-train-1", "project": "credit", "outputs": ["model:scorer@1"]}]}))
+    .await;
+    post(alice.clone(), json!({"events": [
+        {"kind": "model.registered", "subject": "model:scorer@1", "project": "credit", "inputs": ["run:scorer-train-1"]},
+        {"kind": "model.evaluated", "subject": "model:scorer@1", "project": "credit", "inputs": ["dataset:loans@1"],
+         "attributes": {"metrics": {"auc": 0.95}, "thresholds": {"auc": 0.92}, "passed": true}}]}))
+    .await;
+    let requested: Value = alice
+        .post(app.url("/api/v1/approvals"))
+        .json(&json!({"model": "model:scorer@1", "environment": "production", "note": "quarterly refresh"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    requested["id"].as_str().expect("approval id").to_owned()
+}
+
+/// Grants approval `id` in the console as the signed-in officer.
+async fn grant_in_console(browser: &Browser, app: &TestApp, id: &str, reason: &str) -> String {
+    browser.open(app, &format!("/ui/approvals/{id}")).await;
+    browser.client.find(Locator::Css("#reason")).await.unwrap().send_keys(reason).await.unwrap();
+    browser.follow("button[name='decision'][value='grant']").await;
+    browser.text("#recorded").await
+}
+
+#[tokio::test]
+async fn the_production_quorum_is_reached_in_the_browser_and_refusals_write_nothing() {
+    let Some((_turn, browser)) = turn().await else { return };
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let id = awaiting_production(&app).await;
+    // rita's inbox shows it, with its evidence.
+    browser.sign_in(&app, &app.token("rita", &["risk_officer"], &["*"])).await;
+    browser.open(&app, "/ui/approvals").await;
+    let card = browser.text(&format!("section[data-id='{id}']")).await;
+    for expected in [
+        "model:scorer@1",
+        "production",
+        "alice",
+        "run:scorer-train-1",
+        "run by tom",
+        "dataset:loans@1",
+        "auc",
+        "0.95",
+        "0.92",
+        "passed",
+        "0 of 2 granted",
+    ] {
+        assert!(card.contains(expected), "{expected} not in {card}");
+    }
+    keep_screenshot(browser, "inbox").await;
+    let recorded = grant_in_console(browser, &app, &id, "validated: AUC above threshold").await;
+    assert!(recorded.starts_with("Recorded as event #"), "{recorded}");
+    assert!(browser.text(".quorum").await.starts_with("1 of 2 granted: rita"));
+    // The recorded event links to its page, with its proof.
+    browser.follow("#recorded a").await;
+    assert_eq!(browser.text("#proof-verdict").await, "Verified");
+    assert!(browser.text("#attributes").await.contains("validated: AUC above threshold"));
+
+    // tom trained it: no button, and a forged POST is refused.
+    browser.sign_in(&app, &app.token("tom", &["data_scientist", "risk_officer"], &["*"])).await;
+    browser.open(&app, &format!("/ui/approvals/{id}")).await;
+    assert!(browser.text("#barred").await.contains("separation of duties"));
+    assert!(browser.client.find(Locator::Css("button[name='decision']")).await.is_err());
+    keep_screenshot(browser, "decision-barred").await;
+    let size = app.size().await;
+    forge_decision(browser, &id).await;
+    assert!(browser.text("#refused").await.contains("separation of duties"));
+    assert_eq!(app.size().await, size, "the refused decision wrote nothing");
+    // An auditor, forging the same, is refused too.
+    browser.sign_in(&app, &app.token("ada", &["auditor"], &["*"])).await;
+    browser.open(&app, &format!("/ui/approvals/{id}")).await;
+    assert!(browser.client.find(Locator::Css("button[name='decision']")).await.is_err());
+    forge_decision(browser, &id).await;
+    assert!(browser.text("#refused").await.contains("ada may not append events/approval.granted"));
+    assert_eq!(app.size().await, size);
+
+    // raj's grant completes the quorum: the gate now allows production.
+    browser.sign_in(&app, &app.token("raj", &["risk_officer"], &["*"])).await;
+    grant_in_console(browser, &app, &id, "second line review done").await;
+    assert!(browser.text(".quorum").await.starts_with("2 of 2 granted"));
+    keep_screenshot(browser, "decision").await;
+    browser.open(&app, "/ui/models/model:scorer@1").await;
+    let gates = browser.text("#gates + p + table").await;
+    assert!(gates.lines().any(|l| l.starts_with("production allow")), "{gates}");
+    let api = app.get_json("/api/v1/gate?model=model:scorer@1&environment=production").await;
+    assert_eq!(api["allowed"], true);
+}
+
+/// Posts a grant for approval `id` from the page the browser is on, with
+/// the session's own CSRF token: what a hand-made form would send.
+async fn forge_decision(browser: &Browser, id: &str) {
+    let script = format!(
+        "const f = document.createElement('form'); f.method = 'post'; f.action = '/ui/approvals/{id}';
+         for (const [k, v] of [['decision', 'grant'], ['reason', 'forged'],
+                               ['csrf', document.querySelector('input[name=csrf]').value]]) {{
+           const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v; f.appendChild(i); }}
+         document.body.appendChild(f); window.__left = false; f.submit();"
+    );
+    browser.eval(&script).await;
+    // The old page set `__left`; the answer's page has none.
+    for _ in 0..200 {
+        let fresh = browser.client.execute("return window.__left === undefined && document.readyState", vec![]).await;
+        if fresh.is_ok_and(|v| v == "complete") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the forged form's answer never arrived");
 }

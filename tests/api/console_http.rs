@@ -275,3 +275,60 @@ async fn a_page_with_a_200_node_drawing_weighs_under_300_kb() {
     assert!(page.len() < 300 * 1024, "{} KB", page.len() / 1024);
     eprintln!("a page with a 200-node drawing: {} KB", page.len() / 1024);
 }
+
+#[tokio::test]
+async fn an_expired_approval_shows_as_expired_and_no_longer_counts() {
+    let rules = govledger::governance::ApprovalRules::parse(
+        "[environments.staging]\napprovals_required = 1\napprover_roles = [\"risk_officer\"]\nvalid_for = \"2\"\n",
+    )
+    .unwrap();
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| config.approval_rules = rules).await.unwrap();
+    app.append_json(&json!({"kind": "run.completed", "subject": "run:short-1", "project": "p",
+        "outputs": ["model:short@1"]}))
+        .await;
+    app.append_json(&json!({"kind": "model.registered", "subject": "model:short@1", "project": "p",
+        "inputs": ["run:short-1"]}))
+        .await;
+    let requested: serde_json::Value = app
+        .client
+        .post(app.url("/api/v1/approvals"))
+        .json(&json!({"model": "model:short@1", "environment": "staging"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = requested["id"].as_str().unwrap().to_owned();
+    let rita_token = app.token("rita", &["risk_officer"], &["*"]);
+    let rita = sign_in(&app, &rita_token).await;
+    // The grant, through the console's form.
+    let form = get_with(&app, &rita, &format!("/ui/approvals/{id}")).await.text().await.unwrap();
+    let granted = bare()
+        .post(app.url(&format!("/ui/approvals/{id}")))
+        .header("Cookie", format!("govledger_session={rita}"))
+        .form(&[("decision", "grant"), ("reason", "fine for a trial"), ("csrf", &csrf_of(&form))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(granted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.get_json("/api/v1/gate?model=model:short@1&environment=staging").await["allowed"], true);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let page = get_with(&app, &rita, &format!("/ui/approvals/{id}")).await.text().await.unwrap();
+    assert!(page.contains("<dd class=\"approval-state\">expired</dd>"), "shown as expired");
+    assert_eq!(app.get_json("/api/v1/gate?model=model:short@1&environment=staging").await["allowed"], false);
+    let model = get_with(&app, &rita, "/ui/models/model:short@1").await.text().await.unwrap();
+    assert!(model.contains("verdict bad\">deny"), "the model page's gate no longer allows it");
+    // An empty reason is refused on the page, and nothing is written.
+    let size = app.size().await;
+    let refused = bare()
+        .post(app.url(&format!("/ui/approvals/{id}")))
+        .header("Cookie", format!("govledger_session={rita}"))
+        .form(&[("decision", "revoke"), ("reason", " "), ("csrf", &csrf_of(&form))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text().await.unwrap().contains("give a reason"));
+    assert_eq!(app.size().await, size);
+}

@@ -262,27 +262,33 @@ impl ModelPage {
     }
 
     fn classification(&self, c: &Option<serde_json::Value>) -> String {
-        let Some(c) = c else { return "not classified".to_owned() };
-        if c["contains_personal_data"].as_bool() != Some(true) {
-            return "no personal data".to_owned();
-        }
-        let mut parts = vec!["personal data".to_owned()];
-        if let Some(categories) = c["personal_data_categories"].as_array() {
-            let names: Vec<&str> = categories.iter().filter_map(|v| v.as_str()).collect();
-            if !names.is_empty() {
-                parts.push(format!("categories: {}", names.join(", ")));
-            }
-        }
-        if c["special_categories"].as_bool() == Some(true) {
-            parts.push("special categories".into());
-        }
-        for (field, label) in [("legal_basis", "legal basis"), ("retention", "retention"), ("purpose", "purpose")] {
-            if let Some(v) = c[field].as_str() {
-                parts.push(format!("{label}: {v}"));
-            }
-        }
-        parts.join("; ")
+        classification_text(c)
     }
+}
+
+/// A dataset's classification (the attributes of its `dataset.classified`
+/// event) in a line: personal data, categories, legal basis, retention.
+pub fn classification_text(c: &Option<serde_json::Value>) -> String {
+    let Some(c) = c else { return "not classified".to_owned() };
+    if c["contains_personal_data"].as_bool() != Some(true) {
+        return "no personal data".to_owned();
+    }
+    let mut parts = vec!["personal data".to_owned()];
+    if let Some(categories) = c["personal_data_categories"].as_array() {
+        let names: Vec<&str> = categories.iter().filter_map(|v| v.as_str()).collect();
+        if !names.is_empty() {
+            parts.push(format!("categories: {}", names.join(", ")));
+        }
+    }
+    if c["special_categories"].as_bool() == Some(true) {
+        parts.push("special categories".into());
+    }
+    for (field, label) in [("legal_basis", "legal basis"), ("retention", "retention"), ("purpose", "purpose")] {
+        if let Some(v) = c[field].as_str() {
+            parts.push(format!("{label}: {v}"));
+        }
+    }
+    parts.join("; ")
 }
 
 /// `GET /ui/models/{ref}`.

@@ -5,6 +5,7 @@
 //! same services; no page reads the store by a path of its own. Every
 //! flow works without JavaScript; the vendored htmx only spares reloads.
 
+mod approvals;
 mod assets;
 mod entities;
 mod events;
@@ -96,6 +97,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/login", web::post().to(signin::with_token))
             .route("/login/first-run", web::post().to(signin::first_run))
             .route("/logout", web::post().to(signin::logout))
+            .route("/approvals", web::get().to(approvals::inbox))
+            .route("/approvals/{id}", web::get().to(approvals::page))
+            .route("/approvals/{id}", web::post().to(approvals::decide))
             .route("/search", web::get().to(search::page))
             .route("/suggest", web::get().to(search::suggest))
             .route("/events/{seq}", web::get().to(events::page))

@@ -24,12 +24,18 @@ pub struct Viewer<A: Guard> {
 impl<A: Guard> Viewer<A> {
     /// The chrome of a page titled `title` in the navigation section `nav`.
     pub fn chrome(&self, title: impl Into<String>, nav: &'static str) -> Chrome {
+        let caller = self.guard.caller();
+        // An entry is shown only to whom its page would not refuse.
+        let somewhere = |action: &crate::auth::actions::Action| {
+            caller.may(action, "", None) || caller.token_projects().iter().any(|p| caller.may(action, "", Some(p)))
+        };
         Chrome {
             title: title.into(),
             nav,
-            sub: Some(self.guard.sub().to_owned()),
-            roles: self.guard.roles().join(", "),
+            sub: Some(caller.sub().to_owned()),
+            roles: caller.roles().join(", "),
             csrf: self.session.csrf.clone(),
+            menu: Menu { reports: somewhere(&crate::auth::actions::ReadReports::ACTION) },
         }
     }
 
@@ -107,12 +113,26 @@ pub struct Chrome {
     pub sub: Option<String>,
     pub roles: String,
     pub csrf: String,
+    pub menu: Menu,
+}
+
+/// The navigation entries beyond those every reader has.
+#[derive(Default)]
+pub struct Menu {
+    pub reports: bool,
 }
 
 impl Chrome {
     /// The chrome of a page seen signed out.
     pub fn signed_out(title: impl Into<String>) -> Self {
-        Self { title: title.into(), nav: "", sub: None, roles: String::new(), csrf: String::new() }
+        Self {
+            title: title.into(),
+            nav: "",
+            sub: None,
+            roles: String::new(),
+            csrf: String::new(),
+            menu: Menu::default(),
+        }
     }
 
     /// `aria-current` for the navigation entry `name`.
@@ -156,6 +176,12 @@ pub enum ConsoleError {
     /// What the API layer refused, with its status and message.
     #[error(transparent)]
     Api(#[from] ApiError),
+}
+
+impl From<crate::store::StoreError> for ConsoleError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Api(e.into())
+    }
 }
 
 /// The error page.
@@ -268,6 +294,20 @@ pub fn urlencode(text: &str) -> String {
         }
     }
     out
+}
+
+/// A form field's value, `None` when left empty.
+pub fn given(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// A time typed into a form: RFC 3339 as is, or a plain date, which stands
+/// for the start of that day (UTC), or its last second with `end_of_day`.
+pub fn day_or_time(s: &str, end_of_day: bool) -> Option<String> {
+    let s = given(s)?;
+    let is_date = s.len() == 10 && chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").is_ok();
+    Some(if is_date { format!("{s}T{}Z", if end_of_day { "23:59:59" } else { "00:00:00" }) } else { s })
 }
 
 /// A stored RFC 3339 time as the console shows it: UTC, ISO 8601, to the second.

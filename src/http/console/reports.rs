@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::page::{self, Chrome, ConsoleError, Viewer};
+use super::page::{self, day_or_time, given, Chrome, ConsoleError, Viewer};
 use crate::auth::actions::ReadReports;
 use crate::http::reports::ReportQuery;
 use crate::http::AppState;
@@ -119,11 +119,6 @@ pub struct ReportFormQuery {
     format: String,
 }
 
-fn given(s: &str) -> Option<String> {
-    let s = s.trim();
-    (!s.is_empty()).then(|| s.to_owned())
-}
-
 /// `GET /ui/reports/{type}?subject=&project=&from=&to=&format=`.
 pub async fn download(
     viewer: Viewer<ReadReports>,
@@ -132,20 +127,12 @@ pub async fn download(
     q: web::Query<ReportFormQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     let kind = ReportType::parse(&kind.into_inner()).map_err(crate::http::ApiError::from)?;
-    let day = |s: &str, end: bool| {
-        given(s).map(|s| {
-            if s.len() == 10 && chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").is_ok() {
-                format!("{s}T{}Z", if end { "23:59:59" } else { "00:00:00" })
-            } else {
-                s
-            }
-        })
-    };
     let query = ReportQuery {
         subject: given(&q.subject),
         project: given(&q.project),
-        from: day(&q.from, false),
-        to: day(&q.to, true),
+        // A report's window takes in its last day.
+        from: day_or_time(&q.from, false),
+        to: day_or_time(&q.to, true),
         format: given(&q.format),
     };
     Ok(crate::http::reports::download(&state, viewer.guard, kind, query).await?)

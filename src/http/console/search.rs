@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::page::{self, urlencode, utc, Chrome, ConsoleError, Viewer};
+use super::page::{self, day_or_time, given, urlencode, utc, Chrome, ConsoleError, Viewer};
 use crate::auth::actions::ReadEvents;
 use crate::error_code::ErrorCode;
 use crate::http::search::SearchQuery;
@@ -37,19 +37,6 @@ pub struct ConsoleSearch {
     cursor: String,
 }
 
-fn given(s: &str) -> Option<String> {
-    let s = s.trim();
-    (!s.is_empty()).then(|| s.to_owned())
-}
-
-/// A plain date is the start of that day (UTC), so a person need not type
-/// a full RFC 3339 time.
-fn day_or_time(s: &str) -> Option<String> {
-    let s = given(s)?;
-    let is_date = s.len() == 10 && chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").is_ok();
-    Some(if is_date { format!("{s}T00:00:00Z") } else { s })
-}
-
 impl ConsoleSearch {
     fn to_api(&self) -> SearchQuery {
         SearchQuery {
@@ -58,8 +45,9 @@ impl ConsoleSearch {
             entity_type: given(&self.entity_type),
             actor: given(&self.actor),
             project: given(&self.project),
-            from: day_or_time(&self.from),
-            to: day_or_time(&self.to),
+            // `to` is exclusive: a date stands for the start of that day.
+            from: day_or_time(&self.from, false),
+            to: day_or_time(&self.to, false),
             sort: given(&self.sort),
             limit: None,
             cursor: given(&self.cursor),
