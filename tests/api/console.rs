@@ -451,6 +451,7 @@ async fn every_page_passes_axe_core_without_a_serious_violation() {
         "/ui/entities/dataset:nothing-here@1".into(),
         "/ui/approvals?state=".into(),
         format!("/ui/approvals/{}", story.production_approval),
+        "/ui/deployments?model=model:fraud-detector@1&environment=production".into(),
     ];
     for path in pages {
         browser.open(&app, &path).await;
@@ -602,4 +603,33 @@ async fn forge_decision(browser: &Browser, id: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("the forged form's answer never arrived");
+}
+
+#[tokio::test]
+async fn the_deployments_page_shows_what_is_live_under_which_approvals_and_asks_the_gate() {
+    let Some((_turn, browser)) = turn().await else { return };
+    let (app, story) = demo_app().await;
+    browser.sign_in(&app, &app.token("ada", &["auditor"], &["*"])).await;
+    browser.open(&app, "/ui/deployments").await;
+    let production = browser.text("table[data-environment='production']").await;
+    assert!(production.contains("model:fraud-detector@2"), "{production}");
+    assert!(production.contains(&format!("approval {} granted by", story.production_approval)), "{production}");
+    assert!(production.contains("rita") && production.contains("raj") && production.contains("allow"));
+    let blocked = browser.text(".timeline li[data-what='blocked']").await;
+    assert!(blocked.contains("pending: 1 of 2 approvals"), "the gate's reasons: {blocked}");
+    assert!(browser.client.find(Locator::Css(".timeline li[data-what='rolled_back']")).await.is_ok());
+    keep_screenshot(browser, "deployments").await;
+    // The gate form, for a version whose evaluation failed, and a mistyped environment.
+    browser.client.find(Locator::Css("#gate-model")).await.unwrap().send_keys("model:fraud-detector@1").await.unwrap();
+    browser.client.find(Locator::Css("#gate-environment")).await.unwrap().send_keys("production").await.unwrap();
+    browser.follow("form[action='/ui/deployments#check'] button").await;
+    let answer = browser.text("#gate-answer").await;
+    let api = app.get_json("/api/v1/gate?model=model:fraud-detector@1&environment=production").await;
+    assert!(answer.starts_with("deny"), "{answer}");
+    for reason in api["reasons"].as_array().unwrap() {
+        assert!(answer.contains(reason.as_str().unwrap()), "{reason} not in {answer}");
+    }
+    browser.open(&app, "/ui/deployments?model=model:fraud-detector@2&environment=prod").await;
+    let answer = browser.text("#gate-answer").await;
+    assert!(answer.starts_with("deny") && answer.contains("not declared"), "{answer}");
 }

@@ -7,6 +7,7 @@
 
 mod approvals;
 mod assets;
+mod deployments;
 mod entities;
 mod events;
 pub mod first_run;
@@ -100,6 +101,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/approvals", web::get().to(approvals::inbox))
             .route("/approvals/{id}", web::get().to(approvals::page))
             .route("/approvals/{id}", web::post().to(approvals::decide))
+            .route("/deployments", web::get().to(deployments::page))
             .route("/search", web::get().to(search::page))
             .route("/suggest", web::get().to(search::suggest))
             .route("/events/{seq}", web::get().to(events::page))

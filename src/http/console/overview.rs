@@ -8,22 +8,12 @@ use super::page::{self, age, see_other, utc, Chrome, ConsoleError, Viewer};
 use super::Verification;
 use crate::auth::actions::{self, Guard, ReadEvents, VerifyLedger};
 use crate::governance::lineage::{self, LiveModel};
-use crate::http::search::SearchQuery;
 use crate::http::AppState;
 use crate::ledger::Kind;
 use crate::store::projections::ApprovalFilter;
 
 /// Live deployments listed; the model inventory report lists them all.
 const LIVE_SHOWN: usize = 100;
-
-/// A blocked deployment, as the overview lists it.
-pub struct Blocked {
-    pub seq: u64,
-    pub at: String,
-    pub deployment: String,
-    pub model: String,
-    pub why: String,
-}
 
 /// The latest checkpoint, as shown.
 pub struct CheckpointLine {
@@ -45,7 +35,7 @@ struct OverviewPage {
     live: Vec<LiveModel>,
     /// Deployments serving a model, of which `live` lists the first.
     live_total: usize,
-    blocked: Vec<Blocked>,
+    blocked: Vec<super::deployments::Entry>,
     /// Pending approvals the viewer holds an approver role for; `None` when
     /// the viewer approves nothing.
     waiting: Option<usize>,
@@ -83,7 +73,8 @@ pub async fn page(viewer: Viewer<ReadEvents>, state: web::Data<AppState>) -> Res
     let live_total = live.len();
     let mut live = live;
     live.truncate(LIVE_SHOWN);
-    let blocked = blocked_deployments(&state, caller.clone()).await?;
+    let (blocked, _) =
+        super::deployments::timeline(&state, caller.clone(), Some(Kind::DeploymentBlocked), 5, None).await?;
     let waiting = waiting_approvals(&state, &caller).await?;
     let checkpoint = checkpoint.map(|c| CheckpointLine {
         size: c.tree_size,
@@ -104,51 +95,6 @@ pub async fn page(viewer: Viewer<ReadEvents>, state: web::Data<AppState>) -> Res
         waiting,
         key: state.proofs.verifier().to_vkey(),
     })
-}
-
-/// The five latest `deployment.blocked` events the caller may read, through
-/// the search service (newest first, scoped like every search).
-async fn blocked_deployments(
-    state: &web::Data<AppState>,
-    caller: crate::http::auth::Caller,
-) -> Result<Vec<Blocked>, ConsoleError> {
-    let query = SearchQuery {
-        kind: Some(Kind::DeploymentBlocked.as_str().to_owned()),
-        sort: Some("time".into()),
-        limit: Some(5),
-        ..Default::default()
-    };
-    let hits = crate::http::search::run(state, caller, query).await?.hits;
-    let seqs: Vec<u64> = hits.iter().map(|h| h.seq).collect();
-    let store = state.store.clone();
-    let events = state
-        .blocking(move || crate::store::events::by_seqs(&mut *store.conn()?, &seqs))
-        .await?
-        .map_err(crate::http::ApiError::from)?;
-    let mut blocked: Vec<Blocked> = events
-        .into_iter()
-        .map(|e| {
-            let a: serde_json::Value = serde_json::from_str(&e.attributes).unwrap_or_default();
-            let why = match &a["reasons"] {
-                serde_json::Value::Array(reasons) => reasons
-                    .iter()
-                    .map(|r| r.as_str().map_or_else(|| r.to_string(), str::to_owned))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                serde_json::Value::String(s) => s.clone(),
-                _ => a["reason"].as_str().unwrap_or_default().to_owned(),
-            };
-            Blocked {
-                seq: e.seq,
-                at: utc(&e.recorded_at),
-                deployment: e.subject,
-                model: a["model"].as_str().unwrap_or_default().to_owned(),
-                why,
-            }
-        })
-        .collect();
-    blocked.sort_by_key(|b| std::cmp::Reverse(b.seq));
-    Ok(blocked)
 }
 
 /// How many pending approvals, of the projects the caller reads, are in an
