@@ -452,6 +452,7 @@ async fn every_page_passes_axe_core_without_a_serious_violation() {
         "/ui/approvals?state=".into(),
         format!("/ui/approvals/{}", story.production_approval),
         "/ui/deployments?model=model:fraud-detector@1&environment=production".into(),
+        "/ui/subjects?id=nobody-1".into(),
     ];
     for path in pages {
         browser.open(&app, &path).await;
@@ -632,4 +633,58 @@ async fn the_deployments_page_shows_what_is_live_under_which_approvals_and_asks_
     browser.open(&app, "/ui/deployments?model=model:fraud-detector@2&environment=prod").await;
     let answer = browser.text("#gate-answer").await;
     assert!(answer.starts_with("deny") && answer.contains("not declared"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_data_protection_officer_answers_access_and_erases_end_to_end() {
+    use govledger::ledger::personal::MasterKey;
+    let Some((_turn, browser)) = turn().await else { return };
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.writer.master_key = Some(std::sync::Arc::new(MasterKey::new(&[9u8; 32])));
+    })
+    .await
+    .unwrap();
+    let event = app
+        .append_json(&json!({"kind": "customer.complaint_logged", "subject": "model:churn@1", "project": "crm",
+            "personal": {"subject_ids": ["alice-4711"], "fields": {"email": "alice@example.org"}}}))
+        .await;
+    let seq = event["seq"].as_u64().unwrap();
+    // An auditor has no data-protection entry and is refused the pages.
+    browser.sign_in(&app, &app.token("ada", &["auditor"], &["*"])).await;
+    assert!(!browser.text("header nav").await.contains("Data protection"));
+    browser.open(&app, "/ui/subjects/alice-4711").await;
+    assert_eq!(browser.text("h1").await, "Not allowed");
+
+    browser.sign_in(&app, &app.token("dora", &["dpo"], &["*"])).await;
+    browser.follow("header nav a[href='/ui/subjects']").await;
+    browser.client.find(Locator::Css("#id")).await.unwrap().send_keys("alice-4711").await.unwrap();
+    browser.follow("form[action='/ui/subjects'] button").await;
+    assert!(browser.text(".subject-fields").await.contains("alice@example.org"));
+    assert_eq!(browser.text("#subject-state").await, "held");
+    keep_screenshot(browser, "subject").await;
+    // A mistyped confirmation erases nothing.
+    let size = app.size().await;
+    browser.client.find(Locator::Css("#confirm")).await.unwrap().send_keys("alice-4712").await.unwrap();
+    browser.follow("form[action='/ui/subjects/alice-4711/erase'] button").await;
+    assert!(browser.text("#refused").await.contains("type the subject's id again"));
+    assert_eq!(app.size().await, size);
+    browser.client.find(Locator::Css("#confirm")).await.unwrap().send_keys("alice-4711").await.unwrap();
+    browser.client.find(Locator::Css("#erase-reason")).await.unwrap().send_keys("DSR-2026-118").await.unwrap();
+    browser.follow("form[action='/ui/subjects/alice-4711/erase'] button").await;
+    assert!(browser.text("#erased").await.starts_with("Erased: recorded as event #"));
+    assert_eq!(browser.text("#subject-state").await, "erased");
+    // The certificate downloads; the event page shows the fields erased.
+    let href = browser.client.find(Locator::Css("#certificate")).await.unwrap().attr("href").await.unwrap().unwrap();
+    let cookie = browser.client.get_named_cookie("govledger_session").await.unwrap();
+    let pdf = reqwest::Client::new()
+        .get(app.url(&href))
+        .header("Cookie", format!("govledger_session={}", cookie.value()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pdf.status(), 200);
+    assert!(pdf.bytes().await.unwrap().starts_with(b"%PDF"));
+    browser.open(&app, &format!("/ui/events/{seq}")).await;
+    let personal = browser.text("#personal").await;
+    assert!(personal.contains("[erased]") && !personal.contains("alice@example.org"), "{personal}");
 }

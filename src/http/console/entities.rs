@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::events::Linked;
 use super::page::{self, urlencode, utc, Chrome, ConsoleError, Viewer};
 use super::svg;
-use crate::auth::actions::{ReadEvents, ReadReports};
+use crate::auth::actions::{Guard as _, ReadEvents, ReadReports};
 use crate::governance::evidence::{self, TrainingEvidence};
 use crate::governance::gate::GateDecision;
 use crate::governance::lineage::{Edge, EntityView, Graph};
@@ -183,6 +183,9 @@ struct EntityPage {
     e: EntityParts,
     /// The page's own URL, for the drawing's form.
     action: String,
+    /// The GDPR record of processing (Art. 30) of this dataset and of its
+    /// project, for a viewer who may read reports.
+    processing: Option<(String, Option<String>)>,
 }
 
 /// The entity and its lineage drawing, through the API's services.
@@ -231,7 +234,13 @@ pub async fn page(
     }
     let e = parts(&state, &viewer, &r, &q, "both").await?;
     let chrome = viewer.chrome(e.r.clone(), "");
-    page::html(&EntityPage { chrome, action: svg::entity_href(&e.r), e })
+    let may_report = viewer.guard.may(&crate::auth::actions::ReadReports::ACTION, "", e.project.as_deref());
+    let processing = (e.entity_type == "dataset" && may_report).then(|| {
+        let of =
+            |param: &str, value: &str| format!("/ui/reports/gdpr-processing?{param}={}&format=pdf", urlencode(value));
+        (of("subject", &e.r), e.project.as_deref().map(|p| of("project", p)))
+    });
+    page::html(&EntityPage { chrome, action: svg::entity_href(&e.r), processing, e })
 }
 
 /// One environment's gate answer.

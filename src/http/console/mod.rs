@@ -17,6 +17,7 @@ mod reports;
 mod search;
 pub mod session;
 mod signin;
+mod subjects;
 pub mod svg;
 
 use std::sync::Mutex;
@@ -102,6 +103,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/approvals/{id}", web::get().to(approvals::page))
             .route("/approvals/{id}", web::post().to(approvals::decide))
             .route("/deployments", web::get().to(deployments::page))
+            .route("/subjects", web::get().to(subjects::find))
+            .route("/subjects/{id}", web::get().to(subjects::page))
+            .route("/subjects/{id}/erase", web::post().to(subjects::erase))
             .route("/search", web::get().to(search::page))
             .route("/suggest", web::get().to(search::suggest))
             .route("/events/{seq}", web::get().to(events::page))

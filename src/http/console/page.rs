@@ -35,7 +35,10 @@ impl<A: Guard> Viewer<A> {
             sub: Some(caller.sub().to_owned()),
             roles: caller.roles().join(", "),
             csrf: self.session.csrf.clone(),
-            menu: Menu { reports: somewhere(&crate::auth::actions::ReadReports::ACTION) },
+            menu: Menu {
+                reports: somewhere(&crate::auth::actions::ReadReports::ACTION),
+                subjects: caller.may(&crate::auth::actions::ReadSubjects::ACTION, "", None),
+            },
         }
     }
 
@@ -120,6 +123,7 @@ pub struct Chrome {
 #[derive(Default)]
 pub struct Menu {
     pub reports: bool,
+    pub subjects: bool,
 }
 
 impl Chrome {
