@@ -105,6 +105,15 @@ pub struct TokenRecord {
     pub expired: bool,
 }
 
+/// A version of the policy, as its `policy.changed` event records it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PolicyVersion {
+    pub seq: u64,
+    pub actor: String,
+    pub recorded_at: String,
+    pub text: String,
+}
+
 /// Defaults shared by `govledger token issue` and `POST /api/v1/tokens`.
 pub const DEFAULT_TOKEN_TTL: &str = "90d";
 /// Every project: the default when a token names none.
@@ -282,6 +291,27 @@ impl Access {
             expires_at: claims.exp,
             expires: unix_to_rfc3339(claims.exp),
         })
+    }
+
+    /// Every version of the policy set through the ledger, oldest first:
+    /// the seq, actor and time of its `policy.changed` event, and its text.
+    pub async fn policy_history(&self, store: &Store) -> Result<Vec<PolicyVersion>, AccessError> {
+        let reading = store.clone();
+        let events = tokio::task::spawn_blocking(move || events_of_kind(&reading, Kind::PolicyChanged, 0))
+            .await
+            .map_err(|e| AccessError::Internal(format!("a blocking task failed: {e}")))??;
+        Ok(events
+            .into_iter()
+            .map(|e| {
+                let a: serde_json::Value = serde_json::from_str(&e.attributes).unwrap_or_default();
+                PolicyVersion {
+                    seq: e.seq,
+                    actor: e.actor,
+                    recorded_at: e.recorded_at,
+                    text: a["policy"].as_str().unwrap_or_default().to_owned(),
+                }
+            })
+            .collect())
     }
 
     /// Every token issued, as the ledger records it, oldest first.

@@ -453,6 +453,8 @@ async fn every_page_passes_axe_core_without_a_serious_violation() {
         format!("/ui/approvals/{}", story.production_approval),
         "/ui/deployments?model=model:fraud-detector@1&environment=production".into(),
         "/ui/subjects?id=nobody-1".into(),
+        "/ui/admin/tokens".into(),
+        "/ui/admin/policy".into(),
     ];
     for path in pages {
         browser.open(&app, &path).await;
@@ -687,4 +689,45 @@ async fn a_data_protection_officer_answers_access_and_erases_end_to_end() {
     browser.open(&app, &format!("/ui/events/{seq}")).await;
     let personal = browser.text("#personal").await;
     assert!(personal.contains("[erased]") && !personal.contains("alice@example.org"), "{personal}");
+}
+
+#[tokio::test]
+async fn a_token_issued_and_revoked_in_the_admin_pages_stops_working_on_the_api_at_once() {
+    let Some((_turn, browser)) = turn().await else { return };
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.append("dataset.version_created", "dataset:d@1").await;
+    browser.sign_in(&app, &app.admin_token).await;
+    browser.follow("header nav a[href='/ui/admin/tokens']").await;
+    for (field, value) in [("#sub", "ci-bot"), ("#roles", "auditor"), ("#ttl", "1h")] {
+        browser.client.find(Locator::Css(field)).await.unwrap().send_keys(value).await.unwrap();
+    }
+    browser.follow("form[action='/ui/admin/tokens'] button").await;
+    let token = browser.client.find(Locator::Css("#new-token")).await.unwrap().prop("value").await.unwrap().unwrap();
+    assert!(browser.text("#issued-token").await.contains("shown this once"));
+    keep_screenshot(browser, "token-issued").await;
+    let api = crate::helpers::client_with(&token);
+    assert_eq!(api.get(app.url("/api/v1/head")).send().await.unwrap().status(), 200, "the new token works");
+    // Revoke it, with a reason.
+    let row = "tr:has(td:first-child)";
+    let rows = browser.client.find_all(Locator::Css(row)).await.unwrap();
+    let mut target = None;
+    for r in rows {
+        if r.text().await.unwrap().starts_with("ci-bot") {
+            target = Some(r);
+            break;
+        }
+    }
+    let row = target.expect("the token is listed");
+    row.find(Locator::Css("input[name='reason']")).await.unwrap().send_keys("left the team").await.unwrap();
+    let button = row.find(Locator::Css("button")).await.unwrap();
+    browser.follow_element(button).await;
+    assert!(browser.text("#revoked").await.contains("is revoked"));
+    assert_eq!(api.get(app.url("/api/v1/head")).send().await.unwrap().status(), 401, "revoked at once");
+    // The policy page lists the default; an auditor sees no token controls.
+    browser.follow("header nav a[href='/ui/admin/policy']").await;
+    assert!(browser.text("#policy-text").await.contains("p, auditor, *, events, read, allow"));
+    browser.sign_in(&app, &app.token("ada", &["auditor"], &["*"])).await;
+    assert!(!browser.text("header nav").await.contains("Tokens"));
+    browser.open(&app, "/ui/admin/tokens").await;
+    assert_eq!(browser.text("h1").await, "Not allowed");
 }

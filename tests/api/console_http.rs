@@ -332,3 +332,18 @@ async fn an_expired_approval_shows_as_expired_and_no_longer_counts() {
     assert!(refused.text().await.unwrap().contains("give a reason"));
     assert_eq!(app.size().await, size);
 }
+
+#[tokio::test]
+async fn the_policy_page_shows_its_history_and_a_diff_between_versions() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_policy_line("p, loader, *, events/dataset.*, append, allow").await;
+    let changed = app.get_json("/api/v1/events?kind=policy.changed").await;
+    let seq = changed["events"][0]["seq"].as_u64().unwrap();
+    let admin = sign_in(&app, &app.admin_token).await;
+    let page = get_with(&app, &admin, &format!("/ui/admin/policy?from=0&to={seq}")).await.text().await.unwrap();
+    assert!(page.contains(&format!("event #{seq}")) && page.contains(super::helpers::TEST_ADMIN));
+    assert!(page.contains("<span class=\"added\">+ p, loader, *, events/dataset.*, append, allow</span>"), "{page}");
+    assert!(!page.contains("class=\"removed\""), "nothing was removed");
+    let bad = get_with(&app, &admin, "/ui/admin/policy?from=0&to=99999").await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -5,6 +5,7 @@
 //! same services; no page reads the store by a path of its own. Every
 //! flow works without JavaScript; the vendored htmx only spares reloads.
 
+mod admin;
 mod approvals;
 mod assets;
 mod deployments;
@@ -106,6 +107,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/subjects", web::get().to(subjects::find))
             .route("/subjects/{id}", web::get().to(subjects::page))
             .route("/subjects/{id}/erase", web::post().to(subjects::erase))
+            .route("/admin/tokens", web::get().to(admin::tokens))
+            .route("/admin/tokens", web::post().to(admin::issue))
+            .route("/admin/tokens/{jti}/revoke", web::post().to(admin::revoke))
+            .route("/admin/policy", web::get().to(admin::policy))
             .route("/search", web::get().to(search::page))
             .route("/suggest", web::get().to(search::suggest))
             .route("/events/{seq}", web::get().to(events::page))

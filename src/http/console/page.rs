@@ -38,6 +38,8 @@ impl<A: Guard> Viewer<A> {
             menu: Menu {
                 reports: somewhere(&crate::auth::actions::ReadReports::ACTION),
                 subjects: caller.may(&crate::auth::actions::ReadSubjects::ACTION, "", None),
+                tokens: caller.may(&crate::auth::actions::IssueTokens::ACTION, "", None),
+                policy: caller.may(&crate::auth::actions::ReadPolicy::ACTION, "", None),
             },
         }
     }
@@ -124,6 +126,8 @@ pub struct Chrome {
 pub struct Menu {
     pub reports: bool,
     pub subjects: bool,
+    pub tokens: bool,
+    pub policy: bool,
 }
 
 impl Chrome {

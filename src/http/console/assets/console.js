@@ -8,3 +8,14 @@ document.addEventListener("change", function (event) {
     el.form.requestSubmit();
   }
 });
+// A "Copy" button next to a value shown once: copies it to the clipboard.
+document.addEventListener("click", function (event) {
+  var button = event.target.closest ? event.target.closest("[data-copy]") : null;
+  if (!button) return;
+  var field = document.getElementById(button.getAttribute("data-copy"));
+  if (!field) return;
+  field.select();
+  if (navigator.clipboard) {
+    navigator.clipboard.writeText(field.value).then(function () { button.textContent = "Copied"; });
+  }
+});
