@@ -60,6 +60,7 @@ fn main() {
         runtime.block_on(over_http(&target, &dir));
     }
     if wants("console") {
+        pending_approvals(&target, 500);
         drawing();
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         runtime.block_on(console(&target, &dir));
@@ -261,7 +262,10 @@ fn in_process(target: &StorageTarget) {
 /// the token, and what stops it.
 struct BenchServer {
     base: String,
+    /// An auditor's token; then a risk officer's and an administrator's.
     token: String,
+    officer: String,
+    admin: String,
     handle: actix_web::dev::ServerHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -275,13 +279,17 @@ impl BenchServer {
         // the shipped per-token rate (500/s): the figure is latency, not the
         // rate limiter.
         config.limits.rate_limit_per_second = 0;
+        // The data-protection pages need one (the ledger holds no personal data).
+        config.writer.master_key = Some(std::sync::Arc::new(govledger::ledger::personal::MasterKey::new(&[1u8; 32])));
         let (issuer, _) = govledger::auth::TokenIssuer::load_or_create(&config.tokens).unwrap();
         let token = issuer.issue("audrey", &["auditor".into()], &["*".into()], 3600).unwrap().0;
+        let officer = issuer.issue("rosa", &["risk_officer".into()], &["*".into()], 3600).unwrap().0;
+        let admin = issuer.issue("ada", &["admin".into()], &["*".into()], 3600).unwrap().0;
         let app = Application::build(config).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         let server = tokio::spawn(app.run_until_stopped());
-        Self { base, token, handle, server }
+        Self { base, token, officer, admin, handle, server }
     }
 
     async fn stop(self) {
@@ -451,6 +459,27 @@ fn wide_graph() -> lineage::Graph {
     }
 }
 
+/// Adds production approval requests until `n` are pending (the loaded
+/// ledger's are all granted): what a risk officer's inbox holds.
+fn pending_approvals(target: &StorageTarget, n: usize) {
+    use govledger::store::projections::{self, ApprovalFilter};
+    let store = Store::open(target.clone(), 1, WriterConfig::default()).unwrap();
+    let filter = ApprovalFilter { state: Some("pending".into()), limit: n as i64, ..Default::default() };
+    let have = projections::list_approvals(&mut store.conn().unwrap(), &filter).unwrap().len();
+    let drafts: Vec<EventDraft> = (have..n)
+        .map(|i| {
+            draft(json!({"kind": "approval.requested", "subject": format!("approval:pending{i}"), "project": "bench",
+                "attributes": {"model": format!("model:m{}@1", i % MODELS as usize), "environment": "production",
+                               "evidence": [], "note": "", "required_approvals": 2, "valid_for_seconds": 7_776_000}}))
+        })
+        .collect();
+    if !drafts.is_empty() {
+        store.writer().append_blocking("ci".into(), drafts).unwrap();
+        println!("== added {} pending production approvals", n - have);
+    }
+    store.close();
+}
+
 /// The console's lineage drawing of a 200-node graph: layout, then SVG.
 fn drawing() {
     use govledger::http::console::svg;
@@ -515,6 +544,8 @@ async fn console(target: &StorageTarget, dir: &std::path::Path) {
         .build()
         .unwrap();
     let cookie = console_session(&client, &base, &token).await;
+    let officer = console_session(&client, &base, &bench.officer).await;
+    let admin = console_session(&client, &base, &bench.admin).await;
     let size = {
         let store = Store::open(target.clone(), 1, WriterConfig::default()).unwrap();
         let size = store.head().unwrap().size;
@@ -533,7 +564,13 @@ async fn console(target: &StorageTarget, dir: &std::path::Path) {
             4 => format!("/ui/entities/{}?direction=both&depth=3", level(r % CHAINS, LEVELS / 2)),
             5 => format!("/ui/entities/{}?direction=downstream&depth=10", level(r % CHAINS, 0)),
             6 => format!("/ui/models/{model}"),
-            _ => "/ui/reports".to_owned(),
+            7 => "/ui/reports".to_owned(),
+            8 | 9 => "/ui/approvals".to_owned(),
+            10 => format!("/ui/approvals/pending{}", r % 500),
+            11 => "/ui/deployments".to_owned(),
+            12 => format!("/ui/subjects/customer-{r}"),
+            13 => "/ui/admin/tokens".to_owned(),
+            _ => "/ui/admin/policy".to_owned(),
         }
     };
     println!("== console over HTTP (auditor session, one keep-alive connection, sequential), {size} events");
@@ -546,13 +583,25 @@ async fn console(target: &StorageTarget, dir: &std::path::Path) {
         (5, "entity, raw dataset, downstream depth 10"),
         (6, "model version (dossier, gates, training, graph)"),
         (7, "reports"),
+        (8, "approval inbox, risk officer: pending and decidable by me (500 pending), first page of 20"),
+        (9, "approval inbox, auditor: what is pending (read-only), first page of 20"),
+        (10, "approval page, risk officer"),
+        (11, "deployments (2,000 live per environment, 25 shown with the gate's answer)"),
+        (12, "data subject, admin (no events name them)"),
+        (13, "tokens, admin"),
+        (14, "policy, admin"),
     ] {
+        let cookie = match kind {
+            8 | 10 => &officer,
+            12..=14 => &admin,
+            _ => &cookie,
+        };
         let mut samples = Vec::with_capacity(PAGES);
         let mut heaviest = 0;
         for _ in 0..PAGES {
             let path = page(kind);
             let t = Instant::now();
-            let response = client.get(format!("{base}{path}")).header("Cookie", &cookie).send().await.unwrap();
+            let response = client.get(format!("{base}{path}")).header("Cookie", cookie).send().await.unwrap();
             assert_eq!(response.status(), 200, "{path}");
             let body = response.bytes().await.unwrap();
             samples.push(t.elapsed());

@@ -347,3 +347,36 @@ async fn the_policy_page_shows_its_history_and_a_diff_between_versions() {
     let bad = get_with(&app, &admin, "/ui/admin/policy?from=0&to=99999").await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn an_auditor_sees_no_controls_and_every_forged_post_is_refused_and_writes_nothing() {
+    use govledger::ledger::personal::MasterKey;
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.writer.master_key = Some(std::sync::Arc::new(MasterKey::new(&[4u8; 32])));
+    })
+    .await
+    .unwrap();
+    app.append_json(&json!({"kind": "customer.complaint_logged", "subject": "model:churn@1", "project": "crm",
+        "personal": {"subject_ids": ["bob-1"], "fields": {"email": "bob@example.org"}}}))
+        .await;
+    let auditor = sign_in(&app, &app.token("ada", &["auditor"], &["*"])).await;
+    let overview = get_with(&app, &auditor, "/ui/").await.text().await.unwrap();
+    for absent in ["/ui/admin/tokens", "/ui/subjects"] {
+        assert!(!overview.contains(&format!("href=\"{absent}\"")), "an auditor's menu has no {absent}");
+    }
+    let csrf = csrf_of(&overview);
+    let size = app.size().await;
+    let cookie = format!("govledger_session={auditor}");
+    for (path, form) in [
+        ("/ui/subjects/bob-1/erase", vec![("confirm", "bob-1"), ("reason", "x")]),
+        ("/ui/admin/tokens", vec![("sub", "mallory"), ("roles", "admin")]),
+        ("/ui/admin/tokens/0000/revoke", vec![("reason", "x")]),
+    ] {
+        let mut form = form;
+        form.push(("csrf", &csrf));
+        let answer = bare().post(app.url(path)).header("Cookie", &cookie).form(&form).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{path}");
+        assert!(answer.text().await.unwrap().contains("Not allowed"), "{path}");
+    }
+    assert_eq!(app.size().await, size, "nothing was written");
+}

@@ -21,6 +21,8 @@ use crate::store::projections::ApprovalFilter;
 const PAGE: usize = 20;
 /// Approvals read at most to fill one page of "decidable by me".
 const SCAN: usize = 1000;
+/// Evaluations shown per approval, the latest; the model page has them all.
+const EVALUATIONS_SHOWN: usize = 5;
 
 /// An approval with what a risk officer decides on.
 pub struct Item {
@@ -36,6 +38,8 @@ pub struct Item {
     pub refusal: Option<String>,
     /// Why the viewer may not revoke it (`None`: they may, it is granted).
     pub revoke_refusal: Option<String>,
+    /// Evaluations on the record, of which `review` holds the latest.
+    pub evaluations_total: usize,
 }
 
 impl Item {
@@ -89,25 +93,50 @@ fn quorum(a: &ApprovalView) -> String {
     text
 }
 
+/// Why `caller` may not grant or reject `a` (`None`: they may).
+async fn refusal(state: &AppState, caller: &Caller, a: &ApprovalView) -> Result<Option<String>, ConsoleError> {
+    if a.state != "pending" {
+        return Ok(Some(format!("it is {}; only a pending approval is granted or rejected", a.state)));
+    }
+    if !caller.may(&AppendEvents::ACTION, Decision::Grant.kind().as_str(), a.project.as_deref()) {
+        return Ok(Some(format!("{} may not record approval decisions in this project", caller.sub())));
+    }
+    Ok(state.governance.refusal(caller.sub(), caller.roles(), a, Decision::Grant).await.map_err(ApiError::from)?)
+}
+
+/// Whether `caller` holds an approver role of some environment.
+fn approves_somewhere(state: &AppState, caller: &Caller) -> bool {
+    let rules = state.governance.rules();
+    rules.known().iter().any(|env| {
+        rules.environment(env).is_some_and(|r| r.approver_roles.iter().any(|role| caller.roles().contains(role)))
+    })
+}
+
 /// `a` with its evidence and what `caller` may do with it.
 async fn item(state: &web::Data<AppState>, caller: &Caller, a: ApprovalView) -> Result<Item, ConsoleError> {
+    let refused = refusal(state, caller, &a).await?;
+    item_with(state, caller, a, refused).await
+}
+
+/// [`item`], with the grant refusal already known.
+async fn item_with(
+    state: &web::Data<AppState>,
+    caller: &Caller,
+    a: ApprovalView,
+    refusal: Option<String>,
+) -> Result<Item, ConsoleError> {
     let store = state.store.clone();
     let (who, model) = (caller.clone(), a.model.clone());
-    let review = state
+    let mut review = state
         .blocking(move || -> Result<_, ApiError> {
             let mut conn = store.conn()?;
             let readable = who.readable_projects_in(&mut conn)?;
             Ok(evidence::review(&mut conn, &model, readable.as_deref())?)
         })
         .await??;
+    let evaluations_total = review.evaluations.len();
+    review.evaluations.truncate(EVALUATIONS_SHOWN);
     let may = |d: Decision| caller.may(&AppendEvents::ACTION, d.kind().as_str(), a.project.as_deref());
-    let refusal = if a.state != "pending" {
-        Some(format!("it is {}; only a pending approval is granted or rejected", a.state))
-    } else if !may(Decision::Grant) {
-        Some(format!("{} may not record approval decisions in this project", caller.sub()))
-    } else {
-        state.governance.refusal(caller.sub(), caller.roles(), &a, Decision::Grant).await.map_err(ApiError::from)?
-    };
     let revoke_refusal = if a.state != "granted" {
         Some("only a granted approval is revoked".to_owned())
     } else if !may(Decision::Revoke) {
@@ -125,6 +154,7 @@ async fn item(state: &web::Data<AppState>, caller: &Caller, a: ApprovalView) -> 
         would_expire,
         refusal,
         revoke_refusal,
+        evaluations_total,
         review,
         approval: a,
     })
@@ -154,6 +184,7 @@ struct InboxPage {
     items: Vec<Item>,
     next: Option<String>,
     environments: Vec<String>,
+    approver: bool,
 }
 
 /// `GET /ui/approvals?state=&environment=&model=&mine=&after_seq=`; without
@@ -165,9 +196,11 @@ pub async fn inbox(
     q: web::Query<InboxQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     let mut q = q.into_inner();
+    let approver = approves_somewhere(&state, viewer.guard.caller());
     if req.query_string().is_empty() {
+        // A risk officer sees what waits for her; anyone else, what waits.
         q.state = "pending".into();
-        q.mine = "1".into();
+        q.mine = if approver { "1" } else { "" }.into();
     }
     if let Some(s) = given(&q.state) {
         if crate::ledger::kind::ApprovalState::parse(&s).is_none() {
@@ -186,33 +219,39 @@ pub async fn inbox(
     let mut items = Vec::new();
     let mut after = q.after_seq.unwrap_or(0);
     let mut scanned = 0;
-    let next = 'pages: loop {
-        let filter = ApprovalFilter {
-            state: given(&q.state),
-            model: given(&q.model),
-            environment: given(&q.environment),
-            after_seq: after,
-            limit: PAGE as i64 + 1,
-        };
-        let page = state.governance.approvals(filter).await.map_err(ApiError::from)?;
-        let more = page.len() > PAGE;
-        for a in page.into_iter().take(PAGE) {
-            after = a.requested_seq;
-            scanned += 1;
-            if !crate::governance::lineage::project_visible(a.project.as_deref(), readable.as_deref()) {
-                continue;
+    // Someone who approves nothing has nothing to decide: no scan.
+    let next = if mine && !approver {
+        None
+    } else {
+        'pages: loop {
+            let filter = ApprovalFilter {
+                state: given(&q.state),
+                model: given(&q.model),
+                environment: given(&q.environment),
+                after_seq: after,
+                limit: PAGE as i64 + 1,
+            };
+            let page = state.governance.approvals(filter).await.map_err(ApiError::from)?;
+            let more = page.len() > PAGE;
+            for a in page.into_iter().take(PAGE) {
+                after = a.requested_seq;
+                scanned += 1;
+                if !crate::governance::lineage::project_visible(a.project.as_deref(), readable.as_deref()) {
+                    continue;
+                }
+                // The cheap checks first: evidence is read only for what is shown.
+                let refused = refusal(&state, &caller, &a).await?;
+                if mine && refused.is_some() {
+                    continue;
+                }
+                items.push(item_with(&state, &caller, a, refused).await?);
+                if items.len() == PAGE {
+                    break 'pages Some(after);
+                }
             }
-            let it = item(&state, &caller, a).await?;
-            if mine && it.refusal.is_some() {
-                continue;
+            if !more || scanned >= SCAN {
+                break more.then_some(after);
             }
-            items.push(it);
-            if items.len() == PAGE {
-                break 'pages Some(after);
-            }
-        }
-        if !more || scanned >= SCAN {
-            break more.then_some(after);
         }
     };
     let next = next.map(|after| {
@@ -227,6 +266,7 @@ pub async fn inbox(
     page::html(&InboxPage {
         chrome: viewer.chrome("Approvals", "approvals"),
         environments: state.governance.rules().known(),
+        approver,
         q,
         items,
         next,

@@ -100,6 +100,8 @@ pub struct Checked {
 struct DeploymentsPage {
     chrome: Chrome,
     environments: Vec<(String, Vec<Live>)>,
+    /// Live deployments per environment, of which the first are listed.
+    counts: std::collections::BTreeMap<String, usize>,
     entries: Vec<Entry>,
     next: Option<String>,
     checked: Option<Checked>,
@@ -111,6 +113,14 @@ struct DeploymentsPage {
 impl DeploymentsPage {
     fn entity_href(&self, r: &str) -> String {
         super::svg::entity_href(r)
+    }
+
+    /// "The first 25 of 2,000" when an environment has more than are listed.
+    fn more(&self, env: &str, shown: usize) -> String {
+        match self.counts.get(env) {
+            Some(&n) if n > shown => format!("The first {shown} of {n}: the model inventory report lists them all."),
+            _ => String::new(),
+        }
     }
 }
 
@@ -127,8 +137,9 @@ pub struct DeploymentsQuery {
     environment: String,
 }
 
-/// Deployments listed live per page; the inventory report lists them all.
-const LIVE_SHOWN: usize = 200;
+/// Live deployments listed per environment, each with the gate's answer;
+/// the model inventory report lists them all.
+const LIVE_SHOWN: usize = 25;
 
 /// `GET /ui/deployments?cursor=&model=&environment=`.
 pub async fn page(
@@ -139,15 +150,28 @@ pub async fn page(
     let caller = viewer.guard.caller().clone();
     let store = state.store.clone();
     let who = caller.clone();
-    let mut live = state
+    let live = state
         .blocking(move || -> Result<_, ApiError> {
             let mut conn = store.conn()?;
             let readable = who.readable_projects_in(&mut conn)?;
             Ok(lineage::live_models(&mut conn, readable.as_deref())?)
         })
         .await??;
-    live.truncate(LIVE_SHOWN);
     let mut environments: Vec<(String, Vec<Live>)> = Vec::new();
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for l in &live {
+        *counts.entry(l.environment.clone()).or_default() += 1;
+    }
+    let live: Vec<LiveModel> = {
+        let mut shown: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+        live.into_iter()
+            .filter(|l| {
+                let n = shown.entry(l.environment.clone()).or_default();
+                *n += 1;
+                *n <= LIVE_SHOWN
+            })
+            .collect()
+    };
     for l in live {
         let decision = state.governance.gate(&l.model, &l.environment).await.ok();
         let approvals = decision
@@ -186,6 +210,7 @@ pub async fn page(
     page::html(&DeploymentsPage {
         chrome: viewer.chrome("Deployments", "deployments"),
         environments,
+        counts,
         entries,
         next,
         checked,
