@@ -331,6 +331,19 @@ async fn an_expired_approval_shows_as_expired_and_no_longer_counts() {
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.text().await.unwrap().contains("give a reason"));
     assert_eq!(app.size().await, size);
+    // With a reason, the revocation is recorded and shown.
+    let revoked = bare()
+        .post(app.url(&format!("/ui/approvals/{id}")))
+        .header("Cookie", format!("govledger_session={rita}"))
+        .form(&[("decision", "revoke"), ("reason", "trial over"), ("csrf", &csrf_of(&form))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+    let to = revoked.headers()["location"].to_str().unwrap().to_owned();
+    let page = get_with(&app, &rita, &to).await.text().await.unwrap();
+    assert!(page.contains("(approval.revoked)") && page.contains("<dd class=\"approval-state\">revoked</dd>"));
+    assert_eq!(app.size().await, size + 1);
 }
 
 #[tokio::test]

@@ -83,6 +83,8 @@ pub async fn timeline(
 /// A live deployment with the approvals it runs under.
 pub struct Live {
     pub live: LiveModel,
+    /// When the event that put the model live was recorded.
+    pub since: String,
     /// "granted by rita and raj, valid until ..." per approval the gate relies on.
     pub approvals: Vec<String>,
     pub relied_on: Vec<i64>,
@@ -172,6 +174,15 @@ pub async fn page(
             })
             .collect()
     };
+    let seqs: Vec<u64> = live.iter().filter_map(|l| u64::try_from(l.updated_seq).ok()).collect();
+    let store = state.store.clone();
+    let times: std::collections::BTreeMap<i64, String> = state
+        .blocking(move || crate::store::events::by_seqs(&mut *store.conn()?, &seqs))
+        .await?
+        .map_err(ApiError::from)?
+        .into_iter()
+        .map(|e| (e.seq as i64, utc(&e.recorded_at)))
+        .collect();
     for l in live {
         let decision = state.governance.gate(&l.model, &l.environment).await.ok();
         let approvals = decision
@@ -190,6 +201,7 @@ pub async fn page(
             })
             .unwrap_or_default();
         let entry = Live {
+            since: times.get(&l.updated_seq).cloned().unwrap_or_default(),
             relied_on: decision.as_ref().map(|d| d.relied_on_seqs.clone()).unwrap_or_default(),
             allowed_now: decision.as_ref().is_some_and(|d| d.allowed),
             approvals,
