@@ -393,3 +393,41 @@ async fn an_auditor_sees_no_controls_and_every_forged_post_is_refused_and_writes
     }
     assert_eq!(app.size().await, size, "nothing was written");
 }
+
+#[tokio::test]
+async fn reports_download_in_every_format_and_a_missing_subject_says_what_to_fix() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.append_json(&json!({"kind": "dataset.version_created", "subject": "dataset:d@1", "project": "p",
+        "attributes": {"row_count": 1, "location": "s3://d"}}))
+        .await;
+    let admin = sign_in(&app, &app.admin_token).await;
+    for (format, content_type) in [("pdf", "application/pdf"), ("json", "application/json"), ("csv", "text/csv")] {
+        let answer =
+            get_with(&app, &admin, &format!("/ui/reports/audit-trail?subject=&project=p&from=&to=&format={format}"))
+                .await;
+        assert_eq!(answer.status(), StatusCode::OK, "{format}");
+        assert!(answer.headers()["content-type"].to_str().unwrap().starts_with(content_type), "{format}");
+        assert!(answer.headers()["content-disposition"].to_str().unwrap().contains(&format!("audit-trail.{format}")));
+    }
+    let missing = get_with(&app, &admin, "/ui/reports/model-dossier?subject=&format=pdf").await;
+    assert_eq!(missing.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(missing.text().await.unwrap().contains("model-dossier needs a subject"));
+}
+
+#[tokio::test]
+async fn an_entity_drawn_as_of_before_it_existed_says_so_on_its_page() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.append_json(&json!({"kind": "dataset.version_created", "subject": "dataset:d@1", "project": "p",
+        "attributes": {"row_count": 1, "location": "s3://d"}}))
+        .await;
+    let admin = sign_in(&app, &app.admin_token).await;
+    let page = get_with(&app, &admin, "/ui/entities/dataset:d@1?direction=both&depth=2&as_of=2000-01-01T00:00:00Z")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("No drawing: no entity dataset:d@1 (at that time)"), "{page}");
+    let bad = get_with(&app, &admin, "/ui/entities/dataset:d@1?depth=11").await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text().await.unwrap().contains("depth must be a whole number from 1 to 10"));
+}
