@@ -639,18 +639,8 @@ async fn the_deployments_page_shows_what_is_live_under_which_approvals_and_asks_
 
 #[tokio::test]
 async fn a_data_protection_officer_answers_access_and_erases_end_to_end() {
-    use govledger::ledger::personal::MasterKey;
     let Some((_turn, browser)) = turn().await else { return };
-    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
-        config.writer.master_key = Some(std::sync::Arc::new(MasterKey::new(&[9u8; 32])));
-    })
-    .await
-    .unwrap();
-    let event = app
-        .append_json(&json!({"kind": "customer.complaint_logged", "subject": "model:churn@1", "project": "crm",
-            "personal": {"subject_ids": ["alice-4711"], "fields": {"email": "alice@example.org"}}}))
-        .await;
-    let seq = event["seq"].as_u64().unwrap();
+    let (app, seq) = crate::console_http::with_personal_data("alice-4711", "alice@example.org").await;
     // An auditor has no data-protection entry and is refused the pages.
     browser.sign_in(&app, &app.token("ada", &["auditor"], &["*"])).await;
     assert!(!browser.text("header nav").await.contains("Data protection"));

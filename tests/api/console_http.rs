@@ -177,8 +177,9 @@ async fn pages_a_caller_may_not_see_are_404_with_words_and_reports_need_their_ac
     assert!(reports.text().await.unwrap().contains("may not read reports"));
 }
 
-#[tokio::test]
-async fn the_event_page_shows_personal_fields_to_those_who_may_read_them_and_erased_after_erasure() {
+/// A server with a master key and one event naming data subject `id`
+/// (email `email`); returns it and the event's seq.
+pub async fn with_personal_data(id: &str, email: &str) -> (TestApp, u64) {
     use govledger::ledger::personal::MasterKey;
     let app = TestApp::spawn_with(Backend::Sqlite, |config| {
         config.writer.master_key = Some(std::sync::Arc::new(MasterKey::new(&[5u8; 32])));
@@ -187,9 +188,16 @@ async fn the_event_page_shows_personal_fields_to_those_who_may_read_them_and_era
     .unwrap();
     let event = app
         .append_json(&json!({"kind": "customer.complaint_logged", "subject": "model:churn@1", "project": "crm",
-            "personal": {"subject_ids": ["alice-4711"], "fields": {"email": "alice@example.org"}}}))
+            "personal": {"subject_ids": [id], "fields": {"email": email}}}))
         .await;
-    let path = format!("/ui/events/{}", event["seq"]);
+    let seq = event["seq"].as_u64().unwrap();
+    (app, seq)
+}
+
+#[tokio::test]
+async fn the_event_page_shows_personal_fields_to_those_who_may_read_them_and_erased_after_erasure() {
+    let (app, seq) = with_personal_data("alice-4711", "alice@example.org").await;
+    let path = format!("/ui/events/{seq}");
     let dpo_token = app.token("dora", &["dpo"], &["*"]);
     let dpo = sign_in(&app, &dpo_token).await;
     let auditor = sign_in(&app, &app.token("ada", &["auditor"], &["*"])).await;
@@ -363,15 +371,7 @@ async fn the_policy_page_shows_its_history_and_a_diff_between_versions() {
 
 #[tokio::test]
 async fn an_auditor_sees_no_controls_and_every_forged_post_is_refused_and_writes_nothing() {
-    use govledger::ledger::personal::MasterKey;
-    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
-        config.writer.master_key = Some(std::sync::Arc::new(MasterKey::new(&[4u8; 32])));
-    })
-    .await
-    .unwrap();
-    app.append_json(&json!({"kind": "customer.complaint_logged", "subject": "model:churn@1", "project": "crm",
-        "personal": {"subject_ids": ["bob-1"], "fields": {"email": "bob@example.org"}}}))
-        .await;
+    let (app, _) = with_personal_data("bob-1", "bob@example.org").await;
     let auditor = sign_in(&app, &app.token("ada", &["auditor"], &["*"])).await;
     let overview = get_with(&app, &auditor, "/ui/").await.text().await.unwrap();
     for absent in ["/ui/admin/tokens", "/ui/subjects"] {
