@@ -431,3 +431,58 @@ async fn an_entity_drawn_as_of_before_it_existed_says_so_on_its_page() {
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.text().await.unwrap().contains("depth must be a whole number from 1 to 10"));
 }
+
+/// A `govledger serve` process, killed when dropped (a failing test
+/// leaves no server behind), with its stdout's lines.
+struct Serving(std::process::Child, std::io::Lines<std::io::BufReader<std::process::ChildStdout>>);
+
+impl Serving {
+    fn start(data_dir: &std::path::Path) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_govledger"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1", "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        Self(child, lines)
+    }
+
+    fn line(&mut self) -> Option<String> {
+        self.1.next().map(Result::unwrap)
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_prints_a_one_time_sign_in_link_on_a_ledger_without_an_administrator() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Serving::start(dir.path());
+    let listening = server.line().unwrap();
+    let first_run = server.line().unwrap();
+    assert!(listening.starts_with("govledger listening on http://127.0.0.1:"), "{listening}");
+    let url = first_run.split_whitespace().find(|w| w.contains("/ui/login?code=")).expect("a sign-in link").to_owned();
+    assert!(first_run.contains("within 15 minutes") && first_run.contains("works once"), "{first_run}");
+    let page = bare().get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("First run: sign in as the first administrator"), "{page}");
+    drop(server);
+    // Once an administrator token is on the record, no link is printed.
+    let issued = std::process::Command::new(env!("CARGO_BIN_EXE_govledger"))
+        .args(["token", "issue", "--sub", "root", "--role", "admin", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(issued.status.success(), "{}", String::from_utf8_lossy(&issued.stderr));
+    let mut server = Serving::start(dir.path());
+    assert!(server.line().unwrap().starts_with("govledger listening"));
+    let _ = server.0.kill();
+    assert!(server.line().is_none(), "no sign-in link once an administrator exists");
+}
