@@ -24,7 +24,7 @@ impl From<ReportError> for ApiError {
 
 /// The projects whose events may go into the caller's reports (`None`: all):
 /// those it may both read events and reports in. 403 when there is none.
-fn report_projects(
+pub fn report_projects(
     guard: &Guarded<ReadReports>,
     conn: &mut crate::store::DbConn,
 ) -> Result<Option<Vec<String>>, ApiError> {

@@ -30,6 +30,22 @@ fn csrf_of(html: &str) -> String {
     html[at..at + 64].to_owned()
 }
 
+/// The status of a sign-in with `token` through the form.
+pub async fn try_sign_in(app: &TestApp, token: &str) -> StatusCode {
+    let client = bare();
+    let form = client.get(app.url("/ui/login")).send().await.unwrap();
+    let login_cookie = set_cookie(&form, "govledger_login").expect("login cookie");
+    let csrf = csrf_of(&form.text().await.unwrap());
+    let answer = client
+        .post(app.url("/ui/login"))
+        .header("Cookie", format!("govledger_login={login_cookie}"))
+        .form(&[("token", token), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    answer.status()
+}
+
 /// Signs in with `token` through the form, as a browser without JavaScript
 /// does; returns the session cookie's value.
 pub async fn sign_in(app: &TestApp, token: &str) -> String {

@@ -9,6 +9,7 @@ mod concurrency;
 mod config;
 mod console;
 mod console_http;
+mod console_matrix;
 mod crash;
 mod fail_closed;
 mod governance;

@@ -346,9 +346,20 @@ async fn model_page(
         };
         gates.push(GateLine { environment, decision, error });
     }
+    // Without reports the page still shows what reading events allows.
+    let refused = |e: ApiError| -> Result<_, ConsoleError> {
+        if e.status() == actix_web::http::StatusCode::FORBIDDEN {
+            Ok((None, Some(e.message().to_owned())))
+        } else {
+            Err(e.into())
+        }
+    };
     let (dossier, dossier_refused) = match viewer.also::<ReadReports>(&req) {
-        Ok(guard) => (Some(crate::http::reports::dossier(&state, guard, e.r.clone()).await?), None),
-        Err(refused) => (None, Some(refused.message().to_owned())),
+        Ok(guard) => match crate::http::reports::dossier(&state, guard, e.r.clone()).await {
+            Ok(report) => (Some(report), None),
+            Err(e) => refused(e)?,
+        },
+        Err(e) => refused(e)?,
     };
     let chrome = viewer.chrome(e.r.clone(), "");
     let download = format!("/ui/reports/model-dossier?subject={}&format=pdf", urlencode(&e.r));

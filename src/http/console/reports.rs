@@ -98,8 +98,20 @@ struct ReportsPage {
     forms: Vec<ReportForm>,
 }
 
-/// `GET /ui/reports`.
-pub async fn page(viewer: Viewer<ReadReports>) -> Result<HttpResponse, ConsoleError> {
+/// `GET /ui/reports`: refused, as the API refuses every report, to a
+/// caller with no project to report on.
+pub async fn page(
+    req: actix_web::HttpRequest,
+    viewer: Viewer<ReadReports>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConsoleError> {
+    let guard = viewer.also::<ReadReports>(&req)?;
+    let store = state.store.clone();
+    state
+        .blocking(move || -> Result<_, crate::http::ApiError> {
+            crate::http::reports::report_projects(&guard, &mut *store.conn()?)
+        })
+        .await??;
     page::html(&ReportsPage { chrome: viewer.chrome("Reports", "reports"), forms: forms() })
 }
 

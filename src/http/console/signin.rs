@@ -123,8 +123,25 @@ pub async fn with_token(
     let token = form.token.trim();
     // The same check as every page's: a token that could not read anything
     // is refused here rather than on the first page.
-    match crate::http::auth::guard_token::<ReadEvents>(&req, token) {
-        Ok(guard) => signed_in(&state, token, guard.expires_at(), &next),
+    let guarded = match crate::http::auth::guard_token::<ReadEvents>(&req, token) {
+        Ok(guard) => {
+            let caller = guard.into_caller();
+            let store = state.store.clone();
+            let who = caller.clone();
+            let readable = state.blocking(move || who.readable_projects_in(&mut *store.conn()?)).await??;
+            if readable.as_ref().is_some_and(Vec::is_empty) {
+                Err(crate::http::ApiError::from(crate::auth::AuthError::Forbidden(format!(
+                    "{} may read no events in any project, so the console has nothing to show",
+                    caller.sub()
+                ))))
+            } else {
+                Ok(caller)
+            }
+        }
+        Err(e) => Err(e),
+    };
+    match guarded {
+        Ok(caller) => signed_in(&state, token, caller.expires_at(), &next),
         Err(e) => {
             let why = format!("That token was not accepted: {}", e.message());
             login_page(&req, &state, e.status(), next, None, Some(why), None)
