@@ -30,36 +30,30 @@ fn csrf_of(html: &str) -> String {
     html[at..at + 64].to_owned()
 }
 
-/// The status of a sign-in with `token` through the form.
-pub async fn try_sign_in(app: &TestApp, token: &str) -> StatusCode {
+/// Posts the sign-in form with `token` (and `next`), as a browser without
+/// JavaScript does: first the form, for its CSRF token and cookie.
+async fn post_sign_in(app: &TestApp, token: &str, next: &str) -> reqwest::Response {
     let client = bare();
     let form = client.get(app.url("/ui/login")).send().await.unwrap();
     let login_cookie = set_cookie(&form, "govledger_login").expect("login cookie");
     let csrf = csrf_of(&form.text().await.unwrap());
-    let answer = client
+    client
         .post(app.url("/ui/login"))
         .header("Cookie", format!("govledger_login={login_cookie}"))
-        .form(&[("token", token), ("csrf", &csrf)])
+        .form(&[("token", token), ("csrf", &csrf), ("next", next)])
         .send()
         .await
-        .unwrap();
-    answer.status()
+        .unwrap()
 }
 
-/// Signs in with `token` through the form, as a browser without JavaScript
-/// does; returns the session cookie's value.
+/// The status of a sign-in with `token` through the form.
+pub async fn try_sign_in(app: &TestApp, token: &str) -> StatusCode {
+    post_sign_in(app, token, "/ui/").await.status()
+}
+
+/// Signs in with `token` through the form; returns the session cookie's value.
 pub async fn sign_in(app: &TestApp, token: &str) -> String {
-    let client = bare();
-    let form = client.get(app.url("/ui/login")).send().await.unwrap();
-    let login_cookie = set_cookie(&form, "govledger_login").expect("login cookie");
-    let csrf = csrf_of(&form.text().await.unwrap());
-    let answer = client
-        .post(app.url("/ui/login"))
-        .header("Cookie", format!("govledger_login={login_cookie}"))
-        .form(&[("token", token), ("csrf", &csrf), ("next", "/ui/search?q=x")])
-        .send()
-        .await
-        .unwrap();
+    let answer = post_sign_in(app, token, "/ui/search?q=x").await;
     assert_eq!(answer.status(), StatusCode::SEE_OTHER, "{}", answer.text().await.unwrap());
     assert_eq!(answer.headers()["location"], "/ui/search?q=x");
     set_cookie(&answer, "govledger_session").expect("session cookie")
