@@ -92,6 +92,8 @@ pub struct Config {
     /// for the links it prints; over https, console cookies are `Secure`.
     /// `None`: `http://` and the bound address.
     pub public_url: Option<String>,
+    /// Webhook delivery: allowed addresses, timeouts, retries, leases.
+    pub webhooks: crate::webhooks::WebhookConfig,
 }
 
 /// The checkpoint origin when none is configured. Operators should set a
@@ -116,6 +118,7 @@ impl Config {
             pool_size: 8,
             writer: WriterConfig::default(),
             public_url: None,
+            webhooks: crate::webhooks::WebhookConfig::default(),
         }
     }
 }

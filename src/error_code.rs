@@ -57,6 +57,7 @@ error_codes! {
     ModelRetired = ("model_retired", 409, "the model version is retired"),
     VersionExists = ("version_exists", 409, "a dataset or model version is created once; this one exists"),
     PersonalData = ("personal_data", 409, "a subject key does not open with the configured master key"),
+    MasterKeyRequired = ("master_key_required", 409, "webhooks need the server's master key, which seals their signing secrets"),
     /// Never answered: an erasure of a subject erased already answers that
     /// erasure's certificate again.
     AlreadyErased = ("already_erased", 409, "the subject is erased already (the erasure answers the earlier certificate instead)"),
@@ -72,7 +73,7 @@ error_codes! {
     InvalidDepth = ("invalid_depth", 422, "a lineage depth outside 1 and the configured maximum"),
     InvalidLimit = ("invalid_limit", 422, "a page or node limit outside the allowed range"),
     UnknownEnvironment = ("unknown_environment", 422, "the environment is not declared in policies/approvals.toml"),
-    UseEndpoint = ("use_endpoint", 422, "approval and deployment-request kinds are recorded through their endpoints"),
+    UseEndpoint = ("use_endpoint", 422, "approval, deployment-request, erasure and webhook kinds are recorded only through their endpoints"),
     ServerAssignedField = ("server_assigned_field", 422, "the request sets a field only the server assigns (seq, hash, actor, ...)"),
     IdempotencyKeyReused = ("idempotency_key_reused", 422, "the idempotency key was used for different content; the message says what differs"),
     EmptyBatch = ("empty_batch", 422, "a batch with no events"),

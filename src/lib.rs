@@ -26,3 +26,4 @@ pub mod reports;
 pub mod search;
 pub mod startup;
 pub mod store;
+pub mod webhooks;

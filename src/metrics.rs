@@ -69,6 +69,9 @@ const AUTH_REASONS: [(AuthFailure, &str); 4] = [
     (AuthFailure::Forbidden, "forbidden"),
 ];
 
+/// The results of webhook delivery attempts, as `result` labels.
+pub const WEBHOOK_RESULTS: [&str; 4] = ["delivered", "failed", "gone", "failing"];
+
 const LATENCY_BOUNDS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 const BATCH_BOUNDS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
 
@@ -81,6 +84,7 @@ pub struct Metrics {
     pub commit_batch_events: Histogram,
     auth_failures: [AtomicU64; 4],
     pub search_seconds: Histogram,
+    webhook_deliveries: [AtomicU64; 4],
 }
 
 static METRICS: std::sync::OnceLock<Metrics> = std::sync::OnceLock::new();
@@ -94,12 +98,20 @@ pub fn get() -> &'static Metrics {
         commit_batch_events: Histogram::new(BATCH_BOUNDS),
         auth_failures: Default::default(),
         search_seconds: Histogram::new(LATENCY_BOUNDS),
+        webhook_deliveries: Default::default(),
     })
 }
 
 impl Metrics {
     pub fn auth_failed(&self, reason: AuthFailure) {
         self.auth_failures[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a webhook delivery attempt by its result (one of [`WEBHOOK_RESULTS`]).
+    pub fn webhook_delivered(&self, result: &str) {
+        if let Some(i) = WEBHOOK_RESULTS.iter().position(|r| *r == result) {
+            self.webhook_deliveries[i].fetch_add(1, Relaxed);
+        }
     }
 
     /// The text exposition, with the gauges read at scrape time.
@@ -161,6 +173,43 @@ impl Metrics {
             let _ = writeln!(out, "govledger_auth_failures_total{{reason=\"{label}\"}} {n}");
         }
         self.search_seconds.render(&mut out, "govledger_search_duration_seconds", "Time to answer a search request.");
+        let _ = writeln!(
+            out,
+            "# HELP govledger_webhook_deliveries_total Webhook delivery attempts by this process, by result.\n\
+             # TYPE govledger_webhook_deliveries_total counter"
+        );
+        for (i, result) in WEBHOOK_RESULTS.iter().enumerate() {
+            let n = self.webhook_deliveries[i].load(Relaxed);
+            let _ = writeln!(out, "govledger_webhook_deliveries_total{{result=\"{result}\"}} {n}");
+        }
+        if let Some(failing) = gauges.webhooks_failing {
+            let _ = writeln!(
+                out,
+                "# HELP govledger_webhooks_failing Subscriptions stopped because an event could not be delivered \
+                 within the retry window.\n# TYPE govledger_webhooks_failing gauge\ngovledger_webhooks_failing {failing}"
+            );
+        }
+        for (name, help, seconds) in [
+            (
+                "govledger_webhook_lag_events",
+                "Events after the last one this process delivered to the subscription.",
+                false,
+            ),
+            (
+                "govledger_webhook_lag_seconds",
+                "How long the event being delivered to the subscription has waited.",
+                true,
+            ),
+        ] {
+            if gauges.webhook_lag.is_empty() {
+                break;
+            }
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (id, events, waited) in &gauges.webhook_lag {
+                let value = if seconds { *waited } else { *events as f64 };
+                let _ = writeln!(out, "{name}{{webhook=\"{id}\"}} {value}");
+            }
+        }
         out
     }
 }
@@ -173,6 +222,9 @@ pub struct Gauges {
     pub index_lag_events: Option<f64>,
     pub checkpoint_age_seconds: Option<f64>,
     pub checkpoint_behind_events: Option<f64>,
+    /// Per subscription this process delivers: id, events behind, seconds waited.
+    pub webhook_lag: Vec<(String, u64, f64)>,
+    pub webhooks_failing: Option<f64>,
 }
 
 #[cfg(test)]

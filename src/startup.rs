@@ -77,6 +77,7 @@ pub struct Application {
     checkpoint_interval: Option<Duration>,
     access: Arc<Access>,
     search: Arc<SearchIndex>,
+    webhooks: Arc<crate::webhooks::Webhooks>,
     store: Store,
     /// Runs the HTTP handlers' blocking reads (`AppState::blocking_pool`).
     _blocking_pool: ReaderPool,
@@ -100,6 +101,11 @@ impl Application {
         // must not hold up the start (searches report `indexed_seq`).
         let search = Arc::new(SearchIndex::open(&config.search_dir, 1, 32 * 1024 * 1024)?);
         let blocking_pool = ReaderPool::start(config.pool_size)?;
+        let webhooks = Arc::new(crate::webhooks::Webhooks::new(
+            store.clone(),
+            config.writer.master_key.clone(),
+            config.webhooks.clone(),
+        ));
         let console = Arc::new(crate::http::console::ConsoleState {
             secure_cookies: config.public_url.as_deref().is_some_and(|u| u.starts_with("https://")),
             ..Default::default()
@@ -134,6 +140,7 @@ impl Application {
             blocking_slots: Arc::new(tokio::sync::Semaphore::new(config.pool_size.max(1) as usize)),
             blocking_pool: blocking_pool.handle(),
             master_key: config.writer.master_key.clone(),
+            webhooks: webhooks.clone(),
             console,
         });
         let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::configure))
@@ -151,6 +158,7 @@ impl Application {
             checkpoint_interval: config.checkpoint_interval,
             access,
             search,
+            webhooks,
             store,
             _blocking_pool: blocking_pool,
             _index_lock: index_lock,
@@ -180,7 +188,18 @@ impl Application {
             self.checkpoint_interval.map(|every| tokio::spawn(publish_checkpoints(self.proofs.clone(), every)));
         let follower = tokio::spawn(follow_access(self.access.clone(), self.store.clone()));
         let indexer = tokio::spawn(crate::search::follow(self.search.clone(), self.store.clone()));
+        let (stop_delivery, delivery_stops) = tokio::sync::watch::channel(false);
+        let dispatcher = tokio::spawn(crate::webhooks::dispatch::run(
+            self.webhooks.clone(),
+            self.access.authorizer.clone(),
+            delivery_stops,
+        ));
         let served = self.server.await;
+        // Delivery writes where it stands and lets its subscriptions go to
+        // another replica; what it could not write in time is delivered
+        // again after the restart, with the same webhook-ids.
+        let _ = stop_delivery.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), dispatcher).await;
         indexer.abort();
         if let Some(publisher) = publisher {
             publisher.abort();
@@ -189,6 +208,7 @@ impl Application {
         drop(self.proofs);
         drop(self.access);
         drop(self.search);
+        drop(self.webhooks);
         served?;
         // The workers' app states, holding the other handles, are gone: this
         // close waits for the writer to stop.

@@ -91,4 +91,9 @@ actions! {
     ReadPolicy = ("policies", "read", Ledger, "the access policy");
     /// Replacing the access policy.
     WritePolicy = ("policies", "write", Ledger, "replacing the access policy");
+    /// Webhook subscriptions and their deliveries, in the projects a
+    /// subscription delivers from.
+    ReadWebhooks = ("webhooks", "read", Data, "webhook subscriptions and their delivery attempts, in the projects they deliver from");
+    /// Creating, changing, replaying and deleting webhook subscriptions.
+    ManageWebhooks = ("webhooks", "manage", Data, "creating, changing, replaying and deleting webhook subscriptions");
 }

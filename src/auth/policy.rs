@@ -21,7 +21,7 @@ pub enum PolicyError {
     Casbin(String),
 }
 
-const ACTIONS: [&str; 7] = ["*", "append", "read", "issue", "revoke", "write", "erase"];
+const ACTIONS: [&str; 8] = ["*", "append", "read", "issue", "revoke", "write", "erase", "manage"];
 
 /// Validated policy lines (`p` and `g`), in casbin's CSV syntax.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +44,7 @@ fn is_domain(s: &str) -> bool {
 
 fn is_object(s: &str) -> bool {
     match s {
-        "*" | "events" | "proofs" | "tokens" | "policies" | "reports" | "personal" | "subjects" => true,
+        "*" | "events" | "proofs" | "tokens" | "policies" | "reports" | "personal" | "subjects" | "webhooks" => true,
         _ => s.strip_prefix("events/").is_some_and(|kind| {
             let pattern = kind.strip_suffix('*').unwrap_or(kind);
             !kind.is_empty()
@@ -80,7 +80,7 @@ impl PolicyRules {
                     }
                     if !is_object(object) {
                         return Err(bad(format!(
-                            "object {object:?} must be `*`, `events`, `events/<kind>[*]`, `proofs`, `tokens`, `policies`, `reports`, `personal` or `subjects`"
+                            "object {object:?} must be `*`, `events`, `events/<kind>[*]`, `proofs`, `tokens`, `policies`, `reports`, `personal`, `subjects` or `webhooks`"
                         )));
                     }
                     if !ACTIONS.contains(&action.as_str()) {

@@ -195,3 +195,60 @@ pub fn read_rules(path: &Path) -> anyhow::Result<govledger::governance::Approval
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     govledger::governance::ApprovalRules::parse(&text).with_context(|| format!("in {}", path.display()))
 }
+
+/// Webhook delivery (docs/WEBHOOKS.md).
+#[derive(Args, Clone)]
+pub struct WebhookArgs {
+    /// Deliver to loopback, private and link-local addresses too (tests,
+    /// receivers inside the network); by default they are refused.
+    #[arg(long, env = "GOVLEDGER_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+    /// A private network deliveries may reach (CIDR, e.g. 10.1.0.0/16); repeatable.
+    #[arg(long = "webhook-allow-network", env = "GOVLEDGER_WEBHOOK_ALLOW_NETWORKS", value_delimiter = ',')]
+    pub webhook_allow_networks: Vec<String>,
+    /// Seconds one delivery attempt may take.
+    #[arg(long, env = "GOVLEDGER_WEBHOOK_TIMEOUT", default_value_t = 10)]
+    pub webhook_timeout: u64,
+    /// Seconds before the first retry; the wait doubles with each attempt.
+    #[arg(long, env = "GOVLEDGER_WEBHOOK_RETRY_BASE", default_value_t = 5)]
+    pub webhook_retry_base: u64,
+    /// The longest wait between two attempts, in seconds.
+    #[arg(long, env = "GOVLEDGER_WEBHOOK_RETRY_MAX", default_value_t = 3600)]
+    pub webhook_retry_max: u64,
+    /// How long an event is retried before its subscription is marked
+    /// failing: `24h`, `90m`, `30s` or seconds.
+    #[arg(long, env = "GOVLEDGER_WEBHOOK_RETRY_WINDOW", default_value = "24h")]
+    pub webhook_retry_window: String,
+    /// Seconds a replica's hold on a subscription lasts unrenewed: how long
+    /// a killed replica's subscriptions wait for another to take them.
+    #[arg(long, env = "GOVLEDGER_WEBHOOK_LEASE", default_value_t = 10)]
+    pub webhook_lease: u64,
+}
+
+impl WebhookArgs {
+    pub fn apply(&self, config: &mut govledger::webhooks::WebhookConfig) -> anyhow::Result<()> {
+        use std::time::Duration;
+        config.addresses.allow_private = self.webhook_allow_private;
+        config.addresses.allowed_networks = self
+            .webhook_allow_networks
+            .iter()
+            .map(|n| n.parse().map_err(|e: String| anyhow::anyhow!("--webhook-allow-network: {e}")))
+            .collect::<anyhow::Result<_>>()?;
+        anyhow::ensure!(self.webhook_timeout >= 1, "--webhook-timeout must be at least 1 second");
+        anyhow::ensure!(self.webhook_retry_base >= 1, "--webhook-retry-base must be at least 1 second");
+        anyhow::ensure!(
+            self.webhook_retry_max >= self.webhook_retry_base,
+            "--webhook-retry-max must be at least --webhook-retry-base"
+        );
+        anyhow::ensure!(self.webhook_lease >= 2, "--webhook-lease must be at least 2 seconds");
+        let window = govledger::auth::access::parse_ttl(&self.webhook_retry_window)
+            .map_err(|e| anyhow::anyhow!("--webhook-retry-window: {e}"))?;
+        anyhow::ensure!(window >= 1, "--webhook-retry-window must be at least 1 second");
+        config.timeout = Duration::from_secs(self.webhook_timeout);
+        config.retry_base = Duration::from_secs(self.webhook_retry_base);
+        config.retry_max_interval = Duration::from_secs(self.webhook_retry_max);
+        config.retry_window = Duration::from_secs(window);
+        config.lease = Duration::from_secs(self.webhook_lease);
+        Ok(())
+    }
+}

@@ -16,7 +16,7 @@ use govledger::search::SearchIndex;
 use govledger::startup::{Application, StartupError};
 use govledger::store::{DbConn, Store, WriterConfig};
 
-use super::args::{KeyArgs, LimitArgs, MasterKeyArgs, StorageArgs, TokenArgs};
+use super::args::{KeyArgs, LimitArgs, MasterKeyArgs, StorageArgs, TokenArgs, WebhookArgs};
 
 /// Arguments of `govledger serve`.
 #[derive(Args)]
@@ -54,6 +54,8 @@ pub struct ServeArgs {
     public_url: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    webhooks: WebhookArgs,
 }
 
 impl ServeArgs {
@@ -61,6 +63,7 @@ impl ServeArgs {
         let storage = &self.storage;
         let mut config = Config::new(self.bind, storage.target()?, &storage.data_dir);
         self.limits.apply(&mut config.limits)?;
+        self.webhooks.apply(&mut config.webhooks)?;
         config.writer.master_key = self.master_key.load(&storage.data_dir)?;
         config.templates_dir = self.templates;
         if let Some(dir) = self.search_index_dir {

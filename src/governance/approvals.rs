@@ -290,17 +290,21 @@ impl Governance {
         let approval =
             self.approval(id).await?.ok_or_else(|| GovernanceError::NotFound(format!("no approval {id}")))?;
         self.approver_role(&approval, actor, roles)?;
-        let draft = build_draft(
-            decision.kind(),
-            &format!("approval:{id}"),
-            approval.project.clone(),
-            serde_json::to_value(ApprovalDecided { reason: req.reason.clone() })
-                .map_err(|e| GovernanceError::Invalid(e.to_string()))?,
-            None,
-        )?;
-        let (id_owned, actor_owned) = (id.to_owned(), actor.to_owned());
-        let check: Precondition = Box::new(move |conn| decision_allowed(conn, &id_owned, &actor_owned, decision));
-        self.store.writer().append_checked(actor.to_owned(), vec![draft], Some(check)).await?;
+        let (id_owned, actor_owned, reason) = (id.to_owned(), actor.to_owned(), req.reason.clone());
+        let project = approval.project.clone();
+        // Built inside the append transaction, so the quorum it records is
+        // the one this decision follows.
+        let build: crate::store::Builder = Box::new(move |conn| {
+            if let Err(refusal) = decision_allowed(conn, &id_owned, &actor_owned, decision)? {
+                return Ok(Err(refusal));
+            }
+            let attributes = decided(conn, &id_owned, &actor_owned, decision, &reason)?;
+            let draft =
+                build_draft(decision.kind(), &format!("approval:{id_owned}"), project.clone(), attributes, None)
+                    .map_err(|e| StoreError::Thread(format!("cannot build the decision: {e}")))?;
+            Ok(Ok(vec![draft]))
+        });
+        self.store.writer().append_built(actor.to_owned(), build).await?;
         self.approval(id).await?.ok_or_else(|| GovernanceError::NotFound(format!("no approval {id}")))
     }
 
@@ -594,6 +598,52 @@ pub fn gate_in(
 /// The in-transaction check of a decision: the approval's state allows it,
 /// and for a grant or a rejection, `actor` neither asked for it, nor
 /// registered the model version, nor ran its training.
+/// What a decision records: its reason, and the approval's model,
+/// environment and quorum after it (so a notified approver or pipeline
+/// needs no second call).
+fn decided(
+    conn: &mut DbConn,
+    id: &str,
+    actor: &str,
+    decision: Decision,
+    reason: &str,
+) -> Result<serde_json::Value, StoreError> {
+    let approval = projections::approval(conn, id)?;
+    let mut granters: std::collections::BTreeSet<String> = projections::decisions(conn, id)?
+        .iter()
+        .filter(|d| d.decision == Decision::Grant.as_str())
+        .map(|d| crate::ledger::actor::subject_key(&d.actor))
+        .collect();
+    if decision == Decision::Grant {
+        granters.insert(crate::ledger::actor::subject_key(actor));
+    }
+    let grants = u32::try_from(granters.len()).unwrap_or(u32::MAX);
+    let attributes = match approval {
+        Some(a) => {
+            let required = u32::try_from(a.required_approvals).unwrap_or(1);
+            let current = ApprovalState::parse(&a.state);
+            let after = current.and_then(|s| s.after(decision, granters.len(), required as usize)).or(current);
+            ApprovalDecided {
+                reason: reason.to_owned(),
+                model: Some(a.model),
+                environment: Some(a.environment),
+                grants: Some(grants),
+                required_approvals: Some(required),
+                state: after.map(|s| s.as_str().to_owned()),
+            }
+        }
+        None => ApprovalDecided {
+            reason: reason.to_owned(),
+            model: None,
+            environment: None,
+            grants: None,
+            required_approvals: None,
+            state: None,
+        },
+    };
+    serde_json::to_value(attributes).map_err(|e| StoreError::Thread(e.to_string()))
+}
+
 fn decision_allowed(
     conn: &mut DbConn,
     id: &str,

@@ -13,10 +13,11 @@ use serde::Deserialize;
 use crate::ledger::kind::GOVERNED_NAMESPACES;
 use crate::ledger::{EventDraft, Kind, ValidationError};
 
-/// Kinds only the server writes, through the approval and deployment
-/// endpoints, because they are checked against the approval rules and
-/// separation of duties inside the append transaction.
-pub const ENDPOINT_ONLY: [(Kind, &str); 7] = [
+/// Kinds only the server writes, through their endpoints: approvals and
+/// deployment requests are checked against the approval rules and
+/// separation of duties inside the append transaction, an erasure destroys
+/// keys, and a subscription's events carry a secret the server seals.
+pub const ENDPOINT_ONLY: [(Kind, &str); 10] = [
     (Kind::ApprovalRequested, "POST /api/v1/approvals"),
     (Kind::ApprovalGranted, "POST /api/v1/approvals/{id}/decision"),
     (Kind::ApprovalRejected, "POST /api/v1/approvals/{id}/decision"),
@@ -24,6 +25,9 @@ pub const ENDPOINT_ONLY: [(Kind, &str); 7] = [
     (Kind::DeploymentRequested, "POST /api/v1/deployments"),
     (Kind::DeploymentBlocked, "POST /api/v1/deployments"),
     (Kind::SubjectErased, "POST /api/v1/subjects/{id}/erase"),
+    (Kind::WebhookCreated, "POST /api/v1/webhooks"),
+    (Kind::WebhookChanged, "PATCH /api/v1/webhooks/{id}"),
+    (Kind::WebhookDeleted, "DELETE /api/v1/webhooks/{id}"),
 ];
 
 /// Where a client must send an event of `kind` instead of `/api/v1/events`.
@@ -176,11 +180,26 @@ pub struct ApprovalRequested {
     pub valid_for_seconds: u64,
 }
 
-/// What `approval.granted`, `.rejected` and `.revoked` record.
+/// What `approval.granted`, `.rejected` and `.revoked` record: the reason
+/// and, set by the server from the state the decision follows, what a
+/// notified approver or pipeline acts on without asking again (absent from
+/// decisions recorded before they were added).
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalDecided {
     pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Distinct approvers who granted it, this decision included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grants: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_approvals: Option<u32>,
+    /// The approval's state after this decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 /// What every `deployment.*` event records besides its subject
@@ -339,7 +358,13 @@ pub fn validate(draft: &EventDraft) -> Result<(), ValidationError> {
         }
         // The server's own kinds are outside the governed namespaces and were
         // let through above; they are listed so a new kind must be placed.
-        Kind::TokenIssued | Kind::TokenRevoked | Kind::PolicyChanged | Kind::SubjectErased => Ok(()),
+        Kind::TokenIssued
+        | Kind::TokenRevoked
+        | Kind::PolicyChanged
+        | Kind::SubjectErased
+        | Kind::WebhookCreated
+        | Kind::WebhookChanged
+        | Kind::WebhookDeleted => Ok(()),
     }
 }
 

@@ -159,7 +159,7 @@ pub fn parse_append_body(
         if let Some(endpoint) = kinds::endpoint_for(draft.kind.as_str()) {
             return Err(ApiError::new(
                 crate::error_code::ErrorCode::UseEndpoint,
-                at(format!("{} events are recorded through {endpoint}, which checks the approval rules", draft.kind)),
+                at(format!("{} events are recorded only by the server, through {endpoint}", draft.kind)),
             ));
         }
         kinds::validate(&draft)

@@ -48,6 +48,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
     let indexed = state.search.indexed_seq();
+    let lag = crate::webhooks::dispatch::lag().unwrap_or_default();
     let gauges = web::block(move || -> Result<Gauges, ApiError> {
         let mut conn = store.conn()?;
         let size = crate::store::events::head(&mut conn)?.size;
@@ -61,6 +62,8 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
             index_lag_events: Some(size.saturating_sub(indexed) as f64),
             checkpoint_age_seconds: age,
             checkpoint_behind_events: checkpoint.map(|c| size.saturating_sub(c.tree_size) as f64),
+            webhook_lag: lag.subscriptions.into_iter().map(|(id, (events, seconds))| (id, events, seconds)).collect(),
+            webhooks_failing: Some(lag.failing as f64),
         })
     })
     .await??;

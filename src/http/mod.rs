@@ -19,6 +19,7 @@ pub mod reports;
 pub mod routes;
 pub mod search;
 pub mod subjects;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -58,6 +59,8 @@ pub struct AppState {
     pub blocking_pool: tokio::runtime::Handle,
     /// Seals and opens personal data; `None` when no master key is set.
     pub master_key: Option<Arc<crate::ledger::personal::MasterKey>>,
+    /// Webhook subscriptions (their delivery runs beside the server).
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// The console's sessions, first-run code and last verification.
     pub console: Arc<console::ConsoleState>,
 }

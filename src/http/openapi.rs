@@ -12,7 +12,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::routes::ROUTES;
-use super::{admin, approvals, deployments, events, health, lineage, proofs, reports, search, subjects};
+use super::{admin, approvals, deployments, events, health, lineage, proofs, reports, search, subjects, webhooks};
 use crate::error_code::ErrorCode;
 
 #[derive(OpenApi)]
@@ -57,6 +57,14 @@ use crate::error_code::ErrorCode;
         admin::revoke_token,
         admin::get_policy,
         admin::put_policy,
+        webhooks::create,
+        webhooks::list,
+        webhooks::get,
+        webhooks::change,
+        webhooks::delete,
+        webhooks::rotate_secret,
+        webhooks::replay,
+        webhooks::deliveries,
     ),
     components(schemas(
         super::error::ErrorBody,
@@ -75,6 +83,7 @@ use crate::error_code::ErrorCode;
         (name = "subjects", description = "Data subjects: access answers and erasure (GDPR)"),
         (name = "reports", description = "Compliance reports as PDF, JSON or CSV"),
         (name = "admin", description = "Tokens and the access policy"),
+        (name = "webhooks", description = "Signed notifications of events (Standard Webhooks)"),
     )
 )]
 struct ApiDoc;

@@ -7,7 +7,9 @@
 use actix_web::{web, FromRequest, Handler};
 
 use super::auth::Guarded;
-use super::{admin, approvals, deployments, events, health, lineage, openapi, proofs, reports, search, subjects};
+use super::{
+    admin, approvals, deployments, events, health, lineage, openapi, proofs, reports, search, subjects, webhooks,
+};
 use crate::auth::actions::{self, Action, Guard};
 use crate::error_code::ErrorCode;
 
@@ -166,6 +168,28 @@ routes! {
     "/api/v1/policies" => {
         GET admin::get_policy: ReadPolicy "none: administration" [],
         PUT admin::put_policy: WritePolicy "none: administration" [InvalidPolicy],
+    }
+    "/api/v1/webhooks" => {
+        POST webhooks::create: ManageWebhooks "the projects of its filter (none: every project)" [
+            InvalidRequest, MasterKeyRequired
+        ],
+        GET webhooks::list: ReadWebhooks "each subscription's projects: others are left out" [],
+    }
+    "/api/v1/webhooks/{id}" => {
+        GET webhooks::get: ReadWebhooks "the subscription's projects (404 otherwise)" [NotFound],
+        PATCH webhooks::change: ManageWebhooks "the subscription's projects, and those of a new filter" [
+            NotFound, InvalidRequest
+        ],
+        DELETE webhooks::delete: ManageWebhooks "the subscription's projects" [NotFound, InvalidRequest],
+    }
+    "/api/v1/webhooks/{id}/rotate-secret" => {
+        POST webhooks::rotate_secret: ManageWebhooks "the subscription's projects" [NotFound, MasterKeyRequired]
+    }
+    "/api/v1/webhooks/{id}/replay" => {
+        POST webhooks::replay: ManageWebhooks "the subscription's projects" [NotFound, InvalidRequest]
+    }
+    "/api/v1/webhooks/{id}/deliveries" => {
+        GET webhooks::deliveries: ReadWebhooks "the subscription's projects (404 otherwise)" [NotFound, InvalidLimit]
     }
 }
 

@@ -63,6 +63,9 @@ kinds! {
     TokenRevoked => "token.revoked",
     PolicyChanged => "policy.changed",
     SubjectErased => "subject.erased",
+    WebhookCreated => "webhook.created",
+    WebhookChanged => "webhook.changed",
+    WebhookDeleted => "webhook.deleted",
 }
 
 /// Namespaces in which every kind must be a [`Kind`] with typed attributes;
@@ -291,12 +294,13 @@ mod tests {
     }
 
     /// docs/EVENTS.md documents every governed kind and the server's
-    /// `subject.erased`, names no governed-namespace kind the server does
+    /// `subject.erased` and `webhook.*`, names no governed-namespace kind the server does
     /// not know, and gives each deployment kind the status it moves to.
     #[test]
     fn the_events_page_and_the_enum_agree() {
         let doc = include_str!("../../docs/EVENTS.md");
-        for kind in Kind::governed().chain([Kind::SubjectErased]) {
+        let server_kinds = [Kind::SubjectErased, Kind::WebhookCreated, Kind::WebhookChanged, Kind::WebhookDeleted];
+        for kind in Kind::governed().chain(server_kinds) {
             assert!(doc.contains(&format!("`{kind}`")), "docs/EVENTS.md does not document {kind}");
         }
         for quoted in doc.split('`').skip(1).step_by(2) {

@@ -146,6 +146,10 @@ pub fn validate(request: &PersonalRequest) -> Result<Option<String>, PersonalErr
 /// keys at rest and the secret of the pseudonyms.
 pub struct MasterKey {
     wrap: LessSafeKey,
+    /// Seals secrets the server keeps on the record, such as webhook
+    /// signing secrets (a key of its own, so a sealed secret can never be
+    /// passed off as a wrapped subject key or the other way round).
+    secrets: LessSafeKey,
     pseudonym: hmac::Key,
     rng: SystemRandom,
     nonces: std::sync::Mutex<Nonces>,
@@ -212,8 +216,10 @@ impl MasterKey {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"govledger.master.v1").extract(bytes);
         let wrap = derive(&prk, b"govledger subject-key wrapping v1");
         let pseudonym = derive(&prk, b"govledger subject pseudonyms v1");
+        let secrets = derive(&prk, b"govledger sealed secrets v1");
         Self {
             wrap: LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &wrap).unwrap_or_else(|_| unreachable!())),
+            secrets: LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &secrets).unwrap_or_else(|_| unreachable!())),
             pseudonym: hmac::Key::new(hmac::HMAC_SHA256, &pseudonym),
             rng: SystemRandom::new(),
             nonces: std::sync::Mutex::new(Nonces { buffer: [0; 4096], used: 4096 }),
@@ -272,6 +278,43 @@ impl MasterKey {
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buf);
         Ok(B64.encode(out))
+    }
+
+    /// `secret` sealed for the record (AES-256-GCM, base64 of nonce and
+    /// ciphertext), bound to `context` (e.g. `webhook:ID`) so that a sealed
+    /// value copied to another record does not open there.
+    pub fn seal_secret(&self, context: &str, secret: &[u8]) -> Result<String, PersonalError> {
+        let nonce = self.nonce()?;
+        let mut buf = secret.to_vec();
+        self.secrets
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), &mut buf)
+            .map_err(|_| PersonalError::Decrypt)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        Ok(B64.encode(out))
+    }
+
+    /// A secret sealed by [`MasterKey::seal_secret`] for `context`.
+    pub fn open_secret(&self, context: &str, sealed: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, PersonalError> {
+        let raw = B64.decode(sealed).map_err(|_| PersonalError::Decrypt)?;
+        if raw.len() < 12 {
+            return Err(PersonalError::Decrypt);
+        }
+        let (nonce, sealed) = raw.split_at(12);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| PersonalError::Decrypt)?;
+        let mut buf = zeroize::Zeroizing::new(sealed.to_vec());
+        let len = self
+            .secrets
+            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
+            .map_err(|_| PersonalError::Decrypt)?
+            .len();
+        buf.truncate(len);
+        Ok(buf)
+    }
+
+    /// Random bytes from the system generator, for new secrets.
+    pub fn random_secret(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, PersonalError> {
+        Ok(zeroize::Zeroizing::new(self.random::<32>()?.to_vec()))
     }
 
     /// A subject key from the key store.
@@ -492,6 +535,17 @@ mod tests {
                 m.new_subject_key().unwrap();
             }
         }
+    }
+
+    #[test]
+    fn a_sealed_secret_opens_only_with_its_master_key_and_context() {
+        let master = MasterKey::new(&[7; 32]);
+        let sealed = master.seal_secret("webhook:a", b"shh").unwrap();
+        assert!(!sealed.contains("shh"));
+        assert_eq!(master.open_secret("webhook:a", &sealed).unwrap().as_slice(), b"shh");
+        assert!(master.open_secret("webhook:b", &sealed).is_err());
+        assert!(MasterKey::new(&[8; 32]).open_secret("webhook:a", &sealed).is_err());
+        assert_ne!(master.seal_secret("webhook:a", b"shh").unwrap(), sealed, "a fresh nonce each time");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod projections;
 pub mod schema;
 mod sealing;
 pub mod subjects;
+pub mod webhooks;
 pub mod writer;
 
 pub use connection::{ConnectionManager, DbConn, StorageTarget};

@@ -126,3 +126,37 @@ diesel::table! {
         applied_through -> BigInt,
     }
 }
+
+diesel::table! {
+    webhook_cursors (webhook_id) {
+        webhook_id -> Text,
+        delivered_through -> BigInt,
+        applied_change_seq -> BigInt,
+        lease_owner -> Nullable<Text>,
+        lease_until -> BigInt,
+        retry_seq -> Nullable<BigInt>,
+        retry_since -> Nullable<Text>,
+        retry_attempts -> Integer,
+        last_error -> Nullable<Text>,
+        last_delivered_at -> Nullable<Text>,
+        updated_at -> Text,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        webhook_id -> Text,
+        seq -> BigInt,
+        message_id -> Text,
+        kind -> Text,
+        attempt -> Integer,
+        attempted_at -> Text,
+        result -> Text,
+        status_code -> Nullable<Integer>,
+        latency_micros -> BigInt,
+        error -> Nullable<Text>,
+        next_attempt_at -> Nullable<Text>,
+        replica -> Text,
+    }
+}

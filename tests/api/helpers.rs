@@ -260,15 +260,20 @@ pub struct Server(pub std::process::Child, pub String);
 impl Server {
     /// Starts the binary on `db` with `extra` flags; returns once it listens.
     pub fn start(db: &TestDatabase, extra: &[&str]) -> Self {
-        Self::start_with(db.cli_args(), extra)
+        Self::start_with(db.cli_args(), extra, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_env(db: &TestDatabase, extra: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::start_with(db.cli_args(), extra, envs)
     }
 
     /// Starts the binary on the SQLite ledger in `data_dir`.
     pub fn start_in(data_dir: &std::path::Path, extra: &[&str]) -> Self {
-        Self::start_with(vec!["--data-dir".to_owned(), data_dir.display().to_string()], extra)
+        Self::start_with(vec!["--data-dir".to_owned(), data_dir.display().to_string()], extra, &[])
     }
 
-    fn start_with(storage: Vec<String>, extra: &[&str]) -> Self {
+    fn start_with(storage: Vec<String>, extra: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut args: Vec<String> = ["serve", "--bind", "127.0.0.1:0", "--workers", "2"].map(String::from).into();
         // As for in-process servers: the limits are tested on their own
         // (a test that sets one passes its own flag).
@@ -279,7 +284,7 @@ impl Server {
         }
         args.extend(storage);
         args.extend(extra.iter().map(|a| a.to_string()));
-        Self::spawn(&args, &[])
+        Self::spawn(&args, envs)
     }
 
     /// `govledger ARGS` with extra environment variables.

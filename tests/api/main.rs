@@ -28,3 +28,4 @@ mod reports;
 mod search;
 mod tamper;
 mod walls;
+mod webhooks;

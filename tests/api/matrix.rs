@@ -172,6 +172,28 @@ fn rows() -> Vec<Row> {
             r#"{"eventType": "START", "eventTime": "2026-03-03T09:00:00Z", "run": {"runId": "{UUID}"}, "job": {"namespace": "m", "name": "job-{T}"}, "producer": "matrix", "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json"}"#,
             "run.started",
         ),
+        listing("/api/v1/webhooks", "/api/v1/webhooks"),
+        row(Method::GET, "/api/v1/webhooks/{id}", "/api/v1/webhooks/{WEBHOOK}"),
+        row(Method::GET, "/api/v1/webhooks/{id}/deliveries", "/api/v1/webhooks/{WEBHOOK}/deliveries"),
+        post(
+            "/api/v1/webhooks",
+            "/api/v1/webhooks",
+            r#"{"url": "http://127.0.0.1:9/new-{T}", "filter": {"projects": {PROJECTS}}}"#,
+            "",
+        ),
+        Row {
+            method: Method::PATCH,
+            ..post(
+                "/api/v1/webhooks/{id}",
+                "/api/v1/webhooks/{WEBHOOK}",
+                r#"{"description": "hooks-{T}, changed"}"#,
+                "",
+            )
+        },
+        post("/api/v1/webhooks/{id}/rotate-secret", "/api/v1/webhooks/{WEBHOOK}/rotate-secret", "", ""),
+        post("/api/v1/webhooks/{id}/replay", "/api/v1/webhooks/{WEBHOOK}/replay?from_seq=1", "", ""),
+        // A subscription of its own per cell: one that is deleted is gone for the next.
+        row(Method::DELETE, "/api/v1/webhooks/{id}", "/api/v1/webhooks/{FRESH_WEBHOOK}"),
     ]
 }
 
@@ -228,8 +250,9 @@ fn policy_allows(policy: &Authorizer, role: &str, route: &Route, kind: &str, pro
 
 /// The data: for alpha, beta and no project alike, a dataset, its version,
 /// a run, a registered model, a live deployment and a pending approval.
-/// Returns, per target, the seq of its model's registration and its approval.
-async fn seed(app: &TestApp) -> BTreeMap<&'static str, (u64, String)> {
+/// Returns, per target, the seq of its model's registration, its approval
+/// and a webhook subscription delivering its project's events.
+async fn seed(app: &TestApp) -> BTreeMap<&'static str, (u64, String, String)> {
     let mut out = BTreeMap::new();
     for target in TARGETS {
         let project = if target == "none" { Value::Null } else { json!(target) };
@@ -251,15 +274,28 @@ async fn seed(app: &TestApp) -> BTreeMap<&'static str, (u64, String)> {
         let seq = stored["events"][3]["seq"].as_u64().unwrap_or_else(|| panic!("{stored}"));
         let ask = json!({"model": format!("model:model-{target}@1"), "environment": "staging"});
         let approval = crate::helpers::json_of(pipeline.post(app.url("/api/v1/approvals")).json(&ask)).await;
-        out.insert(target, (seq, approval["id"].as_str().unwrap_or_else(|| panic!("{approval}")).to_owned()));
+        let webhook = subscription(app, target).await;
+        out.insert(target, (seq, approval["id"].as_str().unwrap_or_else(|| panic!("{approval}")).to_owned(), webhook));
     }
     out
 }
 
-fn fill(template: &str, target: &str, seq: u64, approval: &str) -> String {
+/// A subscription to `target`'s events (every project's for `none`).
+async fn subscription(app: &TestApp, target: &str) -> String {
+    let projects = if target == "none" { json!([]) } else { json!([target]) };
+    let body = json!({"url": format!("http://127.0.0.1:9/hook-{target}"), "description": format!("hooks-{target}"),
+                      "filter": {"projects": projects}});
+    let created = crate::helpers::json_of(app.client.post(app.url("/api/v1/webhooks")).json(&body)).await;
+    created["id"].as_str().unwrap_or_else(|| panic!("{created}")).to_owned()
+}
+
+fn fill(template: &str, target: &str, seq: u64, approval: &str, webhook: &str) -> String {
     let project = if target == "none" { String::new() } else { format!("\"project\": \"{target}\",") };
+    let projects = if target == "none" { "[]".to_owned() } else { format!("[\"{target}\"]") };
     template
         .replace("{T}", target)
+        .replace("{PROJECTS}", &projects)
+        .replace("{WEBHOOK}", webhook)
         .replace("{SEQ}", &seq.to_string())
         .replace("{APPROVAL}", approval)
         .replace("{PROJECT}", &project)
@@ -273,7 +309,8 @@ fn uuid_v4() -> String {
 }
 
 async fn the_project_matrix(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    // Subscriptions need the master key that seals their secrets.
+    let Some(app) = crate::webhooks::webhook_app(backend, |_| {}).await else { return };
     let data = seed(&app).await;
     app.add_policy_line(LOADER_LINE).await;
     let policy = policy().await;
@@ -338,12 +375,17 @@ async fn the_project_matrix(backend: Backend) {
             for r in &rows {
                 for target in TARGETS {
                     cells += 1;
-                    let (seq, approval) = &data[target];
-                    let path = fill(r.path, target, *seq, approval);
+                    let (seq, approval, webhook) = &data[target];
+                    let path = fill(r.path, target, *seq, approval, webhook);
+                    let path = if path.contains("{FRESH_WEBHOOK}") {
+                        path.replace("{FRESH_WEBHOOK}", &subscription(&app, target).await)
+                    } else {
+                        path
+                    };
                     let mut request = client.request(r.method.clone(), app.url(&path));
-                    if let Some(body) = r.body {
-                        request =
-                            request.header("Content-Type", "application/json").body(fill(body, target, *seq, approval));
+                    if let Some(body) = r.body.filter(|b| !b.is_empty()) {
+                        let body = fill(body, target, *seq, approval, webhook);
+                        request = request.header("Content-Type", "application/json").body(body);
                     }
                     let response = request.send().await.unwrap();
                     let status = response.status().as_u16();
