@@ -189,17 +189,20 @@ impl Application {
         let follower = tokio::spawn(follow_access(self.access.clone(), self.store.clone()));
         let indexer = tokio::spawn(crate::search::follow(self.search.clone(), self.store.clone()));
         let (stop_delivery, delivery_stops) = tokio::sync::watch::channel(false);
-        let dispatcher = tokio::spawn(crate::webhooks::dispatch::run(
-            self.webhooks.clone(),
-            self.access.authorizer.clone(),
-            delivery_stops,
-        ));
+        let dispatcher =
+            crate::webhooks::dispatch::spawn(self.webhooks.clone(), self.access.authorizer.clone(), delivery_stops);
+        if let Err(e) = &dispatcher {
+            tracing::error!(error = %e, "cannot start webhook delivery");
+        }
         let served = self.server.await;
         // Delivery writes where it stands and lets its subscriptions go to
         // another replica; what it could not write in time is delivered
         // again after the restart, with the same webhook-ids.
         let _ = stop_delivery.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(5), dispatcher).await;
+        if let Ok(thread) = dispatcher {
+            let joined = tokio::task::spawn_blocking(move || thread.join());
+            let _ = tokio::time::timeout(Duration::from_secs(5), joined).await;
+        }
         indexer.abort();
         if let Some(publisher) = publisher {
             publisher.abort();

@@ -12,6 +12,8 @@ again without acting twice.
 
 Options for trying govledger's failure handling:
   --fail-for SECONDS   answer 500 for that long after starting, then 200
+  --retry-after SECS   while failing, answer 503 with `Retry-After: SECS` instead
+  --delay SECONDS      wait that long before answering (a slow receiver)
   --answer STATUS      answer every verified delivery with STATUS (e.g. 410)
   --log FILE           append one JSON line per delivery (what the tests read)
 """
@@ -33,6 +35,8 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000, help="0 picks a free port")
     parser.add_argument("--fail-for", type=float, default=0.0)
+    parser.add_argument("--retry-after", type=int)
+    parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--answer", type=int, default=200)
     parser.add_argument("--log")
     args = parser.parse_args()
@@ -64,6 +68,8 @@ def main():
                     continue
             failing = time.monotonic() - started < args.fail_for
             status = 401 if not verified else 500 if failing else args.answer
+            if failing and verified and args.retry_after is not None:
+                status = 503
             message_id = headers.get("webhook-id") or headers.get("Webhook-Id")
             with lock:
                 duplicate = message_id in seen
@@ -84,7 +90,10 @@ def main():
             if verified and 200 <= status < 300 and not duplicate:
                 act_on(event)
             reply = b"{}" if verified else b'{"error": "bad signature"}'
+            time.sleep(args.delay)
             self.send_response(status)
+            if status == 503 and args.retry_after is not None:
+                self.send_header("retry-after", str(args.retry_after))
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(reply)))
             self.end_headers()

@@ -101,6 +101,33 @@ pub fn client(config: &WebhookConfig) -> Result<reqwest::Client, reqwest::Error>
         .build()
 }
 
+/// Starts delivery on a thread of its own at a lower scheduling priority:
+/// on a busy machine the kernel gives the append path the CPU first, so
+/// delivery falls behind rather than appends slowing down.
+pub fn spawn(
+    webhooks: Arc<Webhooks>,
+    authorizer: Authorizer,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("webhook-delivery".into()).spawn(move || {
+        lower_priority();
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(run(webhooks, authorizer, shutdown)),
+            Err(e) => tracing::error!(error = %e, "cannot start webhook delivery"),
+        }
+    })
+}
+
+/// Nice 10 for the calling thread (and the threads it starts, which
+/// inherit it): a tenth of a normal thread's share when the CPU is scarce.
+fn lower_priority() {
+    // On Linux a thread id names the thread alone for setpriority.
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+        tracing::debug!(error = %e, "cannot lower the priority of webhook delivery");
+    }
+}
+
 /// Delivers until `shutdown` turns true; then writes where every worker
 /// stands and lets the leases go, so another replica takes over at once.
 pub async fn run(webhooks: Arc<Webhooks>, authorizer: Authorizer, mut shutdown: watch::Receiver<bool>) {
@@ -164,15 +191,17 @@ impl Dispatcher {
     async fn turn(&mut self, head_tx: &watch::Sender<u64>) -> Result<(), StoreError> {
         let head = self.blocking(|w| Ok(w.store().head()?.size)).await?;
         head_tx.send_if_modified(|h| std::mem::replace(h, head) != head);
+        // A worker that ended on its own is flushed first, which records
+        // why (a 410, the retry window) before reconciling reads the status.
+        if self.last_flush.elapsed() >= FLUSH_INTERVAL || self.workers.values().any(|w| w.task.is_finished()) {
+            self.last_flush = Instant::now();
+            self.flush().await?;
+        }
         if self.last_reconcile.is_none_or(|at| at.elapsed() >= RECONCILE_INTERVAL) {
             self.last_reconcile = Some(Instant::now());
             let subscriptions = self.blocking(|w| w.refresh()).await?;
             self.reconcile(&subscriptions).await?;
             self.publish_lag(head, &subscriptions);
-        }
-        if self.last_flush.elapsed() >= FLUSH_INTERVAL || self.workers.values().any(|w| w.task.is_finished()) {
-            self.last_flush = Instant::now();
-            self.flush().await?;
         }
         Ok(())
     }
@@ -226,11 +255,11 @@ impl Dispatcher {
         };
         let context_id = Subscription::subject_of(&subscription.id);
         let mut secrets = Vec::new();
-        let now = timestamp::now();
-        let previous = subscription.previous_secret.iter().filter(|(_, until)| until.as_str() > now.as_str());
-        for sealed in std::iter::once(&subscription.secret).chain(previous.map(|(s, _)| s)) {
+        let current = std::iter::once((&subscription.secret, None));
+        let previous = subscription.previous_secret.iter().map(|(s, until)| (s, Some(until.clone())));
+        for (sealed, until) in current.chain(previous) {
             match master.open_secret(&context_id, &sealed.sealed) {
-                Ok(secret) => secrets.push(secret),
+                Ok(key) => secrets.push(Secret { key, until }),
                 Err(e) => {
                     tracing::error!(webhook = %subscription.id, error = %e, "cannot open the subscription's secret");
                     return Ok(());
@@ -381,6 +410,12 @@ fn clear_retry(progress: &mut Progress) {
     progress.retry_attempts = 0;
 }
 
+/// A signing secret, and until when it signs (a rotated one).
+struct Secret {
+    key: zeroize::Zeroizing<Vec<u8>>,
+    until: Option<String>,
+}
+
 /// What one attempt came to.
 enum Outcome {
     Delivered,
@@ -393,7 +428,7 @@ enum Outcome {
 async fn deliver(
     context: Arc<Context>,
     subscription: Subscription,
-    secrets: Arc<Vec<zeroize::Zeroizing<Vec<u8>>>>,
+    secrets: Arc<Vec<Secret>>,
     shared: Arc<Mutex<Shared>>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -479,7 +514,7 @@ async fn deliver_one(
     context: &Context,
     subscription: &Subscription,
     url: &reqwest::Url,
-    secrets: &[zeroize::Zeroizing<Vec<u8>>],
+    secrets: &[Secret],
     shared: &Mutex<Shared>,
     event: &Event,
     stopped: &mut watch::Receiver<bool>,
@@ -597,7 +632,7 @@ async fn deliver_one(
 async fn send(
     context: &Context,
     url: &reqwest::Url,
-    secrets: &[zeroize::Zeroizing<Vec<u8>>],
+    secrets: &[Secret],
     message_id: &str,
     body: &[u8],
 ) -> (Outcome, Option<u16>, Option<String>) {
@@ -607,7 +642,12 @@ async fn send(
         return failed(format!("refused: {why}"));
     }
     let timestamp = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
-    let keys: Vec<&[u8]> = secrets.iter().map(|s| s.as_slice()).collect();
+    let now = timestamp::now();
+    let keys: Vec<&[u8]> = secrets
+        .iter()
+        .filter(|s| s.until.as_deref().is_none_or(|until| until > now.as_str()))
+        .map(|s| s.key.as_slice())
+        .collect();
     let signature = signing::signature_header(&keys, message_id, timestamp, body);
     let request = context
         .client
@@ -621,8 +661,7 @@ async fn send(
         Ok(response) => {
             let status = response.status();
             let retry_after = retry_after(response.headers());
-            // Read (a little of) the body so the connection can be reused.
-            let _ = response.bytes().await;
+            drain(response).await;
             let code = Some(status.as_u16());
             if status.is_success() {
                 (Outcome::Delivered, code, None)
@@ -652,6 +691,18 @@ async fn send(
                 "failed"
             };
             failed(format!("{kind}: {cause}"))
+        }
+    }
+}
+
+/// Reads what the receiver sent back, so the connection can be reused, but
+/// no more than 64 KiB of it: past that the connection is dropped instead.
+async fn drain(mut response: reqwest::Response) {
+    let mut read = 0;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        read += chunk.len();
+        if read > 64 * 1024 {
+            return;
         }
     }
 }

@@ -771,3 +771,62 @@ async fn two_replicas_share_delivery_and_a_killed_ones_subscription_moves_on() {
         committed(&second, "run.started").await.union(&committed(&second, "run.updated").await).copied().collect()
     );
 }
+
+/// One receiver that takes longer than the timeout to answer does not
+/// hold up another subscription's deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receiver_delays_only_its_own_deliveries() {
+    if !receivers_available() {
+        return;
+    }
+    let Some(app) = webhook_app(Backend::Sqlite, |c| c.webhooks.timeout = Duration::from_secs(2)).await else { return };
+    let (slow_port, fast_port) = (free_port(), free_port());
+    let runs = json!({"kinds": ["run.*"]});
+    let slow = subscribe(&app, json!({"url": format!("http://127.0.0.1:{slow_port}/slow"), "filter": runs})).await;
+    let fast = subscribe(&app, json!({"url": format!("http://127.0.0.1:{fast_port}/fast"), "filter": runs})).await;
+    let slow_receiver = Receiver::start(slow_port, &[slow["secret"].as_str().unwrap()], &["--delay", "5"]);
+    let fast_receiver = Receiver::start(fast_port, &[fast["secret"].as_str().unwrap()], &[]);
+    let started = Instant::now();
+    let mut seqs = BTreeSet::new();
+    for i in 0..10 {
+        seqs.insert(app.append("run.started", &format!("run:s{i}")).await["seq"].as_u64().unwrap());
+    }
+    fast_receiver.wait_for(&seqs, Duration::from_secs(3)).await;
+    assert!(started.elapsed() < Duration::from_secs(4), "the fast receiver waited for the slow one");
+    // govledger gives up on each attempt after 2 s and retries the same
+    // event, so its receiver (which may not have flushed its log yet) has
+    // seen no other.
+    let first = *seqs.first().unwrap();
+    let slow_seqs: BTreeSet<u64> = slow_receiver.records().iter().filter_map(|r| r["seq"].as_u64()).collect();
+    assert!(slow_seqs.iter().all(|s| *s == first), "the slow one is still on its first event: {slow_seqs:?}");
+    let id = slow["id"].as_str().unwrap();
+    wait_until("the timeout is listed", Duration::from_secs(10), async || {
+        let rows = app.get_json(&format!("/api/v1/webhooks/{id}/deliveries")).await;
+        rows["deliveries"][0]["error"].as_str().is_some_and(|e| e.contains("timed out"))
+    })
+    .await;
+}
+
+/// `Retry-After` on a 503 is waited for, even when the backoff would retry
+/// sooner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_on_503_is_honoured() {
+    if !receivers_available() {
+        return;
+    }
+    let Some(app) = webhook_app(Backend::Sqlite, |c| c.webhooks.retry_max_interval = Duration::from_secs(10)).await
+    else {
+        return;
+    };
+    let port = free_port();
+    let created = subscribe(&app, json!({"url": format!("http://127.0.0.1:{port}/hook")})).await;
+    let receiver =
+        Receiver::start(port, &[created["secret"].as_str().unwrap()], &["--fail-for", "1", "--retry-after", "4"]);
+    let seq = app.append("dataset.registered", "dataset:later").await["seq"].as_u64().unwrap();
+    receiver.wait_for(&BTreeSet::from([seq]), Duration::from_secs(20)).await;
+    let records = receiver.records();
+    assert_verified_and_ids_stable(&records);
+    assert_eq!(records[0]["status"], 503);
+    let gap = records[1]["received_at"].as_f64().unwrap() - records[0]["received_at"].as_f64().unwrap();
+    assert!(gap >= 3.9, "retried {gap:.1} s after a 503 with Retry-After: 4 (the backoff alone waits 0.5 to 1 s)");
+}
