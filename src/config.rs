@@ -88,6 +88,11 @@ pub struct Config {
     pub search_dir: std::path::PathBuf,
     /// The approval rules (`policies/approvals.toml` unless replaced).
     pub approval_rules: ApprovalRules,
+    /// Monitoring rules given by the operator (`--monitoring-rules`): put on
+    /// the record at start when they differ from the rules in force. `None`:
+    /// the recorded rules, or the shipped policies/monitoring.toml when none
+    /// are recorded yet.
+    pub monitoring_rules: Option<String>,
     /// The URL people reach the server at (`https://ledger.example.com`),
     /// for the links it prints; over https, console cookies are `Secure`.
     /// `None`: `http://` and the bound address.
@@ -109,6 +114,7 @@ impl Config {
             checkpoint_interval: Some(Duration::from_secs(60)),
             tokens: TokenConfig::in_data_dir(data_dir),
             approval_rules: ApprovalRules::default_rules(),
+            monitoring_rules: None,
             search_dir: data_dir.join(crate::search::INDEX_DIR),
             templates_dir: std::path::PathBuf::from("reports"),
             bind: bind.into(),

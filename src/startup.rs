@@ -26,6 +26,10 @@ pub enum StartupError {
     Access(#[from] AccessError),
     #[error(transparent)]
     Search(#[from] crate::search::SearchError),
+    #[error(transparent)]
+    Monitoring(#[from] crate::governance::monitoring::MonitoringError),
+    #[error(transparent)]
+    Governance(#[from] crate::governance::GovernanceError),
     /// The search index directory belongs to another running server.
     #[error(transparent)]
     Held(#[from] crate::process_lock::LockError),
@@ -124,11 +128,16 @@ impl Application {
                 None
             }
         };
+        let governance =
+            Governance::new(store.clone(), config.approval_rules.clone(), config.monitoring_rules.clone())?;
+        if let Some(text) = &config.monitoring_rules {
+            governance.record_monitoring_rules(crate::governance::monitoring::MONITOR_ACTOR, text, false).await?;
+        }
         let state = web::Data::new(AppState {
             store: store.clone(),
             proofs: proofs.clone(),
             access: access.clone(),
-            governance: Governance::new(store.clone(), config.approval_rules.clone()),
+            governance,
             search: search.clone(),
             templates_dir: config.templates_dir.clone(),
             limits: config.limits.clone(),

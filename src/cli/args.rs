@@ -196,6 +196,18 @@ pub fn read_rules(path: &Path) -> anyhow::Result<govledger::governance::Approval
     govledger::governance::ApprovalRules::parse(&text).with_context(|| format!("in {}", path.display()))
 }
 
+/// Monitoring rules read from a TOML file and checked against the declared
+/// environments; the text is what goes on the record.
+pub fn read_monitoring_rules(
+    path: &Path,
+    environments: &govledger::governance::ApprovalRules,
+) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    govledger::governance::monitoring_rules::MonitoringRules::parse(&text, environments)
+        .with_context(|| format!("in {}", path.display()))?;
+    Ok(text)
+}
+
 /// Webhook delivery (docs/WEBHOOKS.md).
 #[derive(Args, Clone)]
 pub struct WebhookArgs {

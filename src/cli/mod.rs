@@ -53,8 +53,9 @@ impl Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    // Boxed: its flags outweigh every other command's many times over.
     /// Run the HTTP server.
-    Serve(server::ServeArgs),
+    Serve(Box<server::ServeArgs>),
     /// Erase a data subject (GDPR Art. 17): destroy their key, record
     /// `subject.erased`, print the erasure certificate. The server may be
     /// running (SQLite: it waits for the write lock; PostgreSQL: any replica).

@@ -41,6 +41,11 @@ pub struct ServeArgs {
     /// Approval rules (TOML); default: the shipped policies/approvals.toml.
     #[arg(long, env = "GOVLEDGER_APPROVAL_RULES")]
     approval_rules: Option<PathBuf>,
+    /// Monitoring rules (TOML), recorded at start if they differ from the
+    /// rules in force; default: the recorded rules, else the shipped
+    /// policies/monitoring.toml.
+    #[arg(long, env = "GOVLEDGER_MONITORING_RULES")]
+    monitoring_rules: Option<PathBuf>,
     /// Report templates; a type without a file there uses the shipped template.
     #[arg(long, env = "GOVLEDGER_TEMPLATES", default_value = "reports")]
     templates: PathBuf,
@@ -71,6 +76,9 @@ impl ServeArgs {
         }
         if let Some(path) = self.approval_rules {
             config.approval_rules = super::args::read_rules(&path)?;
+        }
+        if let Some(path) = self.monitoring_rules {
+            config.monitoring_rules = Some(super::args::read_monitoring_rules(&path, &config.approval_rules)?);
         }
         config.workers = self.workers;
         if let Some(url) = &self.public_url {

@@ -3,7 +3,7 @@
 //! Each kind below has a serde struct with `deny_unknown_fields`: a typo in a
 //! pipeline's attribute name is refused at the door instead of silently
 //! leaving a dossier without its evidence. Kinds outside the governed
-//! namespaces (`monitoring.*`, custom kinds) stay free-form.
+//! namespaces (a team's own) stay free-form.
 
 use std::collections::BTreeMap;
 
@@ -16,8 +16,9 @@ use crate::ledger::{EventDraft, Kind, ValidationError};
 /// Kinds only the server writes, through their endpoints: approvals and
 /// deployment requests are checked against the approval rules and
 /// separation of duties inside the append transaction, an erasure destroys
-/// keys, and a subscription's events carry a secret the server seals.
-pub const ENDPOINT_ONLY: [(Kind, &str); 10] = [
+/// keys, a subscription's events carry a secret the server seals, and
+/// monitoring rules and the breaches judged by them are the server's own.
+pub const ENDPOINT_ONLY: [(Kind, &str); 13] = [
     (Kind::ApprovalRequested, "POST /api/v1/approvals"),
     (Kind::ApprovalGranted, "POST /api/v1/approvals/{id}/decision"),
     (Kind::ApprovalRejected, "POST /api/v1/approvals/{id}/decision"),
@@ -28,6 +29,9 @@ pub const ENDPOINT_ONLY: [(Kind, &str); 10] = [
     (Kind::WebhookCreated, "POST /api/v1/webhooks"),
     (Kind::WebhookChanged, "PATCH /api/v1/webhooks/{id}"),
     (Kind::WebhookDeleted, "DELETE /api/v1/webhooks/{id}"),
+    (Kind::MonitoringThresholdBreached, "a monitoring.metric_reported that crosses a rule of the monitoring rules"),
+    (Kind::MonitoringThresholdRecovered, "a monitoring.metric_reported that crosses a rule of the monitoring rules"),
+    (Kind::MonitoringRulesChanged, "PUT /api/v1/monitoring/rules"),
 ];
 
 /// Where a client must send an event of `kind` instead of `/api/v1/events`.
@@ -218,6 +222,15 @@ pub struct DeploymentAttributes {
     pub approval_seqs: Option<Vec<u64>>,
 }
 
+/// What `monitoring.rules_changed` records: the rules' text and its digest.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RulesChanged {
+    rules: String,
+    sha256: String,
+}
+
 /// Checks a draft of a governed kind: known kind, subject of the right
 /// entity type, attributes of the right shape.
 pub fn validate(draft: &EventDraft) -> Result<(), ValidationError> {
@@ -335,6 +348,32 @@ pub fn validate(draft: &EventDraft) -> Result<(), ValidationError> {
             no_refs()?;
             shape::<ApprovalDecided>(&attributes)
         }
+        Kind::DeploymentTrafficChanged => {
+            expect_type("deployment")?;
+            expect_version(false)?;
+            no_refs()?;
+            if !subject.name().contains('/') {
+                return Err(ValidationError::new(format!(
+                    "subject: a deployment is named ENVIRONMENT/NAME, e.g. deployment:production/{}",
+                    subject.name()
+                )));
+            }
+            super::monitoring::check_traffic(&attributes)
+        }
+        Kind::MonitoringMetricReported => {
+            no_refs()?;
+            super::monitoring::check_report(subject, &attributes)
+        }
+        Kind::MonitoringDriftDetected => {
+            no_refs()?;
+            super::monitoring::check_drift(subject, &attributes)
+        }
+        Kind::MonitoringThresholdBreached | Kind::MonitoringThresholdRecovered => {
+            expect_type("model")?;
+            expect_version(true)?;
+            shape::<super::monitoring::ThresholdChange>(&attributes)
+        }
+        Kind::MonitoringRulesChanged => shape::<RulesChanged>(&attributes),
         Kind::DeploymentRequested
         | Kind::DeploymentSucceeded
         | Kind::DeploymentFailed

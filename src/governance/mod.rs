@@ -9,6 +9,8 @@ pub mod gate;
 pub mod inbox;
 pub mod kinds;
 pub mod lineage;
+pub mod monitoring;
+pub mod monitoring_rules;
 pub mod openlineage;
 pub mod rules;
 pub mod subjects;
@@ -24,6 +26,9 @@ use crate::store::{AppendError, Store, StoreError};
 pub enum GovernanceError {
     #[error("{0}")]
     Invalid(String),
+    /// Monitoring rules that cannot be used; the message says what to fix.
+    #[error("{0}")]
+    InvalidMonitoringRules(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -67,12 +72,27 @@ impl From<ValidationError> for GovernanceError {
 pub struct Governance {
     store: Store,
     rules: std::sync::Arc<ApprovalRules>,
+    monitor: std::sync::Arc<monitoring::Monitor>,
 }
 
 impl Governance {
-    /// Services over `store` under approval `rules`.
-    pub fn new(store: Store, rules: ApprovalRules) -> Self {
-        Self { store, rules: std::sync::Arc::new(rules) }
+    /// Services over `store` under approval `rules`, with `monitoring`
+    /// rules to record when none are on the record (the shipped ones for
+    /// `None`).
+    pub fn new(
+        store: Store,
+        rules: ApprovalRules,
+        monitoring: Option<String>,
+    ) -> Result<Self, monitoring::MonitoringError> {
+        let rules = std::sync::Arc::new(rules);
+        let initial = monitoring.unwrap_or_else(|| monitoring_rules::DEFAULT_MONITORING_RULES.to_owned());
+        let monitor = std::sync::Arc::new(monitoring::Monitor::new(rules.clone(), initial)?);
+        Ok(Self { store, rules, monitor })
+    }
+
+    /// The monitoring service.
+    pub fn monitor(&self) -> &std::sync::Arc<monitoring::Monitor> {
+        &self.monitor
     }
 
     /// The approval rules in force.

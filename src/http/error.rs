@@ -149,6 +149,9 @@ impl From<crate::governance::GovernanceError> for ApiError {
             crate::governance::GovernanceError::Invalid(m) => {
                 ApiError::new(crate::error_code::ErrorCode::InvalidRequest, m)
             }
+            crate::governance::GovernanceError::InvalidMonitoringRules(m) => {
+                ApiError::new(crate::error_code::ErrorCode::InvalidMonitoringRules, m)
+            }
             crate::governance::GovernanceError::NotFound(m) => ApiError::not_found(m),
             crate::governance::GovernanceError::Forbidden(m) => {
                 ApiError::new(crate::error_code::ErrorCode::Forbidden, m)

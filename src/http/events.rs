@@ -39,7 +39,7 @@ pub async fn append(
         guard.require_append(draft.kind.as_str(), draft.project.as_deref())?;
     }
     let caller = guard.into_caller();
-    let appended = state.store.writer().append(caller.sub().to_owned(), drafts).await?;
+    let appended = state.governance.append_events(caller.sub().to_owned(), drafts).await?;
     let (status, replayed) = match &appended {
         Appended::Created(_) => (StatusCode::CREATED, false),
         Appended::Replayed(_) => (StatusCode::OK, true),

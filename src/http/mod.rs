@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod lineage;
+pub mod monitoring;
 pub mod openapi;
 pub mod params;
 pub mod proofs;

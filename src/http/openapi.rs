@@ -12,7 +12,9 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::routes::ROUTES;
-use super::{admin, approvals, deployments, events, health, lineage, proofs, reports, search, subjects, webhooks};
+use super::{
+    admin, approvals, deployments, events, health, lineage, monitoring, proofs, reports, search, subjects, webhooks,
+};
 use crate::error_code::ErrorCode;
 
 #[derive(OpenApi)]
@@ -57,6 +59,8 @@ use crate::error_code::ErrorCode;
         admin::revoke_token,
         admin::get_policy,
         admin::put_policy,
+        monitoring::get_rules,
+        monitoring::put_rules,
         webhooks::create,
         webhooks::list,
         webhooks::get,

@@ -8,7 +8,8 @@ use actix_web::{web, FromRequest, Handler};
 
 use super::auth::Guarded;
 use super::{
-    admin, approvals, deployments, events, health, lineage, openapi, proofs, reports, search, subjects, webhooks,
+    admin, approvals, deployments, events, health, lineage, monitoring, openapi, proofs, reports, search, subjects,
+    webhooks,
 };
 use crate::auth::actions::{self, Action, Guard};
 use crate::error_code::ErrorCode;
@@ -168,6 +169,10 @@ routes! {
     "/api/v1/policies" => {
         GET admin::get_policy: ReadPolicy "none: administration" [],
         PUT admin::put_policy: WritePolicy "none: administration" [InvalidPolicy],
+    }
+    "/api/v1/monitoring/rules" => {
+        GET monitoring::get_rules: ReadPolicy "none: administration" [],
+        PUT monitoring::put_rules: WritePolicy "none: administration" [InvalidMonitoringRules],
     }
     "/api/v1/webhooks" => {
         POST webhooks::create: ManageWebhooks "the projects of its filter (none: every project)" [

@@ -10,6 +10,7 @@ pub mod checkpoints;
 pub mod connection;
 pub mod events;
 mod guard;
+pub mod monitoring;
 pub mod projections;
 pub mod schema;
 mod sealing;
@@ -19,7 +20,9 @@ pub mod writer;
 
 pub use connection::{ConnectionManager, DbConn, StorageTarget};
 pub use events::{EventFilter, Head};
-pub use writer::{AppendError, Appended, Builder, LedgerWriter, Precondition, Refusal, WriterConfig};
+pub use writer::{
+    AppendError, Appended, Builder, FollowUp, Follower, LedgerWriter, Precondition, Refusal, WriterConfig,
+};
 
 use std::ops::ControlFlow;
 
@@ -49,6 +52,9 @@ pub enum StoreError {
     Backup(String),
     #[error("stored event seq {seq} is damaged: {reason}")]
     CorruptRow { seq: u64, reason: String },
+    /// A fault of the server's own making (what it wrote does not read back).
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// Runs `$body` with `$c` bound to the concrete connection of either backend.

@@ -160,3 +160,21 @@ diesel::table! {
         replica -> Text,
     }
 }
+
+diesel::table! {
+    monitoring_series (key) {
+        key -> Text,
+        rule -> Text,
+        model -> Text,
+        environment -> Text,
+        segment -> Text,
+        level -> Text,
+        warning_run -> BigInt,
+        critical_run -> BigInt,
+        ok_run -> BigInt,
+        last_window_end -> Nullable<Text>,
+        open_seq -> Nullable<BigInt>,
+        recent_seqs -> Text,
+        rules_seq -> BigInt,
+    }
+}

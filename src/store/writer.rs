@@ -114,11 +114,27 @@ pub type Precondition = Box<dyn Fn(&mut DbConn) -> Result<Result<(), Refusal>, S
 /// the batch is retried, and `Ok(Err(_))` refuses the job.
 pub type Builder = Box<dyn Fn(&mut DbConn) -> Result<Result<Vec<EventDraft>, Refusal>, StoreError> + Send + Sync>;
 
+/// Events the server records because of a job's own, in the same
+/// transaction, chained right after them (a breach after the report that
+/// crossed a threshold). Given the seq the job's first event will get and
+/// the job's drafts; may write state of its own through the connection,
+/// which the transaction commits or rolls back with the events. Like a
+/// builder it may run more than once, and `Ok(Err(_))` refuses the job.
+pub type Follower =
+    Box<dyn Fn(&mut DbConn, u64, &[EventDraft]) -> Result<Result<FollowUp, Refusal>, StoreError> + Send + Sync>;
+
+/// What a [`Follower`] adds after a job's events, and as whom.
+pub struct FollowUp {
+    pub actor: String,
+    pub drafts: Vec<EventDraft>,
+}
+
 struct Job {
     actor: String,
     drafts: Vec<EventDraft>,
     precondition: Option<Precondition>,
     build: Option<Builder>,
+    follow: Option<Follower>,
     reply: oneshot::Sender<Result<Appended, AppendError>>,
 }
 
@@ -149,7 +165,7 @@ impl LedgerWriter {
         let started = std::time::Instant::now();
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { actor, drafts, precondition, build: None, reply })
+            .send(Job { actor, drafts, precondition, build: None, follow: None, reply })
             .await
             .map_err(|_| AppendError::WriterStopped)?;
         let outcome = answer.await.map_err(|_| AppendError::WriterStopped)?;
@@ -163,7 +179,28 @@ impl LedgerWriter {
         let started = std::time::Instant::now();
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { actor, drafts: Vec::new(), precondition: None, build: Some(build), reply })
+            .send(Job { actor, drafts: Vec::new(), precondition: None, build: Some(build), follow: None, reply })
+            .await
+            .map_err(|_| AppendError::WriterStopped)?;
+        let outcome = answer.await.map_err(|_| AppendError::WriterStopped)?;
+        crate::metrics::get().append_seconds.observe_duration(started.elapsed());
+        outcome
+    }
+
+    /// Appends `drafts`, then what `follow` makes of them, in one
+    /// transaction. The answer lists the job's events first, then those the
+    /// follower added. A replay (every idempotency key seen before) answers
+    /// with the original events and does not run the follower.
+    pub async fn append_followed(
+        &self,
+        actor: String,
+        drafts: Vec<EventDraft>,
+        follow: Follower,
+    ) -> Result<Appended, AppendError> {
+        let started = std::time::Instant::now();
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { actor, drafts, precondition: None, build: None, follow: Some(follow), reply })
             .await
             .map_err(|_| AppendError::WriterStopped)?;
         let outcome = answer.await.map_err(|_| AppendError::WriterStopped)?;
@@ -175,7 +212,7 @@ impl LedgerWriter {
     pub fn append_blocking(&self, actor: String, drafts: Vec<EventDraft>) -> Result<Appended, AppendError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .blocking_send(Job { actor, drafts, precondition: None, build: None, reply })
+            .blocking_send(Job { actor, drafts, precondition: None, build: None, follow: None, reply })
             .map_err(|_| AppendError::WriterStopped)?;
         answer.blocking_recv().map_err(|_| AppendError::WriterStopped)?
     }
@@ -464,11 +501,29 @@ fn chain_and_insert(
                     results.push(Err(AppendError::Refused(r)));
                     continue;
                 }
-                let created: Vec<Event> = drafts
+                let followed = match &job.follow {
+                    None => None,
+                    Some(follow) => {
+                        // It reads the state the job's events follow, the
+                        // earlier jobs of this batch included.
+                        pending.flush(conn)?;
+                        match follow(conn, chain.next_seq, drafts)? {
+                            Ok(up) => Some(up),
+                            Err(reason) => {
+                                results.push(Err(AppendError::Refused(reason)));
+                                continue;
+                            }
+                        }
+                    }
+                };
+                let mut created: Vec<Event> = drafts
                     .iter()
                     .zip(&sealed)
                     .map(|(d, a)| chain.append(&job.actor, d, a.as_deref(), scratch))
                     .collect();
+                if let Some(up) = &followed {
+                    created.extend(up.drafts.iter().map(|d| chain.append(&up.actor, d, None, scratch)));
+                }
                 guard.record(&created);
                 for event in &created {
                     pending.rows.push(EventRow::from_event(event));

@@ -417,7 +417,7 @@ async fn typed_kinds_refuse_bad_attributes_and_write_nothing() {
     }
     assert_eq!(app.size().await, 0);
     // Kinds outside the governed namespaces stay free-form.
-    let custom = json!({"kind": "monitoring.drift_detected", "subject": "model:m@1", "attributes": {"psi": 0.31}});
+    let custom = json!({"kind": "pipeline.drift_checked", "subject": "model:m@1", "attributes": {"psi": 0.31}});
     assert_eq!(app.post_events(&custom).await.status(), 201);
 }
 

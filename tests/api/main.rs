@@ -21,6 +21,7 @@ mod listing;
 mod matrix;
 mod merkle_reference;
 mod metrics;
+mod monitoring;
 mod openapi;
 mod personal;
 mod proofs;

@@ -198,13 +198,14 @@ fn rows() -> Vec<Row> {
 }
 
 /// Routes outside any project that change administration state: tested
-/// in access.rs (tokens, policies) and personal.rs (erasure). A route of
-/// the table outside any project that is neither here nor read by
-/// [`ledger_rows`] fails the matrix.
-const ADMIN_WRITES: [(&str, &str); 4] = [
+/// in access.rs (tokens, policies), monitoring.rs (monitoring rules) and
+/// personal.rs (erasure). A route of the table outside any project that is
+/// neither here nor read by [`ledger_rows`] fails the matrix.
+const ADMIN_WRITES: [(&str, &str); 5] = [
     ("POST", "/api/v1/tokens"),
     ("POST", "/api/v1/tokens/{jti}/revoke"),
     ("PUT", "/api/v1/policies"),
+    ("PUT", "/api/v1/monitoring/rules"),
     ("POST", "/api/v1/subjects/{id}/erase"),
 ];
 
@@ -217,6 +218,7 @@ fn ledger_rows() -> Vec<(&'static str, &'static str)> {
         ("/api/v1/proofs/consistency", "/api/v1/proofs/consistency?from=1&to=2"),
         ("/api/v1/tokens", "/api/v1/tokens"),
         ("/api/v1/policies", "/api/v1/policies"),
+        ("/api/v1/monitoring/rules", "/api/v1/monitoring/rules"),
         ("/api/v1/subjects/{id}", "/api/v1/subjects/someone"),
     ]
 }

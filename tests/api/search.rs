@@ -132,7 +132,7 @@ async fn a_caller_limited_to_one_project_never_sees_another() {
         {"kind": "dataset.registered", "subject": "dataset:tx", "project": "fraud",
          "attributes": {"description": "card transactions"}},
         {"kind": "run.started", "subject": "run:credit-1", "project": "credit"},
-        {"kind": "monitoring.checked", "subject": "model:shared@1", "attributes": {"note": "credit score drift"}},
+        {"kind": "pipeline.checked", "subject": "model:shared@1", "attributes": {"note": "credit score drift"}},
     ]}))
     .await;
     let fraud = TestApp::attach(&app.base, &app.token("fran", &["auditor"], &["fraud"]));
@@ -189,14 +189,14 @@ async fn bad_queries_are_400_with_the_parsers_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_append_is_searchable_at_once_with_consistent_and_within_a_second_without() {
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
-    let stored: Value = app.append("monitoring.drift_detected", "model:speech@4").await;
+    let stored: Value = app.append("pipeline.drift_checked", "model:speech@4").await;
     let seq = stored["seq"].as_u64().unwrap();
-    let found = search(&app, "q=drift_detected").await;
+    let found = search(&app, "q=drift_checked").await;
     assert_eq!(seqs(&found), [seq]);
-    let second: Value = app.append("monitoring.drift_detected", "model:speech@5").await;
+    let second: Value = app.append("pipeline.drift_checked", "model:speech@5").await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        let page: Value = app.get("/api/v1/search?q=drift_detected").await.json().await.unwrap();
+        let page: Value = app.get("/api/v1/search?q=drift_checked").await.json().await.unwrap();
         if page["total"] == 2 {
             break;
         }

@@ -15,7 +15,7 @@ fn ledger_with_events(backend: Backend, n: usize) -> Option<TestDatabase> {
     ledger_with(
         backend,
         n,
-        |i| json!({"kind": "monitoring.checked", "subject": format!("model:fraud@{i}"), "attributes": {"auc": 0.9, "rows": i}}),
+        |i| json!({"kind": "pipeline.checked", "subject": format!("model:fraud@{i}"), "attributes": {"auc": 0.9, "rows": i}}),
     )
 }
 
@@ -213,7 +213,7 @@ fn the_index_built_while_verifying_equals_the_index_of_the_stored_hashes() {
 fn ledger_with_full_events(n: usize) -> TestDatabase {
     ledger_with(Backend::Sqlite, n, |i| {
         json!({
-            "kind": "monitoring.checked",
+            "kind": "pipeline.checked",
             "subject": format!("model:fraud@{i}"),
             "project": "fraud",
             "inputs": [format!("dataset:d@{i}")],
