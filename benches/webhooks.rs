@@ -204,6 +204,11 @@ impl Receiver {
         let stats: Arc<Mutex<Stats>> = Arc::default();
         let (s, st) = (secrets.clone(), stats.clone());
         std::thread::spawn(move || {
+            // GOVLEDGER_BENCH_RECEIVER_NICE=19 stands the receiver on another
+            // machine: it then takes only the CPU the server leaves.
+            if let Some(nice) = std::env::var("GOVLEDGER_BENCH_RECEIVER_NICE").ok().and_then(|n| n.parse().ok()) {
+                rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice).unwrap();
+            }
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();

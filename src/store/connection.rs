@@ -137,18 +137,6 @@ impl DbConn {
         Ok(())
     }
 
-    /// Starts a transaction that writes beside the ledger (delivery state),
-    /// without the chain lock: SQLite's `BEGIN IMMEDIATE` (the busy handler
-    /// waits for the writer rather than failing an upgrade), PostgreSQL's
-    /// plain `BEGIN`.
-    pub fn begin_write(&mut self) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
-            Self::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
-        }
-        Ok(())
-    }
-
     /// Commits the append transaction.
     pub fn commit(&mut self) -> Result<(), StoreError> {
         with_conn!(self, |c| AnsiTransactionManager::commit_transaction(c))?;

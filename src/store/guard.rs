@@ -39,7 +39,9 @@ pub(super) struct EntityGuard {
 /// The model a deployment or approval request names in its attributes.
 fn named_model(draft: &EventDraft) -> Option<String> {
     let kind = Kind::from_name(draft.kind.as_str())?;
-    if !(kind.namespace() == "deployment" || kind == Kind::ApprovalRequested) {
+    let about_a_model =
+        matches!(kind, Kind::ApprovalRequested | Kind::MonitoringMetricReported | Kind::MonitoringDriftDetected);
+    if !(kind.namespace() == "deployment" || about_a_model) {
         return None;
     }
     let attributes: serde_json::Value = serde_json::from_str(&draft.attributes).ok()?;

@@ -1,8 +1,7 @@
 //! Where webhook delivery stands: a cursor and a lease per subscription, and
-//! the recent attempts. Written beside the ledger, never in the append
-//! transaction, in one short transaction per flush so that delivery does
-//! not compete with appends for the write lock more than a few times a
-//! second.
+//! the recent attempts. Not a projection of the events: the ledger writer
+//! writes it a few times a second inside its group commit (see
+//! `webhooks::dispatch`), and leases and releases are short transactions.
 
 use diesel::prelude::*;
 
@@ -162,24 +161,9 @@ pub struct Flush<'a> {
     pub keep: i64,
 }
 
-/// Writes `flush` in one transaction. Returns the subscriptions whose lease
-/// its owner no longer holds: another replica took them, so this one must
-/// stop delivering them.
-pub fn flush(conn: &mut DbConn, flush: &Flush<'_>) -> Result<Vec<String>, StoreError> {
-    conn.begin_write()?;
-    match flush_in(conn, flush) {
-        Ok(lost) => {
-            conn.commit()?;
-            Ok(lost)
-        }
-        Err(e) => {
-            conn.rollback();
-            Err(e)
-        }
-    }
-}
-
-fn flush_in(conn: &mut DbConn, f: &Flush<'_>) -> Result<Vec<String>, StoreError> {
+/// Writes where delivery stands, inside the caller's (the ledger writer's)
+/// transaction; the subscriptions whose lease another replica holds now.
+pub fn flush_in(conn: &mut DbConn, f: &Flush<'_>) -> Result<Vec<String>, StoreError> {
     use webhook_cursors::dsl as w;
     let mut lost = Vec::new();
     for p in f.progress {

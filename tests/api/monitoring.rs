@@ -209,6 +209,14 @@ async fn bad_reports_are_refused_and_nothing_is_written() {
             assert!(message.contains(says), "{body}: {message}");
         }
     }
+    // A report on a deployment of another project naming this project's model.
+    let mut elsewhere = auc(MODEL, 1, 0.95);
+    elsewhere["subject"] = json!("deployment:production/fraud");
+    elsewhere["project"] = json!("other");
+    elsewhere["attributes"]["model"] = json!(MODEL);
+    elsewhere["attributes"].as_object_mut().unwrap().remove("environment");
+    let error = json_of(app.client.post(app.url("/api/v1/events")).json(&elsewhere)).await;
+    assert_eq!(error["error"], "project_mismatch", "{error}");
     assert_eq!(app.size().await, size, "nothing was written");
     let ok = traffic(json!({"model:fraud-detector@1": 90.5, "model:fraud-detector@2": 9.5}));
     app.append_json(&ok).await;
