@@ -271,6 +271,19 @@ pub fn validate(draft: &EventDraft) -> Result<(), ValidationError> {
             Err(ValidationError::new(format!("{kind} takes no inputs or outputs; name the model in attributes")))
         }
     };
+    let expect_deployment = || {
+        expect_type("deployment")?;
+        expect_version(false)?;
+        no_refs()?;
+        if subject.name().contains('/') {
+            Ok(())
+        } else {
+            Err(ValidationError::new(format!(
+                "subject: a deployment is named ENVIRONMENT/NAME, e.g. deployment:production/{}",
+                subject.name()
+            )))
+        }
+    };
     match kind {
         Kind::DatasetRegistered => {
             expect_type("dataset")?;
@@ -349,15 +362,7 @@ pub fn validate(draft: &EventDraft) -> Result<(), ValidationError> {
             shape::<ApprovalDecided>(&attributes)
         }
         Kind::DeploymentTrafficChanged => {
-            expect_type("deployment")?;
-            expect_version(false)?;
-            no_refs()?;
-            if !subject.name().contains('/') {
-                return Err(ValidationError::new(format!(
-                    "subject: a deployment is named ENVIRONMENT/NAME, e.g. deployment:production/{}",
-                    subject.name()
-                )));
-            }
+            expect_deployment()?;
             super::monitoring::check_traffic(&attributes)
         }
         Kind::MonitoringMetricReported => {
@@ -379,15 +384,7 @@ pub fn validate(draft: &EventDraft) -> Result<(), ValidationError> {
         | Kind::DeploymentFailed
         | Kind::DeploymentRolledBack
         | Kind::DeploymentBlocked => {
-            expect_type("deployment")?;
-            expect_version(false)?;
-            no_refs()?;
-            if !subject.name().contains('/') {
-                return Err(ValidationError::new(format!(
-                    "subject: a deployment is named ENVIRONMENT/NAME, e.g. deployment:production/{}",
-                    subject.name()
-                )));
-            }
+            expect_deployment()?;
             let d: DeploymentAttributes = shape_of(&attributes)?;
             let model = crate::ledger::EntityRef::parse(&d.model).map_err(|e| e.in_field("attributes.model"))?;
             if model.entity_type() != "model" || model.version().is_none() {

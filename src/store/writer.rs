@@ -155,6 +155,12 @@ impl LedgerWriter {
         !self.jobs.is_closed()
     }
 
+    /// How many jobs wait for the writer: work that yields to appends
+    /// (webhook delivery) waits while there are any.
+    pub fn backlog(&self) -> usize {
+        self.jobs.max_capacity() - self.jobs.capacity()
+    }
+
     /// Appends `drafts` if `precondition` holds inside the append transaction.
     pub async fn append_checked(
         &self,

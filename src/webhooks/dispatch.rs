@@ -80,12 +80,12 @@ struct Context {
 #[derive(Default)]
 struct Recent {
     /// Consecutive seqs, oldest first.
-    events: std::collections::VecDeque<Arc<Event>>,
+    events: std::collections::VecDeque<Arc<Held>>,
 }
 
 impl Recent {
     /// Events `from..=to`, if all are held.
-    fn range(&self, from: u64, to: u64) -> Option<Vec<Arc<Event>>> {
+    fn range(&self, from: u64, to: u64) -> Option<Vec<Arc<Held>>> {
         let first = self.events.front()?.seq;
         let last = self.events.back()?.seq;
         if from < first || to > last || from > to {
@@ -97,7 +97,7 @@ impl Recent {
     }
 
     /// Keeps `page` (consecutive seqs) and at most `RECENT` events in all.
-    fn offer(&mut self, page: &[Arc<Event>]) {
+    fn offer(&mut self, page: &[Arc<Held>]) {
         let (Some(first), Some(last)) = (page.first(), page.last()) else { return };
         let follows = self.events.back().is_some_and(|b| b.seq + 1 == first.seq);
         let within = self.events.front().is_some_and(|f| f.seq <= first.seq)
@@ -114,6 +114,40 @@ impl Recent {
         while self.events.len() > RECENT {
             self.events.pop_front();
         }
+    }
+}
+
+/// An event read for delivery, with its body, encoded once for every
+/// subscription it goes to.
+struct Held {
+    event: Event,
+    body: std::sync::OnceLock<Option<Vec<u8>>>,
+}
+
+impl Held {
+    fn new(event: Event) -> Self {
+        Self { event, body: std::sync::OnceLock::new() }
+    }
+
+    /// The body of its deliveries; `None` (logged) if it cannot be encoded.
+    fn body(&self) -> Option<&[u8]> {
+        self.body
+            .get_or_init(|| match payload::body(&self.event) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::error!(seq = self.event.seq, error = %e, "cannot encode an event for delivery; it is skipped");
+                    None
+                }
+            })
+            .as_deref()
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = Event;
+
+    fn deref(&self) -> &Event {
+        &self.event
     }
 }
 
@@ -538,6 +572,7 @@ async fn deliver(
         };
         for event in page {
             if payload::delivers(&subscription, &reader, &event) {
+                yield_to_appends(&context).await;
                 match deliver_one(&context, &subscription, &url, &secrets, &shared, &event, &mut stopped).await {
                     Some(Ok(())) => {}
                     Some(Err(ending)) => {
@@ -563,13 +598,29 @@ async fn deliver(
     }
 }
 
-fn read_range(store: &crate::store::Store, from: u64, to: u64) -> Result<Vec<Arc<Event>>, StoreError> {
+/// Waits, a little, while appends wait for the ledger writer: under a
+/// load of appends delivery falls behind (its lag is in the metrics) rather
+/// than taking the CPU and the database from them, and it catches up when
+/// the load eases. Never more than `APPEND_FIRST` per event, so delivery
+/// goes on, slowly, under a load that never eases.
+async fn yield_to_appends(context: &Context) {
+    let writer = context.webhooks.store().writer();
+    let started = Instant::now();
+    while writer.backlog() > 0 && started.elapsed() < APPEND_FIRST {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The longest [`yield_to_appends`] waits before one delivery.
+const APPEND_FIRST: Duration = Duration::from_millis(20);
+
+fn read_range(store: &crate::store::Store, from: u64, to: u64) -> Result<Vec<Arc<Held>>, StoreError> {
     let mut rows = Vec::new();
     events::for_each_in_range(&mut *store.conn()?, from, to, |row| {
         rows.push(row);
         std::ops::ControlFlow::Continue(())
     })?;
-    rows.into_iter().map(|r| r.into_event().map(Arc::new)).collect()
+    rows.into_iter().map(|r| r.into_event().map(|e| Arc::new(Held::new(e)))).collect()
 }
 
 /// Delivers `event` until the receiver takes it (`Some(Ok)`), the
@@ -581,17 +632,12 @@ async fn deliver_one(
     url: &reqwest::Url,
     secrets: &[Secret],
     shared: &Mutex<Shared>,
-    event: &Event,
+    held: &Held,
     stopped: &mut watch::Receiver<bool>,
 ) -> Option<Result<(), Ending>> {
     let config = context.webhooks.config();
-    let body = match payload::body(event) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(seq = event.seq, error = %e, "cannot encode an event for delivery; it is skipped");
-            return Some(Ok(()));
-        }
-    };
+    let event = &held.event;
+    let Some(body) = held.body() else { return Some(Ok(())) };
     let message_id = signing::message_id(&subscription.id, event.seq);
     let recorded = chrono::DateTime::parse_from_rfc3339(&event.recorded_at).ok();
     let (mut attempt, since) = {
@@ -618,7 +664,7 @@ async fn deliver_one(
         let started = Instant::now();
         let attempted_at = timestamp::now();
         let sent = tokio::select! {
-            sent = send(context, url, secrets, &message_id, &body) => sent,
+            sent = send(context, url, secrets, &message_id, body) => sent,
             _ = stopped.changed() => return None,
         };
         let latency = started.elapsed();
@@ -807,7 +853,7 @@ fn backoff(config: &WebhookConfig, attempt: u32, retry_after: Option<Duration>) 
 mod tests {
     use super::*;
 
-    fn events(from: u64, to: u64) -> Vec<Arc<Event>> {
+    fn events(from: u64, to: u64) -> Vec<Arc<Held>> {
         let event = |seq: u64| Event {
             seq,
             id: seq.to_string(),
@@ -824,7 +870,7 @@ mod tests {
             prev_hash: [0; 32],
             hash: [0; 32],
         };
-        (from..=to).map(|seq| Arc::new(event(seq))).collect()
+        (from..=to).map(|seq| Arc::new(Held::new(event(seq)))).collect()
     }
 
     #[test]
