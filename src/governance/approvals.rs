@@ -15,7 +15,7 @@ use super::{Governance, GovernanceError};
 use crate::error_code::ErrorCode;
 use crate::ledger::event::EventJson;
 use crate::ledger::kind::{ApprovalState, Decision, Kind};
-use crate::ledger::{timestamp, EntityRef, Event, EventDraft, EventRequest};
+use crate::ledger::{timestamp, EntityRef, Event, EventDraft};
 use crate::store::projections::{self, ApprovalFilter, ApprovalRow, Direction};
 use crate::store::{events, Appended, DbConn, EventFilter, Precondition, Refusal, StoreError};
 
@@ -138,18 +138,7 @@ fn build_draft(
     attributes: serde_json::Value,
     idempotency_key: Option<String>,
 ) -> Result<EventDraft, GovernanceError> {
-    let request = EventRequest {
-        kind: kind.as_str().into(),
-        subject: subject.into(),
-        project,
-        inputs: None,
-        outputs: None,
-        attributes: Some(attributes),
-        occurred_at: None,
-        idempotency_key,
-        personal: None,
-    };
-    let draft = EventDraft::from_request(request)?;
+    let draft = EventDraft::server(kind, subject, project, attributes, idempotency_key)?;
     kinds::validate(&draft)?;
     Ok(draft)
 }

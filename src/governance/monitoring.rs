@@ -21,7 +21,7 @@ use super::monitoring_rules::{Level, MonitoringRules, ThresholdRule};
 use super::rules::ApprovalRules;
 use super::GovernanceError;
 use crate::error_code::ErrorCode;
-use crate::ledger::{timestamp, EntityRef, EventDraft, EventRequest, Kind, ValidationError};
+use crate::ledger::{timestamp, EntityRef, EventDraft, Kind, ValidationError};
 use crate::store::connection::DbConn;
 use crate::store::monitoring::{self as series_store, SeriesRow};
 use crate::store::writer::{FollowUp, Follower, Refusal};
@@ -386,8 +386,14 @@ impl Monitor {
             MonitoringRules::parse_recorded(text, &self.environments)?;
         }
         let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()));
-        server_draft(Kind::MonitoringRulesChanged, RULES_SUBJECT, None, json!({"rules": text, "sha256": digest}))
-            .map_err(|e| MonitoringError::Internal(e.to_string()))
+        EventDraft::server(
+            Kind::MonitoringRulesChanged,
+            RULES_SUBJECT,
+            None,
+            json!({"rules": text, "sha256": digest}),
+            None,
+        )
+        .map_err(|e| MonitoringError::Internal(e.to_string()))
     }
 
     /// The follower the writer runs for a job with metric reports.
@@ -532,7 +538,7 @@ impl Monitor {
                 Kind::MonitoringThresholdBreached
             };
             let attributes = serde_json::to_value(&attributes).map_err(|e| StoreError::Internal(e.to_string()))?;
-            let draft = server_draft(kind, &model.to_string(), draft.project.clone(), attributes)
+            let draft = EventDraft::server(kind, &model.to_string(), draft.project.clone(), attributes, None)
                 .map_err(|e| StoreError::Internal(e.to_string()))?;
             s.open_seq = (change != Level::Ok).then(|| next(&made));
             made.push(draft);
@@ -588,26 +594,6 @@ impl super::Governance {
         self.store().writer().append(actor.to_owned(), vec![draft]).await?;
         self.monitoring_rules().await
     }
-}
-
-/// A draft the server writes (no idempotency key, no personal data).
-pub fn server_draft(
-    kind: Kind,
-    subject: &str,
-    project: Option<String>,
-    attributes: serde_json::Value,
-) -> Result<EventDraft, ValidationError> {
-    EventDraft::from_request(EventRequest {
-        kind: kind.as_str().into(),
-        subject: subject.into(),
-        project,
-        inputs: None,
-        outputs: None,
-        attributes: Some(attributes),
-        occurred_at: None,
-        idempotency_key: None,
-        personal: None,
-    })
 }
 
 /// The series of `rule` for a model version in an environment (and segment).

@@ -12,7 +12,7 @@ use super::lineage::{self, Visibility};
 use super::GovernanceError;
 use crate::error_code::ErrorCode;
 use crate::ledger::personal::{self, Envelope, MasterKey, SubjectKey};
-use crate::ledger::{EntityRef, Event, EventDraft, EventRequest, Kind};
+use crate::ledger::{EntityRef, Event, EventDraft, Kind};
 use crate::store::{subjects, AppendError, DbConn, Refusal, Store, StoreError};
 
 fn no_master_key() -> GovernanceError {
@@ -157,17 +157,7 @@ pub async fn erase(
             if let Some(r) = &reason {
                 attributes["reason"] = json!(r);
             }
-            let draft = match EventDraft::from_request(EventRequest {
-                kind: Kind::SubjectErased.as_str().into(),
-                subject: subject_ref(&p),
-                project: None,
-                inputs: None,
-                outputs: None,
-                attributes: Some(attributes),
-                occurred_at: None,
-                idempotency_key: None,
-                personal: None,
-            }) {
+            let draft = match EventDraft::server(Kind::SubjectErased, &subject_ref(&p), None, attributes, None) {
                 Ok(draft) => draft,
                 Err(e) => return Ok(Err(Refusal::new(ErrorCode::InvalidRequest, e.to_string()))),
             };

@@ -141,6 +141,28 @@ impl EventDraft {
         Self::from_request_with(request, None)
     }
 
+    /// A draft of an event the server writes itself: no references, no
+    /// personal data, checked like a request.
+    pub fn server(
+        kind: super::Kind,
+        subject: &str,
+        project: Option<String>,
+        attributes: serde_json::Value,
+        idempotency_key: Option<String>,
+    ) -> Result<Self, ValidationError> {
+        Self::from_request(EventRequest {
+            kind: kind.as_str().into(),
+            subject: subject.into(),
+            project,
+            inputs: None,
+            outputs: None,
+            attributes: Some(attributes),
+            occurred_at: None,
+            idempotency_key,
+            personal: None,
+        })
+    }
+
     /// Validates a request into a draft, pseudonymising its personal data
     /// with `master`.
     pub fn from_request_with(

@@ -12,7 +12,7 @@ use super::subscription::{
 use super::target;
 use super::{WebhookConfig, WebhookError};
 use crate::ledger::personal::MasterKey;
-use crate::ledger::{timestamp, EventDraft, EventRequest, Kind};
+use crate::ledger::{timestamp, EventDraft, Kind};
 use crate::store::webhooks::{self as cursors, CursorRow, DeliveryRow};
 use crate::store::{events, EventFilter, Store, StoreError};
 
@@ -315,18 +315,8 @@ impl Webhooks {
         attributes: &impl Serialize,
     ) -> Result<(), WebhookError> {
         let attributes = serde_json::to_value(attributes).map_err(|e| WebhookError::Internal(e.to_string()))?;
-        let request = EventRequest {
-            kind: kind.as_str().into(),
-            subject: Subscription::subject_of(id),
-            project: None,
-            inputs: None,
-            outputs: None,
-            attributes: Some(attributes),
-            occurred_at: None,
-            idempotency_key: None,
-            personal: None,
-        };
-        let draft = EventDraft::from_request(request).map_err(|e| WebhookError::Internal(e.to_string()))?;
+        let draft = EventDraft::server(kind, &Subscription::subject_of(id), None, attributes, None)
+            .map_err(|e| WebhookError::Internal(e.to_string()))?;
         self.store.writer().append(actor.to_owned(), vec![draft]).await?;
         self.changed.notify_waiters();
         Ok(())
