@@ -170,7 +170,8 @@ fn load(target: &StorageTarget, events: u64) {
                 let r = rng.gen_range(0..RUNS);
                 if k % 2 == 0 {
                     draft(json!({"kind": "model.evaluated", "subject": format!("model:m{}@{}", r % MODELS, r / MODELS + 1),
-                        "project": "bench", "attributes": {"metrics": {"auc": 0.9, "n": n + k}}}))
+                        "project": "bench", "inputs": ["dataset:holdout@1"],
+                        "attributes": {"metrics": {"auc": 0.95, "n": n + k}, "passed": true}}))
                 } else {
                     draft(json!({"kind": "run.updated", "subject": format!("run:train{r}"), "project": "bench",
                         "attributes": {"parameters": {"step": n + k}}}))
@@ -218,6 +219,12 @@ fn time<F: FnMut(usize)>(mut f: F) -> Vec<Duration> {
 fn in_process(target: &StorageTarget) {
     let store = Store::open(target.clone(), 2, WriterConfig::default()).unwrap();
     let rules = ApprovalRules::default_rules();
+    // The gate reads the version's evaluations and open breaches too.
+    let monitor = govledger::governance::monitoring::Monitor::new(
+        std::sync::Arc::new(rules.clone()),
+        govledger::governance::monitoring_rules::DEFAULT_MONITORING_RULES.to_owned(),
+    )
+    .unwrap();
     let mut conn = store.conn().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let mut sizes = Vec::new();
@@ -250,7 +257,8 @@ fn in_process(target: &StorageTarget) {
     let gate_times = time(|_| {
         let r = rng.gen_range(0..RUNS);
         let model = format!("model:m{}@{}", r % MODELS, r / MODELS + 1);
-        allowed += usize::from(gate_in(&mut conn, &rules, &model, "production", &timestamp::now()).unwrap().allowed);
+        allowed +=
+            usize::from(gate_in(&mut conn, &rules, &monitor, &model, "production", &timestamp::now()).unwrap().allowed);
     });
     assert!(allowed > QUERIES / 2);
     println!("gate decision, production: {}", percentiles(gate_times));

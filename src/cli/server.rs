@@ -184,13 +184,16 @@ impl DemoArgs {
                 running.await.ok();
             }
             let story = outcome?;
-            println!("demo loaded: fraud detection, two model versions, approvals, a blocked deployment, a rollback");
+            println!("demo loaded: fraud detection, two model versions, approvals, a blocked deployment, a rollback;");
+            println!("  and speech recognition: daily word error rates, a breach, a retraining, a canary");
             println!("  blocked deployment recorded at seq {}", story.blocked_seq);
+            println!("  breach of model:speech-asr@1 recorded at seq {}", story.speech_breach_seq);
             println!("  production approval {}", story.production_approval);
             println!("try, with a token (govledger token issue --sub you --role auditor):");
             println!("  GET /api/v1/lineage?node=deployment:production/fraud-detector&direction=upstream");
             println!("  GET /api/v1/impact?node=dataset:transactions@2026-10");
             println!("  GET /api/v1/gate?model=model:fraud-detector@2&environment=production");
+            println!("  GET /api/v1/reports/model-dossier?subject=model:speech-asr@1&format=pdf");
             anyhow::Ok(ExitCode::SUCCESS)
         })
     }

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::gate::{self, ApprovalSummary, GateDecision};
 use super::kinds::{self, ApprovalDecided, ApprovalRequested, DeploymentAttributes};
+use super::readiness;
 use super::ModelVersionRef;
 use super::{Governance, GovernanceError};
 use crate::error_code::ErrorCode;
@@ -48,6 +49,12 @@ pub struct DecisionRequest {
     pub decision: String,
     #[schema(min_length = 1, max_length = 4000)]
     pub reason: String,
+    /// For a grant of a version that fails a rule of the environment (its
+    /// evaluation, an open breach): why it goes ahead anyway. Required
+    /// then, recorded with the rules it overrides.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 4000)]
+    pub override_reason: Option<String>,
 }
 
 /// What a caller asks to deploy.
@@ -90,6 +97,12 @@ pub struct ApprovalView {
     /// Granted and not expired now.
     pub valid: bool,
     pub decisions: Vec<projections::DecisionRow>,
+    /// What the environment asks of the version beyond approvals, checked
+    /// now, while the approval is pending or granted (a failing rule needs
+    /// an `override_reason` on each grant).
+    pub checks: Vec<readiness::RuleCheck>,
+    /// The grants recorded with an `override_reason`.
+    pub overrides: Vec<readiness::Override>,
 }
 
 /// An accepted deployment request.
@@ -230,34 +243,40 @@ impl Governance {
     pub async fn approval(&self, id: &str) -> Result<Option<ApprovalView>, GovernanceError> {
         let store = self.store.clone();
         let id = id.to_owned();
+        let (rules, monitor) = (self.rules.clone(), self.monitor.clone());
         let found = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let mut conn = store.conn()?;
             let Some(row) = projections::approval(&mut conn, &id)? else { return Ok(None) };
             let decisions = projections::decisions(&mut conn, &id)?;
-            Ok(Some((row, decisions)))
+            let mut view = view(row, decisions, &timestamp::now());
+            enrich(&mut conn, &rules, &monitor, &mut view)?;
+            Ok(Some(view))
         })
         .await
         .map_err(GovernanceError::panicked)??;
-        Ok(found.map(|(row, decisions)| view(row, decisions, &timestamp::now())))
+        Ok(found)
     }
 
     /// Approvals by state, model and environment, oldest request first.
     pub async fn approvals(&self, filter: ApprovalFilter) -> Result<Vec<ApprovalView>, GovernanceError> {
         let store = self.store.clone();
-        let rows = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        let (rules, monitor) = (self.rules.clone(), self.monitor.clone());
+        let views = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let mut conn = store.conn()?;
             let rows = projections::list_approvals(&mut conn, &filter)?;
+            let now = timestamp::now();
             rows.into_iter()
                 .map(|r| {
                     let d = projections::decisions(&mut conn, &r.id)?;
-                    Ok((r, d))
+                    let mut view = view(r, d, &now);
+                    enrich(&mut conn, &rules, &monitor, &mut view)?;
+                    Ok(view)
                 })
                 .collect::<Result<Vec<_>, StoreError>>()
         })
         .await
         .map_err(GovernanceError::panicked)??;
-        let now = timestamp::now();
-        Ok(rows.into_iter().map(|(r, d)| view(r, d, &now)).collect())
+        Ok(views)
     }
 
     /// Records a decision by `actor`, who holds `roles`. Approver role,
@@ -276,18 +295,68 @@ impl Governance {
         if req.reason.trim().is_empty() || req.reason.len() > 4000 {
             return Err(GovernanceError::Invalid("reason: give a reason of 1 to 4000 characters".into()));
         }
+        let override_reason = req.override_reason.as_deref().map(str::trim).map(str::to_owned);
+        match &override_reason {
+            Some(r) if r.is_empty() || r.len() > 4000 => {
+                return Err(GovernanceError::Invalid(
+                    "override_reason: give a reason of 1 to 4000 characters, or leave it out".into(),
+                ))
+            }
+            Some(_) if decision != Decision::Grant => {
+                return Err(GovernanceError::Invalid("override_reason: only a grant overrides rules".into()))
+            }
+            _ => {}
+        }
         let approval =
             self.approval(id).await?.ok_or_else(|| GovernanceError::NotFound(format!("no approval {id}")))?;
         self.approver_role(&approval, actor, roles)?;
         let (id_owned, actor_owned, reason) = (id.to_owned(), actor.to_owned(), req.reason.clone());
         let project = approval.project.clone();
+        let (rules, monitor) = (self.rules.clone(), self.monitor.clone());
         // Built inside the append transaction, so the quorum it records is
-        // the one this decision follows.
+        // the one this decision follows, and the rules it overrides are the
+        // ones failing as it is recorded.
         let build: crate::store::Builder = Box::new(move |conn| {
             if let Err(refusal) = decision_allowed(conn, &id_owned, &actor_owned, decision)? {
                 return Ok(Err(refusal));
             }
-            let attributes = decided(conn, &id_owned, &actor_owned, decision, &reason)?;
+            let mut attributes = decided(conn, &id_owned, &actor_owned, decision, &reason)?;
+            if decision == Decision::Grant {
+                let checks = match projections::approval(conn, &id_owned)? {
+                    Some(a) => match rules.environment(&a.environment) {
+                        Some(rule) => {
+                            let monitoring = monitor.rules_at(conn)?;
+                            readiness::check(
+                                conn,
+                                rule,
+                                &a.environment,
+                                &a.model,
+                                &monitoring.rules,
+                                &timestamp::now(),
+                            )?
+                        }
+                        None => Vec::new(),
+                    },
+                    None => Vec::new(),
+                };
+                let failing = readiness::failing(&checks);
+                match (&override_reason, failing.is_empty()) {
+                    (None, false) => {
+                        let found: Vec<&str> = failing.iter().map(|c| c.reason.as_str()).collect();
+                        return Ok(Err(Refusal::new(
+                            ErrorCode::OverrideReasonRequired,
+                            format!("granting needs an override_reason saying why it goes ahead: {}", found.join("; ")),
+                        )));
+                    }
+                    (Some(why), _) => {
+                        attributes["override_reason"] = why.clone().into();
+                        attributes["overridden"] = failing.iter().map(|c| c.rule).collect::<Vec<_>>().into();
+                        attributes["failed_checks"] =
+                            failing.iter().map(|c| c.reason.clone()).collect::<Vec<_>>().into();
+                    }
+                    (None, true) => {}
+                }
+            }
             let draft =
                 build_draft(decision.kind(), &format!("approval:{id_owned}"), project.clone(), attributes, None)
                     .map_err(|e| StoreError::Thread(format!("cannot build the decision: {e}")))?;
@@ -342,7 +411,8 @@ impl Governance {
     /// decision that denies and names the known environments.
     fn unknown_environment(&self, model: &str, environment: &str) -> Box<GateDecision> {
         let unknown = super::UnknownEnvironment { name: environment.to_owned(), known: self.rules.known() };
-        Box::new(gate::decide(model, environment, Err(&unknown), None, &[], &timestamp::now()))
+        let none = gate::Readiness::default();
+        Box::new(gate::decide(model, environment, Err(&unknown), None, &[], &none, &timestamp::now()))
     }
 
     /// The gate's answer for `model` in `environment` now; an environment
@@ -355,10 +425,10 @@ impl Governance {
             return Err(GovernanceError::UnknownEnvironment { decision, blocked_seq: None });
         }
         let store = self.store.clone();
-        let rules = self.rules.clone();
+        let (rules, monitor) = (self.rules.clone(), self.monitor.clone());
         let environment = environment.to_owned();
         let decision = tokio::task::spawn_blocking(move || {
-            gate_in(&mut *store.conn()?, &rules, &model, &environment, &timestamp::now())
+            gate_in(&mut *store.conn()?, &rules, &monitor, &model, &environment, &timestamp::now())
         })
         .await
         .map_err(GovernanceError::panicked)??;
@@ -405,10 +475,10 @@ impl Governance {
                 to_json(attributes(None, &decision)),
                 req.idempotency_key.clone(),
             )?;
-            let rules = self.rules.clone();
+            let (rules, monitor) = (self.rules.clone(), self.monitor.clone());
             let (model_text, environment) = (model.to_string(), req.environment.clone());
             let check: Precondition = Box::new(move |conn| {
-                let d = gate_in(conn, &rules, &model_text, &environment, &timestamp::now())?;
+                let d = gate_in(conn, &rules, &monitor, &model_text, &environment, &timestamp::now())?;
                 if d.allowed {
                     Ok(Ok(()))
                 } else {
@@ -533,7 +603,33 @@ fn view(row: ApprovalRow, decisions: Vec<projections::DecisionRow>, now: &str) -
         expires_at: row.expires_at,
         valid,
         decisions,
+        checks: Vec::new(),
+        overrides: Vec::new(),
     }
+}
+
+/// Adds to `view` the environment's checks of its version (while it is
+/// pending or granted) and the overrides its grants recorded.
+fn enrich(
+    conn: &mut DbConn,
+    rules: &super::ApprovalRules,
+    monitor: &super::monitoring::Monitor,
+    view: &mut ApprovalView,
+) -> Result<(), StoreError> {
+    let mut grants = Vec::new();
+    for d in view.decisions.iter().filter(|d| d.decision == Decision::Grant.as_str()) {
+        if let Some(e) = events::by_seq(conn, u64::try_from(d.seq).unwrap_or(0))? {
+            grants.push(e);
+        }
+    }
+    view.overrides = overrides_in(&grants);
+    let live = view.state == "pending" || view.state == "granted";
+    if let (true, Some(rule)) = (live, rules.environment(&view.environment)) {
+        let monitoring = monitor.rules_at(conn)?;
+        view.checks =
+            readiness::check(conn, rule, &view.environment, &view.model, &monitoring.rules, &timestamp::now())?;
+    }
+    Ok(())
 }
 
 /// The gate's answer computed on `conn` (a pooled connection, or the append
@@ -541,6 +637,7 @@ fn view(row: ApprovalRow, decisions: Vec<projections::DecisionRow>, now: &str) -
 pub fn gate_in(
     conn: &mut DbConn,
     rules: &super::ApprovalRules,
+    monitor: &super::monitoring::Monitor,
     model: &str,
     environment: &str,
     now: &str,
@@ -553,6 +650,7 @@ pub fn gate_in(
         ..Default::default()
     };
     let mut approvals = Vec::new();
+    let mut readiness = gate::Readiness::default();
     let mut hashes = std::collections::BTreeMap::new();
     let owner = entity.as_ref().map(|e| e.project.clone());
     // The projection only says which approvals to look at. What each one is
@@ -572,16 +670,44 @@ pub fn gate_in(
             continue;
         }
         hashes.extend(own.iter().map(|e| (i64::try_from(e.seq).unwrap_or(i64::MAX), hex::encode(e.hash))));
+        readiness.overrides.insert(row.id.clone(), overrides_in(&own));
         approvals.push((row, decisions));
     }
+    if let Some(rule) = rules.environment(environment) {
+        let monitoring = monitor.rules_at(conn)?;
+        readiness.checks = readiness::check(conn, rule, environment, model, &monitoring.rules, now)?;
+        for seq in readiness.checks.iter().flat_map(|c| c.seqs.iter()) {
+            if let Some(e) = events::by_seq(conn, u64::try_from(*seq).unwrap_or(0))? {
+                hashes.insert(*seq, hex::encode(e.hash));
+            }
+        }
+    }
     let governed = rules.lookup(environment);
-    let mut decision = gate::decide(model, environment, governed.as_ref().copied(), entity.as_ref(), &approvals, now);
+    let mut decision =
+        gate::decide(model, environment, governed.as_ref().copied(), entity.as_ref(), &approvals, &readiness, now);
     decision.relied_on = decision
         .relied_on_seqs
         .iter()
         .filter_map(|seq| Some(gate::Citation { seq: *seq, hash: hashes.get(seq)?.clone() }))
         .collect();
     Ok(decision)
+}
+
+/// The overrides recorded on the grants among `events` (one approval's).
+fn overrides_in(events: &[Event]) -> Vec<readiness::Override> {
+    events
+        .iter()
+        .filter(|e| e.kind == Kind::ApprovalGranted)
+        .filter_map(|e| {
+            let a: ApprovalDecided = serde_json::from_str(&e.attributes).ok()?;
+            Some(readiness::Override {
+                actor: e.actor.clone(),
+                seq: i64::try_from(e.seq).unwrap_or(i64::MAX),
+                reason: a.override_reason?,
+                rules: a.overridden.unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 /// The in-transaction check of a decision: the approval's state allows it,
@@ -619,6 +745,9 @@ fn decided(
                 grants: Some(grants),
                 required_approvals: Some(required),
                 state: after.map(|s| s.as_str().to_owned()),
+                override_reason: None,
+                overridden: None,
+                failed_checks: None,
             }
         }
         None => ApprovalDecided {
@@ -628,6 +757,9 @@ fn decided(
             grants: None,
             required_approvals: None,
             state: None,
+            override_reason: None,
+            overridden: None,
+            failed_checks: None,
         },
     };
     serde_json::to_value(attributes).map_err(|e| StoreError::Thread(e.to_string()))

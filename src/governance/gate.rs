@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use super::readiness::{Override, RuleCheck};
 use super::rules::{Environment, UnknownEnvironment};
 use crate::store::projections::{ApprovalRow, DecisionRow, EntityRow};
 
@@ -56,7 +57,19 @@ pub struct GateDecision {
     /// The same events with their hashes, as read from the ledger when the
     /// decision was made (prove each with `/api/v1/proofs/inclusion`).
     pub relied_on: Vec<Citation>,
+    /// What the environment asks of the version beyond approvals
+    /// (evaluations, monitoring), each with its verdict and any override.
+    pub checks: Vec<RuleCheck>,
     pub evaluated_at: String,
+}
+
+/// What the gate weighs beside approvals: the environment's checks of the
+/// version, and the overrides recorded on each approval's grants (by
+/// approval id).
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    pub checks: Vec<RuleCheck>,
+    pub overrides: std::collections::BTreeMap<String, Vec<Override>>,
 }
 
 /// Decides from how the (declared) environment is governed, the model's
@@ -69,8 +82,10 @@ pub fn decide(
     governed: Result<Environment<'_>, &UnknownEnvironment>,
     entity: Option<&EntityRow>,
     approvals: &[(ApprovalRow, Vec<DecisionRow>)],
+    readiness: &Readiness,
     now: &str,
 ) -> GateDecision {
+    let mut checks = readiness.checks.clone();
     let summaries: Vec<ApprovalSummary> = approvals.iter().map(|(a, d)| summarize(a, d, now)).collect();
     let mut reasons = Vec::new();
     let mut relied_on = Vec::new();
@@ -89,7 +104,7 @@ pub fn decide(
             "environment {environment} is declared with `gated = false` in policies/approvals.toml: no approval is needed"
         ));
         true
-    } else if let Some(valid) = summaries.iter().find(|s| s.valid) {
+    } else if let Some(valid) = chosen(&summaries, readiness) {
         let who: Vec<&str> = valid.granted_by.iter().map(|g| g.actor.as_str()).collect();
         reasons.push(format!(
             "approval {} granted by {} is valid until {}",
@@ -99,7 +114,30 @@ pub fn decide(
         ));
         relied_on.push(valid.requested_seq);
         relied_on.extend(valid.granted_by.iter().map(|g| g.seq));
-        true
+        // A failing rule is passed only by an override of this approval that
+        // named it: an override given for a stale evaluation does not cover
+        // a breach opened after it.
+        let overrides = readiness.overrides.get(&valid.id).map(Vec::as_slice).unwrap_or_default();
+        let mut open = false;
+        for check in &mut checks {
+            relied_on.extend(check.seqs.iter().copied());
+            if check.passed {
+                reasons.push(check.reason.clone());
+                continue;
+            }
+            match overrides.iter().find(|o| o.rules.iter().any(|r| r == check.rule)) {
+                Some(o) => {
+                    reasons.push(format!("{}; overridden by {} at seq {}: {}", check.reason, o.actor, o.seq, o.reason));
+                    relied_on.push(o.seq);
+                    check.overridden_by = Some(o.clone());
+                }
+                None => {
+                    reasons.push(format!("{}; no grant of approval {} overrides it", check.reason, valid.id));
+                    open = true;
+                }
+            }
+        }
+        !open
     } else {
         if summaries.is_empty() {
             reasons.push(format!("no approval of {model} for {environment} has been requested"));
@@ -117,8 +155,14 @@ pub fn decide(
             });
             relied_on.push(s.requested_seq);
         }
+        for check in checks.iter().filter(|c| !c.passed) {
+            reasons.push(check.reason.clone());
+            relied_on.extend(check.seqs.iter().copied());
+        }
         false
     };
+    relied_on.sort_unstable();
+    relied_on.dedup();
     GateDecision {
         decision: if allowed { "allow" } else { "deny" },
         allowed,
@@ -129,8 +173,25 @@ pub fn decide(
         approvals: summaries,
         relied_on_seqs: relied_on,
         relied_on: Vec::new(),
+        checks,
         evaluated_at: now.to_owned(),
     }
+}
+
+/// The valid approval the gate relies on: the first whose grants override
+/// every failing check, else the first valid one (whose reasons then say
+/// what is not overridden).
+fn chosen<'a>(summaries: &'a [ApprovalSummary], readiness: &Readiness) -> Option<&'a ApprovalSummary> {
+    let covers = |s: &ApprovalSummary| {
+        let overrides = readiness.overrides.get(&s.id).map(Vec::as_slice).unwrap_or_default();
+        readiness
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .all(|c| overrides.iter().any(|o| o.rules.iter().any(|r| r == c.rule)))
+    };
+    let mut valid = summaries.iter().filter(|s| s.valid);
+    summaries.iter().filter(|s| s.valid).find(|s| covers(s)).or_else(|| valid.next())
 }
 
 /// An approval with its grants, valid or not at `now`.

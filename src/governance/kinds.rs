@@ -109,6 +109,10 @@ struct RunStarted {
     parameters: Option<serde_json::Map<String, serde_json::Value>>,
     environment: Option<String>,
     openlineage: Option<serde_json::Value>,
+    /// The seq of the `monitoring.threshold_breached` or
+    /// `monitoring.drift_detected` event this run answers (checked in the
+    /// append transaction).
+    triggered_by: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -204,6 +208,17 @@ pub struct ApprovalDecided {
     /// The approval's state after this decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// Why a grant goes ahead although rules of the environment fail
+    /// (given by the approver).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_reason: Option<String>,
+    /// The rules failing when it was granted (`evaluation`,
+    /// `no_open_breach`), which the override covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overridden: Option<Vec<String>>,
+    /// What each failing rule found, as the approver was shown it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_checks: Option<Vec<String>>,
 }
 
 /// What every `deployment.*` event records besides its subject

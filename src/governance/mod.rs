@@ -12,6 +12,7 @@ pub mod lineage;
 pub mod monitoring;
 pub mod monitoring_rules;
 pub mod openlineage;
+pub mod readiness;
 pub mod rules;
 pub mod subjects;
 

@@ -19,6 +19,11 @@ pub struct EnvironmentRule {
     pub approvals_required: u32,
     pub approver_roles: Vec<String>,
     pub valid_for_seconds: u64,
+    /// When set, the version needs a passing evaluation no older than this,
+    /// on data it was not trained on.
+    pub evaluation_max_age_seconds: Option<u64>,
+    /// The version may have no open monitoring breach.
+    pub no_open_breach: bool,
 }
 
 /// How a declared environment is governed.
@@ -74,6 +79,8 @@ struct RuleEntry {
     approvals_required: Option<u32>,
     approver_roles: Option<Vec<String>>,
     valid_for: Option<String>,
+    evaluation_max_age: Option<String>,
+    no_open_breach: Option<bool>,
 }
 
 fn gated_by_default() -> bool {
@@ -102,9 +109,15 @@ impl ApprovalRules {
                 )));
             }
             if !entry.gated {
-                if entry.approvals_required.is_some() || entry.approver_roles.is_some() || entry.valid_for.is_some() {
+                if entry.approvals_required.is_some()
+                    || entry.approver_roles.is_some()
+                    || entry.valid_for.is_some()
+                    || entry.evaluation_max_age.is_some()
+                    || entry.no_open_breach.is_some()
+                {
                     return Err(RulesError(format!(
-                        "{name}: an environment with `gated = false` takes no approvals_required, approver_roles or valid_for"
+                        "{name}: an environment with `gated = false` takes no approvals_required, approver_roles, \
+                         valid_for, evaluation_max_age or no_open_breach"
                     )));
                 }
                 environments.insert(name, None);
@@ -125,7 +138,20 @@ impl ApprovalRules {
                 return Err(RulesError(format!("{name}: approver_roles must name at least one role")));
             }
             let valid_for_seconds = parse_ttl(&valid_for).map_err(|e| RulesError(format!("{name}: {e}")))?;
-            environments.insert(name, Some(EnvironmentRule { approvals_required, approver_roles, valid_for_seconds }));
+            let evaluation_max_age_seconds = entry
+                .evaluation_max_age
+                .map(|age| parse_ttl(&age).map_err(|e| RulesError(format!("{name}: evaluation_max_age: {e}"))))
+                .transpose()?;
+            environments.insert(
+                name,
+                Some(EnvironmentRule {
+                    approvals_required,
+                    approver_roles,
+                    valid_for_seconds,
+                    evaluation_max_age_seconds,
+                    no_open_breach: entry.no_open_breach.unwrap_or(false),
+                }),
+            );
         }
         let evaluation_max_age_seconds = match file.reviews {
             Some(r) => parse_ttl(&r.evaluation_max_age).map_err(|e| RulesError(format!("reviews: {e}")))?,
@@ -169,6 +195,21 @@ mod tests {
         assert_eq!(rules.environment("production").unwrap().approvals_required, 2);
         assert_eq!(rules.environment("staging").unwrap().valid_for_seconds, 30 * 86_400);
         assert_eq!(rules.lookup("dev"), Ok(Environment::Ungated));
+        let production = rules.environment("production").unwrap();
+        assert_eq!(production.evaluation_max_age_seconds, Some(30 * 86_400));
+        assert!(production.no_open_breach);
+        assert_eq!(rules.environment("staging").unwrap().evaluation_max_age_seconds, Some(90 * 86_400));
+    }
+
+    #[test]
+    fn readiness_rules_are_for_gated_environments_and_checked() {
+        let err = ApprovalRules::parse("[environments.dev]\ngated = false\nno_open_breach = true\n").unwrap_err();
+        assert!(err.to_string().contains("takes no"), "{err}");
+        let err = ApprovalRules::parse(
+            "[environments.prod]\napprovals_required = 1\napprover_roles = [\"x\"]\nvalid_for = \"1d\"\nevaluation_max_age = \"soon\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("evaluation_max_age"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub const GDPR_SHOWS: [&str; 4] = ["classification", "usage", "deployments", "fi
 /// `show` values of the gdpr-erasure template.
 pub const ERASURE_SHOWS: [&str; 3] = ["erasure", "affected", "verification"];
 /// `show` values of the ai-act-log template.
-pub const AI_ACT_SHOWS: [&str; 4] = ["record_keeping", "models", "data", "verification"];
+pub const AI_ACT_SHOWS: [&str; 5] = ["record_keeping", "models", "post_market_monitoring", "data", "verification"];
 
 /// What a gdpr-processing report covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,6 +335,7 @@ pub fn ai_act_log(
             }
         }
     }
+    let monitoring = post_market(&mut conn, deployment, &served, &in_window, tree_size, readable)?;
     let verification = proofs.verify()?;
     let chain = match &verification.failure {
         None => format!("intact, {} events verified", verification.verified),
@@ -362,8 +363,63 @@ pub fn ai_act_log(
         "record_keeping" => record.clone(),
         "models" => models.clone(),
         "data" => data.clone(),
+        "post_market_monitoring" => monitoring.clone(),
         _ => Vec::new(),
     })
+}
+
+/// Post-market monitoring (Art. 72) of `deployment` in the window: for each
+/// model version that served it, the metrics reported, the breaches and
+/// recoveries, drift, traffic shares and the retraining they triggered,
+/// where the deployment runs.
+fn post_market(
+    conn: &mut DbConn,
+    deployment: &str,
+    served: &BTreeSet<String>,
+    in_window: &dyn Fn(&str) -> bool,
+    tree_size: u64,
+    readable: Visibility<'_>,
+) -> Result<Vec<Statement>, ReportError> {
+    let environment = crate::governance::kinds::deployment_environment(deployment.trim_start_matches("deployment:"));
+    let here = |e: &Event| {
+        let a = attrs(e);
+        let when = a["window"]["end"].as_str().unwrap_or(&e.recorded_at).to_owned();
+        let place = e.subject == deployment || a["environment"].as_str() == Some(environment);
+        place && in_window(&when)
+    };
+    let mut out = Vec::new();
+    let only = BTreeSet::from([deployment.to_owned()]);
+    for model in served {
+        let mut record = super::monitoring::Record::read(conn, model, &only, tree_size, readable)?;
+        record.reports.retain(here);
+        record.changes.retain(here);
+        record.drift.retain(here);
+        record.traffic.retain(|e| in_window(&e.recorded_at));
+        let breaches: Vec<&Event> =
+            record.changes.iter().filter(|e| e.kind == Kind::MonitoringThresholdBreached).collect();
+        let triggered = super::monitoring::triggered_runs(conn, &breaches, tree_size, readable)?;
+        if record.reports.is_empty()
+            && record.changes.is_empty()
+            && record.drift.is_empty()
+            && record.traffic.is_empty()
+        {
+            if let Some(registered) = super::models::about(conn, model, tree_size, readable)?
+                .into_iter()
+                .find(|e| e.kind == Kind::ModelRegistered)
+            {
+                out.push(Statement::citing(
+                    format!("No monitoring of {model} in {environment} is on the record for the window."),
+                    &registered,
+                ));
+            }
+            continue;
+        }
+        let registered = record.reports.first().or(record.changes.first()).cloned();
+        if let Some(first) = registered {
+            out.extend(super::monitoring::statements(&record, model, &triggered, &first));
+        }
+    }
+    Ok(out)
 }
 
 /// The erasure certificate of the subject with `pseudonym` (its latest

@@ -11,6 +11,7 @@
 pub mod compliance;
 pub mod layout;
 pub mod models;
+pub mod monitoring;
 pub mod pdf;
 pub mod template;
 
@@ -94,6 +95,35 @@ pub struct Diagram {
     pub arrows: Vec<(String, String)>,
 }
 
+/// A line chart of one metric over time, drawn as vectors in the PDF.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Chart {
+    pub title: String,
+    pub y_label: String,
+    pub x_label: String,
+    /// One line per series (environment and segment), points by time.
+    pub series: Vec<ChartSeries>,
+    /// Horizontal lines: thresholds and warning bands.
+    pub limits: Vec<ChartLimit>,
+}
+
+/// One series of a [`Chart`].
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct ChartSeries {
+    pub name: String,
+    /// (Unix seconds of the window's end, value), in time order.
+    pub points: Vec<(i64, f64)>,
+}
+
+/// A horizontal line of a [`Chart`].
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ChartLimit {
+    pub label: String,
+    pub value: f64,
+}
+
+impl Eq for Chart {}
+
 /// A section as rendered.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ReportSection {
@@ -108,6 +138,8 @@ pub struct ReportSection {
     pub citations: Vec<Citation>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diagram: Option<Diagram>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<Chart>,
 }
 
 /// A built report, ready to render.
@@ -275,6 +307,7 @@ pub fn audit_trail(basis: Basis<'_>, scope: &Scope, template: &Template) -> Resu
             statements: Vec::new(),
             citations: if s.show == "events" { events.iter().map(cite).collect() } else { Vec::new() },
             diagram: None,
+            charts: Vec::new(),
         })
         .collect();
     let report = Report {
@@ -618,6 +651,7 @@ pub(crate) fn assemble(
             statements,
             citations: Vec::new(),
             diagram: None,
+            charts: Vec::new(),
         });
     }
     let report = Report {

@@ -13,7 +13,8 @@ use crate::store::projections::{self, ApprovalFilter};
 use crate::store::{events, DbConn, EventFilter};
 
 /// `show` values of the model-dossier template.
-pub const DOSSIER_SHOWS: [&str; 6] = ["model_card", "lineage", "evaluations", "approvals", "deployments", "findings"];
+pub const DOSSIER_SHOWS: [&str; 7] =
+    ["model_card", "lineage", "evaluations", "approvals", "deployments", "monitoring", "findings"];
 /// `show` values of the model-inventory template.
 pub const INVENTORY_SHOWS: [&str; 2] = ["inventory", "findings"];
 
@@ -167,7 +168,9 @@ fn deployments_of(
     let mut story = DeploymentStory { events: Vec::new(), live: Vec::new() };
     for target in targets {
         let mut serving: Option<Event> = None;
-        for e in about(conn, &target, tree_size, readable)? {
+        // Monitoring of the deployment has its own section.
+        let history = about(conn, &target, tree_size, readable)?;
+        for e in history.into_iter().filter(|e| !e.kind.starts_with("monitoring.")) {
             let names_model = attrs(&e)["model"] == model;
             let goes_live = Kind::from_name(&e.kind).is_some_and(Kind::puts_model_live);
             if names_model {
@@ -325,7 +328,8 @@ struct ModelFacts<'a> {
 }
 
 /// Findings about one model version: deployments without a valid approval
-/// or to an undeclared environment, a live version
+/// or to an undeclared environment, grants that overrode the environment's
+/// rules, a live version
 /// whose latest evaluation failed, a missing or stale evaluation, a retired
 /// version still deployed.
 fn findings(facts: &ModelFacts<'_>, as_of: &str, rules: &ApprovalRules) -> Vec<Statement> {
@@ -355,6 +359,28 @@ fn findings(facts: &ModelFacts<'_>, as_of: &str, rules: &ApprovalRules) -> Vec<S
                 format!(
                     "FINDING: {model} went live in {environment} ({}) at {} without a valid approval for {environment}.",
                     d.subject, d.recorded_at
+                ),
+                d,
+            ));
+        }
+    }
+    for a in approvals {
+        for d in a.decisions.iter().filter(|d| d.kind == Kind::ApprovalGranted) {
+            let given = attrs(d);
+            let Some(why) = given["override_reason"].as_str() else { continue };
+            let list = |field: &str| -> Vec<String> {
+                given[field].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+            };
+            let (rules_overridden, found) = (list("overridden"), list("failed_checks"));
+            let what = if rules_overridden.is_empty() {
+                "although no rule was failing".to_owned()
+            } else {
+                format!("overriding rule {} ({})", rules_overridden.join(" and "), found.join("; "))
+            };
+            out.push(Statement::citing(
+                format!(
+                    "FINDING: {} of {model} for {} was granted by {} at seq {} {what}; override reason: \"{why}\".",
+                    a.requested.subject, a.environment, d.actor, d.seq
                 ),
                 d,
             ));
@@ -458,6 +484,7 @@ fn section(template_section: &super::template::Section, text: String) -> ReportS
         statements: Vec::new(),
         citations: Vec::new(),
         diagram: None,
+        charts: Vec::new(),
     }
 }
 
@@ -521,6 +548,8 @@ pub fn model_dossier(
         retired: retired.as_ref(),
     };
     let mut found = findings(&facts, &as_of, rules);
+    let live: Vec<String> = deployments.live.iter().map(|(t, _)| t.clone()).collect();
+    found.extend(super::monitoring::open_breach_findings(&own, &model, &live));
     // The version itself and the versions it was made from.
     let upstream: BTreeSet<&str> = graph.nodes.iter().map(|n| n.ref_.as_str()).collect();
     found.extend(redefinitions(&mut conn, tree_size, readable, Versions::Of(&upstream))?);
@@ -627,12 +656,17 @@ pub fn model_dossier(
                     ));
                     for d in &a.decisions {
                         let verb = d.kind.trim_start_matches("approval.");
+                        let given = attrs(d);
+                        let overriding = given["override_reason"]
+                            .as_str()
+                            .map(|why| format!(" OVERRIDE of failing rules: \"{why}\""))
+                            .unwrap_or_default();
                         s.statements.push(Statement::citing(
                             format!(
-                                "{verb} by {} at {}: {}",
+                                "{verb} by {} at {}: {}{overriding}",
                                 d.actor,
                                 d.recorded_at,
-                                attrs(d)["reason"].as_str().unwrap_or("")
+                                given["reason"].as_str().unwrap_or("")
                             ),
                             d,
                         ));
@@ -642,6 +676,23 @@ pub fn model_dossier(
                     s.statements
                         .push(Statement::citing(format!("No approval of {model} has been requested."), &registered));
                 }
+            }
+            "monitoring" => {
+                let subjects: BTreeSet<String> = deployments.events.iter().map(|e| e.subject.clone()).collect();
+                let record = super::monitoring::Record::read(&mut conn, &model, &subjects, tree_size, readable)?;
+                let breaches: Vec<&Event> =
+                    record.changes.iter().filter(|e| e.kind == Kind::MonitoringThresholdBreached).collect();
+                let triggered = super::monitoring::triggered_runs(&mut conn, &breaches, tree_size, readable)?;
+                let runs: Vec<String> = graph
+                    .edges
+                    .iter()
+                    .filter(|e| e.target == model && e.source.starts_with("run:"))
+                    .map(|e| e.source.clone())
+                    .collect();
+                s.statements = super::monitoring::answered(&mut conn, &runs, tree_size, readable)?;
+                s.statements.extend(super::monitoring::statements(&record, &model, &triggered, &registered));
+                let limits = super::monitoring::rules_at(&mut conn, tree_size, rules)?;
+                s.charts = super::monitoring::charts(&record, &model, limits.as_ref());
             }
             "deployments" => {
                 for d in &deployments.events {
@@ -758,6 +809,7 @@ pub fn model_inventory(
             retired: retired.as_ref(),
         };
         all_findings.extend(findings(&facts, &as_of, rules));
+        all_findings.extend(super::monitoring::open_breach_findings(&own, model, &live));
     }
     let in_project = |e: &Event| project.is_none_or(|p| e.project.as_deref() == Some(p));
     all_findings.extend(redefinitions(&mut conn, tree_size, readable, Versions::All(&in_project))?);

@@ -16,7 +16,7 @@ use printpdf::{
 use ring::digest::{digest, SHA256};
 
 use super::layout::Sizes;
-use super::{Diagram, Report, ReportError};
+use super::{Chart, Diagram, Report, ReportError};
 
 const PAGE_W: f32 = 210.0;
 const PAGE_H: f32 = 297.0;
@@ -249,6 +249,94 @@ impl Writer {
         self.y = top - height;
     }
 
+    /// A line chart: a framed plot with value ticks on the left, dates
+    /// below, one coloured line per series with a legend, and each limit
+    /// as a dashed line labelled on the right. Every label is text, so
+    /// the chart reads back with the rest of the report.
+    fn chart(&mut self, chart: &Chart) {
+        const HEIGHT: f32 = 62.0;
+        const PLOT_H: f32 = 40.0;
+        const LEFT: f32 = 16.0;
+        const RIGHT: f32 = 26.0;
+        let points: Vec<(i64, f64)> = chart.series.iter().flat_map(|s| s.points.iter().copied()).collect();
+        if points.is_empty() {
+            return;
+        }
+        if self.y - HEIGHT < BOTTOM {
+            self.new_page();
+        }
+        let small = |w: &Self, text: &str, size: f32, x: f32, y: f32| {
+            put_text(&w.layer, &w.fonts.regular, &w.faces.0, text, size, Mm(x), Mm(y));
+        };
+        small(self, &chart.title, 8.5, MARGIN, self.y - 4.0);
+        small(self, &chart.y_label, 6.5, MARGIN, self.y - 8.5);
+        let top = self.y - 11.0;
+        let (x0, x1) = (MARGIN + LEFT, PAGE_W - MARGIN - RIGHT);
+        let (y0, y1) = (top - PLOT_H, top);
+        let values = points.iter().map(|p| p.1).chain(chart.limits.iter().map(|l| l.value));
+        let (mut lo, mut hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        // Round ticks: four steps of 1, 2 or 5 times a power of ten.
+        let raw = ((hi - lo) / 4.0).max(hi.abs().max(1e-9) * 0.005);
+        let magnitude = 10f64.powf(raw.log10().floor());
+        let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| *s >= raw).unwrap_or(raw);
+        (lo, hi) = ((lo / step).floor() * step, (hi / step).ceil() * step);
+        if hi - lo < step {
+            hi = lo + step;
+        }
+        let steps = ((hi - lo) / step).round().max(1.0) as i32;
+        let (t0, t1) = points.iter().fold((i64::MAX, i64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+        let span = (t1 - t0).max(1) as f32;
+        let at_x = |t: i64| if t1 == t0 { (x0 + x1) / 2.0 } else { x0 + (t - t0) as f32 / span * (x1 - x0) };
+        let at_y = |v: f64| y0 + ((v - lo) / (hi - lo)) as f32 * PLOT_H;
+        self.layer.set_outline_thickness(0.4);
+        self.polygon(&[(x0, y0), (x1, y0), (x1, y1), (x0, y1)], true);
+        self.layer.set_outline_thickness(0.2);
+        for i in 0..=steps {
+            let v = lo + step * f64::from(i);
+            let y = at_y(v);
+            self.polygon(&[(x0 - 1.2, y), (x0, y)], false);
+            small(self, &tick(v, step * 4.0), 6.0, MARGIN, y - 0.8);
+        }
+        let ticks = if t1 == t0 { vec![t0] } else { (0..=3).map(|i| t0 + (t1 - t0) * i / 3).collect() };
+        for t in ticks {
+            let x = at_x(t);
+            self.polygon(&[(x, y0), (x, y0 - 1.2)], false);
+            let date = chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%Y-%m-%d").to_string());
+            small(self, &date.unwrap_or_default(), 6.0, (x - 6.5).max(MARGIN), y0 - 4.0);
+        }
+        small(self, &chart.x_label, 6.5, (x0 + x1) / 2.0 - 14.0, y0 - 7.5);
+        let dashed = printpdf::LineDashPattern { dash_1: Some(2), gap_1: Some(2), ..Default::default() };
+        for limit in &chart.limits {
+            let y = at_y(limit.value);
+            self.layer.set_line_dash_pattern(dashed);
+            self.polygon(&[(x0, y), (x1, y)], false);
+            self.layer.set_line_dash_pattern(printpdf::LineDashPattern::default());
+            small(self, &format!("{} {}", limit.label, tick(limit.value, 0.0)), 5.5, x1 + 1.0, y - 0.8);
+        }
+        const COLOURS: [(f32, f32, f32); 4] =
+            [(0.0, 0.32, 0.65), (0.80, 0.33, 0.0), (0.0, 0.5, 0.25), (0.45, 0.2, 0.6)];
+        let mut legend_x = x0;
+        for (i, series) in chart.series.iter().enumerate() {
+            let (r, g, b) = COLOURS[i % COLOURS.len()];
+            self.layer.set_outline_color(printpdf::Color::Rgb(printpdf::Rgb::new(r, g, b, None)));
+            self.layer.set_outline_thickness(0.6);
+            let line: Vec<(f32, f32)> = series.points.iter().map(|(t, v)| (at_x(*t), at_y(*v))).collect();
+            if line.len() == 1 {
+                let (x, y) = line[0];
+                self.polygon(&[(x - 0.8, y), (x + 0.8, y)], false);
+            } else {
+                self.polygon(&line, false);
+            }
+            let ly = y0 - 11.5;
+            self.polygon(&[(legend_x, ly + 0.8), (legend_x + 5.0, ly + 0.8)], false);
+            self.layer.set_outline_color(printpdf::Color::Rgb(printpdf::Rgb::new(0.0, 0.0, 0.0, None)));
+            small(self, &series.name, 6.0, legend_x + 6.0, ly);
+            legend_x += 8.0 + series.name.chars().count() as f32 * 1.25;
+        }
+        self.layer.set_outline_thickness(1.0);
+        self.y -= HEIGHT;
+    }
+
     fn polygon(&self, points: &[(f32, f32)], closed: bool) {
         let line = Line {
             points: points.iter().map(|(x, y)| (Point::new(Mm(*x), Mm(*y)), false)).collect(),
@@ -276,6 +364,17 @@ enum Font {
     Regular,
     Bold,
     Mono,
+}
+
+/// A tick label with as many decimals as the axis' span needs.
+fn tick(value: f64, span: f64) -> String {
+    let decimals = if span <= 0.0 { 4 } else { (2.0 - span.log10().floor()).clamp(0.0, 6.0) as usize };
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
 }
 
 fn timestamp(as_of: &str) -> Result<time::OffsetDateTime, ReportError> {
@@ -356,6 +455,10 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
         }
         if let Some(diagram) = &section.diagram {
             w.diagram(diagram);
+        }
+        for chart in &section.charts {
+            w.gap(2.0);
+            w.chart(chart);
         }
         if !section.citations.is_empty() {
             w.gap(1.5);

@@ -271,6 +271,18 @@ pub fn list(conn: &mut DbConn, filter: &EventFilter) -> Result<Vec<Event>, Store
     rows.into_iter().map(EventRow::into_event).collect()
 }
 
+/// The newest `limit` events of `kind` about exactly `subject`, newest first.
+pub fn latest_about(conn: &mut DbConn, subject: &str, kind: &str, limit: u32) -> Result<Vec<Event>, StoreError> {
+    let rows: Vec<EventRow> = with_conn!(conn, |c| events::table
+        .filter(events::subject.eq(subject.to_owned()))
+        .filter(events::kind.eq(kind.to_owned()))
+        .select(EventRow::as_select())
+        .order(events::seq.desc())
+        .limit(i64::from(limit))
+        .load(c))?;
+    rows.into_iter().map(EventRow::into_event).collect()
+}
+
 /// The hashes of events `first..first + count` (by seq), in order: the Merkle
 /// leaves of one tile.
 pub fn hashes(conn: &mut DbConn, first: u64, count: u64) -> Result<Vec<Hash>, StoreError> {

@@ -34,6 +34,17 @@ struct Known {
 #[derive(Default)]
 pub(super) struct EntityGuard {
     known: HashMap<String, Known>,
+    /// The events `run.started` drafts name in `triggered_by`: kind and project.
+    triggers: HashMap<u64, (String, Option<String>)>,
+}
+
+/// The seq a `run.started` draft names as what triggered it.
+fn trigger_of(draft: &EventDraft) -> Option<u64> {
+    if draft.kind.as_str() != Kind::RunStarted.as_str() {
+        return None;
+    }
+    let attributes: serde_json::Value = serde_json::from_str(&draft.attributes).ok()?;
+    attributes["triggered_by"].as_u64()
 }
 
 /// The model a deployment or approval request names in its attributes.
@@ -53,10 +64,17 @@ impl EntityGuard {
     /// (one lookup per batch).
     pub fn load<'a>(conn: &mut DbConn, drafts: impl Iterator<Item = &'a EventDraft>) -> Result<Self, StoreError> {
         let mut refs: Vec<String> = Vec::new();
+        let mut trigger_seqs: Vec<u64> = Vec::new();
         for d in drafts {
             refs.push(d.subject.to_string());
             refs.extend(named_model(d));
+            trigger_seqs.extend(trigger_of(d));
         }
+        let triggers = if trigger_seqs.is_empty() {
+            HashMap::new()
+        } else {
+            super::events::by_seqs(conn, &trigger_seqs)?.into_iter().map(|e| (e.seq, (e.kind, e.project))).collect()
+        };
         refs.sort();
         refs.dedup();
         let mut known = HashMap::new();
@@ -69,7 +87,7 @@ impl EntityGuard {
             let owner = row.is_owned().then(|| row.project.clone());
             known.insert(row.ref_, Known { version_created, owner });
         }
-        Ok(Self { known })
+        Ok(Self { known, triggers })
     }
 
     /// Refuses `drafts` (one request) when one of them would create a
@@ -112,6 +130,23 @@ impl EntityGuard {
                         ErrorCode::ProjectMismatch,
                         format!("attributes.model: {model} is not a model version of this event's project"),
                     ));
+                }
+            }
+            if let Some(seq) = trigger_of(draft) {
+                let answers = |k: &str| {
+                    k == Kind::MonitoringThresholdBreached.as_str() || k == Kind::MonitoringDriftDetected.as_str()
+                };
+                match self.triggers.get(&seq) {
+                    Some((kind, project)) if answers(kind) && *project == draft.project => {}
+                    _ => {
+                        return Err(Refusal::new(
+                            ErrorCode::InvalidEvent,
+                            format!(
+                                "attributes.triggered_by: seq {seq} is not a monitoring.threshold_breached or \
+                                 monitoring.drift_detected event of this event's project"
+                            ),
+                        ))
+                    }
                 }
             }
             let mut after = before;

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use super::payload::{self, Reader};
 use super::signing;
-use super::subscription::{Status, Subscription, Subscriptions};
+use super::subscription::{Status, Subscription, Subscriptions, KINDS};
 use super::target::{self, CheckedResolver};
 use super::{WebhookConfig, Webhooks, SERVER_ACTOR};
 use crate::auth::Authorizer;
@@ -525,6 +525,7 @@ async fn deliver(
     mut stopped: watch::Receiver<bool>,
 ) {
     let reader = Reader::new(&subscription, context.authorizer.clone());
+    let own_subject = Subscription::subject_of(&subscription.id);
     let url = match reqwest::Url::parse(&subscription.url) {
         Ok(u) => u,
         Err(e) => {
@@ -583,9 +584,21 @@ async fn deliver(
                 }
             }
             after = event.seq;
-            let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
-            shared.progress.delivered_through = event.seq;
-            shared.lag_seconds = 0.0;
+            {
+                let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+                shared.progress.delivered_through = event.seq;
+                shared.lag_seconds = 0.0;
+            }
+            // Events after a change to this subscription (a rotated secret,
+            // a new filter or URL) go out as changed: this worker waits for
+            // the dispatcher to restart it with the subscription as it is now.
+            if event.seq > subscription.changed_seq
+                && event.subject == own_subject
+                && KINDS.iter().any(|k| event.kind == *k)
+            {
+                let _ = stopped.changed().await;
+                return;
+            }
         }
         if after < to {
             // Rows up to a head read earlier are committed, so this is a

@@ -515,13 +515,21 @@ async fn awaiting_production(app: &TestApp) -> String {
     requested["id"].as_str().expect("approval id").to_owned()
 }
 
-/// Grants approval `id` in the console as the signed-in officer.
-async fn grant_in_console(browser: &Browser, app: &TestApp, id: &str, reason: &str) -> String {
+/// Grants approval `id` in the console as the signed-in officer, with an
+/// override reason when the page asks for one.
+async fn grant_in_console(browser: &Browser, app: &TestApp, id: &str, reason: &str, why: Option<&str>) -> String {
     browser.open(app, &format!("/ui/approvals/{id}")).await;
     browser.client.find(Locator::Css("#reason")).await.unwrap().send_keys(reason).await.unwrap();
+    if let Some(why) = why {
+        browser.client.find(Locator::Css("#override_reason")).await.unwrap().send_keys(why).await.unwrap();
+    }
     browser.follow("button[name='decision'][value='grant']").await;
     browser.text("#recorded").await
 }
+
+/// scorer@1 was evaluated on loans@1, its own training data: production
+/// asks for an evaluation on other data, so every grant needs an override.
+const OVERRIDE: &str = "holdout evaluation scheduled; limited rollout approved by the model risk committee";
 
 #[tokio::test]
 async fn the_production_quorum_is_reached_in_the_browser_and_refusals_write_nothing() {
@@ -544,11 +552,22 @@ async fn the_production_quorum_is_reached_in_the_browser_and_refusals_write_noth
         "0.92",
         "passed",
         "0 of 2 granted",
+        "fails 1 rule(s) of production",
+        "was on dataset:loans@1, which trained it",
     ] {
         assert!(card.contains(expected), "{expected} not in {card}");
     }
     keep_screenshot(browser, "inbox").await;
-    let recorded = grant_in_console(browser, &app, &id, "validated: AUC above threshold").await;
+    // A grant without an override reason is refused, saying what to add,
+    // and writes nothing.
+    let size = app.size().await;
+    browser.open(&app, &format!("/ui/approvals/{id}")).await;
+    browser.client.find(Locator::Css("#reason")).await.unwrap().send_keys("looks fine").await.unwrap();
+    browser.follow("button[name='decision'][value='grant']").await;
+    let refused = browser.text("#refused").await;
+    assert!(refused.contains("override_reason") && refused.contains("which trained it"), "{refused}");
+    assert_eq!(app.size().await, size);
+    let recorded = grant_in_console(browser, &app, &id, "validated: AUC above threshold", Some(OVERRIDE)).await;
     assert!(recorded.starts_with("Recorded as event #"), "{recorded}");
     assert!(browser.text(".quorum").await.starts_with("1 of 2 granted: rita"));
     // The recorded event links to its page, with its proof.
@@ -576,7 +595,7 @@ async fn the_production_quorum_is_reached_in_the_browser_and_refusals_write_noth
 
     // raj's grant completes the quorum: the gate now allows production.
     browser.sign_in(&app, &app.token("raj", &["risk_officer"], &["*"])).await;
-    grant_in_console(browser, &app, &id, "second line review done").await;
+    grant_in_console(browser, &app, &id, "second line review done", Some(OVERRIDE)).await;
     assert!(browser.text(".quorum").await.starts_with("2 of 2 granted"));
     keep_screenshot(browser, "decision").await;
     browser.open(&app, "/ui/models/model:scorer@1").await;
@@ -584,6 +603,8 @@ async fn the_production_quorum_is_reached_in_the_browser_and_refusals_write_noth
     assert!(gates.lines().any(|l| l.starts_with("production allow")), "{gates}");
     let api = app.get_json("/api/v1/gate?model=model:scorer@1&environment=production").await;
     assert_eq!(api["allowed"], true);
+    let overridden = &api["checks"][0]["overridden_by"];
+    assert_eq!((overridden["actor"].as_str(), overridden["reason"].as_str()), (Some("rita"), Some(OVERRIDE)), "{api}");
 }
 
 /// Posts a grant for approval `id` from the page the browser is on, with

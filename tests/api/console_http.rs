@@ -496,3 +496,35 @@ async fn serve_prints_a_one_time_sign_in_link_on_a_ledger_without_an_administrat
     let _ = server.0.kill();
     assert!(server.line().is_none(), "no sign-in link once an administrator exists");
 }
+
+/// The model page charts what monitoring reported, with the rule's limits,
+/// and lists the breach; a segment name from the record is escaped inside
+/// the SVG.
+#[tokio::test]
+async fn the_model_page_charts_monitoring_and_escapes_what_the_record_says() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let model = "model:fraud-chart@1";
+    let body = serde_json::json!({"events": [
+        {"kind": "run.started", "subject": "run:chart", "project": "fraud"},
+        {"kind": "model.registered", "subject": model, "project": "fraud", "inputs": ["run:chart"]},
+    ]});
+    assert_eq!(app.post_events(&body).await.status(), 201);
+    let reports: Vec<serde_json::Value> = [0.95, 0.89, 0.88, 0.87]
+        .iter()
+        .zip(1..)
+        .map(|(v, day)| {
+            serde_json::json!({"kind": "monitoring.metric_reported", "subject": model, "project": "fraud",
+                "attributes": {"metric": "auc", "value": v, "environment": "production", "segment": "<b>EU</b>",
+                  "window": {"start": format!("2026-11-{day:02}T00:00:00Z"), "end": format!("2026-11-{:02}T00:00:00Z", day + 1)}}})
+        })
+        .collect();
+    assert_eq!(app.post_events(&serde_json::json!({"events": reports})).await.status(), 201);
+    let session = sign_in(&app, &app.admin_token).await;
+    let page = get_with(&app, &session, &format!("/ui/models/{model}")).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"<svg class="chart""#), "no chart on the page");
+    assert!(html.contains("fraud-auc min 0.9") && html.contains("fraud-auc warning 0.92"));
+    assert!(html.contains("production &lt;b&gt;EU&lt;/b&gt;") && !html.contains("<b>EU</b>"), "the segment is escaped");
+    assert!(html.contains("BREACH (critical): rule fraud-auc in production"));
+}

@@ -61,6 +61,7 @@ async fn demo_story_answers(backend: Backend) {
             "run:train-fraud-3",
             "dataset:transactions@2026-11",
             "dataset:chargebacks@2026-10",
+            "dataset:chargebacks@2026-11",
         ])
     );
     assert_eq!(
@@ -71,6 +72,7 @@ async fn demo_story_answers(backend: Backend) {
             ("dataset:transactions@2026-11", "run:train-fraud-3", "run.started"),
             ("dataset:chargebacks@2026-10", "run:train-fraud-3", "run.started"),
             ("dataset:chargebacks@2026-10", "model:fraud-detector@2", "model.evaluated"),
+            ("dataset:chargebacks@2026-11", "model:fraud-detector@2", "model.evaluated"),
         ])
     );
     // Every edge and node cites the event that created it.
@@ -114,14 +116,33 @@ async fn demo_story_answers(backend: Backend) {
     let grants: Vec<&Value> =
         approval["decisions"].as_array().unwrap().iter().filter(|d| d["decision"] == "grant").collect();
     assert_eq!(grants.iter().map(|g| g["actor"].as_str().unwrap()).collect::<Vec<_>>(), ["rita", "raj"]);
-    let mut expected_seqs = vec![approval["requested_seq"].clone()];
-    expected_seqs.extend(grants.iter().map(|g| g["seq"].clone()));
-    assert_eq!(allow["relied_on_seqs"], Value::from(expected_seqs));
+    // The request, both grants, and the held-out evaluation production's
+    // `evaluation_max_age` rule relied on.
+    let evaluation = &allow["checks"][0];
+    assert_eq!((evaluation["rule"].as_str(), evaluation["passed"].as_bool()), (Some("evaluation"), Some(true)));
+    assert!(evaluation["reason"].as_str().unwrap().contains("on dataset:chargebacks@2026-11"), "{allow}");
+    let mut expected_seqs: Vec<u64> = vec![approval["requested_seq"].as_u64().unwrap()];
+    expected_seqs.extend(grants.iter().map(|g| g["seq"].as_u64().unwrap()));
+    expected_seqs.push(evaluation["seqs"][0].as_u64().unwrap());
+    expected_seqs.sort_unstable();
+    assert_eq!(allow["relied_on_seqs"], json!(expected_seqs));
     let deny = auditor.get_json("/api/v1/gate?model=model:fraud-detector@1&environment=production").await;
     assert_eq!(deny["decision"], "deny");
-    assert_eq!(deny["reasons"], json!([format!("approval {} was rejected", story.rejected_approval)]));
+    assert_eq!(deny["reasons"][0], json!(format!("approval {} was rejected", story.rejected_approval)));
+    // Version 1 was evaluated on data it was trained on: production's
+    // evaluation rule fails too, and the reason says why.
+    assert!(deny["reasons"][1].as_str().unwrap().contains("dataset:chargebacks@2026-10, which trained it"), "{deny}");
+    assert_eq!(deny["reasons"].as_array().unwrap().len(), 2, "{deny}");
     let staging = auditor.get_json("/api/v1/gate?model=model:fraud-detector@1&environment=staging").await;
     assert_eq!(staging["decision"], "allow");
+    // ... only by raj's recorded override of the failing evaluation rule.
+    let overridden = &staging["checks"][0]["overridden_by"];
+    assert_eq!(
+        (overridden["actor"].as_str(), &overridden["rules"]),
+        (Some("raj"), &json!(["evaluation"])),
+        "{staging}"
+    );
+    assert!(staging["reasons"][1].as_str().unwrap().contains("overridden by raj"), "{staging}");
     let dev = auditor.get_json("/api/v1/gate?model=model:fraud-detector@1&environment=dev").await;
     assert_eq!((dev["decision"].as_str(), dev["gated"].as_bool()), (Some("allow"), Some(false)));
     let unknown = auditor.get_json("/api/v1/gate?model=model:fraud-detector@9&environment=dev").await;
@@ -238,6 +259,7 @@ async fn model_awaiting_approval(app: &TestApp, environment: &str) -> String {
     .await
     .unwrap();
     assert_eq!(registered.status(), 201);
+    crate::helpers::evaluate_on_holdout(app, "model:credit@1", Some("credit")).await;
     let requested = requester
         .post(app.url("/api/v1/approvals"))
         .json(&json!({"model": "model:credit@1", "environment": environment, "evidence": ["dataset:loans@1"]}))

@@ -216,6 +216,16 @@ impl TestApp {
     }
 }
 
+/// Records a passing evaluation of `model` (in `project`) on a holdout
+/// dataset no run trained it on: what the gated environments of
+/// policies/approvals.toml ask before a grant needs no override.
+pub async fn evaluate_on_holdout(app: &TestApp, model: &str, project: Option<&str>) -> Value {
+    app.append_json(&json!({"kind": "model.evaluated", "subject": model, "project": project,
+                           "inputs": ["dataset:holdout@1"],
+                           "attributes": {"metrics": {"auc": 0.95}, "thresholds": {"auc": 0.9}, "passed": true}}))
+        .await
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         // The stop command is sent on the call; the returned future only waits for it.

@@ -25,6 +25,7 @@ mod monitoring;
 mod openapi;
 mod personal;
 mod proofs;
+mod readiness;
 mod reports;
 mod search;
 mod tamper;

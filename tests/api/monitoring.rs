@@ -325,3 +325,116 @@ async fn shipped_rules_for_an_undeclared_environment_watch_nothing() {
     let empty = app.client.put(app.url("/api/v1/monitoring/rules")).body("").send().await.unwrap();
     assert_eq!(empty.status(), 422, "an empty body would stop all monitoring");
 }
+
+/// The statements of the sections of `report` showing `show`.
+fn shown<'a>(report: &'a Value, show: &str) -> Vec<&'a Value> {
+    report["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["show"] == show)
+        .flat_map(|s| s["statements"].as_array().unwrap())
+        .collect()
+}
+
+/// A breach on the record is charted and listed in the dossier, answered
+/// by a retraining run that cites it (`triggered_by`), flagged while the
+/// version is live, and covered by the AI Act log's post-market section.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_chart_breaches_and_follow_the_retraining_they_trigger() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
+    register(&app, MODEL).await;
+    let live = json!({"kind": "deployment.succeeded", "subject": "deployment:production/fraud", "project": "fraud",
+                      "attributes": {"model": MODEL}});
+    app.append_json(&live).await;
+    let reports: Vec<Value> = [0.95, 0.89, 0.88, 0.87].iter().zip(1..).map(|(v, d)| auc(MODEL, d, *v)).collect();
+    let answer = app.append_json(&json!({"events": reports})).await;
+    let breach = answer["events"].as_array().unwrap().iter().find(|e| e["kind"] == BREACHED).unwrap().clone();
+    let breach_seq = breach["seq"].as_u64().unwrap();
+
+    // A run answers the breach; one naming a report instead is refused.
+    let size = app.size().await;
+    let wrong = json!({"kind": "run.started", "subject": "run:retrain", "project": "fraud",
+                       "attributes": {"triggered_by": answer["events"][0]["seq"]}});
+    let refused = app.post_events(&wrong).await;
+    assert_eq!(refused.status(), 422);
+    let error: Value = refused.json().await.unwrap();
+    assert!(error["message"].as_str().unwrap().contains("attributes.triggered_by"), "{error}");
+    assert_eq!(app.size().await, size, "nothing written");
+    let started = app
+        .append_json(&json!({"kind": "run.started", "subject": "run:retrain", "project": "fraud",
+                             "attributes": {"triggered_by": breach_seq}}))
+        .await;
+    let body = json!({"events": [
+        {"kind": "run.completed", "subject": "run:retrain", "project": "fraud", "outputs": ["model:fraud-detector@2"]},
+        {"kind": "model.registered", "subject": "model:fraud-detector@2", "project": "fraud", "inputs": ["run:retrain"]},
+    ]});
+    assert_eq!(app.post_events(&body).await.status(), 201);
+
+    let dossier = app.get_json(&format!("/api/v1/reports/model-dossier?subject={MODEL}&format=json")).await;
+    let section = dossier["sections"].as_array().unwrap().iter().find(|s| s["show"] == "monitoring").unwrap();
+    let chart = &section["charts"][0];
+    assert_eq!(chart["y_label"], "auc");
+    assert_eq!(chart["series"][0]["name"], "production");
+    assert_eq!(chart["series"][0]["points"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        chart["limits"],
+        json!([{"label": "fraud-auc min", "value": 0.9}, {"label": "fraud-auc warning", "value": 0.92}])
+    );
+    let monitoring = shown(&dossier, "monitoring");
+    let listed = monitoring.iter().find(|s| s["seq"] == breach_seq).expect("the breach is listed");
+    assert!(
+        listed["text"].as_str().unwrap().starts_with("BREACH (critical): rule fraud-auc in production"),
+        "{listed}"
+    );
+    assert!(
+        monitoring.iter().any(|s| s["seq"] == started["seq"]
+            && s["text"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("breach of seq {breach_seq} (fraud-auc) triggered run:retrain"))),
+        "{monitoring:?}"
+    );
+    let open: Vec<&Value> = shown(&dossier, "findings").into_iter().filter(|f| f["seq"] == breach_seq).collect();
+    assert_eq!(open.len(), 1, "the open breach of a live version is a finding");
+    assert!(open[0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("is live in deployment:production/fraud with an open monitoring breach"));
+    let inventory = app.get_json("/api/v1/reports/model-inventory?format=json").await;
+    assert!(shown(&inventory, "findings").iter().any(|f| f["seq"] == breach_seq), "the inventory flags it too");
+
+    // The new version's dossier shows where it came from.
+    let next = app.get_json("/api/v1/reports/model-dossier?subject=model:fraud-detector@2&format=json").await;
+    let answered = shown(&next, "monitoring");
+    assert!(
+        answered.iter().any(|s| s["seq"] == started["seq"]
+            && s["text"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("in answer to monitoring.threshold_breached of seq {breach_seq} about {MODEL}"))),
+        "{answered:?}"
+    );
+
+    // Art. 72: the AI Act log of the deployment covers its monitoring.
+    let log = app.get_json("/api/v1/reports/ai-act-log?subject=deployment%3Aproduction%2Ffraud&format=json").await;
+    let post_market = shown(&log, "post_market_monitoring");
+    assert!(post_market.iter().any(|s| s["seq"] == breach_seq), "{post_market:?}");
+    assert!(post_market.iter().any(|s| s["text"].as_str().unwrap().starts_with("auc in production: 4 report(s)")));
+
+    // The PDF draws the chart; its labels read back, and qpdf accepts it.
+    let pdf = app.get(&format!("/api/v1/reports/model-dossier?subject={MODEL}&format=pdf")).await;
+    assert_eq!(pdf.status(), 200);
+    let Some(text) = crate::reports::pdf_text(&pdf.bytes().await.unwrap()) else { return };
+    for label in [
+        "auc of model:fraud-detector@1 by observation window",
+        "window end (UTC)",
+        "fraud-auc min 0.9",
+        "fraud-auc warning 0.92",
+        "2026-11-02",
+        "2026-11-05",
+        "production",
+    ] {
+        assert!(text.contains(label), "{label} not in the PDF's text");
+    }
+}

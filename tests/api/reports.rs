@@ -11,7 +11,7 @@ use crate::helpers::{Backend, TestDatabase};
 
 /// The text of a PDF as `pdftotext` reads it, after `qpdf --check` has
 /// accepted the file. Outside CI, without those tools, `None` and a reason.
-fn pdf_text(pdf: &[u8]) -> Option<String> {
+pub(crate) fn pdf_text(pdf: &[u8]) -> Option<String> {
     // `pdftotext -v` is the version flag that exits 0 (`--version` does not).
     let have = |tool: &str, flag: &str| Command::new(tool).arg(flag).output().is_ok_and(|o| o.status.success());
     if !have("pdftotext", "-v") || !have("qpdf", "--version") {
@@ -230,14 +230,15 @@ async fn dossier_and_inventory(backend: Backend) {
     assert_eq!(statements(&d2, "model_card")[0].1, registered["seq"].as_u64().unwrap());
     assert!(statements(&d2, "model_card").iter().any(|s| s.0.starts_with("Intended use: Score card transactions")));
     let lineage = statements(&d2, "lineage");
-    assert_eq!(lineage.len(), 4, "{lineage:?}");
+    assert_eq!(lineage.len(), 5, "{lineage:?}");
+    assert!(lineage.iter().any(|s| s.0 == "model:fraud-detector@2 was evaluated on dataset:chargebacks@2026-11."));
     assert!(lineage.iter().any(|s| s.0 == "run:train-fraud-3 was made from dataset:transactions@2026-11."));
     let diagram = &d2["sections"].as_array().unwrap().iter().find(|s| s["show"] == "lineage").unwrap()["diagram"];
     assert_eq!(
         diagram["columns"],
         serde_json::json!([
             ["dataset:chargebacks@2026-10", "dataset:transactions@2026-11"],
-            ["run:train-fraud-3"],
+            ["dataset:chargebacks@2026-11", "run:train-fraud-3"],
             ["model:fraud-detector@2"]
         ])
     );
@@ -285,7 +286,7 @@ async fn dossier_and_inventory(backend: Backend) {
     ]));
     let d1: Value = serde_json::from_str(&std::fs::read_to_string(&d1_path).unwrap()).unwrap();
     let findings = statements(&d1, "findings");
-    assert_eq!(findings.len(), 2, "{findings:?}");
+    assert_eq!(findings.len(), 3, "{findings:?}");
     assert!(findings[0].0.contains("went live in production") && findings[0].0.contains("without a valid approval"));
     assert_eq!(findings[0].1, manual["seq"].as_u64().unwrap());
     // Version 1 failed its evaluation (auc 0.90 against 0.92) and is live.
@@ -294,10 +295,24 @@ async fn dossier_and_inventory(backend: Backend) {
             ["seq"]
             .as_u64()
             .unwrap();
-    assert_eq!(findings[1].1, evaluated_1);
+    // raj granted staging although version 1 failed the evaluation rule:
+    // the override is a finding citing his grant, with his reason.
+    let override_grant = events
+        .iter()
+        .find(|e| e["kind"] == "approval.granted" && e["attributes"]["override_reason"].is_string())
+        .unwrap();
+    assert_eq!(override_grant["actor"], "raj");
+    assert_eq!(findings[1].1, override_grant["seq"].as_u64().unwrap());
     assert!(
-        findings[1].0.contains("is live in deployment:production/fraud-detector, deployment:staging/fraud-detector")
-            && findings[1].0.contains("did not pass its thresholds (auc 0.9 against 0.92)"),
+        findings[1].0.contains("for staging was granted by raj")
+            && findings[1].0.contains("overriding rule evaluation")
+            && findings[1].0.contains("staging shadow-scores only"),
+        "{findings:?}"
+    );
+    assert_eq!(findings[2].1, evaluated_1);
+    assert!(
+        findings[2].0.contains("is live in deployment:production/fraud-detector, deployment:staging/fraud-detector")
+            && findings[2].0.contains("did not pass its thresholds (auc 0.9 against 0.92)"),
         "{findings:?}"
     );
     let d1_deployments: Vec<String> = statements(&d1, "deployments").into_iter().map(|s| s.0).collect();
@@ -317,13 +332,13 @@ async fn dossier_and_inventory(backend: Backend) {
     let inventory: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     assert!(!inventory["appendix"]["text"].as_str().unwrap().contains('{'), "placeholders left in the appendix");
     let rows = statements(&inventory, "inventory");
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 4, "the fraud and speech versions: {rows:?}");
     assert!(
         rows[1].0.starts_with("model:fraud-detector@2: owner alice, active;") && rows[1].0.contains("production valid")
     );
     assert_eq!(
         statements(&inventory, "findings").iter().map(|f| f.1).collect::<Vec<_>>(),
-        [manual["seq"].as_u64().unwrap(), evaluated_1]
+        [manual["seq"].as_u64().unwrap(), override_grant["seq"].as_u64().unwrap(), evaluated_1]
     );
     if let Some(text) = pdf_text(&std::fs::read(&inventory_path).unwrap()) {
         assert!(text.contains("went live in production"));

@@ -316,6 +316,7 @@ async fn notifications_carry_what_it_takes_to_act(backend: Backend) {
     app.append_json(&json!({"kind": "model.registered", "subject": "model:fraud-detector@1", "project": "fraud",
                            "inputs": ["run:train-1"]}))
         .await;
+    crate::helpers::evaluate_on_holdout(&app, "model:fraud-detector@1", Some("fraud")).await;
     let requested = json_of(app.client.post(app.url("/api/v1/approvals")).json(&json!({
         "model": "model:fraud-detector@1", "environment": "production", "note": "promote"
     })))
@@ -368,6 +369,58 @@ async fn notifications_carry_what_it_takes_to_act(backend: Backend) {
     assert_eq!(stored, granted);
 }
 on_both_backends!(notifications, notifications_carry_what_it_takes_to_act);
+
+/// Breaches, recoveries and drift, recorded by the server or a detector,
+/// reach a subscriber of those kinds, verified, with what an on-call
+/// engineer acts on (rule, severity, value, the reports it cites).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitoring_alarms_are_delivered() {
+    if !receivers_available() {
+        return;
+    }
+    let Some(app) = webhook_app(Backend::Sqlite, |_| {}).await else { return };
+    let port = free_port();
+    let kinds = ["monitoring.threshold_breached", "monitoring.threshold_recovered", "monitoring.drift_detected"];
+    let created =
+        subscribe(&app, json!({"url": format!("http://127.0.0.1:{port}/hook"), "filter": {"kinds": kinds}})).await;
+    let receiver = Receiver::start(port, &[created["secret"].as_str().unwrap()], &[]);
+    let model = "model:fraud-detector@1";
+    app.append_json(&json!({"events": [
+        {"kind": "run.started", "subject": "run:train-1", "project": "fraud"},
+        {"kind": "model.registered", "subject": model, "project": "fraud", "inputs": ["run:train-1"]}]}))
+        .await;
+    let day = |d: u32, v: f64| {
+        json!({"kind": "monitoring.metric_reported", "subject": model, "project": "fraud",
+               "attributes": {"metric": "auc", "value": v, "environment": "production",
+                 "window": {"start": format!("2026-11-{d:02}T00:00:00Z"), "end": format!("2026-11-{:02}T00:00:00Z", d + 1)}}})
+    };
+    let values = [0.85, 0.85, 0.85, 0.95, 0.95, 0.95];
+    let reports: Vec<Value> = values.iter().zip(1..).map(|(v, d)| day(d, *v)).collect();
+    app.append_json(&json!({"events": reports})).await;
+    app.append_json(&json!({"kind": "monitoring.drift_detected", "subject": model, "project": "fraud",
+        "attributes": {"feature": "amount", "statistic": "psi", "value": 0.31, "reference": "dataset:train@1",
+          "environment": "production", "window": {"start": "2026-11-01T00:00:00Z", "end": "2026-11-08T00:00:00Z"}}}))
+        .await;
+    let expected: BTreeSet<u64> = crate::helpers::all_events(&app)
+        .await
+        .iter()
+        .filter(|e| kinds.contains(&e["kind"].as_str().unwrap()))
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(expected.len(), 3, "a breach, its recovery and the drift");
+    receiver.wait_for(&expected, Duration::from_secs(20)).await;
+    let records = receiver.acknowledged();
+    assert_verified_and_ids_stable(&records);
+    let types: Vec<&str> = records.iter().map(|r| r["type"].as_str().unwrap()).collect();
+    assert_eq!(types, kinds);
+    let breach = &records[0]["data"];
+    assert_eq!(breach["actor"], "govledger-monitoring");
+    assert_eq!(breach["attributes"]["rule"], "fraud-auc");
+    assert_eq!(breach["attributes"]["severity"], "critical");
+    assert_eq!(breach["attributes"]["report_seqs"].as_array().unwrap().len(), 3);
+    assert_eq!(records[1]["data"]["attributes"]["breach_seq"], breach["seq"]);
+    assert_eq!(records[2]["data"]["attributes"]["statistic"], "psi");
+}
 
 /// A receiver that answers 500 for 30 s gets every event afterwards, in seq
 /// order; the failed attempts are listed with status and error.

@@ -73,6 +73,11 @@ impl Item {
         utc(at)
     }
 
+    /// The environment's rules the version fails now.
+    pub fn failing(&self) -> Vec<&crate::governance::readiness::RuleCheck> {
+        crate::governance::readiness::failing(&self.approval.checks)
+    }
+
     pub fn classification(&self, c: &Option<serde_json::Value>) -> String {
         super::entities::classification_text(c)
     }
@@ -283,6 +288,7 @@ struct ApprovalPage {
     /// What the server refused, to fix.
     error: Option<String>,
     reason: String,
+    override_reason: String,
 }
 
 /// Query of `/ui/approvals/{id}`.
@@ -321,7 +327,14 @@ pub async fn page(
     let item = item(&state, &caller, a).await?;
     let chrome =
         viewer.chrome(format!("Approval of {} for {}", item.approval.model, item.approval.environment), "approvals");
-    page::html(&ApprovalPage { chrome, item, recorded, error: None, reason: String::new() })
+    page::html(&ApprovalPage {
+        chrome,
+        item,
+        recorded,
+        error: None,
+        reason: String::new(),
+        override_reason: String::new(),
+    })
 }
 
 /// Form of `POST /ui/approvals/{id}`.
@@ -331,6 +344,8 @@ pub struct DecisionForm {
     decision: String,
     #[serde(default)]
     reason: String,
+    #[serde(default)]
+    override_reason: String,
     #[serde(default)]
     csrf: String,
 }
@@ -355,7 +370,12 @@ pub async fn decide(
         Some(decision) => match viewer.guard.require_append(decision.kind().as_str(), a.project.as_deref()) {
             Err(e) => Err(e),
             Ok(()) => {
-                let request = DecisionRequest { decision: form.decision.clone(), reason: form.reason.clone() };
+                // The override field sits in the grant-or-reject form: it
+                // speaks only for a grant.
+                let override_reason = (decision == Decision::Grant && !form.override_reason.trim().is_empty())
+                    .then(|| form.override_reason.clone());
+                let request =
+                    DecisionRequest { decision: form.decision.clone(), reason: form.reason.clone(), override_reason };
                 state.governance.decide(caller.sub(), caller.roles(), &a.id, request).await.map_err(ApiError::from)
             }
         },
@@ -373,8 +393,14 @@ pub async fn decide(
             let status = e.status();
             let item = item(&state, &caller, a).await?;
             let chrome = viewer.chrome("Decision refused", "approvals");
-            let page =
-                ApprovalPage { chrome, item, recorded: None, error: Some(e.message().to_owned()), reason: form.reason };
+            let page = ApprovalPage {
+                chrome,
+                item,
+                recorded: None,
+                error: Some(e.message().to_owned()),
+                reason: form.reason,
+                override_reason: form.override_reason,
+            };
             page::html_with(if status == StatusCode::OK { StatusCode::UNPROCESSABLE_ENTITY } else { status }, &page)
         }
     }

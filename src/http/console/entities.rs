@@ -273,6 +273,10 @@ impl ModelPage {
     fn classification(&self, c: &Option<serde_json::Value>) -> String {
         classification_text(c)
     }
+
+    fn chart(&self, chart: &crate::reports::Chart) -> String {
+        super::chart::svg(chart)
+    }
 }
 
 /// A dataset's classification (the attributes of its `dataset.classified`

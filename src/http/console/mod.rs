@@ -8,6 +8,7 @@
 mod admin;
 mod approvals;
 mod assets;
+mod chart;
 mod deployments;
 mod entities;
 mod events;
