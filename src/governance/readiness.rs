@@ -67,6 +67,26 @@ pub fn failing(checks: &[RuleCheck]) -> Vec<&RuleCheck> {
 
 /// How many of a version's newest evaluations the rule looks through.
 const EVALUATIONS_READ: u32 = 200;
+/// How many it reads first.
+const FIRST_READ: u32 = 8;
+
+/// The datasets the runs that produced `model` read.
+fn training_datasets(conn: &mut DbConn, model: &str) -> Result<Vec<String>, StoreError> {
+    use crate::store::projections::{edges_of, Direction};
+    let runs: Vec<String> = edges_of(conn, &[model.to_owned()], Direction::Upstream, None, None)?
+        .into_iter()
+        .filter(|e| e.source.starts_with("run:"))
+        .map(|e| e.source)
+        .collect();
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(edges_of(conn, &runs, Direction::Upstream, None, None)?
+        .into_iter()
+        .filter(|e| e.source.starts_with("dataset:"))
+        .map(|e| e.source)
+        .collect())
+}
 
 /// Human text for a number of seconds given in days, as the rules file does.
 fn days(seconds: u64) -> String {
@@ -99,12 +119,16 @@ fn evaluation(
         overridden_by: None,
     };
     // Newest first: the newest evaluation that qualifies is the one judged.
-    let evaluations = events::latest_about(conn, model, Kind::ModelEvaluated.as_str(), EVALUATIONS_READ)?;
+    // It is nearly always among the newest few, so those are read first.
+    let kind = Kind::ModelEvaluated.as_str();
+    let mut evaluations = events::latest_about(conn, model, kind, FIRST_READ)?;
+    if evaluations.len() == FIRST_READ as usize {
+        evaluations = events::latest_about(conn, model, kind, EVALUATIONS_READ)?;
+    }
     if evaluations.is_empty() {
         return Ok(fail(format!("{model} has no evaluation on the record"), Vec::new()));
     }
-    let trained_on: Vec<String> =
-        super::evidence::training(conn, model, None)?.datasets.into_iter().map(|d| d.ref_).collect();
+    let trained_on = training_datasets(conn, model)?;
     let cutoff = cutoff(now, max_age);
     let seq = |e: &crate::ledger::Event| i64::try_from(e.seq).unwrap_or(i64::MAX);
     let mut skipped = Vec::new();
