@@ -436,6 +436,35 @@ fn findings(facts: &ModelFacts<'_>, as_of: &str, rules: &ApprovalRules) -> Vec<S
     out
 }
 
+/// A finding for each traffic split that gave `model` a share of a gated
+/// environment's deployment while no approval of it for that environment
+/// was valid (a canary serves customers too).
+fn unapproved_traffic(
+    record: &super::monitoring::Record,
+    model: &str,
+    approvals: &[ApprovalHistory],
+    rules: &ApprovalRules,
+) -> Vec<Statement> {
+    let mut out = Vec::new();
+    for e in &record.traffic {
+        let Some(share) = attrs(e)["shares"][model].as_f64() else { continue };
+        let environment = crate::governance::kinds::deployment_environment(e.subject.trim_start_matches("deployment:"));
+        if !matches!(rules.lookup(environment), Ok(crate::governance::Environment::Gated(_))) {
+            continue;
+        }
+        if !approvals.iter().any(|a| a.environment == environment && a.valid_at(&e.recorded_at)) {
+            out.push(Statement::citing(
+                format!(
+                    "FINDING: {model} was given {share}% of the traffic of {} at {} without a valid approval for {environment}.",
+                    e.subject, e.recorded_at
+                ),
+                e,
+            ));
+        }
+    }
+    out
+}
+
 /// Adds the events behind `statements` to `cited` (for the bundle).
 pub(crate) fn cite_all(
     conn: &mut DbConn,
@@ -550,6 +579,9 @@ pub fn model_dossier(
     let mut found = findings(&facts, &as_of, rules);
     let live: Vec<String> = deployments.live.iter().map(|(t, _)| t.clone()).collect();
     found.extend(super::monitoring::open_breach_findings(&own, &model, &live));
+    let subjects: BTreeSet<String> = deployments.events.iter().map(|e| e.subject.clone()).collect();
+    let record = super::monitoring::Record::read(&mut conn, &model, &subjects, tree_size, readable)?;
+    found.extend(unapproved_traffic(&record, &model, &approvals, rules));
     // The version itself and the versions it was made from.
     let upstream: BTreeSet<&str> = graph.nodes.iter().map(|n| n.ref_.as_str()).collect();
     found.extend(redefinitions(&mut conn, tree_size, readable, Versions::Of(&upstream))?);
@@ -678,8 +710,6 @@ pub fn model_dossier(
                 }
             }
             "monitoring" => {
-                let subjects: BTreeSet<String> = deployments.events.iter().map(|e| e.subject.clone()).collect();
-                let record = super::monitoring::Record::read(&mut conn, &model, &subjects, tree_size, readable)?;
                 let breaches: Vec<&Event> =
                     record.changes.iter().filter(|e| e.kind == Kind::MonitoringThresholdBreached).collect();
                 let triggered = super::monitoring::triggered_runs(&mut conn, &breaches, tree_size, readable)?;

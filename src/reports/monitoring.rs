@@ -47,6 +47,29 @@ impl Record {
                         && a["shares"].as_object().is_some_and(|s| s.contains_key(model)))
             }));
         }
+        // A split may name the version before any deployment event does:
+        // traffic changes are read by kind (they are few).
+        let mut after = 0;
+        loop {
+            let filter = EventFilter {
+                kind: Some(Kind::DeploymentTrafficChanged.as_str().into()),
+                after_seq: after,
+                limit: 1000,
+                ..Default::default()
+            };
+            let page = events::list(conn, &filter)?;
+            let Some(last) = page.last().map(|e| e.seq) else { break };
+            all.extend(page.into_iter().filter(|e| {
+                e.seq <= tree_size
+                    && !deployments.contains(&e.subject)
+                    && lineage::project_visible(e.project.as_deref(), readable)
+                    && attrs(e)["shares"].as_object().is_some_and(|s| s.contains_key(model))
+            }));
+            if last >= tree_size {
+                break;
+            }
+            after = last;
+        }
         all.sort_by_key(|e| e.seq);
         let mut record = Self::default();
         for e in all {

@@ -47,16 +47,21 @@ fn trigger_of(draft: &EventDraft) -> Option<u64> {
     attributes["triggered_by"].as_u64()
 }
 
-/// The model a deployment or approval request names in its attributes.
-fn named_model(draft: &EventDraft) -> Option<String> {
-    let kind = Kind::from_name(draft.kind.as_str())?;
+/// The models a deployment, approval request or monitoring event names in
+/// its attributes: `model`, or the versions a traffic split shares between.
+fn named_models(draft: &EventDraft) -> Vec<String> {
+    let Some(kind) = Kind::from_name(draft.kind.as_str()) else { return Vec::new() };
     let about_a_model =
         matches!(kind, Kind::ApprovalRequested | Kind::MonitoringMetricReported | Kind::MonitoringDriftDetected);
     if !(kind.namespace() == "deployment" || about_a_model) {
-        return None;
+        return Vec::new();
     }
-    let attributes: serde_json::Value = serde_json::from_str(&draft.attributes).ok()?;
-    attributes["model"].as_str().map(str::to_owned)
+    let Ok(attributes) = serde_json::from_str::<serde_json::Value>(&draft.attributes) else { return Vec::new() };
+    let mut models: Vec<String> = attributes["model"].as_str().map(str::to_owned).into_iter().collect();
+    if kind == Kind::DeploymentTrafficChanged {
+        models.extend(attributes["shares"].as_object().into_iter().flat_map(|s| s.keys().cloned()));
+    }
+    models
 }
 
 impl EntityGuard {
@@ -67,7 +72,7 @@ impl EntityGuard {
         let mut trigger_seqs: Vec<u64> = Vec::new();
         for d in drafts {
             refs.push(d.subject.to_string());
-            refs.extend(named_model(d));
+            refs.extend(named_models(d));
             trigger_seqs.extend(trigger_of(d));
         }
         let triggers = if trigger_seqs.is_empty() {
@@ -123,12 +128,12 @@ impl EntityGuard {
                     ));
                 }
             }
-            if let Some(model) = named_model(draft) {
+            for model in named_models(draft) {
                 let model_owner = within.get(&model).or_else(|| self.known.get(&model)).and_then(|k| k.owner.clone());
                 if model_owner.is_some_and(|o| o != draft.project) {
                     return Err(Refusal::new(
                         ErrorCode::ProjectMismatch,
-                        format!("attributes.model: {model} is not a model version of this event's project"),
+                        format!("attributes: {model} is not a model version of this event's project"),
                     ));
                 }
             }

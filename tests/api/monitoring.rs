@@ -217,6 +217,13 @@ async fn bad_reports_are_refused_and_nothing_is_written() {
     elsewhere["attributes"].as_object_mut().unwrap().remove("environment");
     let error = json_of(app.client.post(app.url("/api/v1/events")).json(&elsewhere)).await;
     assert_eq!(error["error"], "project_mismatch", "{error}");
+    // A traffic split of another project's deployment sharing this project's model.
+    let mut split = traffic(json!({"model:fraud-detector@1": 100}));
+    split["project"] = json!("other");
+    split["subject"] = json!("deployment:production/other");
+    split["attributes"]["strategy"] = json!("full");
+    let error = json_of(app.client.post(app.url("/api/v1/events")).json(&split)).await;
+    assert_eq!(error["error"], "project_mismatch", "{error}");
     assert_eq!(app.size().await, size, "nothing was written");
     let ok = traffic(json!({"model:fraud-detector@1": 90.5, "model:fraud-detector@2": 9.5}));
     app.append_json(&ok).await;
@@ -404,8 +411,21 @@ async fn reports_chart_breaches_and_follow_the_retraining_they_trigger() {
     let inventory = app.get_json("/api/v1/reports/model-inventory?format=json").await;
     assert!(shown(&inventory, "findings").iter().any(|f| f["seq"] == breach_seq), "the inventory flags it too");
 
-    // The new version's dossier shows where it came from.
+    // A canary of the new version in production, unapproved.
+    let canary = app
+        .append_json(&json!({"kind": "deployment.traffic_changed", "subject": "deployment:production/fraud",
+            "project": "fraud", "attributes": {"shares": {MODEL: 90, "model:fraud-detector@2": 10}, "strategy": "canary"}}))
+        .await;
+
+    // The new version's dossier shows where it came from, and that its
+    // canary served production without an approval.
     let next = app.get_json("/api/v1/reports/model-dossier?subject=model:fraud-detector@2&format=json").await;
+    let unapproved: Vec<&Value> = shown(&next, "findings").into_iter().filter(|f| f["seq"] == canary["seq"]).collect();
+    assert_eq!(unapproved.len(), 1, "{next}");
+    assert!(unapproved[0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("was given 10% of the traffic of deployment:production/fraud"));
     let answered = shown(&next, "monitoring");
     assert!(
         answered.iter().any(|s| s["seq"] == started["seq"]
