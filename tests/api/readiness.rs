@@ -12,7 +12,7 @@ use crate::on_both_backends;
 
 const MODEL: &str = "model:fraud-x@1";
 
-/// Production with one approver, evaluations valid for 3 seconds (so a
+/// Production with one approver, evaluations valid for 10 seconds (so a
 /// test can watch one go stale) and no open breach allowed.
 const RULES: &str = r#"
 [environments.dev]
@@ -27,7 +27,7 @@ valid_for = "1d"
 approvals_required = 1
 approver_roles = ["risk_officer"]
 valid_for = "1d"
-evaluation_max_age = "3s"
+evaluation_max_age = "10s"
 no_open_breach = true
 "#;
 
@@ -148,8 +148,8 @@ async fn evaluations_gate_the_version(backend: Backend) {
     assert!(g["relied_on"].as_array().unwrap().iter().any(|c| c["seq"] == passing && c["hash"].is_string()));
     assert_eq!(check(&g, "no_open_breach")["passed"], true);
 
-    // Three seconds on, the evaluation is stale: denied, with the reason.
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // Ten seconds on, the evaluation is stale: denied, with the reason.
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
     let g = gate(&app).await;
     assert_eq!(g["decision"], "deny", "{g}");
     assert!(reasons(&g).contains("too long ago"), "{g}");
