@@ -96,7 +96,12 @@ pub struct Story {
 }
 
 fn event(kind: Kind, subject: &str, inputs: &[&str], outputs: &[&str], attributes: Value) -> Value {
-    json!({"kind": kind.as_str(), "subject": subject, "project": PROJECT, "inputs": inputs, "outputs": outputs,
+    event_in(PROJECT, kind, subject, inputs, outputs, attributes)
+}
+
+/// An event of the story's `project`, as `POST /api/v1/events` takes it.
+fn event_in(project: &str, kind: Kind, subject: &str, inputs: &[&str], outputs: &[&str], attributes: Value) -> Value {
+    json!({"kind": kind.as_str(), "subject": subject, "project": project, "inputs": inputs, "outputs": outputs,
            "attributes": attributes})
 }
 

@@ -31,8 +31,7 @@ const DAILY_WER: [f64; 14] =
     [0.081, 0.083, 0.085, 0.088, 0.090, 0.094, 0.097, 0.101, 0.104, 0.108, 0.115, 0.123, 0.127, 0.131];
 
 fn event(kind: Kind, subject: &str, inputs: &[&str], outputs: &[&str], attributes: Value) -> Value {
-    json!({"kind": kind.as_str(), "subject": subject, "project": PROJECT, "inputs": inputs, "outputs": outputs,
-           "attributes": attributes})
+    super::event_in(PROJECT, kind, subject, inputs, outputs, attributes)
 }
 
 /// The window of the day `days_ago` days before today (UTC), a whole day.

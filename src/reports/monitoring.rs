@@ -49,27 +49,11 @@ impl Record {
         }
         // A split may name the version before any deployment event does:
         // traffic changes are read by kind (they are few).
-        let mut after = 0;
-        loop {
-            let filter = EventFilter {
-                kind: Some(Kind::DeploymentTrafficChanged.as_str().into()),
-                after_seq: after,
-                limit: 1000,
-                ..Default::default()
-            };
-            let page = events::list(conn, &filter)?;
-            let Some(last) = page.last().map(|e| e.seq) else { break };
-            all.extend(page.into_iter().filter(|e| {
-                e.seq <= tree_size
-                    && !deployments.contains(&e.subject)
-                    && lineage::project_visible(e.project.as_deref(), readable)
-                    && attrs(e)["shares"].as_object().is_some_and(|s| s.contains_key(model))
-            }));
-            if last >= tree_size {
-                break;
-            }
-            after = last;
-        }
+        all.extend(of_kind(conn, Kind::DeploymentTrafficChanged, 0, tree_size)?.into_iter().filter(|e| {
+            !deployments.contains(&e.subject)
+                && lineage::project_visible(e.project.as_deref(), readable)
+                && attrs(e)["shares"].as_object().is_some_and(|s| s.contains_key(model))
+        }));
         all.sort_by_key(|e| e.seq);
         let mut record = Self::default();
         for e in all {
@@ -181,27 +165,25 @@ pub fn rules_at(
     tree_size: u64,
     environments: &ApprovalRules,
 ) -> Result<Option<MonitoringRules>, ReportError> {
-    let mut found = None;
-    let mut after = 0;
-    loop {
-        let filter = EventFilter {
-            kind: Some(Kind::MonitoringRulesChanged.as_str().into()),
-            after_seq: after,
-            limit: 1000,
-            ..Default::default()
-        };
-        let page = events::list(conn, &filter)?;
-        let Some(last) = page.last().map(|e| e.seq) else { break };
-        found = page.into_iter().rfind(|e| e.seq <= tree_size).or(found);
-        if last >= tree_size {
-            break;
-        }
-        after = last;
-    }
+    let found = of_kind(conn, Kind::MonitoringRulesChanged, 0, tree_size)?.pop();
     Ok(found.and_then(|e| {
         let text = attrs(&e)["rules"].as_str().map(str::to_owned)?;
         MonitoringRules::parse_recorded(&text, environments).ok()
     }))
+}
+
+/// The events of `kind` after `after` and up to `tree_size`, in seq order.
+fn of_kind(conn: &mut DbConn, kind: Kind, mut after: u64, tree_size: u64) -> Result<Vec<Event>, ReportError> {
+    let mut out = Vec::new();
+    while after < tree_size {
+        let filter =
+            EventFilter { kind: Some(kind.as_str().into()), after_seq: after, limit: 1000, ..Default::default() };
+        let page = events::list(conn, &filter)?;
+        let Some(last) = page.last().map(|e| e.seq) else { break };
+        out.extend(page.into_iter().filter(|e| e.seq <= tree_size));
+        after = last;
+    }
+    Ok(out)
 }
 
 fn unix(at: &str) -> Option<i64> {
@@ -415,28 +397,13 @@ pub fn triggered_runs(
     let by_seq: BTreeMap<u64, &Event> = breaches.iter().map(|e| (e.seq, *e)).collect();
     let first = breaches.iter().map(|e| e.seq).min().unwrap_or(0);
     let mut out = Vec::new();
-    let mut after = first;
-    loop {
-        let filter = EventFilter {
-            kind: Some(Kind::RunStarted.as_str().into()),
-            after_seq: after,
-            limit: 1000,
-            ..Default::default()
-        };
-        let page = events::list(conn, &filter)?;
-        let Some(last) = page.last().map(|e| e.seq) else { break };
-        for e in page {
-            if e.seq > tree_size || !lineage::project_visible(e.project.as_deref(), readable) {
-                continue;
-            }
-            if let Some(breach) = attrs(&e)["triggered_by"].as_u64().and_then(|s| by_seq.get(&s)) {
-                out.push(((*breach).clone(), e));
-            }
+    for e in of_kind(conn, Kind::RunStarted, first, tree_size)? {
+        if !lineage::project_visible(e.project.as_deref(), readable) {
+            continue;
         }
-        if last >= tree_size {
-            break;
+        if let Some(breach) = attrs(&e)["triggered_by"].as_u64().and_then(|s| by_seq.get(&s)) {
+            out.push(((*breach).clone(), e));
         }
-        after = last;
     }
     Ok(out)
 }
