@@ -99,6 +99,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Webhook delivery: allowed addresses, timeouts, retries, leases.
     pub webhooks: crate::webhooks::WebhookConfig,
+    /// The MLflow bridge (`--mlflow-url`): `None` leaves
+    /// `/api/v1/integrations/mlflow` refusing every delivery.
+    pub mlflow: Option<crate::mlflow::MlflowConfig>,
 }
 
 /// The checkpoint origin when none is configured. Operators should set a
@@ -125,6 +128,7 @@ impl Config {
             writer: WriterConfig::default(),
             public_url: None,
             webhooks: crate::webhooks::WebhookConfig::default(),
+            mlflow: None,
         }
     }
 }

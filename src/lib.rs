@@ -20,6 +20,7 @@ pub mod http;
 pub mod keyfile;
 pub mod ledger;
 pub mod metrics;
+pub mod mlflow;
 pub mod process_lock;
 pub mod proofs;
 pub mod reports;

@@ -32,6 +32,8 @@ pub enum StartupError {
     Governance(#[from] crate::governance::GovernanceError),
     /// The search index directory belongs to another running server.
     #[error(transparent)]
+    Mlflow(#[from] crate::mlflow::api::MlflowError),
+    #[error(transparent)]
     Held(#[from] crate::process_lock::LockError),
     // `error` rather than `source`: the message already says it, and a
     // source would print it a second time in the error's chain.
@@ -133,6 +135,16 @@ impl Application {
         if let Some(text) = &config.monitoring_rules {
             governance.record_monitoring_rules(crate::governance::monitoring::MONITOR_ACTOR, text, false).await?;
         }
+        let mlflow = match &config.mlflow {
+            Some(c) => Some(crate::mlflow::Bridge::new(
+                governance.clone(),
+                crate::mlflow::api::Mlflow::new(&c.url, c.timeout)?,
+                c.mapping.clone(),
+                access.authorizer.clone(),
+                c.webhook_secret.clone(),
+            )),
+            None => None,
+        };
         let state = web::Data::new(AppState {
             store: store.clone(),
             proofs: proofs.clone(),
@@ -151,6 +163,7 @@ impl Application {
             master_key: config.writer.master_key.clone(),
             webhooks: webhooks.clone(),
             console,
+            mlflow,
         });
         let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::configure))
             // In-flight requests (and so in-flight commits) get this long to finish on SIGTERM/SIGINT.

@@ -264,3 +264,62 @@ impl WebhookArgs {
         Ok(())
     }
 }
+
+/// The MLflow bridge (docs/MLFLOW.md).
+#[derive(Args, Clone)]
+pub struct MlflowArgs {
+    /// The MLflow tracking server whose registry webhooks this server
+    /// receives at /api/v1/integrations/mlflow, and reads runs from.
+    #[arg(long, env = "GOVLEDGER_MLFLOW_URL")]
+    pub mlflow_url: Option<String>,
+    /// File holding the secret of MLflow's webhook (never on the command line).
+    #[arg(long, env = "GOVLEDGER_MLFLOW_WEBHOOK_SECRET_FILE")]
+    pub mlflow_webhook_secret_file: Option<PathBuf>,
+    /// The mapping: project, aliases that are deployments, enforce; default:
+    /// the shipped policies/mlflow.toml.
+    #[arg(long, env = "GOVLEDGER_MLFLOW_MAPPING")]
+    pub mlflow_mapping: Option<PathBuf>,
+    /// Seconds a request to MLflow may take.
+    #[arg(long, env = "GOVLEDGER_MLFLOW_TIMEOUT", default_value_t = 10)]
+    pub mlflow_timeout: u64,
+}
+
+impl MlflowArgs {
+    /// The bridge's settings, `None` without `--mlflow-url`.
+    pub fn config(
+        &self,
+        rules: &govledger::governance::ApprovalRules,
+    ) -> anyhow::Result<Option<govledger::mlflow::MlflowConfig>> {
+        let Some(url) = &self.mlflow_url else {
+            anyhow::ensure!(
+                self.mlflow_webhook_secret_file.is_none(),
+                "--mlflow-webhook-secret-file needs --mlflow-url"
+            );
+            return Ok(None);
+        };
+        let path = self
+            .mlflow_webhook_secret_file
+            .as_ref()
+            .context("--mlflow-url needs --mlflow-webhook-secret-file: without a secret no delivery can be trusted")?;
+        let secret = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let secret = secret.trim_end_matches(['\n', '\r']).to_owned();
+        anyhow::ensure!(!secret.is_empty(), "{} is empty", path.display());
+        Ok(Some(govledger::mlflow::MlflowConfig {
+            url: url.clone(),
+            webhook_secret: Some(secret),
+            mapping: self.mapping(rules)?,
+            timeout: std::time::Duration::from_secs(self.mlflow_timeout.max(1)),
+        }))
+    }
+
+    /// The mapping file, checked against the approval rules.
+    pub fn mapping(&self, rules: &govledger::governance::ApprovalRules) -> anyhow::Result<govledger::mlflow::Mapping> {
+        match &self.mlflow_mapping {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                govledger::mlflow::Mapping::parse(&text, rules).with_context(|| format!("in {}", path.display()))
+            }
+            None => Ok(govledger::mlflow::Mapping::parse(govledger::mlflow::config::DEFAULT_MAPPING, rules)?),
+        }
+    }
+}

@@ -3,6 +3,8 @@
 
 mod args;
 mod ledger;
+mod mlflow;
+mod progress;
 mod records;
 mod remote;
 mod server;
@@ -38,6 +40,7 @@ impl Cli {
             Command::Rebuild(args) => args.run(),
             Command::Post(args) => args.run(),
             Command::Gate(args) => args.run(),
+            Command::Mlflow { command } => command.run(),
             Command::Demo(args) => args.run(),
             Command::Backup(args) => args.run(),
             Command::Restore(args) => args.run(),
@@ -76,6 +79,11 @@ enum Command {
     /// Ask the deployment gate (GOVLEDGER_URL, GOVLEDGER_TOKEN): exit 0 when
     /// the deployment is allowed, 1 when it is not.
     Gate(remote::GateArgs),
+    /// The MLflow bridge (docs/MLFLOW.md).
+    Mlflow {
+        #[command(subcommand)]
+        command: mlflow::MlflowCommand,
+    },
     /// Fill an empty ledger with a realistic story, through the HTTP API.
     Demo(server::DemoArgs),
     /// Consistent online copy of the SQLite ledger and its keys into a new

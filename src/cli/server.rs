@@ -61,6 +61,8 @@ pub struct ServeArgs {
     limits: LimitArgs,
     #[command(flatten)]
     webhooks: WebhookArgs,
+    #[command(flatten)]
+    mlflow: super::args::MlflowArgs,
 }
 
 impl ServeArgs {
@@ -80,6 +82,7 @@ impl ServeArgs {
         if let Some(path) = self.monitoring_rules {
             config.monitoring_rules = Some(super::args::read_monitoring_rules(&path, &config.approval_rules)?);
         }
+        config.mlflow = self.mlflow.config(&config.approval_rules)?;
         config.workers = self.workers;
         if let Some(url) = &self.public_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
@@ -235,7 +238,6 @@ pub struct ReindexArgs {
 
 impl ReindexArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        use std::io::Write;
         let target = self.storage.existing_target()?;
         let dir: PathBuf =
             self.search_index_dir.unwrap_or_else(|| self.storage.data_dir.join(govledger::search::INDEX_DIR));
@@ -249,14 +251,7 @@ impl ReindexArgs {
         index.clear()?;
         let mut conn = DbConn::establish(&target)?;
         let started = std::time::Instant::now();
-        let total = index.catch_up(&mut conn, |done, head| {
-            let width: usize = 40;
-            let filled =
-                (done * 40).checked_div(head).map_or(width, |f| usize::try_from(f).unwrap_or(width).min(width));
-            let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            eprint!("\r[{}{}] {done}/{head} events, {rate:.0}/s", "#".repeat(filled), " ".repeat(width - filled));
-            std::io::stderr().flush().ok();
-        })?;
+        let total = index.catch_up(&mut conn, |done, head| super::progress::draw(done, head, "events", started))?;
         eprintln!();
         println!(
             "reindexed {total} events in {:.1}s into {} ({:.1} MB)",

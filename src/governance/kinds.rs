@@ -142,6 +142,8 @@ struct ModelRegistered {
     owner: Option<String>,
     description: Option<String>,
     metrics: Option<Metrics>,
+    /// Labels of the version (an MLflow version's tags, say): strings only.
+    tags: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]

@@ -171,3 +171,17 @@ impl From<crate::governance::GovernanceError> for ApiError {
         }
     }
 }
+
+impl From<crate::mlflow::BridgeError> for ApiError {
+    fn from(e: crate::mlflow::BridgeError) -> Self {
+        use crate::error_code::ErrorCode;
+        use crate::mlflow::BridgeError;
+        match e {
+            BridgeError::Mlflow(e) => ApiError::new(ErrorCode::UpstreamUnavailable, e.to_string()),
+            BridgeError::Governance(e) => e.into(),
+            BridgeError::Append(e) => e.into(),
+            BridgeError::Forbidden(m) => ApiError::new(ErrorCode::Forbidden, m),
+            BridgeError::Invalid(m) => ApiError::new(ErrorCode::InvalidRequest, m),
+        }
+    }
+}

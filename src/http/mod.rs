@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod lineage;
+pub mod mlflow;
 pub mod monitoring;
 pub mod openapi;
 pub mod params;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// The console's sessions, first-run code and last verification.
     pub console: Arc<console::ConsoleState>,
+    /// The MLflow bridge, when `--mlflow-url` configures one.
+    pub mlflow: Option<Arc<crate::mlflow::Bridge>>,
 }
 
 impl AppState {

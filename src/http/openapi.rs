@@ -13,7 +13,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::routes::ROUTES;
 use super::{
-    admin, approvals, deployments, events, health, lineage, monitoring, proofs, reports, search, subjects, webhooks,
+    admin, approvals, deployments, events, health, lineage, mlflow, monitoring, proofs, reports, search, subjects,
+    webhooks,
 };
 use crate::error_code::ErrorCode;
 
@@ -22,7 +23,8 @@ use crate::error_code::ErrorCode;
     info(
         title = "govledger",
         description = "Append-only, hash-chained governance ledger for machine learning in production. \
-            Every route except the probes, metrics, checkpoints and this document needs a bearer JWT \
+            Every route except the probes, metrics, checkpoints, this document and the MLflow \
+            integration (authenticated by its HMAC signature) needs a bearer JWT \
             (see docs/ACCESS.md). Every error is `{\"error\": code, \"message\": text}`.",
         license(name = "Apache-2.0")
     ),
@@ -69,6 +71,7 @@ use crate::error_code::ErrorCode;
         webhooks::rotate_secret,
         webhooks::replay,
         webhooks::deliveries,
+        mlflow::deliver,
     ),
     components(schemas(
         super::error::ErrorBody,
@@ -88,6 +91,7 @@ use crate::error_code::ErrorCode;
         (name = "reports", description = "Compliance reports as PDF, JSON or CSV"),
         (name = "admin", description = "Tokens and the access policy"),
         (name = "webhooks", description = "Signed notifications of events (Standard Webhooks)"),
+        (name = "integrations", description = "Deliveries from other systems (MLflow's registry), authenticated by their signatures"),
     )
 )]
 struct ApiDoc;

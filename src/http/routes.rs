@@ -8,8 +8,8 @@ use actix_web::{web, FromRequest, Handler};
 
 use super::auth::Guarded;
 use super::{
-    admin, approvals, deployments, events, health, lineage, monitoring, openapi, proofs, reports, search, subjects,
-    webhooks,
+    admin, approvals, deployments, events, health, lineage, mlflow, monitoring, openapi, proofs, reports, search,
+    subjects, webhooks,
 };
 use crate::auth::actions::{self, Action, Guard};
 use crate::error_code::ErrorCode;
@@ -192,6 +192,11 @@ routes! {
     }
     "/api/v1/webhooks/{id}/replay" => {
         POST webhooks::replay: ManageWebhooks "the subscription's projects" [NotFound, InvalidRequest]
+    }
+    "/api/v1/integrations/mlflow" => {
+        POST mlflow::deliver: public "the mapping's project (policies/mlflow.toml), as role mlflow; authenticated by MLflow's signature" [
+            InvalidSignature, IntegrationNotConfigured, Forbidden, InvalidRequest, UpstreamUnavailable
+        ]
     }
     "/api/v1/webhooks/{id}/deliveries" => {
         GET webhooks::deliveries: ReadWebhooks "the subscription's projects (404 otherwise)" [NotFound, InvalidLimit]
