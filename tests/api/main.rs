@@ -25,6 +25,7 @@ mod monitoring;
 mod openapi;
 mod personal;
 mod proofs;
+mod python_client;
 mod readiness;
 mod reports;
 mod search;

@@ -251,3 +251,18 @@ def test_importing_a_thousand_versions_twice_writes_them_once(mlflow_server, tmp
     )
     assert unknown.returncode != 0 and "no-such-model" in unknown.stderr
     assert os.path.exists(ledger / "govledger.db")
+
+
+def test_the_mlflow_walkthrough_runs(registry, bridged, monkeypatch):
+    """examples/mlflow/walkthrough.py, as a reader runs it."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    monkeypatch.setenv("GOVLEDGER_URL", bridged.url)
+    for variable, who in (("DS_TOKEN", "dana"), ("RISK1_TOKEN", "rita"), ("RISK2_TOKEN", "ravi")):
+        monkeypatch.setenv(variable, bridged.tokens[who])
+    spec = importlib.util.spec_from_file_location("walkthrough", ROOT / "examples" / "mlflow" / "walkthrough.py")
+    walkthrough = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(walkthrough)
+    assert walkthrough.main() == 0
