@@ -409,7 +409,8 @@ impl Bridge {
                 let key = key_of(e);
                 let creates = matches!(e["kind"].as_str(), Some("dataset.version_created" | "model.registered"));
                 let subject = e["subject"].as_str().unwrap_or_default();
-                !seen.contains(&key) && !(creates && created.contains(subject)) && kept_keys.insert(key)
+                let recorded = seen.contains(&key) || creates && created.contains(subject);
+                !recorded && kept_keys.insert(key)
             })
             .collect())
     }
