@@ -10,6 +10,9 @@ use crate::error_code::ErrorCode;
 use crate::mlflow::signature::{self, Signed};
 use crate::mlflow::Outcome;
 
+/// The route MLflow delivers to.
+pub const PATH: &str = "/api/v1/integrations/mlflow";
+
 /// What a delivery led to.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct DeliveryAnswer {
@@ -34,21 +37,27 @@ impl From<Outcome> for DeliveryAnswer {
     params(
         ("X-MLflow-Delivery-Id" = String, Header, description = "The delivery's id (part of what is signed)"),
         ("X-MLflow-Timestamp" = String, Header, description = "Unix seconds; at most 5 minutes off"),
-        ("X-MLflow-Signature" = String, Header, description = "`v1,` + base64 HMAC-SHA256 of `id.timestamp.body`"),
     ),
+    security(("mlflow_signature" = [])),
     responses((status = 200, description = "Mirrored (or already on the record)", body = DeliveryAnswer)))]
 pub async fn deliver(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let Some(bridge) = state.mlflow.clone() else {
-        return Err(ApiError::new(
-            ErrorCode::IntegrationNotConfigured,
-            "this server was started without --mlflow-url: MLflow deliveries are not accepted",
-        ));
-    };
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let signed = Signed {
         delivery_id: header("X-MLflow-Delivery-Id"),
         timestamp: header("X-MLflow-Timestamp"),
         signature: header("X-MLflow-Signature"),
+    };
+    // An unsigned request is refused as such, configured or not: whether the
+    // integration is on is only told to a sender that signs.
+    if signed.delivery_id.is_none() || signed.timestamp.is_none() || signed.signature.is_none() {
+        let missing = signature::verify(Some(""), &signed, &body, 0).err().map(|e| e.to_string()).unwrap_or_default();
+        return Err(ApiError::new(ErrorCode::InvalidSignature, missing));
+    }
+    let Some(bridge) = state.mlflow.clone() else {
+        return Err(ApiError::new(
+            ErrorCode::IntegrationNotConfigured,
+            "this server was started without --mlflow-url: MLflow deliveries are not accepted",
+        ));
     };
     let now =
         i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs())

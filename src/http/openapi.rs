@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
@@ -173,6 +175,14 @@ impl Modify for CommonResponses {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        components.add_security_scheme(
+            "mlflow_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-MLflow-Signature",
+                "`v1,` + base64 HMAC-SHA256 of `delivery_id.timestamp.body` with the MLflow webhook's secret \
+                 (docs/MLFLOW.md)",
+            ))),
         );
         for route in ROUTES {
             let Some(item) = api.paths.paths.get_mut(route.path) else { continue };

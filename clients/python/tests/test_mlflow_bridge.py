@@ -266,3 +266,12 @@ def test_the_mlflow_walkthrough_runs(registry, bridged, monkeypatch):
     walkthrough = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(walkthrough)
     assert walkthrough.main() == 0
+
+
+def test_a_server_without_the_bridge_refuses_deliveries(server):
+    url = f"{server.url}/api/v1/integrations/mlflow"
+    body = b'{"entity": "model_version", "action": "created", "data": {}}'
+    status, answer = _post(url, body, {})
+    assert (status, answer["error"]) == (401, "invalid_signature")
+    status, answer = _post(url, body, _signed(body, SECRET, "d-9", str(int(time.time()))))
+    assert (status, answer["error"]) == (404, "integration_not_configured")
