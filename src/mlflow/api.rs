@@ -195,55 +195,42 @@ impl Mlflow {
         Ok(answer.run)
     }
 
-    /// Every registered model, page by page.
-    pub async fn registered_models(&self) -> Result<Vec<RegisteredModel>, MlflowError> {
-        #[derive(Deserialize)]
-        struct Page {
-            #[serde(default)]
-            registered_models: Vec<RegisteredModel>,
-            #[serde(default)]
-            next_page_token: Option<String>,
-        }
+    /// Every item of a paged search answer's `field`.
+    async fn all_pages<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        field: &str,
+    ) -> Result<Vec<T>, MlflowError> {
         let mut all = Vec::new();
         let mut token = String::new();
         loop {
-            let mut query = vec![("max_results", "1000")];
+            let mut paged = query.to_vec();
             if !token.is_empty() {
-                query.push(("page_token", token.as_str()));
+                paged.push(("page_token", token.as_str()));
             }
-            let page: Page = self.call(reqwest::Method::GET, "registered-models/search", &query, None).await?;
-            all.extend(page.registered_models);
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(next) => token = next,
+            let page: serde_json::Value = self.call(reqwest::Method::GET, path, &paged, None).await?;
+            let items = page.get(field).cloned().unwrap_or_else(|| serde_json::Value::Array(Vec::new()));
+            let items: Vec<T> = serde_json::from_value(items)
+                .map_err(|e| MlflowError::Unreadable { what: format!("GET {path}"), reason: e.to_string() })?;
+            all.extend(items);
+            match page.get("next_page_token").and_then(serde_json::Value::as_str).filter(|t| !t.is_empty()) {
+                Some(next) => token = next.to_owned(),
                 None => return Ok(all),
             }
         }
     }
 
-    /// Every version of model `name`, page by page.
+    /// Every registered model.
+    pub async fn registered_models(&self) -> Result<Vec<RegisteredModel>, MlflowError> {
+        self.all_pages("registered-models/search", &[("max_results", "1000")], "registered_models").await
+    }
+
+    /// Every version of model `name`.
     pub async fn versions_of(&self, name: &str) -> Result<Vec<ModelVersion>, MlflowError> {
-        #[derive(Deserialize)]
-        struct Page {
-            #[serde(default)]
-            model_versions: Vec<ModelVersion>,
-            #[serde(default)]
-            next_page_token: Option<String>,
-        }
         let filter = format!("name='{}'", name.replace('\'', "\\'"));
-        let mut all = Vec::new();
-        let mut token = String::new();
-        loop {
-            let mut query = vec![("filter", filter.as_str()), ("max_results", "10000")];
-            if !token.is_empty() {
-                query.push(("page_token", token.as_str()));
-            }
-            let page: Page = self.call(reqwest::Method::GET, "model-versions/search", &query, None).await?;
-            all.extend(page.model_versions);
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(next) => token = next,
-                None => return Ok(all),
-            }
-        }
+        self.all_pages("model-versions/search", &[("filter", filter.as_str()), ("max_results", "10000")], "model_versions")
+            .await
     }
 
     /// Points `alias` of model `name` at `version`.

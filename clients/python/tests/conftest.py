@@ -23,6 +23,14 @@ def binary() -> str:
     return path
 
 
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 class Server:
     def __init__(self, data_dir: Path, *extra: str) -> None:
         self.data_dir = data_dir
@@ -59,11 +67,7 @@ class Server:
         return Client(self.url, self.tokens[who], **kwargs)  # type: ignore[arg-type]
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop(self.process)
 
 
 @pytest.fixture(scope="session")
@@ -113,16 +117,12 @@ class MlflowServer:
             except OSError:
                 pass
             if self.process.poll() is not None or time.time() > deadline:
-                self.stop()
+                stop(self.process)
                 raise RuntimeError(f"MLflow did not start; see {directory / 'mlflow.log'}")
             time.sleep(0.5)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop(self.process)
 
 
 def require_mlflow() -> None:

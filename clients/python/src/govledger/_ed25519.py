@@ -5,6 +5,9 @@ package: the client must install on CI images without a compiler. It only
 verifies (no secret key ever touches it), so constant time does not matter.
 """
 import hashlib
+from typing import Optional, Tuple
+
+Point = Tuple[int, int, int, int]
 
 _P = 2**255 - 19
 _L = 2**252 + 27742317777372353535851937790883648493
@@ -12,7 +15,7 @@ _D = -121665 * pow(121666, _P - 2, _P) % _P
 _SQRT_M1 = pow(2, (_P - 1) // 4, _P)
 
 
-def _add(a, b):
+def _add(a: Point, b: Point) -> Point:
     x1, y1, z1, t1 = a
     x2, y2, z2, t2 = b
     aa = (y1 - x1) * (y2 - x2) % _P
@@ -23,8 +26,8 @@ def _add(a, b):
     return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
 
 
-def _mul(scalar, point):
-    result = (0, 1, 1, 0)
+def _mul(scalar: int, point: Point) -> Point:
+    result: Point = (0, 1, 1, 0)
     while scalar > 0:
         if scalar & 1:
             result = _add(result, point)
@@ -33,13 +36,13 @@ def _mul(scalar, point):
     return result
 
 
-def _equal(a, b):
+def _equal(a: Point, b: Point) -> bool:
     x1, y1, z1, _ = a
     x2, y2, z2, _ = b
     return (x1 * z2 - x2 * z1) % _P == 0 and (y1 * z2 - y2 * z1) % _P == 0
 
 
-def _recover_x(y, sign):
+def _recover_x(y: int, sign: int) -> Optional[int]:
     if y >= _P:
         return None
     x2 = (y * y - 1) * pow(_D * y * y + 1, _P - 2, _P)
@@ -55,7 +58,7 @@ def _recover_x(y, sign):
     return x
 
 
-def _decompress(data):
+def _decompress(data: bytes) -> Optional[Point]:
     if len(data) != 32:
         return None
     y = int.from_bytes(data, "little")
@@ -68,7 +71,8 @@ def _decompress(data):
 
 
 _GY = 4 * pow(5, _P - 2, _P) % _P
-_G = (_recover_x(_GY, 0), _GY, 1, _recover_x(_GY, 0) * _GY % _P)
+_GX = _recover_x(_GY, 0) or 0
+_G: Point = (_GX, _GY, 1, _GX * _GY % _P)
 
 
 def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:

@@ -129,14 +129,15 @@ class Client:
     def _wait(self, retry_after: Optional[str], attempt: int) -> float:
         if retry_after is not None:
             try:
-                return min(max(float(retry_after), 0.0), self.max_retry_wait)
+                return float(min(max(float(retry_after), 0.0), self.max_retry_wait))
             except ValueError:
                 pass
-        return min(0.1 * 2 ** (attempt - 1), self.max_retry_wait)
+        return min(0.1 * 2.0 ** (attempt - 1), self.max_retry_wait)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> JSON:
         _, _, payload = self._request(method, path, **kwargs)
-        return json.loads(payload.decode("utf-8"))
+        answer: JSON = json.loads(payload.decode("utf-8"))
+        return answer
 
     # --- events ------------------------------------------------------------
 
@@ -180,13 +181,14 @@ class Client:
                     e.get("idempotency_key"),
                 )
             )
-        return self._json("POST", "/api/v1/events", body={"events": batch}, retry=True)["events"]
+        stored: List[Event] = self._json("POST", "/api/v1/events", body={"events": batch}, retry=True)["events"]
+        return stored
 
     def event(self, seq: int) -> Event:
         """One event, with `attributes_canonical` kept for hash checks."""
         _, _, payload = self._request("GET", f"/api/v1/events/{int(seq)}")
         text = payload.decode("utf-8")
-        event = json.loads(text)
+        event: Event = json.loads(text)
         event["attributes_canonical"] = _verify.raw_attributes(text)[0]
         return event
 

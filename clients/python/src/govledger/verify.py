@@ -13,7 +13,7 @@ import json
 import os
 import struct
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import _ed25519
 
@@ -108,7 +108,8 @@ def raw_attributes(body: str) -> List[str]:
     so nested `attributes` keys are not mistaken for the next event's.
     """
     decoder = json.JSONDecoder()
-    texts, i, key = [], 0, '"attributes":'
+    texts: List[str] = []
+    i, key = 0, '"attributes":'
     while True:
         i = body.find(key, i)
         if i < 0:
@@ -396,7 +397,7 @@ def verify_bundle(directory: str, key: Optional[VerifierKey] = None) -> BundleRe
     ):
         raise VerificationError("bundle.json", "origin, tree_size or root_hash differ from the signed checkpoint")
 
-    expected_files = set()
+    expected_files: Set[str] = set()
     previous: Optional[Dict[str, Any]] = None
     for entry in entries:
         name = f"{entry['seq']:012d}.json"
