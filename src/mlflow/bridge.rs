@@ -392,16 +392,26 @@ impl Bridge {
             let mut conn = store.conn()?;
             let seen: BTreeSet<String> =
                 events::by_idempotency_keys(&mut conn, &keys)?.into_iter().filter_map(|e| e.idempotency_key).collect();
-            let created: BTreeSet<String> = projections::entities_by_ref(&mut conn, &creating)?
+            let created: Vec<(String, Option<String>)> = projections::entities_by_ref(&mut conn, &creating)?
                 .into_iter()
                 .filter(|row| row.is_owned())
-                .map(|row| row.ref_)
+                .map(|row| (row.ref_, row.project))
                 .collect();
             Ok((seen, created))
         })
         .await
         .map_err(GovernanceError::panicked)?
         .map_err(GovernanceError::from)?;
+        // A version another project created is not this registry's to extend.
+        if let Some((subject, project)) = created.iter().find(|(_, p)| p.as_deref() != Some(&self.mapping.project)) {
+            return Err(GovernanceError::ProjectMismatch(format!(
+                "{subject} was created in project {} on the record, not in the MLflow bridge's project {}",
+                project.as_deref().unwrap_or("(none)"),
+                self.mapping.project
+            ))
+            .into());
+        }
+        let created: BTreeSet<String> = created.into_iter().map(|(subject, _)| subject).collect();
         let mut kept_keys = BTreeSet::new();
         Ok(events
             .into_iter()

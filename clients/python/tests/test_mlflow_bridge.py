@@ -275,3 +275,22 @@ def test_a_server_without_the_bridge_refuses_deliveries(server):
     assert (status, answer["error"]) == (401, "invalid_signature")
     status, answer = _post(url, body, _signed(body, SECRET, "d-9", str(int(time.time()))))
     assert (status, answer["error"]) == (404, "integration_not_configured")
+
+
+def test_a_version_of_another_project_is_not_extended(mlflow_server, bridged):
+    """A registry mirrored into project fraud cannot add to a credit model."""
+    require_mlflow()
+    from mlflow import MlflowClient
+
+    name = f"clash-{uuid.uuid4().hex[:6]}"
+    client = MlflowClient(mlflow_server.url)  # no webhook: the delivery below is the only one
+    client.create_registered_model(name)
+    client.create_model_version(name, source="s3://models/clash")
+    dana = bridged.client("dana")
+    dana.append("model.registered", f"model:{name}@1", project="credit", inputs=[f"run:{name}-train"])
+    before = bridged.client("admin")._json("GET", "/api/v1/head")["size"]
+    body = json.dumps({"entity": "model_version", "action": "created", "timestamp": "now",
+                       "data": {"name": name, "version": "1"}}).encode()
+    status, answer = _post(f"{bridged.url}/api/v1/integrations/mlflow", body, _signed(body, SECRET, uuid.uuid4().hex, str(int(time.time()))))
+    assert (status, answer["error"]) == (403, "project_mismatch"), answer
+    assert bridged.client("admin")._json("GET", "/api/v1/head")["size"] == before

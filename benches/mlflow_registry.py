@@ -2,15 +2,15 @@
 """Registering model versions: govledger against MLflow, and the import.
 
     cargo build --release
-    python3 benches/mlflow.py [--clients 16] [--rounds 3]
+    python3 benches/mlflow_registry.py [--clients 16] [--rounds 3]
 
 Starts a release govledger server (SQLite, durable) and a real MLflow
 tracking server (SQLite backend, its default workers) on this machine. Each
 round registers versions with `--clients` threads on each, one after the
 other: govledger's `model.registered` through the Python client (one token
-per client, as separate pipelines have), and MLflow's
-`model-versions/create` through MlflowClient; both name the run that
-trained the version, and both clients are Python on the same box. Prints the
+per client, as separate pipelines have), and MLflow's REST
+`model-versions/create`; both name the run that trained the version, and
+both are called from Python's urllib on the same box. Prints the
 rate and the p50/p99 latency of each, per round, then times
 `govledger mlflow import` of everything MLflow then holds into a fresh
 ledger, three times, rate counted without MLflow's own answer time (the
@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -111,7 +112,16 @@ def main():
                              inputs=[f"run:train-{tag}-{c}"], attributes={"framework": "sklearn"})
 
             def mlflow_one(c, i):
-                ml.create_model_version(names[c], source=f"runs:/{runs[c]}/model", run_id=runs[c])
+                # The REST call itself, over the same urllib as govledger's client:
+                # MlflowClient.create_model_version would add its own polling
+                # until the version is READY.
+                body = json.dumps({"name": names[c], "source": f"runs:/{runs[c]}/model", "run_id": runs[c]}).encode()
+                request = urllib.request.Request(f"{mlflow_server.url}/api/2.0/mlflow/model-versions/create", data=body,
+                                                 method="POST", headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=60) as answer:
+                    if answer.status != 200:
+                        raise RuntimeError(f"MLflow answered {answer.status}")
+                    answer.read()
 
             g = run_threads(args.clients, args.govledger_per_client, govledger_one)
             m = run_threads(args.clients, args.mlflow_per_client, mlflow_one)
