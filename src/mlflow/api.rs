@@ -229,8 +229,12 @@ impl Mlflow {
     /// Every version of model `name`.
     pub async fn versions_of(&self, name: &str) -> Result<Vec<ModelVersion>, MlflowError> {
         let filter = format!("name='{}'", name.replace('\'', "\\'"));
-        self.all_pages("model-versions/search", &[("filter", filter.as_str()), ("max_results", "10000")], "model_versions")
-            .await
+        self.all_pages(
+            "model-versions/search",
+            &[("filter", filter.as_str()), ("max_results", "10000")],
+            "model_versions",
+        )
+        .await
     }
 
     /// Points `alias` of model `name` at `version`.
