@@ -64,24 +64,36 @@ fn datasets_in(
     Ok(selected)
 }
 
-fn describe_classification(dataset: &str, e: &Event) -> String {
+/// What a classification says of a dataset, as the predicate of a sentence
+/// ("contains personal data (...); legal basis ...", "is classified as
+/// containing no personal data"), so that each report can build its own
+/// sentence around it and none reads as two glued together.
+fn classification_clause(e: &Event) -> String {
     let a = attrs(e);
     if a["contains_personal_data"].as_bool() == Some(true) {
-        let categories = a["personal_data_categories"]
+        let categories: Vec<&str> = a["personal_data_categories"]
             .as_array()
-            .map(|c| c.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "))
+            .map(|c| c.iter().filter_map(|v| v.as_str()).collect())
             .unwrap_or_default();
+        let categories = match categories.as_slice() {
+            [] => "categories not stated".to_owned(),
+            [one] => format!("category {one}"),
+            several => format!("categories {}", several.join(", ")),
+        };
         format!(
-            "{dataset} contains personal data ({}); legal basis {}; retention {}; purpose {}{}.",
-            if categories.is_empty() { "categories not stated".to_owned() } else { categories },
+            "contains personal data ({categories}); legal basis {}; retention {}; purpose {}{}",
             a["legal_basis"].as_str().unwrap_or("not stated"),
             a["retention"].as_str().unwrap_or("not stated"),
             a["purpose"].as_str().unwrap_or("not stated"),
             if a["special_categories"].as_bool() == Some(true) { "; includes special categories (Art. 9)" } else { "" }
         )
     } else {
-        format!("{dataset} is classified as containing no personal data.")
+        "is classified as containing no personal data".to_owned()
     }
+}
+
+fn describe_classification(dataset: &str, e: &Event) -> String {
+    format!("{dataset} {}.", classification_clause(e))
 }
 
 /// The GDPR record of processing of a dataset or a project.
@@ -321,7 +333,8 @@ pub fn ai_act_log(
                     .max_by_key(|e| e.seq);
                 let statement = match &classified {
                     Some(c) => {
-                        Statement::citing(format!("{model} rests on {}", describe_classification(&node.ref_, c)), c)
+                        let clause = classification_clause(c);
+                        Statement::citing(format!("{model} rests on {}, which {clause}.", node.ref_), c)
                     }
                     None => match event_at(&mut conn, node.seq)? {
                         Some(e) => Statement::citing(
@@ -519,4 +532,56 @@ pub fn gdpr_erasure(basis: Basis<'_>, subject: &str, template: &Template) -> Res
         "affected" => affected_statements.clone(),
         _ => verification_statements.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classified(attributes: serde_json::Value) -> Event {
+        Event {
+            seq: 7,
+            id: "01a2".into(),
+            recorded_at: "2026-12-01T00:00:00Z".into(),
+            actor: "dpo".into(),
+            kind: "dataset.classified".into(),
+            subject: "dataset:loans@1".into(),
+            project: Some("credit".into()),
+            inputs: vec![],
+            outputs: vec![],
+            attributes: attributes.to_string(),
+            occurred_at: None,
+            idempotency_key: None,
+            prev_hash: [0; 32],
+            hash: [1; 32],
+        }
+    }
+
+    #[test]
+    fn classification_sentences_read_for_none_one_and_several_categories() {
+        let with = |categories: serde_json::Value| {
+            describe_classification(
+                "dataset:loans@1",
+                &classified(serde_json::json!({"contains_personal_data": true, "personal_data_categories": categories,
+                                               "legal_basis": "contract", "retention": "5y", "purpose": "credit scoring"})),
+            )
+        };
+        assert_eq!(
+            with(serde_json::json!([])),
+            "dataset:loans@1 contains personal data (categories not stated); legal basis contract; retention 5y; \
+             purpose credit scoring."
+        );
+        assert!(with(serde_json::json!(["email"])).contains("(category email);"));
+        assert!(with(serde_json::json!(["email", "income"])).contains("(categories email, income);"));
+        let none = classified(serde_json::json!({"contains_personal_data": false}));
+        assert_eq!(
+            describe_classification("dataset:cb@1", &none),
+            "dataset:cb@1 is classified as containing no personal data."
+        );
+        // The AI Act log builds "<model> rests on <dataset>, which <clause>." around the same clause.
+        assert_eq!(
+            format!("model:fraud@2 rests on dataset:cb@1, which {}.", classification_clause(&none)),
+            "model:fraud@2 rests on dataset:cb@1, which is classified as containing no personal data."
+        );
+    }
 }

@@ -323,55 +323,66 @@ pub fn audit_trail(basis: Basis<'_>, scope: &Scope, template: &Template) -> Resu
     Ok((report, events))
 }
 
-/// The report as CSV: one row per cited event.
-pub fn to_csv(report: &Report) -> String {
-    fn field(text: &str) -> String {
-        if text.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", text.replace('"', "\"\""))
-        } else {
-            text.to_owned()
-        }
-    }
-    let mut out = String::from(
-        "report,checkpoint_tree_size,checkpoint_root_hash,section,seq,hash,recorded_at,kind,subject,actor,statement\n",
-    );
+/// The report as CSV: one row per cited event, written with the `csv` crate.
+/// Every cell a spreadsheet would evaluate is neutralized ([`spreadsheet_safe`]).
+pub fn to_csv(report: &Report) -> Result<String, ReportError> {
+    let fail = |e: csv::Error| ReportError::Invalid(format!("cannot write the CSV: {e}"));
+    let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+    writer
+        .write_record([
+            "report",
+            "checkpoint_tree_size",
+            "checkpoint_root_hash",
+            "section",
+            "seq",
+            "hash",
+            "recorded_at",
+            "kind",
+            "subject",
+            "actor",
+            "statement",
+        ])
+        .map_err(fail)?;
+    let (size, root) = (report.checkpoint.tree_size.to_string(), report.checkpoint.root_hash.as_str());
     for section in &report.sections {
         for s in &section.statements {
-            let cells = [
-                report.report.clone(),
-                report.checkpoint.tree_size.to_string(),
-                report.checkpoint.root_hash.clone(),
-                section.heading.clone(),
-                s.seq.to_string(),
-                s.hash.clone(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                s.text.clone(),
-            ];
-            out.push_str(&cells.iter().map(|c| field(c)).collect::<Vec<_>>().join(","));
-            out.push('\n');
+            let seq = s.seq.to_string();
+            let cells = [&report.report, &size, root, &section.heading, &seq, &s.hash, "", "", "", "", &s.text];
+            writer.write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned())).map_err(fail)?;
         }
         for c in &section.citations {
+            let seq = c.seq.to_string();
             let cells = [
-                report.report.clone(),
-                report.checkpoint.tree_size.to_string(),
-                report.checkpoint.root_hash.clone(),
-                section.heading.clone(),
-                c.seq.to_string(),
-                c.hash.clone(),
-                c.recorded_at.clone(),
-                c.kind.clone(),
-                c.subject.clone(),
-                c.actor.clone(),
-                String::new(),
+                &report.report,
+                &size,
+                root,
+                &section.heading,
+                &seq,
+                &c.hash,
+                &c.recorded_at,
+                &c.kind,
+                &c.subject,
+                &c.actor,
+                "",
             ];
-            out.push_str(&cells.iter().map(|c| field(c)).collect::<Vec<_>>().join(","));
-            out.push('\n');
+            writer.write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned())).map_err(fail)?;
         }
     }
-    out
+    let bytes = writer.into_inner().map_err(|e| ReportError::Invalid(format!("cannot write the CSV: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| ReportError::Invalid(format!("cannot write the CSV: {e}")))
+}
+
+/// A cell as a spreadsheet may open it: one that starts with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return would be evaluated as a formula (OWASP's
+/// CSV injection), so it gets a leading `'`, which spreadsheets show as text.
+/// The record's own text (a subject, an actor, a statement) is otherwise
+/// unchanged; the JSON export keeps it exactly.
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
 }
 
 /// What a report is about, by type.
@@ -591,7 +602,7 @@ pub fn render(report: &Report, format: ReportFormat) -> Result<Vec<u8>, ReportEr
             v.push(b'\n');
             Ok(v)
         }
-        ReportFormat::Csv => Ok(to_csv(report).into_bytes()),
+        ReportFormat::Csv => Ok(to_csv(report)?.into_bytes()),
     }
 }
 

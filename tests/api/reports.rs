@@ -403,7 +403,7 @@ async fn dossier_and_inventory(backend: Backend) {
     assert!(models.iter().any(|m| m.starts_with("model:fraud-detector@2: registered")), "{models:?}");
     assert!(statements(&ai, "data")
         .iter()
-        .any(|d| d.0.contains("dataset:transactions@2026-11 contains personal data")));
+        .any(|d| d.0.contains("rests on dataset:transactions@2026-11, which contains personal data (")));
     let ai_pdf = path(out.path(), "ai.pdf");
     ok(&run(vec![
         "ai-act-log".into(),
@@ -540,4 +540,38 @@ async fn reports_over_http_match_the_command_line_and_hold_nothing_of_other_proj
         assert_eq!(response.status(), status, "{path_and_query}");
         assert!(response.json::<Value>().await.unwrap()["error"].is_string());
     }
+}
+
+/// A CSV export opened in a spreadsheet runs nothing: a cell the record
+/// fills with a formula (here, an actor's name) is neutralized, and the
+/// file parses back as the rows cited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_exports_neutralize_formulas_for_spreadsheets() {
+    let Some(app) = crate::helpers::TestApp::spawn(Backend::Sqlite).await else { return };
+    let formula = "=HYPERLINK(\"http://evil.example/\",\"open\")";
+    for (i, sub) in [formula, "+cmd", "@SUM(A1)", "-2+3"].into_iter().enumerate() {
+        let writer = crate::helpers::client_with(&app.token(sub, &["data_scientist"], &["*"]));
+        let response = writer
+            .post(app.url("/api/v1/events"))
+            .json(&serde_json::json!({"kind": "dataset.version_created", "subject": format!("dataset:x{i}@1"),
+                                      "project": "credit", "attributes": {"description": "=1+1"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{sub}");
+    }
+    let csv = app.get("/api/v1/reports/audit-trail?format=csv").await.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let actor = headers.iter().position(|h| h == "actor").unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    let actors: Vec<&str> = rows.iter().map(|r| &r[actor]).collect();
+    for cell in rows.iter().flat_map(|r| r.iter()) {
+        assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "a live formula cell: {cell:?}");
+    }
+    assert!(actors.contains(&format!("'{formula}").as_str()), "{actors:?}");
+    assert!(actors.contains(&"'-2+3") && actors.contains(&"'+cmd") && actors.contains(&"'@SUM(A1)"), "{actors:?}");
+    // The JSON export keeps the record's text exactly.
+    let json = app.get("/api/v1/reports/audit-trail?format=json").await.text().await.unwrap();
+    assert!(json.contains("=HYPERLINK(\\\"http://evil.example/\\\""), "{}", &json[..json.len().min(400)]);
 }
