@@ -114,7 +114,9 @@ impl Bridge {
             ("model_version_tag", "set") => {
                 let (name, version) = (text("name")?, text("version")?);
                 let mut outcome = self.mirror_version(&name, &version).await?;
-                let attributes = json!({"key": text("key")?, "value": text("value")?});
+                // An empty value is a tag MLflow allows.
+                let value = data.get("value").and_then(Value::as_str).unwrap_or_default();
+                let attributes = json!({"key": text("key")?, "value": value});
                 let event = mapping::event(
                     "mlflow.tag_set",
                     &mapping::model_ref(&name, &version),

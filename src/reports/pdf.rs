@@ -120,22 +120,41 @@ fn paragraphs(text: &str) -> Vec<String> {
     out
 }
 
-/// Wraps at `width` characters on spaces (long words are cut).
-fn wrap(text: &str, width: usize) -> Vec<String> {
+/// The width of `text` set in `face` at `size` points, in mm, from the
+/// glyphs' own advances: an `m` is not an `i`, and a wrap that counted
+/// characters let lines of wide letters run past the margin.
+fn text_width(face: &Face, text: &str, size: f32) -> f32 {
+    let units: u32 = printable(text)
+        .chars()
+        .map(|c| face.glyph_index(c).and_then(|g| face.glyph_hor_advance(g)).map_or(0, u32::from))
+        .sum();
+    units as f32 / f32::from(face.units_per_em().max(1)) * size * PT_TO_MM
+}
+
+/// Wraps paragraphs on spaces so that no line is wider than `fits` allows;
+/// a word wider than a whole line is cut where it stops fitting.
+fn wrap(text: &str, fits: impl Fn(&str) -> bool) -> Vec<String> {
     let mut lines = Vec::new();
     for paragraph in paragraphs(text) {
         let mut line = String::new();
         for word in paragraph.split_whitespace() {
             let mut word = word.to_owned();
-            while word.chars().count() > width {
-                let head: String = word.chars().take(width).collect();
-                word = word.chars().skip(width).collect();
+            while !fits(&word) {
+                let mut cut = word.char_indices().map(|(i, _)| i).skip(1);
+                let mut end = cut.next().unwrap_or(word.len());
+                for next in cut {
+                    if !fits(&word[..next]) {
+                        break;
+                    }
+                    end = next;
+                }
                 if !line.is_empty() {
                     lines.push(std::mem::take(&mut line));
                 }
-                lines.push(head);
+                lines.push(word[..end].to_owned());
+                word = word[end..].to_owned();
             }
-            if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            if !line.is_empty() && !fits(&format!("{line} {word}")) {
                 lines.push(std::mem::take(&mut line));
             }
             if !line.is_empty() {
@@ -148,9 +167,29 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// `name` as it fits `width` mm at `size`, cut with a `~` when it does not
+/// (measured, so a box of `W`s is cut as soon as one of `i`s would be).
+fn fit_label(face: &Face, name: &str, size: f32, width: f32) -> String {
+    if text_width(face, name, size) <= width {
+        return name.to_owned();
+    }
+    let mut label = String::new();
+    for c in name.chars() {
+        label.push(c);
+        if text_width(face, &format!("{label}~"), size) > width {
+            label.pop();
+            break;
+        }
+    }
+    format!("{label}~")
+}
+
+/// Points to millimetres.
+const PT_TO_MM: f32 = 0.3528;
+
 impl Writer {
     fn text(&mut self, text: &str, size: f32, font: Font, indent: f32) {
-        let height = size * 0.3528 * 1.35;
+        let height = size * PT_TO_MM * 1.35;
         if self.y - height < BOTTOM {
             self.new_page();
         }
@@ -163,8 +202,14 @@ impl Writer {
         put_text(&self.layer, font, face, text, size, Mm(MARGIN + indent), Mm(self.y));
     }
 
-    fn paragraph(&mut self, text: &str, size: f32, font: Font, width: usize) {
-        for line in wrap(text, width) {
+    /// `text` wrapped to the width between the margins.
+    fn paragraph(&mut self, text: &str, size: f32, font: Font) {
+        let face = match font {
+            Font::Regular | Font::Bold => &self.faces.0,
+            Font::Mono => &self.faces.1,
+        };
+        let width = PAGE_W - 2.0 * MARGIN;
+        for line in wrap(text, |t| text_width(face, t, size) <= width) {
             self.text(&line, size, font, 0.0);
         }
     }
@@ -216,12 +261,7 @@ impl Writer {
             let (x, y) = at((placed.x, placed.y + SIZES.box_h));
             self.polygon(&[(x, y), (x + w, y), (x + w, y + h), (x, y + h)], true);
             let name = refs[placed.node];
-            let fits = (w / (size * 0.3528 * 0.58)) as usize;
-            let label: String = if name.chars().count() > fits {
-                format!("{}~", name.chars().take(fits.saturating_sub(1)).collect::<String>())
-            } else {
-                name.to_owned()
-            };
+            let label = fit_label(&self.faces.0, name, size, w - 1.6);
             put_text(
                 &self.layer,
                 &self.fonts.regular,
@@ -420,15 +460,14 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
     let mut w = Writer { doc, layer, y: PAGE_H - MARGIN, page: 1, footer, fonts, faces: faces()? };
     w.footer();
 
-    w.text(&report.title, 18.0, Font::Bold, 0.0);
+    w.paragraph(&report.title, 18.0, Font::Bold);
     if let Some(subtitle) = &report.subtitle {
-        w.paragraph(subtitle, 10.0, Font::Regular, 86);
+        w.paragraph(subtitle, 10.0, Font::Regular);
     }
     w.paragraph(
         &format!("Scope: {}. As of {} (the checkpoint's last event).", report.scope, report.as_of),
         9.0,
         Font::Regular,
-        95,
     );
     w.rule();
     w.text("Signed checkpoint", 9.0, Font::Bold, 0.0);
@@ -445,12 +484,12 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
 
     for section in &report.sections {
         w.gap(2.0);
-        w.text(&section.heading, 13.0, Font::Bold, 0.0);
+        w.paragraph(&section.heading, 13.0, Font::Bold);
         w.gap(1.0);
-        w.paragraph(&section.text, 10.0, Font::Regular, 86);
+        w.paragraph(&section.text, 10.0, Font::Regular);
         for statement in &section.statements {
             w.gap(0.8);
-            w.paragraph(&statement.text, 9.0, Font::Regular, 95);
+            w.paragraph(&statement.text, 9.0, Font::Regular);
             w.text(&format!("seq {}, hash {}", statement.seq, statement.hash), 6.5, Font::Mono, 6.0);
         }
         if let Some(diagram) = &section.diagram {
@@ -481,9 +520,9 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
     }
     if let Some(appendix) = &report.appendix {
         w.new_page();
-        w.text(&appendix.heading, 13.0, Font::Bold, 0.0);
+        w.paragraph(&appendix.heading, 13.0, Font::Bold);
         w.gap(1.0);
-        w.paragraph(&appendix.text, 10.0, Font::Regular, 86);
+        w.paragraph(&appendix.text, 10.0, Font::Regular);
     }
     let bytes = w.doc.save_to_bytes().map_err(pdf_error)?;
     with_trailer_id(&bytes, &id)
@@ -588,7 +627,29 @@ mod tests {
             paragraphs(text),
             ["This report covers the ledger.", "1. First step continued.", "2. Second", "- item"]
         );
-        assert_eq!(wrap("aaa bbb ccc", 7), ["aaa bbb", "ccc"]);
+        let seven = |t: &str| t.chars().count() <= 7;
+        assert_eq!(wrap("aaa bbb ccc", seven), ["aaa bbb", "ccc"]);
+        assert_eq!(wrap("abcdefghij x", seven), ["abcdefg", "hij x"]);
         assert_eq!(printable("Zoë —\t李\u{7}"), "Zoë — 李?");
+    }
+
+    #[test]
+    fn wrapping_measures_glyphs_so_wide_letters_wrap_sooner() {
+        let (sans, _) = faces().unwrap();
+        let width = 40.0;
+        let fits = |t: &str| text_width(sans, t, 10.0) <= width;
+        let wide = wrap(&"MMMM ".repeat(20), fits);
+        let narrow = wrap(&"iiii ".repeat(20), fits);
+        assert!(wide.len() > 2 * narrow.len(), "{} lines of M, {} of i", wide.len(), narrow.len());
+        for line in wide.iter().chain(&narrow) {
+            assert!(text_width(sans, line, 10.0) <= width, "{line:?} is wider than {width} mm");
+        }
+        assert_eq!(fit_label(sans, "iiii", 10.0, width), "iiii");
+        let cut = fit_label(sans, &"W".repeat(60), 10.0, width);
+        assert!(cut.ends_with('~') && text_width(sans, &cut, 10.0) <= width, "{cut}");
+        // A word longer than a line is cut within the width, not dropped.
+        let long = wrap(&"W".repeat(60), fits);
+        assert_eq!(long.concat(), "W".repeat(60));
+        assert!(long.iter().all(|l| text_width(sans, l, 10.0) <= width));
     }
 }
