@@ -131,36 +131,45 @@ fn text_width(face: &Face, text: &str, size: f32) -> f32 {
     units as f32 / f32::from(face.units_per_em().max(1)) * size * PT_TO_MM
 }
 
-/// Wraps paragraphs on spaces so that no line is wider than `fits` allows;
-/// a word wider than a whole line is cut where it stops fitting.
-fn wrap(text: &str, fits: impl Fn(&str) -> bool) -> Vec<String> {
+/// Wraps paragraphs on spaces so that no line is wider than `width` as
+/// `measure` measures it; a word wider than a whole line is cut where it
+/// stops fitting. Each word is measured once (a report has 10,000 lines).
+fn wrap(text: &str, width: f32, measure: impl Fn(&str) -> f32) -> Vec<String> {
+    let space = measure(" ");
     let mut lines = Vec::new();
     for paragraph in paragraphs(text) {
-        let mut line = String::new();
+        let (mut line, mut used) = (String::new(), 0.0f32);
         for word in paragraph.split_whitespace() {
-            let mut word = word.to_owned();
-            while !fits(&word) {
-                let mut cut = word.char_indices().map(|(i, _)| i).skip(1);
-                let mut end = cut.next().unwrap_or(word.len());
-                for next in cut {
-                    if !fits(&word[..next]) {
+            let mut word = word;
+            let mut wide = measure(word);
+            while wide > width {
+                let (mut end, mut taken) = (0, 0.0f32);
+                for (i, c) in word.char_indices() {
+                    let w = measure(&word[i..i + c.len_utf8()]);
+                    if end > 0 && taken + w > width {
                         break;
                     }
-                    end = next;
+                    end = i + c.len_utf8();
+                    taken += w;
                 }
                 if !line.is_empty() {
                     lines.push(std::mem::take(&mut line));
                 }
                 lines.push(word[..end].to_owned());
-                word = word[end..].to_owned();
+                word = &word[end..];
+                wide = measure(word);
+                used = 0.0;
             }
-            if !line.is_empty() && !fits(&format!("{line} {word}")) {
+            if !line.is_empty() && used + space + wide > width {
                 lines.push(std::mem::take(&mut line));
+                used = 0.0;
             }
             if !line.is_empty() {
                 line.push(' ');
+                used += space;
             }
-            line.push_str(&word);
+            line.push_str(word);
+            used += wide;
         }
         lines.push(line);
     }
@@ -209,7 +218,7 @@ impl Writer {
             Font::Mono => &self.faces.1,
         };
         let width = PAGE_W - 2.0 * MARGIN;
-        for line in wrap(text, |t| text_width(face, t, size) <= width) {
+        for line in wrap(text, width, |t| text_width(face, t, size)) {
             self.text(&line, size, font, 0.0);
         }
     }
@@ -627,9 +636,9 @@ mod tests {
             paragraphs(text),
             ["This report covers the ledger.", "1. First step continued.", "2. Second", "- item"]
         );
-        let seven = |t: &str| t.chars().count() <= 7;
-        assert_eq!(wrap("aaa bbb ccc", seven), ["aaa bbb", "ccc"]);
-        assert_eq!(wrap("abcdefghij x", seven), ["abcdefg", "hij x"]);
+        let chars = |t: &str| t.chars().count() as f32;
+        assert_eq!(wrap("aaa bbb ccc", 7.0, chars), ["aaa bbb", "ccc"]);
+        assert_eq!(wrap("abcdefghij x", 7.0, chars), ["abcdefg", "hij x"]);
         assert_eq!(printable("Zoë —\t李\u{7}"), "Zoë — 李?");
     }
 
@@ -637,9 +646,9 @@ mod tests {
     fn wrapping_measures_glyphs_so_wide_letters_wrap_sooner() {
         let (sans, _) = faces().unwrap();
         let width = 40.0;
-        let fits = |t: &str| text_width(sans, t, 10.0) <= width;
-        let wide = wrap(&"MMMM ".repeat(20), fits);
-        let narrow = wrap(&"iiii ".repeat(20), fits);
+        let measure = |t: &str| text_width(sans, t, 10.0);
+        let wide = wrap(&"MMMM ".repeat(20), width, measure);
+        let narrow = wrap(&"iiii ".repeat(20), width, measure);
         assert!(wide.len() > 2 * narrow.len(), "{} lines of M, {} of i", wide.len(), narrow.len());
         for line in wide.iter().chain(&narrow) {
             assert!(text_width(sans, line, 10.0) <= width, "{line:?} is wider than {width} mm");
@@ -648,7 +657,7 @@ mod tests {
         let cut = fit_label(sans, &"W".repeat(60), 10.0, width);
         assert!(cut.ends_with('~') && text_width(sans, &cut, 10.0) <= width, "{cut}");
         // A word longer than a line is cut within the width, not dropped.
-        let long = wrap(&"W".repeat(60), fits);
+        let long = wrap(&"W".repeat(60), width, measure);
         assert_eq!(long.concat(), "W".repeat(60));
         assert!(long.iter().all(|l| text_width(sans, l, 10.0) <= width));
     }
