@@ -313,11 +313,12 @@ impl Governance {
         let (id_owned, actor_owned, reason) = (id.to_owned(), actor.to_owned(), req.reason.clone());
         let project = approval.project.clone();
         let (rules, monitor) = (self.rules.clone(), self.monitor.clone());
+        let people = self.people().current();
         // Built inside the append transaction, so the quorum it records is
         // the one this decision follows, and the rules it overrides are the
         // ones failing as it is recorded.
         let build: crate::store::Builder = Box::new(move |conn| {
-            if let Err(refusal) = decision_allowed(conn, &id_owned, &actor_owned, decision)? {
+            if let Err(refusal) = decision_allowed(conn, &id_owned, &actor_owned, decision, &people)? {
                 return Ok(Err(refusal));
             }
             let mut attributes = decided(conn, &id_owned, &actor_owned, decision, &reason)?;
@@ -400,10 +401,11 @@ impl Governance {
             return Ok(Some(e.to_string()));
         }
         let store = self.store.clone();
-        let (id, actor) = (approval.id.clone(), actor.to_owned());
-        let verdict = tokio::task::spawn_blocking(move || decision_allowed(&mut *store.conn()?, &id, &actor, decision))
-            .await
-            .map_err(GovernanceError::panicked)??;
+        let (id, actor, people) = (approval.id.clone(), actor.to_owned(), self.people().current());
+        let verdict =
+            tokio::task::spawn_blocking(move || decision_allowed(&mut *store.conn()?, &id, &actor, decision, &people))
+                .await
+                .map_err(GovernanceError::panicked)??;
         Ok(verdict.err().map(|r| r.message))
     }
 
@@ -770,6 +772,7 @@ fn decision_allowed(
     id: &str,
     actor: &str,
     decision: Decision,
+    people: &crate::ledger::actor::People,
 ) -> Result<Result<(), Refusal>, StoreError> {
     let Some(approval) = projections::approval(conn, id)? else {
         return refuse(ErrorCode::NotFound, format!("no approval {id}"));
@@ -783,7 +786,7 @@ fn decision_allowed(
     if decision == Decision::Revoke {
         return Ok(Ok(()));
     }
-    let same = |other: &String| crate::ledger::actor::same_subject(other, actor);
+    let same = |other: &String| people.same(other, actor);
     if projections::decisions(conn, id)?.iter().any(|d| same(&d.actor)) {
         return refuse(ErrorCode::AlreadyDecided, format!("{actor} has already decided on approval {id}"));
     }

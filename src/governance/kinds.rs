@@ -18,7 +18,7 @@ use crate::ledger::{EventDraft, Kind, ValidationError};
 /// separation of duties inside the append transaction, an erasure destroys
 /// keys, a subscription's events carry a secret the server seals, and
 /// monitoring rules and the breaches judged by them are the server's own.
-pub const ENDPOINT_ONLY: [(Kind, &str); 13] = [
+pub const ENDPOINT_ONLY: [(Kind, &str); 16] = [
     (Kind::ApprovalRequested, "POST /api/v1/approvals"),
     (Kind::ApprovalGranted, "POST /api/v1/approvals/{id}/decision"),
     (Kind::ApprovalRejected, "POST /api/v1/approvals/{id}/decision"),
@@ -32,6 +32,9 @@ pub const ENDPOINT_ONLY: [(Kind, &str); 13] = [
     (Kind::MonitoringThresholdBreached, "a monitoring.metric_reported that crosses a rule of the monitoring rules"),
     (Kind::MonitoringThresholdRecovered, "a monitoring.metric_reported that crosses a rule of the monitoring rules"),
     (Kind::MonitoringRulesChanged, "PUT /api/v1/monitoring/rules"),
+    (Kind::IdentityChanged, "PUT /api/v1/identity-map"),
+    (Kind::SessionStarted, "a console sign-in"),
+    (Kind::SessionEnded, "a console sign-out"),
 ];
 
 /// Where a client must send an event of `kind` instead of `/api/v1/events`.
@@ -414,6 +417,9 @@ pub fn validate(draft: &EventDraft) -> Result<(), ValidationError> {
         Kind::TokenIssued
         | Kind::TokenRevoked
         | Kind::PolicyChanged
+        | Kind::IdentityChanged
+        | Kind::SessionStarted
+        | Kind::SessionEnded
         | Kind::SubjectErased
         | Kind::WebhookCreated
         | Kind::WebhookChanged

@@ -74,6 +74,8 @@ pub struct Governance {
     store: Store,
     rules: std::sync::Arc<ApprovalRules>,
     monitor: std::sync::Arc<monitoring::Monitor>,
+    /// Identities declared to be one person, for separation of duties.
+    people: crate::ledger::actor::SharedPeople,
 }
 
 impl Governance {
@@ -88,12 +90,18 @@ impl Governance {
         let rules = std::sync::Arc::new(rules);
         let initial = monitoring.unwrap_or_else(|| monitoring_rules::DEFAULT_MONITORING_RULES.to_owned());
         let monitor = std::sync::Arc::new(monitoring::Monitor::new(rules.clone(), initial)?);
-        Ok(Self { store, rules, monitor })
+        Ok(Self { store, rules, monitor, people: Default::default() })
     }
 
     /// The monitoring service.
     pub fn monitor(&self) -> &std::sync::Arc<monitoring::Monitor> {
         &self.monitor
+    }
+
+    /// The people in force for separation of duties; the identity map
+    /// replaces them.
+    pub fn people(&self) -> &crate::ledger::actor::SharedPeople {
+        &self.people
     }
 
     /// The approval rules in force.
