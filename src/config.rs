@@ -102,6 +102,12 @@ pub struct Config {
     /// The MLflow bridge (`--mlflow-url`): `None` leaves
     /// `/api/v1/integrations/mlflow` refusing every delivery.
     pub mlflow: Option<crate::mlflow::MlflowConfig>,
+    /// The OpenID Connect provider people sign in with (`--oidc-issuer`).
+    pub oidc: Option<crate::auth::oidc::OidcConfig>,
+    /// The identity map given by the operator (`--identity-map`): put on the
+    /// record at start when it differs from the map in force. `None`: the
+    /// recorded map, or the shipped policies/identity.toml.
+    pub identity_map: Option<String>,
 }
 
 /// The checkpoint origin when none is configured. Operators should set a
@@ -129,6 +135,8 @@ impl Config {
             public_url: None,
             webhooks: crate::webhooks::WebhookConfig::default(),
             mlflow: None,
+            oidc: None,
+            identity_map: None,
         }
     }
 }

@@ -77,6 +77,7 @@ error_codes! {
     UnknownEnvironment = ("unknown_environment", 422, "the environment is not declared in policies/approvals.toml"),
     UnknownMetric = ("unknown_metric", 422, "the metric is not declared in the monitoring rules in force (policies/monitoring.toml)"),
     OverrideReasonRequired = ("override_reason_required", 422, "the version fails a rule of the environment (evaluation, open breach): a grant must give an `override_reason`"),
+    InvalidIdentityMap = ("invalid_identity_map", 422, "the identity map does not parse, or grants a role the policy does not define; the message says what to fix"),
     InvalidMonitoringRules = ("invalid_monitoring_rules", 422, "the monitoring rules do not parse or name what is not declared; the message says what to fix"),
     UseEndpoint = ("use_endpoint", 422, "approval, deployment-request, erasure, webhook and monitoring-rule kinds, and breaches, are recorded only by the server"),
     ServerAssignedField = ("server_assigned_field", 422, "the request sets a field only the server assigns (seq, hash, actor, ...)"),

@@ -35,11 +35,16 @@ pub enum StartupError {
     Mlflow(#[from] crate::mlflow::api::MlflowError),
     #[error(transparent)]
     Held(#[from] crate::process_lock::LockError),
+    #[error("{0}")]
+    Oidc(String),
     // `error` rather than `source`: the message already says it, and a
     // source would print it a second time in the error's chain.
     #[error("cannot listen on {bind}: {error}")]
     Bind { bind: String, error: std::io::Error },
 }
+
+/// The actor of `identity.changed` when `--identity-map` changes the map at start.
+pub const IDENTITY_ACTOR: &str = "govledger-identity";
 
 /// The threads that run the HTTP handlers' blocking reads: as many as
 /// pooled connections, shared by every worker.
@@ -112,15 +117,16 @@ impl Application {
             config.writer.master_key.clone(),
             config.webhooks.clone(),
         ));
-        let console = Arc::new(crate::http::console::ConsoleState {
-            secure_cookies: config.public_url.as_deref().is_some_and(|u| u.starts_with("https://")),
-            ..Default::default()
-        });
         let public_url = config
             .public_url
             .clone()
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("http://{}", reachable(&config.bind, port)));
+        let mut console = crate::http::console::ConsoleState {
+            secure_cookies: config.public_url.as_deref().is_some_and(|u| u.starts_with("https://")),
+            public_url: public_url.clone(),
+            ..Default::default()
+        };
         // First run: no administrator token was ever issued on this ledger.
         let first_run_url = match crate::http::console::admin_token_issued(&access, &store).await {
             Ok(false) => Some(format!("{public_url}/ui/login?code={}", console.first_run.issue())),
@@ -135,6 +141,23 @@ impl Application {
         if let Some(text) = &config.monitoring_rules {
             governance.record_monitoring_rules(crate::governance::monitoring::MONITOR_ACTOR, text, false).await?;
         }
+        let (identity, unrecorded) = access.identity_map(&store, config.identity_map.as_deref()).await?;
+        let to_record = unrecorded.then(|| identity.clone());
+        if let Some(oidc) = &config.oidc {
+            let provider = crate::auth::oidc::Provider::discover(oidc.clone(), identity.clone())
+                .await
+                .map_err(|e| StartupError::Oidc(e.to_string()))?;
+            provider.spawn_refresher();
+            let origins = crate::http::console::oidc::provider_origins(&provider);
+            console.content_security_policy = crate::http::console::content_security_policy(&origins);
+            access.authenticator.set_provider(provider);
+        }
+        if let Some(map) = to_record {
+            access.record_identity_map(&store, IDENTITY_ACTOR, &map).await?;
+        }
+        access.install_identity(identity);
+        access.share_people(governance.people().clone());
+        let console = Arc::new(console);
         let mlflow = match &config.mlflow {
             Some(c) => Some(crate::mlflow::Bridge::new(
                 governance.clone(),

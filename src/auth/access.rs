@@ -29,6 +29,8 @@ pub enum AccessError {
     Internal(String),
     #[error("no token with jti {0} was ever issued by this ledger")]
     UnknownToken(String),
+    #[error(transparent)]
+    IdentityMap(#[from] super::identity::IdentityMapError),
 }
 
 /// Every event of `kind` after seq `after`, in seq order.
@@ -135,6 +137,10 @@ pub struct Access {
     revocations: Revocations,
     /// The seq up to which policy and revocation events have been applied.
     applied_seq: std::sync::Mutex<u64>,
+    /// The identity map in force (`identity.changed`, else the shipped map).
+    identity: std::sync::RwLock<std::sync::Arc<super::identity::IdentityMap>>,
+    /// The people separation of duties compares, shared with governance.
+    people: std::sync::OnceLock<crate::ledger::actor::SharedPeople>,
 }
 
 /// Parses `90d`, `12h`, `30m`, `45s` or plain seconds.
@@ -171,7 +177,17 @@ impl Access {
         let revocations = Revocations::default();
         let authenticator = Authenticator::new(config, own_key, revocations.clone())?;
         let authorizer = Authorizer::new(PolicyRules::default_policy()?).await?;
-        let access = Self { authenticator, authorizer, issuer, revocations, applied_seq: std::sync::Mutex::new(0) };
+        let roles = authorizer.rules().roles();
+        let shipped = super::identity::IdentityMap::parse(super::identity::DEFAULT_IDENTITY_MAP, &roles)?;
+        let access = Self {
+            authenticator,
+            authorizer,
+            issuer,
+            revocations,
+            applied_seq: std::sync::Mutex::new(0),
+            identity: std::sync::RwLock::new(std::sync::Arc::new(shipped)),
+            people: std::sync::OnceLock::new(),
+        };
         access.follow_ledger(store).await?;
         Ok(access)
     }
@@ -184,7 +200,7 @@ impl Access {
         let (events, head) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let head = store.head()?.size;
             let mut found = Vec::new();
-            for kind in [Kind::PolicyChanged, Kind::TokenRevoked] {
+            for kind in [Kind::PolicyChanged, Kind::TokenRevoked, Kind::IdentityChanged] {
                 found.extend(events_of_kind(&store, kind, after)?.into_iter().filter(|e| e.seq <= head));
             }
             found.sort_by_key(|e| e.seq);
@@ -193,7 +209,7 @@ impl Access {
         .await
         .map_err(|e| AccessError::Internal(format!("a blocking task failed: {e}")))??;
         let mut revoked: HashSet<String> = HashSet::new();
-        let mut policy = None;
+        let (mut policy, mut identity) = (None, None);
         for event in events {
             let attributes: serde_json::Value = serde_json::from_str(&event.attributes).unwrap_or_default();
             match Kind::from_name(&event.kind) {
@@ -202,6 +218,7 @@ impl Access {
                         revoked.insert(jti.to_owned());
                     }
                 }
+                Some(Kind::IdentityChanged) => identity = attributes["identity_map"].as_str().map(str::to_owned),
                 _ => policy = attributes["policy"].as_str().map(str::to_owned),
             }
         }
@@ -210,6 +227,16 @@ impl Access {
         }
         if let Some(text) = policy {
             self.authorizer.replace(PolicyRules::parse(&text)?).await?;
+        }
+        if let Some(text) = identity.filter(|t| t.as_str() != self.identity().text()) {
+            // Recorded by another replica (or earlier): checked like any map,
+            // and a map this policy cannot honour is not half-installed.
+            match super::identity::IdentityMap::parse(&text, &self.authorizer.rules().roles()) {
+                Ok(map) => self.install_identity(map),
+                Err(e) => {
+                    tracing::error!(error = %e, "the recorded identity map cannot be used; the one in force stays")
+                }
+            }
         }
         *self.applied_seq.lock().unwrap_or_else(|e| e.into_inner()) = head;
         Ok(())
@@ -395,6 +422,94 @@ impl Access {
         let event = draft(Kind::TokenRevoked, &subject, json!({"reason": reason}))?;
         store.writer().append(actor.to_owned(), vec![event]).await?;
         self.revocations.revoke(jti);
+        Ok(())
+    }
+
+    /// The identity map in force: `given` (put on the record first when it
+    /// differs from the recorded map), else the recorded one, else the
+    /// shipped map, which grants nothing. Roles are checked against the
+    /// policy in force, so a typo refuses the start rather than granting
+    /// nothing silently.
+    ///
+    /// Answers the map and whether it still has to go on the record
+    /// ([`Access::record_identity_map`]), which the caller does once
+    /// everything else needed to serve is in place, so that a start that
+    /// fails records nothing.
+    pub async fn identity_map(
+        &self,
+        store: &Store,
+        given: Option<&str>,
+    ) -> Result<(super::identity::IdentityMap, bool), AccessError> {
+        use super::identity::IdentityMap;
+        let reading = store.clone();
+        let recorded = tokio::task::spawn_blocking(move || events_of_kind(&reading, Kind::IdentityChanged, 0))
+            .await
+            .map_err(|e| AccessError::Internal(format!("a blocking task failed: {e}")))??
+            .pop()
+            .and_then(|e| {
+                let a: serde_json::Value = serde_json::from_str(&e.attributes).ok()?;
+                a["identity_map"].as_str().map(str::to_owned)
+            });
+        let roles = self.authorizer.rules().roles();
+        match given {
+            Some(text) => {
+                let map = IdentityMap::parse(text, &roles)?;
+                Ok((map, recorded.as_deref() != Some(text)))
+            }
+            None => {
+                let text = recorded.as_deref().unwrap_or(super::identity::DEFAULT_IDENTITY_MAP);
+                Ok((IdentityMap::parse(text, &roles)?, false))
+            }
+        }
+    }
+
+    /// The identity map in force.
+    pub fn identity(&self) -> std::sync::Arc<super::identity::IdentityMap> {
+        self.identity.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Shares the people separation of duties compares (governance's), so
+    /// that a new identity map reaches them.
+    pub fn share_people(&self, people: crate::ledger::actor::SharedPeople) {
+        people.replace(self.identity().people().clone());
+        let _ = self.people.set(people);
+    }
+
+    /// Puts `map` in force: for separation of duties, for the provider's
+    /// people, and for tokens already checked (their roles came from the old map).
+    pub fn install_identity(&self, map: super::identity::IdentityMap) {
+        if let Some(people) = self.people.get() {
+            people.replace(map.people().clone());
+        }
+        if let Some(provider) = self.authenticator.provider() {
+            provider.replace_identity(map.clone());
+        }
+        self.authenticator.forget_checked();
+        *self.identity.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(map);
+    }
+
+    /// Checks, records (`identity.changed`) and installs a new identity map.
+    pub async fn set_identity_map(
+        &self,
+        store: &Store,
+        actor: &str,
+        text: &str,
+    ) -> Result<std::sync::Arc<super::identity::IdentityMap>, AccessError> {
+        let map = super::identity::IdentityMap::parse(text, &self.authorizer.rules().roles())?;
+        self.record_identity_map(store, actor, &map).await?;
+        self.install_identity(map);
+        Ok(self.identity())
+    }
+
+    /// Records `identity.changed` with the map's full text.
+    pub async fn record_identity_map(
+        &self,
+        store: &Store,
+        actor: &str,
+        map: &super::identity::IdentityMap,
+    ) -> Result<(), AccessError> {
+        let event = draft(Kind::IdentityChanged, "identity_map:default", json!({"identity_map": map.text()}))?;
+        store.writer().append(actor.to_owned(), vec![event]).await?;
         Ok(())
     }
 

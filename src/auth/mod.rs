@@ -9,6 +9,8 @@
 
 pub mod access;
 pub mod actions;
+pub mod identity;
+pub mod oidc;
 pub mod policy;
 pub mod tokens;
 
@@ -87,21 +89,28 @@ impl Revocations {
 /// A small bounded cache of verified tokens, keyed by the token's SHA-256.
 #[derive(Debug, Default)]
 struct TokenCache {
-    entries: RwLock<HashMap<[u8; 32], Arc<Principal>>>,
+    /// Each principal with the `kid` of the provider key that vouched for it.
+    entries: RwLock<HashMap<[u8; 32], CachedPrincipal>>,
 }
+
+type CachedPrincipal = (Arc<Principal>, Option<String>);
 
 const TOKEN_CACHE_MAX: usize = 10_000;
 
 impl TokenCache {
-    fn get(&self, key: &[u8; 32], now: u64) -> Option<Arc<Principal>> {
+    fn get(&self, key: &[u8; 32], now: u64) -> Option<CachedPrincipal> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries.get(key).filter(|p| p.exp > now).cloned()
+        entries.get(key).filter(|(p, _)| p.exp > now).cloned()
     }
 
-    fn put(&self, key: [u8; 32], principal: Arc<Principal>, now: u64) {
+    fn clear(&self) {
+        self.entries.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    fn put(&self, key: [u8; 32], principal: CachedPrincipal, now: u64) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= TOKEN_CACHE_MAX {
-            entries.retain(|_, p| p.exp > now);
+            entries.retain(|_, (p, _)| p.exp > now);
             if entries.len() >= TOKEN_CACHE_MAX {
                 entries.clear();
             }

@@ -144,6 +144,8 @@ pub struct Authenticator {
     audience: String,
     revoked: Revocations,
     cache: TokenCache,
+    /// The OpenID Connect provider, once discovered at start.
+    provider: std::sync::OnceLock<Arc<super::oidc::Provider>>,
 }
 
 impl Authenticator {
@@ -172,7 +174,31 @@ impl Authenticator {
                 keys.insert(kid, TrustedKey { key, algorithm, issuer: issuer.clone() });
             }
         }
-        Ok(Self { keys, audience: config.audience.clone(), revoked, cache: TokenCache::default() })
+        Ok(Self {
+            keys,
+            audience: config.audience.clone(),
+            revoked,
+            cache: TokenCache::default(),
+            provider: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Trusts the tokens of `provider` (once; later calls are ignored).
+    pub fn set_provider(&self, provider: Arc<super::oidc::Provider>) {
+        if self.provider.set(provider).is_err() {
+            tracing::warn!("an identity provider was already configured");
+        }
+    }
+
+    /// Forgets every checked token, so that the next request of each is
+    /// checked (and mapped) again.
+    pub fn forget_checked(&self) {
+        self.cache.clear();
+    }
+
+    /// The OpenID Connect provider, if one is configured.
+    pub fn provider(&self) -> Option<&Arc<super::oidc::Provider>> {
+        self.provider.get()
     }
 
     /// The principal a bearer token stands for.
@@ -181,11 +207,17 @@ impl Authenticator {
         let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         let mut cache_key = [0u8; 32];
         cache_key.copy_from_slice(digest.as_ref());
-        let principal = match self.cache.get(&cache_key, now) {
-            Some(principal) => principal,
+        let cached = self.cache.get(&cache_key, now).filter(|(_, kid)| {
+            // A provider's token is good only while the provider still
+            // publishes its key: a withdrawn key ends it at the next refresh.
+            kid.as_ref().is_none_or(|kid| self.provider.get().is_some_and(|p| p.has_key(kid)))
+        });
+        let principal = match cached {
+            Some((principal, _)) => principal,
             None => {
-                let principal = Arc::new(self.verify(token)?);
-                self.cache.put(cache_key, principal.clone(), now);
+                let (principal, kid) = self.verify(token)?;
+                let principal = Arc::new(principal);
+                self.cache.put(cache_key, (principal.clone(), kid), now);
                 principal
             }
         };
@@ -195,11 +227,21 @@ impl Authenticator {
         Ok(principal)
     }
 
-    fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    /// Checks a token, answering its principal and, for a provider's token,
+    /// the `kid` of the key it was checked with.
+    fn verify(&self, token: &str) -> Result<(Principal, Option<String>), AuthError> {
         let invalid = |why: String| AuthError::Invalid(why);
         let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(format!("malformed: {e}")))?;
         let kid = header.kid.ok_or_else(|| invalid("no kid in the header".into()))?;
-        let trusted = self.keys.get(&kid).ok_or_else(|| invalid(format!("unknown kid {kid:?}")))?;
+        let Some(trusted) = self.keys.get(&kid) else {
+            return match self.provider.get() {
+                Some(provider) => {
+                    let (kid, claims) = provider.verify(token)?;
+                    Ok((provider.principal(token, &claims)?, Some(kid)))
+                }
+                None => Err(invalid(format!("unknown kid {kid:?}"))),
+            };
+        };
         if header.alg != trusted.algorithm {
             return Err(invalid(format!("algorithm {:?} is not the key's algorithm", header.alg)));
         }
@@ -218,6 +260,6 @@ impl Authenticator {
         if claims.sub.is_empty() {
             return Err(invalid("the sub claim is required".into()));
         }
-        Ok(Principal { sub: claims.sub, roles: claims.roles, projects: claims.projects, jti, exp: claims.exp })
+        Ok((Principal { sub: claims.sub, roles: claims.roles, projects: claims.projects, jti, exp: claims.exp }, None))
     }
 }

@@ -323,3 +323,88 @@ impl MlflowArgs {
         }
     }
 }
+
+/// Sign-in through an OpenID Connect provider (docs/OIDC.md).
+#[derive(Args, Clone)]
+pub struct OidcArgs {
+    /// The provider's issuer URL; its discovery document is read at
+    /// ISSUER/.well-known/openid-configuration.
+    #[arg(long, env = "GOVLEDGER_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// govledger's client id at the provider.
+    #[arg(long, env = "GOVLEDGER_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// File holding the client secret (never on the command line, where `ps` shows it).
+    #[arg(long, env = "GOVLEDGER_OIDC_CLIENT_SECRET_FILE")]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// `aud` the provider's tokens must carry; default: the client id.
+    #[arg(long, env = "GOVLEDGER_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// The name on the sign-in button; default: the issuer's host.
+    #[arg(long, env = "GOVLEDGER_OIDC_NAME")]
+    pub oidc_name: Option<String>,
+    /// Longest console session through the provider (e.g. 8h), whatever the ID token's lifetime.
+    #[arg(long, env = "GOVLEDGER_OIDC_SESSION_MAX", default_value = "8h")]
+    pub oidc_session_max: String,
+    /// How often the provider's keys are refreshed (e.g. 1h).
+    #[arg(long, env = "GOVLEDGER_OIDC_REFRESH", default_value = "1h")]
+    pub oidc_refresh: String,
+    /// Switch off console sign-in with a token once a provider is configured
+    /// (by default administrators keep it, for when the provider is down).
+    #[arg(long, env = "GOVLEDGER_OIDC_NO_TOKEN_SIGNIN")]
+    pub oidc_no_token_signin: bool,
+    /// The identity map (TOML): claims to roles and projects, and which
+    /// identities are one person; recorded at start if it differs from the
+    /// map in force. Default: the recorded map, else the shipped
+    /// policies/identity.toml (which grants nothing).
+    #[arg(long, env = "GOVLEDGER_IDENTITY_MAP")]
+    pub identity_map: Option<PathBuf>,
+}
+
+impl OidcArgs {
+    /// The provider's settings, `None` without `--oidc-issuer`.
+    pub fn config(&self, data_dir: &Path) -> anyhow::Result<Option<govledger::auth::oidc::OidcConfig>> {
+        let Some(issuer) = &self.oidc_issuer else {
+            anyhow::ensure!(
+                self.oidc_client_id.is_none() && self.oidc_client_secret_file.is_none(),
+                "--oidc-client-id and --oidc-client-secret-file need --oidc-issuer"
+            );
+            return Ok(None);
+        };
+        let url = url::Url::parse(issuer).with_context(|| format!("--oidc-issuer {issuer:?} is not a URL"))?;
+        let loopback = url.host_str().is_some_and(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]");
+        anyhow::ensure!(
+            url.scheme() == "https" || (url.scheme() == "http" && loopback),
+            "--oidc-issuer must be an https:// URL (http:// only on loopback, for trials)"
+        );
+        let client_id = self.oidc_client_id.as_ref().context("--oidc-issuer needs --oidc-client-id")?;
+        let mut config = govledger::auth::oidc::OidcConfig::new(issuer, client_id, data_dir);
+        if let Some(path) = &self.oidc_client_secret_file {
+            let secret = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let secret = secret.trim_end_matches(['\n', '\r']).to_owned();
+            anyhow::ensure!(!secret.is_empty(), "{} is empty", path.display());
+            config.client_secret = Some(zeroize::Zeroizing::new(secret));
+        }
+        if let Some(audience) = &self.oidc_audience {
+            config.audience = audience.clone();
+        }
+        if let Some(name) = &self.oidc_name {
+            config.display_name = name.clone();
+        }
+        let seconds = |flag: &str, text: &str| {
+            govledger::auth::access::parse_ttl(text).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+        };
+        config.session_max = Duration::from_secs(seconds("--oidc-session-max", &self.oidc_session_max)?);
+        config.refresh_interval = Duration::from_secs(seconds("--oidc-refresh", &self.oidc_refresh)?.max(10));
+        config.token_signin = !self.oidc_no_token_signin;
+        Ok(Some(config))
+    }
+
+    /// The identity map's text, if one is given.
+    pub fn identity_map(&self) -> anyhow::Result<Option<String>> {
+        self.identity_map
+            .as_ref()
+            .map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display())))
+            .transpose()
+    }
+}

@@ -63,6 +63,8 @@ pub struct ServeArgs {
     webhooks: WebhookArgs,
     #[command(flatten)]
     mlflow: super::args::MlflowArgs,
+    #[command(flatten)]
+    oidc: super::args::OidcArgs,
 }
 
 impl ServeArgs {
@@ -83,6 +85,8 @@ impl ServeArgs {
             config.monitoring_rules = Some(super::args::read_monitoring_rules(&path, &config.approval_rules)?);
         }
         config.mlflow = self.mlflow.config(&config.approval_rules)?;
+        config.oidc = self.oidc.config(&storage.data_dir)?;
+        config.identity_map = self.oidc.identity_map()?;
         config.workers = self.workers;
         if let Some(url) = &self.public_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {

@@ -24,6 +24,10 @@ impl From<AccessError> for ApiError {
             AccessError::Store(e) => e.into(),
             AccessError::Auth(e) => e.into(),
             AccessError::Policy(e) => ApiError::internal(e),
+            AccessError::IdentityMap(e) => ApiError::new(
+                crate::error_code::ErrorCode::InvalidIdentityMap,
+                e.to_string().trim_start_matches("identity map: ").to_owned(),
+            ),
         }
     }
 }
@@ -141,4 +145,40 @@ pub async fn put_policy(
         .map_err(|_| ApiError::new(crate::error_code::ErrorCode::MalformedRequest, "the policy must be UTF-8 text"))?;
     state.access.set_policy(&state.store, guard.sub(), text).await?;
     Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(text.to_owned()))
+}
+
+/// `GET /api/v1/identity-map`: the identity map in force, as TOML text.
+#[utoipa::path(get, path = "/api/v1/identity-map", tag = "admin",
+    responses((status = 200, description = "The identity map in force (docs/OIDC.md)", content_type = "application/toml", body = String)))]
+pub async fn get_identity_map(_: Guarded<ReadPolicy>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok()
+        .content_type("application/toml; charset=utf-8")
+        .body(state.access.identity().text().to_owned()))
+}
+
+/// `PUT /api/v1/identity-map` (admin): replaces the identity map, with
+/// `identity.changed` on the record first. Body: TOML text.
+#[utoipa::path(put, path = "/api/v1/identity-map", tag = "admin",
+    request_body(content = String, description = "the identity map (TOML text)", content_type = "text/plain"),
+    responses((status = 200, description = "In force; `identity.changed` is on the record", content_type = "application/toml", body = String)))]
+pub async fn put_identity_map(
+    guard: Guarded<WritePolicy>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = super::body::read_bytes(&req, payload, state.limits.max_body_bytes).await?;
+    let text = std::str::from_utf8(&body).map_err(|_| {
+        ApiError::new(crate::error_code::ErrorCode::MalformedRequest, "the identity map must be UTF-8 text")
+    })?;
+    if text.trim().is_empty() {
+        // Most likely a body lost on the way; a map meant to grant nothing
+        // says so with a comment.
+        return Err(ApiError::new(
+            crate::error_code::ErrorCode::InvalidIdentityMap,
+            "the body is empty: send the whole identity map (TOML); to grant nothing, send a comment saying so",
+        ));
+    }
+    let map = state.access.set_identity_map(&state.store, guard.sub(), text).await?;
+    Ok(HttpResponse::Ok().content_type("application/toml; charset=utf-8").body(map.text().to_owned()))
 }

@@ -62,6 +62,8 @@ use crate::error_code::ErrorCode;
         admin::list_tokens,
         admin::revoke_token,
         admin::get_policy,
+        admin::get_identity_map,
+        admin::put_identity_map,
         admin::put_policy,
         monitoring::get_rules,
         monitoring::put_rules,

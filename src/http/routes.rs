@@ -170,6 +170,10 @@ routes! {
         GET admin::get_policy: ReadPolicy "none: administration" [],
         PUT admin::put_policy: WritePolicy "none: administration" [InvalidPolicy],
     }
+    "/api/v1/identity-map" => {
+        GET admin::get_identity_map: ReadPolicy "none: administration" [],
+        PUT admin::put_identity_map: WritePolicy "none: administration" [InvalidIdentityMap],
+    }
     "/api/v1/monitoring/rules" => {
         GET monitoring::get_rules: ReadPolicy "none: administration" [],
         PUT monitoring::put_rules: WritePolicy "none: administration" [InvalidMonitoringRules],

@@ -68,6 +68,9 @@ kinds! {
     TokenIssued => "token.issued",
     TokenRevoked => "token.revoked",
     PolicyChanged => "policy.changed",
+    IdentityChanged => "identity.changed",
+    SessionStarted => "session.started",
+    SessionEnded => "session.ended",
     SubjectErased => "subject.erased",
     WebhookCreated => "webhook.created",
     WebhookChanged => "webhook.changed",
@@ -300,12 +303,20 @@ mod tests {
     }
 
     /// docs/EVENTS.md documents every governed kind and the server's
-    /// `subject.erased` and `webhook.*`, names no governed-namespace kind the server does
+    /// `subject.erased`, `webhook.*`, `identity.changed` and `session.*`, names no governed-namespace kind the server does
     /// not know, and gives each deployment kind the status it moves to.
     #[test]
     fn the_events_page_and_the_enum_agree() {
         let doc = include_str!("../../docs/EVENTS.md");
-        let server_kinds = [Kind::SubjectErased, Kind::WebhookCreated, Kind::WebhookChanged, Kind::WebhookDeleted];
+        let server_kinds = [
+            Kind::SubjectErased,
+            Kind::WebhookCreated,
+            Kind::WebhookChanged,
+            Kind::WebhookDeleted,
+            Kind::IdentityChanged,
+            Kind::SessionStarted,
+            Kind::SessionEnded,
+        ];
         for kind in Kind::governed().chain(server_kinds) {
             assert!(doc.contains(&format!("`{kind}`")), "docs/EVENTS.md does not document {kind}");
         }
