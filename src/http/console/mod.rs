@@ -13,6 +13,7 @@ mod deployments;
 mod entities;
 mod events;
 pub mod first_run;
+pub mod oidc;
 mod overview;
 pub mod page;
 mod reports;
@@ -40,6 +41,38 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
      object-src 'none'";
 
+/// [`CONTENT_SECURITY_POLICY`] with form posts allowed to `origins` too: a
+/// browser checks `form-action` on every redirect of a form post against the
+/// policy of the page holding the form, so the sign-out form must name the
+/// identity provider it ends up at.
+pub fn content_security_policy(origins: &[String]) -> String {
+    if origins.is_empty() {
+        return CONTENT_SECURITY_POLICY.to_owned();
+    }
+    CONTENT_SECURITY_POLICY.replace("form-action 'self'", &format!("form-action 'self' {}", origins.join(" ")))
+}
+
+/// Adds the console's policy (with the provider's origin, when configured)
+/// to every answer that has not set one of its own.
+async fn with_policy(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let policy = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.console.content_security_policy.clone())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| CONTENT_SECURITY_POLICY.to_owned());
+    let mut response = next.call(req).await?;
+    let name = actix_web::http::header::CONTENT_SECURITY_POLICY;
+    if !response.headers().contains_key(&name) {
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&policy) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    Ok(response)
+}
+
 /// What the console keeps beside the API's state.
 #[derive(Default)]
 pub struct ConsoleState {
@@ -47,6 +80,13 @@ pub struct ConsoleState {
     pub first_run: FirstRun,
     /// Cookies get `Secure` (the console is served over https).
     pub secure_cookies: bool,
+    /// Sign-ins started at the identity provider, waiting for its answer.
+    pub logins: crate::auth::oidc::login::Logins,
+    /// Where people reach the server (`https://ledger.example.com`), for
+    /// the identity provider's redirect URIs.
+    pub public_url: String,
+    /// The Content-Security-Policy of its pages; empty: [`CONTENT_SECURITY_POLICY`].
+    pub content_security_policy: String,
     /// The last chain verification run from the console.
     pub last_verification: Mutex<Option<Verification>>,
 }
@@ -74,7 +114,6 @@ pub async fn admin_token_issued(access: &Access, store: &Store) -> Result<bool, 
 /// Registers `GET /` (to the console) and every `/ui/` route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let headers = DefaultHeaders::new()
-        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("Referrer-Policy", "same-origin"))
         .add(("X-Frame-Options", "DENY"))
@@ -82,6 +121,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(to_console)).service(
         web::scope("/ui")
             .wrap(headers)
+            .wrap(actix_web::middleware::from_fn(with_policy))
             .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(|err, _| {
                 page::ConsoleError::Api(ApiError::new(crate::error_code::ErrorCode::MalformedRequest, err.to_string()))
                     .into()
@@ -100,6 +140,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/login", web::get().to(signin::form))
             .route("/login", web::post().to(signin::with_token))
             .route("/login/first-run", web::post().to(signin::first_run))
+            .route("/login/oidc", web::get().to(oidc::start))
+            .route("/login/oidc/callback", web::get().to(oidc::callback))
             .route("/logout", web::post().to(signin::logout))
             .route("/approvals", web::get().to(approvals::inbox))
             .route("/approvals/{id}", web::get().to(approvals::page))

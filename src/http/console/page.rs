@@ -32,7 +32,7 @@ impl<A: Guard> Viewer<A> {
         Chrome {
             title: title.into(),
             nav,
-            sub: Some(caller.sub().to_owned()),
+            sub: Some(self.session.display.clone().unwrap_or_else(|| caller.sub().to_owned())),
             roles: caller.roles().join(", "),
             csrf: self.session.csrf.clone(),
             menu: Menu {

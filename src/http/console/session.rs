@@ -27,6 +27,13 @@ pub struct Session {
     pub csrf: String,
     /// The token's expiry (Unix seconds).
     pub expires_at: u64,
+    /// The actor the token stands for, as its sign-in was recorded.
+    pub actor: String,
+    /// How the visitor signed in: `token`, `first_run` or `oidc` (whose
+    /// token is the provider's ID token).
+    pub method: &'static str,
+    /// The name the provider gives the person, shown beside the actor.
+    pub display: Option<String>,
     last_seen: Mutex<u64>,
 }
 
@@ -46,6 +53,13 @@ pub fn random_hex() -> String {
         bytes = [0; 32];
     }
     hex::encode(bytes)
+}
+
+/// The hash of a session id that the ledger records for its sign-in and
+/// sign-out (never the id itself, which would let a reader of the ledger
+/// take over the session).
+pub fn recorded_hash(id: &str) -> String {
+    hex::encode(digest(id))
 }
 
 fn digest(id: &str) -> [u8; 32] {
@@ -71,8 +85,16 @@ pub fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 impl Sessions {
-    /// Starts a session for `token` (expiring at `expires_at`); returns its id.
-    pub fn start(&self, token: &str, expires_at: u64) -> Option<String> {
+    /// Starts a session for `token` (expiring at `expires_at`), signed in
+    /// by `method`; returns its id.
+    pub fn start(
+        &self,
+        token: &str,
+        expires_at: u64,
+        actor: &str,
+        method: &'static str,
+        display: Option<String>,
+    ) -> Option<String> {
         let id = random_hex();
         if id.bytes().all(|b| b == b'0') {
             return None;
@@ -81,6 +103,9 @@ impl Sessions {
             token: Zeroizing::new(token.to_owned()),
             csrf: random_hex(),
             expires_at,
+            actor: actor.to_owned(),
+            method,
+            display,
             last_seen: Mutex::new(now()),
         };
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
@@ -160,7 +185,7 @@ mod tests {
     #[test]
     fn a_session_is_found_by_its_id_only_and_ends_on_request() {
         let sessions = Sessions::default();
-        let id = sessions.start("tok", now() + 60).unwrap();
+        let id = sessions.start("tok", now() + 60, "alice", "token", None).unwrap();
         assert_eq!(id.len(), 64, "256 bits, hex");
         assert_eq!(sessions.get(&id).unwrap().token.as_str(), "tok");
         assert!(sessions.get(&random_hex()).is_none());
@@ -171,7 +196,7 @@ mod tests {
     #[test]
     fn a_session_ends_with_its_token() {
         let sessions = Sessions::default();
-        let id = sessions.start("tok", now().saturating_sub(1)).unwrap();
+        let id = sessions.start("tok", now().saturating_sub(1), "alice", "token", None).unwrap();
         assert!(sessions.get(&id).is_none());
         assert!(sessions.is_empty());
     }

@@ -11,6 +11,8 @@ use super::session::{self, same_secret, LOGIN_COOKIE};
 use crate::auth::access::{parse_ttl, ALL_PROJECTS, DEFAULT_TOKEN_TTL};
 use crate::auth::actions::ReadEvents;
 use crate::http::AppState;
+use crate::ledger::{EventDraft, Kind};
+use serde_json::json;
 
 #[derive(Template)]
 #[template(path = "login.html", config = "src/http/console/askama.toml")]
@@ -22,6 +24,20 @@ struct LoginPage {
     error: Option<String>,
     first_run_code: Option<String>,
     first_run_waiting: bool,
+    /// The identity provider's name, when people sign in through one.
+    provider: Option<String>,
+    /// Whether the token form is offered (to administrators, with a provider).
+    token_signin: bool,
+}
+
+/// The sign-in page saying why a sign-in was refused.
+pub fn refused_page(
+    req: &HttpRequest,
+    state: &AppState,
+    status: StatusCode,
+    why: String,
+) -> Result<HttpResponse, ConsoleError> {
+    login_page(req, state, status, "/ui/".to_owned(), None, Some(why), None)
 }
 
 /// Query of `GET /ui/login`.
@@ -51,7 +67,10 @@ fn login_page(
 ) -> Result<HttpResponse, ConsoleError> {
     let (csrf, fresh) = login_csrf(req);
     let waiting = state.console.first_run.is_pending();
+    let provider = state.access.authenticator.provider().map(|p| p.config());
     let page = LoginPage {
+        provider: provider.map(|c| c.display_name.clone()),
+        token_signin: provider.is_none_or(|c| c.token_signin),
         chrome: Chrome::signed_out("Sign in"),
         csrf: csrf.clone(),
         next,
@@ -97,13 +116,48 @@ fn check_login_csrf(req: &HttpRequest, csrf: &str) -> Result<(), ConsoleError> {
     }
 }
 
-/// Starts a session for `token` and sends the visitor to `next`.
-fn signed_in(state: &AppState, token: &str, expires_at: u64, next: &str) -> Result<HttpResponse, ConsoleError> {
+/// Puts a sign-in or sign-out on the record: who, how, and the hash of the
+/// session id (no address, no name: the actor is all the ledger needs).
+async fn record_session(
+    state: &AppState,
+    kind: Kind,
+    actor: &str,
+    method: &str,
+    id: &str,
+) -> Result<(), crate::http::ApiError> {
+    let hash = session::recorded_hash(id);
+    let draft = EventDraft::server(
+        kind,
+        &format!("session:{}", &hash[..32]),
+        None,
+        json!({"method": method, "session_sha256": hash}),
+        None,
+    )?;
+    state.store.writer().append(actor.to_owned(), vec![draft]).await?;
+    Ok(())
+}
+
+/// A sign-in the console accepted.
+pub struct SignIn<'a> {
+    pub token: &'a str,
+    pub expires_at: u64,
+    pub actor: &'a str,
+    pub method: &'static str,
+    pub display: Option<String>,
+}
+
+/// Starts a session for a sign-in, records it, and sends the visitor to `next`.
+pub async fn signed_in(state: &AppState, sign_in: SignIn<'_>, next: &str) -> Result<HttpResponse, ConsoleError> {
     let id = state
         .console
         .sessions
-        .start(token, expires_at)
+        .start(sign_in.token, sign_in.expires_at, sign_in.actor, sign_in.method, sign_in.display)
         .ok_or_else(|| crate::http::ApiError::internal("the random number generator failed"))?;
+    if let Err(e) = record_session(state, Kind::SessionStarted, sign_in.actor, sign_in.method, &id).await {
+        // A sign-in that is not on the record does not happen.
+        state.console.sessions.end(&id);
+        return Err(e.into());
+    }
     let secure = state.console.secure_cookies;
     let mut response = see_other(next);
     response.add_cookie(&session::cookie(session::COOKIE, id, secure)).map_err(crate::http::ApiError::internal)?;
@@ -140,8 +194,26 @@ pub async fn with_token(
         }
         Err(e) => Err(e),
     };
+    let guarded = guarded.and_then(|caller| match state.access.authenticator.provider() {
+        // With an identity provider, people sign in through it; a token is
+        // for administrators (break-glass), unless switched off entirely.
+        Some(p) if !p.config().token_signin => Err(crate::http::ApiError::from(crate::auth::AuthError::Forbidden(
+            format!("sign-in with a token is switched off: sign in with {}", p.config().display_name),
+        ))),
+        Some(p) if !caller.roles().iter().any(|r| r == "admin") => {
+            Err(crate::http::ApiError::from(crate::auth::AuthError::Forbidden(format!(
+                "only administrators sign in with a token here; sign in with {}",
+                p.config().display_name
+            ))))
+        }
+        _ => Ok(caller),
+    });
     match guarded {
-        Ok(caller) => signed_in(&state, token, caller.expires_at(), &next),
+        Ok(caller) => {
+            let sign_in =
+                SignIn { token, expires_at: caller.expires_at(), actor: caller.sub(), method: "token", display: None };
+            signed_in(&state, sign_in, &next).await
+        }
         Err(e) => {
             let why = format!("That token was not accepted: {}", e.message());
             login_page(&req, &state, e.status(), next, None, Some(why), None)
@@ -190,7 +262,9 @@ pub async fn first_run(
         .await
         .map_err(crate::http::ApiError::from)?;
     tracing::info!(sub = %sub, jti = %issued.jti, "the first administrator signed in with the first-run code");
-    signed_in(&state, &issued.token, issued.expires_at, &next)
+    let sign_in =
+        SignIn { token: &issued.token, expires_at: issued.expires_at, actor: &sub, method: "first_run", display: None };
+    signed_in(&state, sign_in, &next).await
 }
 
 /// Form of `POST /ui/logout`.
@@ -200,21 +274,35 @@ pub struct LogoutForm {
     csrf: String,
 }
 
-/// `POST /ui/logout`: ends the session on the server.
+/// `POST /ui/logout`: ends the session on the server and records the
+/// sign-out; a session of the identity provider then ends there too
+/// (RP-initiated logout), when the provider offers it.
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
     form: web::Form<LogoutForm>,
 ) -> Result<HttpResponse, ConsoleError> {
     let secure = state.console.secure_cookies;
+    let mut ended = None;
     if let Some(cookie) = req.cookie(session::COOKIE) {
         match state.console.sessions.get(cookie.value()) {
-            Some(s) if same_secret(&s.csrf, &form.csrf) => state.console.sessions.end(cookie.value()),
+            Some(s) if same_secret(&s.csrf, &form.csrf) => {
+                state.console.sessions.end(cookie.value());
+                record_session(&state, Kind::SessionEnded, &s.actor, s.method, cookie.value()).await?;
+                ended = Some(s);
+            }
             Some(_) => return Err(ConsoleError::Csrf),
             None => {}
         }
     }
-    let mut response = see_other("/ui/login");
+    let provider_logout = ended.filter(|s| s.method == "oidc").and_then(|s| {
+        let provider = state.access.authenticator.provider()?;
+        super::oidc::end_session_url(provider, &s.token, &super::oidc::public_url(&req, &state))
+    });
+    let mut response = match &provider_logout {
+        Some(url) => super::oidc::redirect_to_provider(url),
+        None => see_other("/ui/login"),
+    };
     response.add_cookie(&session::removal(session::COOKIE, secure)).map_err(crate::http::ApiError::internal)?;
     Ok(response)
 }
