@@ -240,7 +240,7 @@ on_both_backends!(demo_story_gives_the_expected_answers, demo_story_answers);
 
 /// A ledger with a model version whose training and registration were done by
 /// known people, and an approval request by a third.
-async fn model_awaiting_approval(app: &TestApp, environment: &str) -> String {
+pub(crate) async fn model_awaiting_approval(app: &TestApp, environment: &str) -> String {
     let trainer = client_with(&app.token("tom", &["data_scientist", "risk_officer"], &["*"]));
     let registrar = client_with(&app.token("reg", &["ci", "risk_officer"], &["*"]));
     let requester = client_with(&app.token("req", &["ci", "risk_officer"], &["*"]));

@@ -22,6 +22,7 @@ mod matrix;
 mod merkle_reference;
 mod metrics;
 mod monitoring;
+mod oidc;
 mod openapi;
 mod personal;
 mod proofs;

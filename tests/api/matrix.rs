@@ -198,14 +198,15 @@ fn rows() -> Vec<Row> {
 }
 
 /// Routes outside any project that change administration state: tested
-/// in access.rs (tokens, policies), monitoring.rs (monitoring rules) and
-/// personal.rs (erasure). A route of the table outside any project that is
+/// in access.rs (tokens, policies), monitoring.rs (monitoring rules),
+/// oidc.rs (the identity map) and personal.rs (erasure). A route of the table outside any project that is
 /// neither here nor read by [`ledger_rows`] fails the matrix.
-const ADMIN_WRITES: [(&str, &str); 5] = [
+const ADMIN_WRITES: [(&str, &str); 6] = [
     ("POST", "/api/v1/tokens"),
     ("POST", "/api/v1/tokens/{jti}/revoke"),
     ("PUT", "/api/v1/policies"),
     ("PUT", "/api/v1/monitoring/rules"),
+    ("PUT", "/api/v1/identity-map"),
     ("POST", "/api/v1/subjects/{id}/erase"),
 ];
 
@@ -219,6 +220,7 @@ fn ledger_rows() -> Vec<(&'static str, &'static str)> {
         ("/api/v1/tokens", "/api/v1/tokens"),
         ("/api/v1/policies", "/api/v1/policies"),
         ("/api/v1/monitoring/rules", "/api/v1/monitoring/rules"),
+        ("/api/v1/identity-map", "/api/v1/identity-map"),
         ("/api/v1/subjects/{id}", "/api/v1/subjects/someone"),
     ]
 }
