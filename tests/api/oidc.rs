@@ -298,6 +298,16 @@ fn oidc_config(op: &Op, refresh: Duration, cache: PathBuf) -> OidcConfig {
 
 /// A provider and a govledger that trusts it, on SQLite.
 async fn pair(modules: &Path, id_token_ttl: u64, refresh: Duration) -> (Op, TestApp, u16) {
+    pair_with(modules, id_token_ttl, refresh, |_| {}).await
+}
+
+/// [`pair`], with the server's configuration changed by `tweak`.
+async fn pair_with(
+    modules: &Path,
+    id_token_ttl: u64,
+    refresh: Duration,
+    tweak: impl FnOnce(&mut govledger::config::Config),
+) -> (Op, TestApp, u16) {
     let app_port = free_port();
     let op = Op::start(modules, app_port, accounts(), id_token_ttl);
     let oidc = oidc_config(&op, refresh, op.dir.path().join("oidc-cache.json"));
@@ -306,6 +316,7 @@ async fn pair(modules: &Path, id_token_ttl: u64, refresh: Duration) -> (Op, Test
         c.bind = format!("127.0.0.1:{app_port}");
         c.oidc = Some(oidc);
         c.identity_map = Some(map);
+        tweak(c);
     })
     .await
     .expect("sqlite");
@@ -347,6 +358,7 @@ async fn a_console_sign_in_through_the_provider_maps_groups_and_is_on_the_record
     let hash = started[0]["attributes"]["session_sha256"].as_str().unwrap().to_owned();
     let session_id = jar.cookies["govledger_session"].clone();
     assert_eq!(hash, govledger::http::console::session::recorded_hash(&session_id));
+    assert!(started[0]["attributes"].get("personal").is_none(), "no master key: the name is not recorded at all");
     let recorded = serde_json::to_string(&events).unwrap();
     for personal in ["alice@example.com", "Alice Moreau", session_id.as_str(), "127.0.0.1\""] {
         assert!(!recorded.contains(personal), "{personal} must not be on the record");
@@ -377,6 +389,40 @@ async fn a_console_sign_in_through_the_provider_maps_groups_and_is_on_the_record
     assert_eq!(refused.status(), 403);
     assert!(refused.text().await.unwrap().contains("no rule of the identity map matches"));
     assert!(!jar.cookies.contains_key("govledger_session"));
+}
+
+#[tokio::test]
+async fn the_persons_name_goes_on_the_record_only_sealed_and_erasable() {
+    let Some(modules) = node_modules() else { return };
+    let master = std::sync::Arc::new(govledger::ledger::personal::MasterKey::new(&[7u8; 32]));
+    let (op, app, _) =
+        pair_with(&modules, 60, Duration::from_secs(3600), |c| c.writer.master_key = Some(master.clone())).await;
+    let mut jar = Jar::default();
+    assert_eq!(console_sign_in(&mut jar, &app, &op, "alice").await.status(), 303);
+    let events = all_events(&app).await;
+    let started = events_of(&events, "session.started")[0].clone();
+    let seq = started["seq"].as_u64().unwrap();
+    let event = |token: String| {
+        let url = app.url(&format!("/api/v1/events/{seq}"));
+        async move { client_with(&token).get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let dpo = app.token("dora", &["dpo"], &["*"]);
+    assert_eq!(event(dpo.clone()).await["personal"]["fields"]["display_name"], "Alice Moreau");
+    assert_eq!(event(app.token("ada", &["auditor"], &["*"])).await["personal"]["fields"], "[redacted]");
+    let mut conn = govledger::store::DbConn::establish(&app.db().target).unwrap();
+    let stored = govledger::store::events::by_seq(&mut conn, seq).unwrap().unwrap();
+    assert!(!stored.attributes.contains("Alice"), "sealed, never in the clear: {}", stored.attributes);
+    drop(conn);
+
+    // The person is a data subject like any other: erasing them shreds the name.
+    let actor = started["actor"].as_str().unwrap();
+    let erase = app.url(&format!(
+        "/api/v1/subjects/{}/erase",
+        url::form_urlencoded::byte_serialize(actor.as_bytes()).collect::<String>()
+    ));
+    let erased = client_with(&dpo).post(erase).json(&json!({"reason": "left the bank"})).send().await.unwrap();
+    assert_eq!(erased.status(), 200, "{}", erased.text().await.unwrap());
+    assert_eq!(event(dpo).await["personal"]["fields"], "[erased]");
 }
 
 #[tokio::test]

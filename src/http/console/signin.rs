@@ -117,22 +117,31 @@ fn check_login_csrf(req: &HttpRequest, csrf: &str) -> Result<(), ConsoleError> {
 }
 
 /// Puts a sign-in or sign-out on the record: who, how, and the hash of the
-/// session id (no address, no name: the actor is all the ledger needs).
+/// session id; no address. The name the provider gives the person is
+/// personal data: it goes only into the sealed `personal` envelope (the
+/// person's actor as the data subject), so that it can be erased like any
+/// personal data, and only with a master key configured.
 async fn record_session(
     state: &AppState,
     kind: Kind,
     actor: &str,
     method: &str,
     id: &str,
+    display: Option<&str>,
 ) -> Result<(), crate::http::ApiError> {
     let hash = session::recorded_hash(id);
-    let draft = EventDraft::server(
-        kind,
-        &format!("session:{}", &hash[..32]),
-        None,
-        json!({"method": method, "session_sha256": hash}),
-        None,
-    )?;
+    let personal = match (display, &state.master_key) {
+        (Some(name), Some(_)) => Some(json!({"subject_ids": [actor], "fields": {"display_name": name}})),
+        _ => None,
+    };
+    let request: crate::ledger::EventRequest = serde_json::from_value(json!({
+        "kind": kind.as_str(),
+        "subject": format!("session:{}", &hash[..32]),
+        "attributes": {"method": method, "session_sha256": hash},
+        "personal": personal,
+    }))
+    .map_err(crate::http::ApiError::internal)?;
+    let draft = EventDraft::from_request_with(request, state.master_key.as_deref())?;
     state.store.writer().append(actor.to_owned(), vec![draft]).await?;
     Ok(())
 }
@@ -153,7 +162,10 @@ pub async fn signed_in(state: &AppState, sign_in: SignIn<'_>, next: &str) -> Res
         .sessions
         .start(sign_in.token, sign_in.expires_at, sign_in.actor, sign_in.method, sign_in.display)
         .ok_or_else(|| crate::http::ApiError::internal("the random number generator failed"))?;
-    if let Err(e) = record_session(state, Kind::SessionStarted, sign_in.actor, sign_in.method, &id).await {
+    let display = state.console.sessions.get(&id).and_then(|s| s.display.clone());
+    if let Err(e) =
+        record_session(state, Kind::SessionStarted, sign_in.actor, sign_in.method, &id, display.as_deref()).await
+    {
         // A sign-in that is not on the record does not happen.
         state.console.sessions.end(&id);
         return Err(e.into());
@@ -288,7 +300,7 @@ pub async fn logout(
         match state.console.sessions.get(cookie.value()) {
             Some(s) if same_secret(&s.csrf, &form.csrf) => {
                 state.console.sessions.end(cookie.value());
-                record_session(&state, Kind::SessionEnded, &s.actor, s.method, cookie.value()).await?;
+                record_session(&state, Kind::SessionEnded, &s.actor, s.method, cookie.value(), None).await?;
                 ended = Some(s);
             }
             Some(_) => return Err(ConsoleError::Csrf),
