@@ -717,6 +717,25 @@ async fn with_a_provider_only_administrators_sign_in_with_a_token() {
 }
 
 #[tokio::test]
+async fn token_sign_in_can_be_switched_off_entirely() {
+    let Some(modules) = node_modules() else { return };
+    let (_op, app, _) = pair_with(&modules, 600, Duration::from_secs(3600), |c| {
+        c.oidc.as_mut().unwrap().token_signin = false;
+    })
+    .await;
+    let mut jar = Jar::default();
+    let form = jar.get(&app.url("/ui/login")).await.text().await.unwrap();
+    assert!(form.contains("Sign in with Test IdP") && !form.contains("name=\"token\""), "{form}");
+    // A hand-made post, with the sign-in form's CSRF token (its cookie).
+    let csrf = jar.cookies["govledger_login"].clone();
+    let form = [("token", app.admin_token.as_str()), ("csrf", csrf.as_str())];
+    let response = jar.send(Jar::client().post(app.url("/ui/login")).form(&form)).await;
+    assert_eq!(response.status(), 403);
+    assert!(response.text().await.unwrap().contains("sign-in with a token is switched off"));
+    assert!(events_of(&all_events(&app).await, "session.started").is_empty());
+}
+
+#[tokio::test]
 async fn a_person_removed_from_their_group_loses_access_once_the_tokens_expire() {
     let Some(modules) = node_modules() else { return };
     let (op, app, app_port) = pair(&modules, 3, Duration::from_secs(3600)).await;
