@@ -140,11 +140,9 @@ pub async fn put_policy(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = super::body::read_bytes(&req, payload, state.limits.max_body_bytes).await?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::new(crate::error_code::ErrorCode::MalformedRequest, "the policy must be UTF-8 text"))?;
-    state.access.set_policy(&state.store, guard.sub(), text).await?;
-    Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(text.to_owned()))
+    let text = super::body::read_text(&req, payload, state.limits.max_body_bytes, "the policy").await?;
+    state.access.set_policy(&state.store, guard.sub(), &text).await?;
+    Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(text))
 }
 
 /// `GET /api/v1/identity-map`: the identity map in force, as TOML text.
@@ -167,10 +165,7 @@ pub async fn put_identity_map(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = super::body::read_bytes(&req, payload, state.limits.max_body_bytes).await?;
-    let text = std::str::from_utf8(&body).map_err(|_| {
-        ApiError::new(crate::error_code::ErrorCode::MalformedRequest, "the identity map must be UTF-8 text")
-    })?;
+    let text = super::body::read_text(&req, payload, state.limits.max_body_bytes, "the identity map").await?;
     if text.trim().is_empty() {
         // Most likely a body lost on the way; a map meant to grant nothing
         // says so with a comment.
@@ -179,6 +174,6 @@ pub async fn put_identity_map(
             "the body is empty: send the whole identity map (TOML); to grant nothing, send a comment saying so",
         ));
     }
-    let map = state.access.set_identity_map(&state.store, guard.sub(), text).await?;
+    let map = state.access.set_identity_map(&state.store, guard.sub(), &text).await?;
     Ok(HttpResponse::Ok().content_type("application/toml; charset=utf-8").body(map.text().to_owned()))
 }

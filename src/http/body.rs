@@ -40,6 +40,20 @@ pub async fn read_json(
 
 /// Reads the whole body, refusing more than `limit` bytes with 413 and a
 /// body that takes longer than the configured timeout to arrive with 408.
+/// The body as UTF-8 text (a policy, rules, a map), `what` naming it in
+/// the refusal.
+pub async fn read_text(
+    req: &HttpRequest,
+    payload: impl BodyStream,
+    limit: usize,
+    what: &str,
+) -> Result<String, ApiError> {
+    let body = read_bytes(req, payload, limit).await?;
+    String::from_utf8(body.to_vec()).map_err(|_| {
+        ApiError::new(crate::error_code::ErrorCode::MalformedRequest, format!("{what} must be UTF-8 text"))
+    })
+}
+
 pub async fn read_bytes(req: &HttpRequest, mut payload: impl BodyStream, limit: usize) -> Result<web::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(

@@ -43,9 +43,6 @@ pub async fn put_rules(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = super::body::read_bytes(&req, payload, state.limits.max_body_bytes).await?;
-    let text = std::str::from_utf8(&body).map_err(|_| {
-        ApiError::new(crate::error_code::ErrorCode::MalformedRequest, "the monitoring rules must be UTF-8 text")
-    })?;
-    Ok(answer(state.governance.record_monitoring_rules(guard.sub(), text, true).await?))
+    let text = super::body::read_text(&req, payload, state.limits.max_body_bytes, "the monitoring rules").await?;
+    Ok(answer(state.governance.record_monitoring_rules(guard.sub(), &text, true).await?))
 }
