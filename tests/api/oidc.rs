@@ -717,6 +717,21 @@ async fn with_a_provider_only_administrators_sign_in_with_a_token() {
 }
 
 #[tokio::test]
+async fn a_console_session_ends_at_the_configured_maximum_before_its_id_token() {
+    let Some(modules) = node_modules() else { return };
+    let (op, app, _) = pair_with(&modules, 600, Duration::from_secs(3600), |c| {
+        c.oidc.as_mut().unwrap().session_max = Duration::from_secs(2);
+    })
+    .await;
+    let mut jar = Jar::default();
+    assert_eq!(console_sign_in(&mut jar, &app, &op, "alice").await.status(), 303);
+    assert_eq!(jar.get(&app.url("/ui/")).await.status(), 200);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let page = jar.get(&app.url("/ui/")).await;
+    assert!(location(&page, &app.base).contains("/ui/login"), "the ID token lives 10 minutes, the session 2 seconds");
+}
+
+#[tokio::test]
 async fn token_sign_in_can_be_switched_off_entirely() {
     let Some(modules) = node_modules() else { return };
     let (_op, app, _) = pair_with(&modules, 600, Duration::from_secs(3600), |c| {
