@@ -50,6 +50,11 @@ pub struct ReportArgs {
     /// Approval rules (TOML) deciding findings; default: the shipped policies/approvals.toml.
     #[arg(long, env = "GOVLEDGER_APPROVAL_RULES")]
     approval_rules: Option<PathBuf>,
+    /// TrueType fonts, tried in order, for the characters the embedded fonts
+    /// lack (CJK); repeatable. Default: those of Debian's fonts-droid-fallback
+    /// and fonts-nanum that are installed.
+    #[arg(long, env = "GOVLEDGER_REPORT_FONT", value_delimiter = ',')]
+    report_font: Vec<PathBuf>,
     #[command(flatten)]
     storage: StorageArgs,
     #[command(flatten)]
@@ -58,6 +63,9 @@ pub struct ReportArgs {
 
 impl ReportArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
+        if !self.report_font.is_empty() {
+            reports::pdf::use_fallback_fonts(&self.report_font)?;
+        }
         let rules = match &self.approval_rules {
             Some(path) => super::args::read_rules(path)?,
             None => govledger::governance::ApprovalRules::default_rules(),
@@ -92,6 +100,9 @@ impl ReportArgs {
         drop(proofs);
         store.close();
         let produced = written?;
+        for warning in &produced.warnings {
+            eprintln!("warning: {warning}");
+        }
         println!(
             "wrote the {} report ({} events cited, checkpoint {} root {}) to {}",
             request.kind,

@@ -46,6 +46,11 @@ pub struct ServeArgs {
     /// policies/monitoring.toml.
     #[arg(long, env = "GOVLEDGER_MONITORING_RULES")]
     monitoring_rules: Option<PathBuf>,
+    /// TrueType fonts, tried in order, for the characters the embedded
+    /// report fonts lack (CJK); repeatable. Default: those of Debian's
+    /// fonts-droid-fallback and fonts-nanum that are installed.
+    #[arg(long, env = "GOVLEDGER_REPORT_FONT", value_delimiter = ',')]
+    report_font: Vec<PathBuf>,
     /// Report templates; a type without a file there uses the shipped template.
     #[arg(long, env = "GOVLEDGER_TEMPLATES", default_value = "reports")]
     templates: PathBuf,
@@ -75,6 +80,9 @@ impl ServeArgs {
         self.webhooks.apply(&mut config.webhooks)?;
         config.writer.master_key = self.master_key.load(&storage.data_dir)?;
         config.templates_dir = self.templates;
+        if !self.report_font.is_empty() {
+            govledger::reports::pdf::use_fallback_fonts(&self.report_font)?;
+        }
         if let Some(dir) = self.search_index_dir {
             config.search_dir = dir;
         }

@@ -154,6 +154,9 @@ pub struct Report {
     pub checkpoint: CheckpointInfo,
     pub sections: Vec<ReportSection>,
     pub appendix: Option<template::Block>,
+    /// What the PDF cannot show as written (characters no font covers).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// What an audit trail covers.
@@ -319,6 +322,7 @@ pub fn audit_trail(basis: Basis<'_>, scope: &Scope, template: &Template) -> Resu
         checkpoint: info,
         sections,
         appendix: template.appendix.clone(),
+        warnings: Vec::new(),
     };
     Ok((report, events))
 }
@@ -610,6 +614,8 @@ pub fn render(report: &Report, format: ReportFormat) -> Result<Vec<u8>, ReportEr
 /// checkpoint it rests on.
 pub struct Produced {
     pub bytes: Vec<u8>,
+    /// What the PDF cannot show as written (also in the report's JSON).
+    pub warnings: Vec<String>,
     pub cited: Vec<Event>,
     pub checkpoint: StoredCheckpoint,
 }
@@ -627,9 +633,13 @@ pub fn produce(
 ) -> Result<Produced, ReportError> {
     let checkpoint =
         proofs.publish()?.ok_or_else(|| ReportError::Invalid("the ledger is empty: nothing to report".into()))?;
-    let (built, cited) = build(request, store, proofs, &checkpoint, rules, templates)?;
+    let (mut built, cited) = build(request, store, proofs, &checkpoint, rules, templates)?;
+    built.warnings = pdf::warnings(&built);
+    for warning in &built.warnings {
+        tracing::warn!(report = %built.report, "{warning}");
+    }
     let bytes = render(&built, format)?;
-    Ok(Produced { bytes, cited, checkpoint })
+    Ok(Produced { bytes, warnings: built.warnings, cited, checkpoint })
 }
 
 /// The parts every statement report shares, filled from a template.
@@ -677,6 +687,7 @@ pub(crate) fn assemble(
             .appendix
             .as_ref()
             .map(|b| template::Block { heading: b.heading.clone(), text: fill(&b.text) }),
+        warnings: Vec::new(),
     };
     Ok((report, cited.into_values().collect()))
 }

@@ -779,6 +779,7 @@ pub fn model_dossier(
             heading: b.heading.clone(),
             text: super::template::fill(&b.text, &values),
         }),
+        warnings: Vec::new(),
     };
     Ok((report, cited.into_values().collect()))
 }

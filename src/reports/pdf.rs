@@ -1,7 +1,11 @@
 //! PDF rendering (printpdf, A4) with DejaVu Sans and DejaVu Sans Mono
 //! embedded (reports/fonts, Bitstream Vera licence): names in Greek,
-//! Cyrillic, Arabic, Hebrew and other scripts DejaVu covers render as
-//! written. Scripts it lacks (CJK) show the font's missing-glyph box.
+//! Cyrillic and other scripts DejaVu covers render as written. Characters
+//! DejaVu lacks (Chinese, Japanese, Korean) are set in a fallback font:
+//! `--report-font FILE`, else the first of [`FALLBACK_FONTS`] installed.
+//! Only the glyphs used are embedded, so a report without such text does
+//! not grow. A character no font covers is drawn as U+FFFD, visibly, and
+//! named in the report's `warnings`: text never silently vanishes.
 //!
 //! Reproducible by construction: the document id is derived from the
 //! report's content, every date is the report's `as_of`, and the XMP
@@ -27,6 +31,8 @@ struct Fonts {
     regular: IndirectFontRef,
     bold: IndirectFontRef,
     mono: IndirectFontRef,
+    /// The fallback fonts, by index, those the report has text for added.
+    fallback: Vec<Option<IndirectFontRef>>,
 }
 
 type Face = ttf_parser::Face<'static>;
@@ -44,22 +50,124 @@ fn faces() -> Result<&'static (Face, Face), ReportError> {
         .map_err(|e| ReportError::Pdf(e.clone()))
 }
 
-/// Writes `text` at `(x, y)`. printpdf's `use_text` copies the whole
-/// embedded font for every call (a megabyte per line of a 10,000-line
-/// report); the glyph ids are looked up here instead and written the way
-/// printpdf writes them, so its subsetting and ToUnicode map still see them.
-fn put_text(layer: &PdfLayerReference, font: &IndirectFontRef, face: &Face, text: &str, size: f32, x: Mm, y: Mm) {
-    let mut bytes = Vec::with_capacity(text.len() * 2);
+/// Fonts for what DejaVu lacks, as Debian installs them, tried in order
+/// when no `--report-font` is given: Chinese and Japanese
+/// (`fonts-droid-fallback`), Korean (`fonts-nanum`). TrueType files only:
+/// printpdf embeds no collections (`.ttc`).
+pub const FALLBACK_FONTS: [&str; 3] = [
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+    "/usr/share/fonts/truetype/droid/DroidSansFallback.ttf",
+    "/usr/share/fonts/truetype/nanum/NanumGothic.ttf",
+];
+
+/// A fallback font: its bytes (for embedding) and face (for lookups).
+struct Fallback {
+    bytes: &'static [u8],
+    face: Face,
+}
+
+static FALLBACKS: std::sync::OnceLock<Vec<Fallback>> = std::sync::OnceLock::new();
+
+fn load_fallback(path: &std::path::Path) -> Result<Fallback, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // Read once per process and kept for its life, as the embedded fonts are.
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    let face =
+        Face::parse(bytes, 0).map_err(|e| format!("{}: not a TrueType or OpenType font: {e}", path.display()))?;
+    Ok(Fallback { bytes, face })
+}
+
+/// Uses the fonts at `paths`, in order, for what the embedded fonts lack
+/// (`--report-font`, repeatable), instead of [`FALLBACK_FONTS`]; before the
+/// first report only.
+pub fn use_fallback_fonts(paths: &[std::path::PathBuf]) -> Result<(), ReportError> {
+    let fonts = paths.iter().map(|p| load_fallback(p)).collect::<Result<Vec<_>, _>>().map_err(ReportError::Pdf)?;
+    FALLBACKS.set(fonts).map_err(|_| ReportError::Pdf("the report fonts are chosen already".into()))
+}
+
+fn fallbacks() -> &'static [Fallback] {
+    FALLBACKS
+        .get_or_init(|| FALLBACK_FONTS.iter().filter_map(|p| load_fallback(std::path::Path::new(p)).ok()).collect())
+}
+
+/// What draws one character: the face (`None`) or the fallback of that index.
+type Source = Option<usize>;
+
+/// Whether the PDF can carry `ch` so that it reads back: printpdf writes
+/// its ToUnicode map with four hex digits, so a character beyond the Basic
+/// Multilingual Plane (emoji) would read back as another one. It is drawn
+/// as U+FFFD and reported instead.
+fn representable(ch: char) -> bool {
+    u32::from(ch) <= 0xFFFF
+}
+
+/// The glyph that draws `ch`: the face's, else the first fallback's that
+/// has it, else the face's U+FFFD (or `?`), so that nothing is left out.
+fn glyph_of(face: &Face, ch: char) -> (Source, ttf_parser::GlyphId) {
+    let replacement = || face.glyph_index('\u{fffd}').or_else(|| face.glyph_index('?')).unwrap_or_default();
+    if !representable(ch) {
+        return (None, replacement());
+    }
+    if let Some(g) = face.glyph_index(ch) {
+        return (None, g);
+    }
+    if let Some((i, g)) = fallbacks().iter().enumerate().find_map(|(i, f)| Some((i, f.face.glyph_index(ch)?))) {
+        return (Some(i), g);
+    }
+    (None, replacement())
+}
+
+/// The characters of `text` that no font covers (drawn as U+FFFD).
+fn uncovered(text: &str) -> Vec<char> {
+    let Ok((sans, mono)) = faces() else { return Vec::new() };
+    let covered = |c: char| {
+        representable(c)
+            && (sans.glyph_index(c).is_some()
+                || mono.glyph_index(c).is_some()
+                || fallbacks().iter().any(|f| f.face.glyph_index(c).is_some()))
+    };
+    printable(text).chars().filter(|c| !covered(*c)).collect()
+}
+
+/// Writes `text` at `(x, y)`, each run of characters in the font that has
+/// them. printpdf's `use_text` copies the whole embedded font for every
+/// call (a megabyte per line of a 10,000-line report); the glyph ids are
+/// looked up here instead and written the way printpdf writes them, so its
+/// subsetting and ToUnicode map still see them.
+#[allow(clippy::too_many_arguments)]
+fn put_text(
+    layer: &PdfLayerReference,
+    font: &IndirectFontRef,
+    face: &Face,
+    fallback: &[Option<IndirectFontRef>],
+    text: &str,
+    size: f32,
+    x: Mm,
+    y: Mm,
+) {
+    let mut runs: Vec<(Source, Vec<u8>)> = Vec::new();
     for ch in printable(text).chars() {
-        if let Some(gid) = face.glyph_index(ch) {
-            bytes.extend_from_slice(&gid.0.to_be_bytes());
+        let (mut source, mut gid) = glyph_of(face, ch);
+        if source.is_some_and(|i| fallback.get(i).is_none_or(Option::is_none)) {
+            (source, gid) = (None, face.glyph_index('\u{fffd}').unwrap_or_default());
+        }
+        match runs.last_mut() {
+            Some((s, bytes)) if *s == source => bytes.extend_from_slice(&gid.0.to_be_bytes()),
+            _ => runs.push((source, gid.0.to_be_bytes().to_vec())),
         }
     }
     layer.begin_text_section();
-    layer.set_font(font, size);
     layer.set_text_cursor(x, y);
-    // Literal, not hex: half the bytes for the (level 9) compression to chew.
-    layer.add_operation(Operation::new("Tj", vec![Object::String(bytes, StringFormat::Literal)]));
+    for (source, bytes) in runs {
+        // Each Tj advances the text position by its glyphs' widths, so the
+        // next run, in the other font, starts where this one ends.
+        match source.and_then(|i| fallback.get(i)).and_then(Option::as_ref) {
+            Some(f) => layer.set_font(f, size),
+            None => layer.set_font(font, size),
+        }
+        // Literal, not hex: half the bytes for the (level 9) compression to chew.
+        layer.add_operation(Operation::new("Tj", vec![Object::String(bytes, StringFormat::Literal)]));
+    }
     layer.end_text_section();
 }
 
@@ -124,11 +232,18 @@ fn paragraphs(text: &str) -> Vec<String> {
 /// glyphs' own advances: an `m` is not an `i`, and a wrap that counted
 /// characters let lines of wide letters run past the margin.
 fn text_width(face: &Face, text: &str, size: f32) -> f32 {
-    let units: u32 = printable(text)
+    let em = |f: &Face| f32::from(f.units_per_em().max(1));
+    let ems: f32 = printable(text)
         .chars()
-        .map(|c| face.glyph_index(c).and_then(|g| face.glyph_hor_advance(g)).map_or(0, u32::from))
+        .map(|c| match glyph_of(face, c) {
+            (None, g) => face.glyph_hor_advance(g).map_or(0.0, f32::from) / em(face),
+            (Some(i), g) => {
+                let f = &fallbacks()[i].face;
+                f.glyph_hor_advance(g).map_or(0.0, f32::from) / em(f)
+            }
+        })
         .sum();
-    units as f32 / f32::from(face.units_per_em().max(1)) * size * PT_TO_MM
+    ems * size * PT_TO_MM
 }
 
 /// Wraps paragraphs on spaces so that no line is wider than `width` as
@@ -208,7 +323,7 @@ impl Writer {
             Font::Bold => (&self.fonts.bold, &self.faces.0),
             Font::Mono => (&self.fonts.mono, &self.faces.1),
         };
-        put_text(&self.layer, font, face, text, size, Mm(MARGIN + indent), Mm(self.y));
+        put_text(&self.layer, font, face, &self.fonts.fallback, text, size, Mm(MARGIN + indent), Mm(self.y));
     }
 
     /// `text` wrapped to the width between the margins.
@@ -275,6 +390,7 @@ impl Writer {
                 &self.layer,
                 &self.fonts.regular,
                 &self.faces.0,
+                &self.fonts.fallback,
                 &label,
                 size,
                 Mm(x + 0.8),
@@ -315,7 +431,7 @@ impl Writer {
             self.new_page();
         }
         let small = |w: &Self, text: &str, size: f32, x: f32, y: f32| {
-            put_text(&w.layer, &w.fonts.regular, &w.faces.0, text, size, Mm(x), Mm(y));
+            put_text(&w.layer, &w.fonts.regular, &w.faces.0, &w.fonts.fallback, text, size, Mm(x), Mm(y));
         };
         small(self, &chart.title, 8.5, MARGIN, self.y - 4.0);
         small(self, &chart.y_label, 6.5, MARGIN, self.y - 8.5);
@@ -396,7 +512,7 @@ impl Writer {
 
     fn footer(&self) {
         let text = format!("{}  -  page {}", self.footer, self.page);
-        put_text(&self.layer, &self.fonts.regular, &self.faces.0, &text, 7.0, Mm(MARGIN), Mm(10.0));
+        put_text(&self.layer, &self.fonts.regular, &self.faces.0, &[], &text, 7.0, Mm(MARGIN), Mm(10.0));
     }
 
     fn new_page(&mut self) {
@@ -431,6 +547,42 @@ fn timestamp(as_of: &str) -> Result<time::OffsetDateTime, ReportError> {
     time::OffsetDateTime::from_unix_timestamp(at.timestamp()).map_err(pdf_error)
 }
 
+/// Every string of the report, joined: what the PDF may draw.
+fn content_text(report: &Report) -> String {
+    fn walk(value: &serde_json::Value, out: &mut String) {
+        match value {
+            serde_json::Value::String(s) => {
+                out.push_str(s);
+                out.push('\n');
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            serde_json::Value::Object(map) => map.values().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    if let Ok(value) = serde_json::to_value(report) {
+        walk(&value, &mut out);
+    }
+    out
+}
+
+/// What the report's PDF cannot show as written: one warning naming the
+/// characters no font covers, which the PDF draws as U+FFFD.
+pub fn warnings(report: &Report) -> Vec<String> {
+    let text = content_text(report);
+    let missing: std::collections::BTreeSet<char> = uncovered(&text).into_iter().collect();
+    if missing.is_empty() {
+        return Vec::new();
+    }
+    let listed: Vec<String> = missing.iter().take(20).map(|c| format!("U+{:04X}", u32::from(*c))).collect();
+    let more = if missing.len() > 20 { format!(" and {} more", missing.len() - 20) } else { String::new() };
+    vec![format!(
+        "no font covers {}{more}: the PDF shows \u{fffd} in their place; give --report-font FILE with a font that has them",
+        listed.join(", ")
+    )]
+}
+
 /// Renders `report` as PDF bytes.
 pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
     let content = serde_json::to_vec(report).map_err(pdf_error)?;
@@ -450,7 +602,22 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
         .with_metadata_date(at)
         .with_producer("govledger");
     let regular = doc.add_external_font(SANS).map_err(pdf_error)?;
+    // Parsing a fallback font costs milliseconds; only reports with text
+    // that needs it pay them.
+    let (sans, _) = faces()?;
+    let content = content_text(report);
+    let mut used = vec![false; fallbacks().len()];
+    for c in content.chars().filter(|c| representable(*c) && sans.glyph_index(*c).is_none()) {
+        if let (Some(i), _) = glyph_of(sans, c) {
+            used[i] = true;
+        }
+    }
+    let mut fallback = Vec::with_capacity(used.len());
+    for (f, used) in fallbacks().iter().zip(used) {
+        fallback.push(if used { Some(doc.add_external_font(f.bytes).map_err(pdf_error)?) } else { None });
+    }
     let fonts = Fonts {
+        fallback,
         // Headings are set larger in the same face: a bold face would add
         // another 700 kB to every report.
         bold: regular.clone(),
@@ -479,6 +646,9 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
         Font::Regular,
     );
     w.rule();
+    for warning in &report.warnings {
+        w.paragraph(&format!("Warning: {warning}."), 9.0, Font::Bold);
+    }
     w.text("Signed checkpoint", 9.0, Font::Bold, 0.0);
     for line in report.checkpoint.note.lines() {
         w.text(line, 7.5, Font::Mono, 0.0);
@@ -612,6 +782,7 @@ mod tests {
             },
             sections: Vec::new(),
             appendix: None,
+            warnings: Vec::new(),
         }
     }
 

@@ -617,3 +617,83 @@ async fn long_names_wrap_within_the_margins() {
     }
     assert!(checked > 20, "{checked} words checked");
 }
+
+/// Latin, Greek, Cyrillic, Chinese, Japanese, Korean, and an emoji no
+/// installed font has.
+const SCRIPTS: &str = "Latin Ελληνικά Кириллица 中文说明：仅供内部使用。 日本語のテキスト 한국어 텍스트 😀";
+
+#[tokio::test]
+async fn every_script_is_in_the_text_and_what_no_font_has_is_replaced_and_reported() {
+    let fonts = govledger::reports::pdf::FALLBACK_FONTS;
+    if !Path::new(fonts[0]).is_file() || !Path::new(fonts[2]).is_file() {
+        let why = "CJK in reports needs the fallback fonts (apt-get install fonts-droid-fallback fonts-nanum)";
+        if crate::helpers::in_ci() {
+            panic!("CI must check it, but {why}");
+        }
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let Some(app) = crate::helpers::TestApp::spawn(Backend::Sqlite).await else { return };
+    let register = |model: &str, intended_use: &str| {
+        json!({"events": [
+            {"kind": "run.completed", "subject": format!("run:{}", model.replace([':', '@'], "-")), "project": "credit",
+             "outputs": [model]},
+            {"kind": "model.registered", "subject": model, "project": "credit",
+             "inputs": [format!("run:{}", model.replace([':', '@'], "-"))]},
+            {"kind": "model.explained", "subject": model, "project": "credit",
+             "attributes": {"method": "shap", "intended_use": intended_use}},
+        ]})
+    };
+    // Entity names are ASCII; people's names and free text are not.
+    let wang = crate::helpers::client_with(&app.token("王芳", &["data_scientist"], &["*"]));
+    for body in [register("model:risk@1", SCRIPTS), register("model:plain@1", &"Latin only, and as long.".repeat(3))] {
+        let response = wang.post(app.url("/api/v1/events")).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    }
+    app.append_json(&json!({"kind": "deployment.succeeded", "subject": "deployment:staging/risk", "project": "credit",
+                            "attributes": {"model": "model:risk@1"}}))
+        .await;
+
+    for (kind, query) in [
+        ("model-dossier", "subject=model:risk@1"),
+        ("ai-act-log", "subject=deployment:staging/risk"),
+        ("audit-trail", "project=credit"),
+        ("model-inventory", "project=credit"),
+    ] {
+        let response = app.get(&format!("/api/v1/reports/{kind}?{query}")).await;
+        let status = response.status();
+        assert_eq!(
+            status,
+            200,
+            "{kind}: {}",
+            if status == 200 { String::new() } else { response.text().await.unwrap() }
+        );
+        let response = app.get(&format!("/api/v1/reports/{kind}?{query}")).await;
+        let pdf = response.bytes().await.unwrap();
+        let Some(text) = pdf_text(&pdf) else { return };
+        let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(text.contains("王芳"), "{kind}: the actor's Chinese name is in the text");
+        let free_text = matches!(kind, "model-dossier" | "ai-act-log");
+        if free_text {
+            for word in ["Ελληνικά", "Кириллица", "中文说明", "仅供内部使用", "日本語のテキスト", "한국어", "\u{fffd}"]
+            {
+                assert!(text.contains(word), "{kind}: {word:?} is missing from the text:\n{text}");
+            }
+            assert!(text.contains("Warning: no font covers U+1F600"), "{kind}: the PDF says what it replaced");
+        }
+        let json: Value = app.get(&format!("/api/v1/reports/{kind}?{query}&format=json")).await.json().await.unwrap();
+        let warnings = json["warnings"].as_array().map(Vec::len).unwrap_or(0);
+        assert_eq!(warnings, usize::from(free_text), "{kind}: {}", json["warnings"]);
+    }
+    // Only the glyphs used are embedded: CJK costs kilobytes, not the font's megabytes.
+    let size = |subject: &'static str| {
+        let url = app.url(&format!("/api/v1/reports/model-dossier?subject={subject}"));
+        let client = app.client.clone();
+        async move { client.get(url).send().await.unwrap().bytes().await.unwrap().len() }
+    };
+    let (cjk, plain) = (size("model:risk@1").await, size("model:plain@1").await);
+    assert!(cjk < plain + 300 * 1024, "the CJK dossier is {cjk} bytes, the plain one {plain}");
+    let json: Value =
+        app.get("/api/v1/reports/model-dossier?subject=model:plain@1&format=json").await.json().await.unwrap();
+    assert!(json.get("warnings").is_none(), "nothing to warn of in a Latin report");
+}
