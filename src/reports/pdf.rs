@@ -308,6 +308,24 @@ fn fit_label(face: &Face, name: &str, size: f32, width: f32) -> String {
     format!("{label}~")
 }
 
+/// The audit trail's columns and their widths in mm (170 between the
+/// margins): a 7-digit seq, a timestamp to the microsecond and the longest
+/// kind the server writes (`monitoring.threshold_recovered`) fit on one line
+/// at [`TABLE_SIZE`]; subjects and actors wrap.
+const AUDIT_COLUMNS: [(&str, f32); 5] =
+    [("seq", 12.0), ("recorded_at", 38.5), ("kind", 39.0), ("subject", 44.0), ("actor", 36.5)];
+/// Space between a cell's text and the next column, in mm.
+const CELL_PAD: f32 = 1.5;
+/// The size of table text, in points.
+const TABLE_SIZE: f32 = 6.5;
+
+/// One row of a table: its cells, and a note set under it across the
+/// whole width (an event's hash).
+struct Row {
+    cells: Vec<String>,
+    note: Option<String>,
+}
+
 /// Points to millimetres.
 const PT_TO_MM: f32 = 0.3528;
 
@@ -335,6 +353,64 @@ impl Writer {
         let width = PAGE_W - 2.0 * MARGIN;
         for line in wrap(text, width, |t| text_width(face, t, size)) {
             self.text(&line, size, font, 0.0);
+        }
+    }
+
+    /// A table: a header row, repeated at the top of every page the table
+    /// runs onto, then each row with every cell wrapped (or, for a word
+    /// longer than the column, cut) within its column, so that nothing runs
+    /// into its neighbour. Full values are in the JSON and CSV exports.
+    fn table(&mut self, columns: &[(&str, f32)], rows: impl Iterator<Item = Row>) {
+        let line_h = TABLE_SIZE * PT_TO_MM * 1.3;
+        let face = &self.faces.0;
+        let header = |w: &mut Self| {
+            let mut x = MARGIN;
+            w.y -= line_h;
+            for (name, width) in columns {
+                put_text(&w.layer, &w.fonts.bold, face, &[], name, TABLE_SIZE, Mm(x), Mm(w.y));
+                x += width;
+            }
+            w.y -= 0.8;
+            w.polygon(&[(MARGIN, w.y), (MARGIN + columns.iter().map(|c| c.1).sum::<f32>(), w.y)], false);
+        };
+        header(self);
+        for row in rows {
+            let cells: Vec<Vec<String>> = row
+                .cells
+                .iter()
+                .zip(columns)
+                .map(|(text, (_, width))| wrap(text, width - CELL_PAD, |t| text_width(face, t, TABLE_SIZE)))
+                .collect();
+            let lines = cells.iter().map(Vec::len).max().unwrap_or(1);
+            let note_h = if row.note.is_some() { 6.0 * PT_TO_MM * 1.3 } else { 0.0 };
+            if self.y - line_h * lines as f32 - note_h < BOTTOM {
+                self.new_page();
+                header(self);
+            }
+            let top = self.y;
+            let mut x = MARGIN;
+            for (cell, (_, width)) in cells.iter().zip(columns) {
+                for (i, line) in cell.iter().enumerate() {
+                    let y = top - line_h * (i as f32 + 1.0);
+                    put_text(
+                        &self.layer,
+                        &self.fonts.regular,
+                        face,
+                        &self.fonts.fallback,
+                        line,
+                        TABLE_SIZE,
+                        Mm(x),
+                        Mm(y),
+                    );
+                }
+                x += width;
+            }
+            self.y = top - line_h * lines as f32;
+            if let Some(note) = &row.note {
+                self.y -= note_h;
+                put_text(&self.layer, &self.fonts.mono, &self.faces.1, &[], note, 6.0, Mm(MARGIN + 12.0), Mm(self.y));
+            }
+            self.y -= 0.6;
         }
     }
 
@@ -680,21 +756,17 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
         }
         if !section.citations.is_empty() {
             w.gap(1.5);
-            w.text(
-                &format!("{:>7}  {:<26} {:<24} {:<36} {}", "seq", "recorded_at", "kind", "subject", "actor"),
-                7.0,
-                Font::Mono,
-                0.0,
-            );
-            for c in &section.citations {
-                w.text(
-                    &format!("{:>7}  {:<26} {:<24} {:<36} {}", c.seq, c.recorded_at, c.kind, c.subject, c.actor),
-                    7.0,
-                    Font::Mono,
-                    0.0,
-                );
-                w.text(&format!("hash {}", c.hash), 6.5, Font::Mono, 12.0);
-            }
+            let rows = section.citations.iter().map(|c| Row {
+                cells: vec![
+                    c.seq.to_string(),
+                    c.recorded_at.clone(),
+                    c.kind.clone(),
+                    c.subject.clone(),
+                    c.actor.clone(),
+                ],
+                note: Some(format!("hash {}", c.hash)),
+            });
+            w.table(&AUDIT_COLUMNS, rows);
         }
     }
     if let Some(appendix) = &report.appendix {
@@ -811,6 +883,17 @@ mod tests {
         assert_eq!(wrap("aaa bbb ccc", 7.0, chars), ["aaa bbb", "ccc"]);
         assert_eq!(wrap("abcdefghij x", 7.0, chars), ["abcdefg", "hij x"]);
         assert_eq!(printable("Zoë —\t李\u{7}"), "Zoë — 李?");
+    }
+
+    #[test]
+    fn every_kind_every_timestamp_and_a_seven_digit_seq_fit_their_audit_columns() {
+        let (sans, _) = faces().unwrap();
+        let fits = |text: &str, column: usize| text_width(sans, text, TABLE_SIZE) <= AUDIT_COLUMNS[column].1 - CELL_PAD;
+        assert!(fits("9999999", 0));
+        assert!(fits("2026-12-03T07:19:38.780779Z", 1) && fits("2026-08-28T08:08:08.888888Z", 1));
+        for kind in crate::ledger::Kind::ALL {
+            assert!(fits(kind.as_str(), 2), "{kind}");
+        }
     }
 
     #[test]

@@ -697,3 +697,57 @@ async fn every_script_is_in_the_text_and_what_no_font_has_is_replaced_and_report
         app.get("/api/v1/reports/model-dossier?subject=model:plain@1&format=json").await.json().await.unwrap();
     assert!(json.get("warnings").is_none(), "nothing to warn of in a Latin report");
 }
+
+#[tokio::test]
+async fn the_audit_trail_is_a_table_whose_cells_stay_in_their_columns_and_whose_header_repeats() {
+    let Some(app) = crate::helpers::TestApp::spawn(Backend::Sqlite).await else { return };
+    let long = format!("dataset:{}", "segment-".repeat(24));
+    let actor = format!("oidc:https://login.example.com/realms/{}|00u1dana", "bank".repeat(8));
+    let writer = crate::helpers::client_with(&app.token(&actor, &["data_scientist"], &["*"]));
+    let events: Vec<Value> = (0..150)
+        .map(|i| json!({"kind": "dataset.registered", "subject": format!("{long}{i}"), "project": "credit"}))
+        .collect();
+    let response = writer.post(app.url("/api/v1/events")).json(&json!({"events": events})).send().await.unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let pdf = app.get("/api/v1/reports/audit-trail?project=credit").await.bytes().await.unwrap();
+    let Some(text) = pdf_text(&pdf) else { return };
+    assert!(text.contains("segment-segment"), "the long subjects are in the text");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.pdf");
+    std::fs::write(&file, &pdf).unwrap();
+    let bbox = Command::new("pdftotext").args(["-bbox", "-enc", "UTF-8"]).arg(&file).arg("-").output().unwrap();
+    let html = String::from_utf8(bbox.stdout).unwrap();
+    let number = |word: &str, attribute: &str| -> f32 {
+        let at = word.find(&format!("{attribute}=\"")).unwrap() + attribute.len() + 2;
+        word[at..].split('"').next().unwrap().parse().unwrap()
+    };
+    // Column edges (mm from the left margin, 20 mm) in points.
+    let edges: Vec<f32> = [12.0f32, 50.5, 89.5, 133.5].iter().map(|mm| (20.0 + mm) * 72.0 / 25.4).collect();
+    let mut headers = 0;
+    let mut cells = 0;
+    for page in html.split("<page ").skip(1) {
+        for word in page.split("<word ").skip(1) {
+            let content = word.split('>').nth(1).unwrap_or_default().split('<').next().unwrap_or_default();
+            let (x_min, x_max) = (number(word, "xMin"), number(word, "xMax"));
+            if content == "recorded_at" {
+                headers += 1;
+            }
+            // pdftotext's boxes are the font's (about 2.4 times the size):
+            // table text is 6.5 pt, so about 15.6 pt high, the hash notes
+            // (6 pt) and everything else out of that band.
+            let height = number(word, "yMax") - number(word, "yMin");
+            if !(15.0..16.3).contains(&height) {
+                continue;
+            }
+            cells += 1;
+            for edge in &edges {
+                assert!(
+                    !(x_min < edge - 0.5 && x_max > edge + 0.5),
+                    "{content:?} ({x_min}..{x_max} pt) crosses the column edge at {edge} pt"
+                );
+            }
+        }
+    }
+    assert!(cells > 600, "{cells} cell words checked");
+    assert!(headers >= 3, "the header row is repeated on every page of the table ({headers} seen)");
+}
