@@ -623,30 +623,50 @@ fn timestamp(as_of: &str) -> Result<time::OffsetDateTime, ReportError> {
     time::OffsetDateTime::from_unix_timestamp(at.timestamp()).map_err(pdf_error)
 }
 
-/// Every string of the report, joined: what the PDF may draw.
-fn content_text(report: &Report) -> String {
-    fn walk(value: &serde_json::Value, out: &mut String) {
-        match value {
-            serde_json::Value::String(s) => {
-                out.push_str(s);
-                out.push('\n');
-            }
-            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
-            serde_json::Value::Object(map) => map.values().for_each(|v| walk(v, out)),
-            _ => {}
+/// The characters of the report beyond ASCII (which DejaVu covers), each
+/// once: what may need a fallback font. Read from the fields the PDF draws,
+/// without serializing the report (a dossier holds 10,000 statements).
+fn non_ascii(report: &Report) -> std::collections::BTreeSet<char> {
+    let mut found = std::collections::BTreeSet::new();
+    let mut add = |text: &str| {
+        if !text.is_ascii() {
+            found.extend(text.chars().filter(|c| !c.is_ascii()));
+        }
+    };
+    add(&report.title);
+    add(report.subtitle.as_deref().unwrap_or_default());
+    add(&report.scope);
+    for section in &report.sections {
+        add(&section.heading);
+        add(&section.text);
+        section.statements.iter().for_each(|s| add(&s.text));
+        for c in &section.citations {
+            add(&c.kind);
+            add(&c.subject);
+            add(&c.actor);
+        }
+        if let Some(d) = &section.diagram {
+            d.columns.iter().flatten().for_each(|r| add(r));
+        }
+        for chart in &section.charts {
+            add(&chart.title);
+            add(&chart.x_label);
+            add(&chart.y_label);
+            chart.series.iter().for_each(|s| add(&s.name));
+            chart.limits.iter().for_each(|l| add(&l.label));
         }
     }
-    let mut out = String::new();
-    if let Ok(value) = serde_json::to_value(report) {
-        walk(&value, &mut out);
+    if let Some(a) = &report.appendix {
+        add(&a.heading);
+        add(&a.text);
     }
-    out
+    found
 }
 
 /// What the report's PDF cannot show as written: one warning naming the
 /// characters no font covers, which the PDF draws as U+FFFD.
 pub fn warnings(report: &Report) -> Vec<String> {
-    let text = content_text(report);
+    let text: String = non_ascii(report).into_iter().collect();
     let missing: std::collections::BTreeSet<char> = uncovered(&text).into_iter().collect();
     if missing.is_empty() {
         return Vec::new();
@@ -681,9 +701,8 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
     // Parsing a fallback font costs milliseconds; only reports with text
     // that needs it pay them.
     let (sans, _) = faces()?;
-    let content = content_text(report);
     let mut used = vec![false; fallbacks().len()];
-    for c in content.chars().filter(|c| representable(*c) && sans.glyph_index(*c).is_none()) {
+    for c in non_ascii(report).into_iter().filter(|c| representable(*c) && sans.glyph_index(*c).is_none()) {
         if let (Some(i), _) = glyph_of(sans, c) {
             used[i] = true;
         }
