@@ -701,15 +701,20 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
     // Parsing a fallback font costs milliseconds; only reports with text
     // that needs it pay them.
     let (sans, _) = faces()?;
-    let mut used = vec![false; fallbacks().len()];
-    for c in non_ascii(report).into_iter().filter(|c| representable(*c) && sans.glyph_index(*c).is_none()) {
-        if let (Some(i), _) = glyph_of(sans, c) {
-            used[i] = true;
+    let lacking: Vec<char> =
+        non_ascii(report).into_iter().filter(|c| representable(*c) && sans.glyph_index(*c).is_none()).collect();
+    // The fallback fonts (megabytes) are read only for a report that needs one.
+    let mut fallback = Vec::new();
+    if !lacking.is_empty() {
+        let mut used = vec![false; fallbacks().len()];
+        for c in lacking {
+            if let (Some(i), _) = glyph_of(sans, c) {
+                used[i] = true;
+            }
         }
-    }
-    let mut fallback = Vec::with_capacity(used.len());
-    for (f, used) in fallbacks().iter().zip(used) {
-        fallback.push(if used { Some(doc.add_external_font(f.bytes).map_err(pdf_error)?) } else { None });
+        for (f, used) in fallbacks().iter().zip(used) {
+            fallback.push(if used { Some(doc.add_external_font(f.bytes).map_err(pdf_error)?) } else { None });
+        }
     }
     let fonts = Fonts {
         fallback,
