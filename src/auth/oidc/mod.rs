@@ -237,6 +237,12 @@ impl Provider {
     /// on failure the keys in use stay.
     pub async fn refresh(&self) -> Result<usize, ProviderError> {
         let cached = Self::fetch(&self.config).await?;
+        self.install(cached)
+    }
+
+    /// Puts a fetched document and its keys in use, and caches them; keys
+    /// that cannot be used leave those in use in place.
+    fn install(&self, cached: Cached) -> Result<usize, ProviderError> {
         let keys = signing_keys(&cached.jwks).map_err(|e| ProviderError::Invalid(self.config.issuer.clone(), e))?;
         let count = keys.len();
         Self::save(&self.config, &cached);
@@ -283,19 +289,8 @@ impl Provider {
             .ok()
             .flatten()
         });
-        match fetched {
-            Some(Ok(cached)) => match signing_keys(&cached.jwks) {
-                Ok(keys) => {
-                    Self::save(&self.config, &cached);
-                    *self.metadata.write().unwrap_or_else(|e| e.into_inner()) = cached.metadata;
-                    *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
-                    true
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "the identity provider's keys are unusable; the cached keys stay");
-                    false
-                }
-            },
+        match fetched.map(|f| f.and_then(|cached| self.install(cached))) {
+            Some(Ok(_)) => true,
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "the identity provider's keys were not refreshed; the cached keys stay");
                 false

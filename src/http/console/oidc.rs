@@ -19,11 +19,6 @@ use crate::http::{ApiError, AppState};
 const FLOW_COOKIE: &str = "govledger_oidc";
 const CALLBACK: &str = "/ui/login/oidc/callback";
 
-/// Where people reach this server, for the redirect URIs.
-pub fn public_url(_req: &HttpRequest, state: &AppState) -> String {
-    state.console.public_url.clone()
-}
-
 fn provider(state: &AppState) -> Result<&std::sync::Arc<Provider>, ConsoleError> {
     state.access.authenticator.provider().ok_or_else(|| {
         ApiError::new(ErrorCode::NotFound, "this server has no identity provider configured (--oidc-issuer)").into()
@@ -68,13 +63,9 @@ pub struct StartQuery {
 }
 
 /// `GET /ui/login/oidc?next=`: sends the browser to the provider.
-pub async fn start(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    q: web::Query<StartQuery>,
-) -> Result<HttpResponse, ConsoleError> {
+pub async fn start(state: web::Data<AppState>, q: web::Query<StartQuery>) -> Result<HttpResponse, ConsoleError> {
     let provider = provider(&state)?;
-    let redirect_uri = format!("{}{CALLBACK}", public_url(&req, &state));
+    let redirect_uri = format!("{}{CALLBACK}", state.console.public_url);
     let started = state
         .console
         .logins
@@ -127,7 +118,7 @@ pub async fn callback(
         return refused(StatusCode::BAD_REQUEST, "The provider's answer has no code and state: start again.".into());
     };
     let browser = req.cookie(FLOW_COOKIE).map(|c| c.value().to_owned());
-    let redirect_uri = format!("{}{CALLBACK}", public_url(&req, &state));
+    let redirect_uri = format!("{}{CALLBACK}", state.console.public_url);
     let completed =
         state.console.logins.complete(&provider, &redirect_uri, &flow_state, &code, browser.as_deref()).await;
     let completed = match completed {

@@ -157,12 +157,12 @@ pub struct SignIn<'a> {
 
 /// Starts a session for a sign-in, records it, and sends the visitor to `next`.
 pub async fn signed_in(state: &AppState, sign_in: SignIn<'_>, next: &str) -> Result<HttpResponse, ConsoleError> {
+    let display = sign_in.display.clone();
     let id = state
         .console
         .sessions
         .start(sign_in.token, sign_in.expires_at, sign_in.actor, sign_in.method, sign_in.display)
         .ok_or_else(|| crate::http::ApiError::internal("the random number generator failed"))?;
-    let display = state.console.sessions.get(&id).and_then(|s| s.display.clone());
     if let Err(e) =
         record_session(state, Kind::SessionStarted, sign_in.actor, sign_in.method, &id, display.as_deref()).await
     {
@@ -309,7 +309,7 @@ pub async fn logout(
     }
     let provider_logout = ended.filter(|s| s.method == "oidc").and_then(|s| {
         let provider = state.access.authenticator.provider()?;
-        super::oidc::end_session_url(provider, &s.token, &super::oidc::public_url(&req, &state))
+        super::oidc::end_session_url(provider, &s.token, &state.console.public_url)
     });
     let mut response = match &provider_logout {
         Some(url) => super::oidc::redirect_to_provider(url),
