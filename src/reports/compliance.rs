@@ -217,6 +217,7 @@ pub fn gdpr_processing(
         ("as_of", as_of.clone()),
     ];
     let parts = Assembly { kind: "gdpr-processing", scope: scope_text, as_of, checkpoint: info, values };
+    let findings: Vec<Statement> = findings.into_iter().map(super::finding_row).collect();
     assemble(&mut conn, template, parts, |show| match show {
         "classification" => classification.clone(),
         "usage" => usage.clone(),
@@ -481,7 +482,7 @@ pub fn gdpr_erasure(basis: Basis<'_>, subject: &str, template: &Template) -> Res
     let keys = if all_keys.is_empty() {
         "none held: the subject was only listed, with no fields".to_owned()
     } else {
-        format!("key id(s) {}", all_keys.join(", "))
+        format!("{} {}", if all_keys.len() == 1 { "key id" } else { "key ids" }, all_keys.join(", "))
     };
     let count = certificates.len();
     let mut erasure_statements = Vec::new();
@@ -489,15 +490,22 @@ pub fn gdpr_erasure(basis: Basis<'_>, subject: &str, template: &Template) -> Res
         let destroyed = if certificate.key_ids_destroyed.is_empty() {
             "no key was held".to_owned()
         } else {
-            format!("key id(s) {} destroyed", certificate.key_ids_destroyed.join(", "))
+            let ids = &certificate.key_ids_destroyed;
+            format!("{} {} destroyed", if ids.len() == 1 { "key id" } else { "key ids" }, ids.join(", "))
         };
         let reason =
             certificate.reason.as_deref().map_or_else(|| "no reason given".to_owned(), |r| format!("reason: {r}"));
         let which = if count == 1 { "Erasure".to_owned() } else { format!("Erasure {} of {count}", i + 1) };
         erasure_statements.push(Statement::citing(
             format!(
-                "{which} of {pseudonym} recorded at {} by {}; {} event(s) affected; {destroyed}; {reason}.",
-                event.recorded_at, event.actor, certificate.events_affected
+                "{which} of {pseudonym} recorded at {} by {}; {} affected; {destroyed}; {reason}.",
+                event.recorded_at,
+                event.actor,
+                super::models::count(
+                    usize::try_from(certificate.events_affected).unwrap_or(usize::MAX),
+                    "event",
+                    "events"
+                )
             ),
             event,
         ));

@@ -8,11 +8,13 @@
 //! nothing random goes in, so the same ledger state and template give
 //! byte-identical files.
 
+mod archival;
 pub mod compliance;
 pub mod layout;
 pub mod models;
 pub mod monitoring;
 pub mod pdf;
+mod shaping;
 pub mod template;
 
 use serde::Serialize;
@@ -76,12 +78,22 @@ pub struct Statement {
     pub text: String,
     pub seq: u64,
     pub hash: String,
+    /// The statement as a row of its section's table, one cell per column
+    /// (the PDF draws these; `text` says the same in a sentence).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cells: Vec<String>,
 }
 
 impl Statement {
     /// `text`, citing `event`.
     pub fn citing(text: impl Into<String>, event: &Event) -> Self {
-        Self { text: text.into(), seq: event.seq, hash: hex::encode(event.hash) }
+        Self { text: text.into(), seq: event.seq, hash: hex::encode(event.hash), cells: Vec::new() }
+    }
+
+    /// The statement with `cells` as its table row.
+    pub fn with_cells(mut self, cells: Vec<String>) -> Self {
+        self.cells = cells;
+        self
     }
 }
 
@@ -93,6 +105,9 @@ pub struct Diagram {
     pub columns: Vec<Vec<String>>,
     /// `(source, target)` references.
     pub arrows: Vec<(String, String)>,
+    /// The references each summary box ("+14 more datasets") stands for.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub summarized: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// A line chart of one metric over time, drawn as vectors in the PDF.
@@ -133,6 +148,9 @@ pub struct ReportSection {
     /// Statements, each citing the event it rests on.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub statements: Vec<Statement>,
+    /// The columns of the table the statements' cells fill; none for prose.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
     /// Events listed in full (audit trails).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub citations: Vec<Citation>,
@@ -279,7 +297,7 @@ pub fn audit_trail(basis: Basis<'_>, scope: &Scope, template: &Template) -> Resu
         Scope::Window { from, to, project } => {
             let which = match (project, readable) {
                 (Some(p), _) => format!("the events of project {p}"),
-                (None, Some(projects)) => format!("the events of the projects {}", projects.join(", ")),
+                (None, Some(projects)) => format!("the events of {}", models::projects_phrase(projects)),
                 (None, None) => "every event of the ledger".to_owned(),
             };
             match (from, to) {
@@ -308,6 +326,7 @@ pub fn audit_trail(basis: Basis<'_>, scope: &Scope, template: &Template) -> Resu
             text: template::fill(&s.text, &values),
             show: s.show.clone(),
             statements: Vec::new(),
+            columns: Vec::new(),
             citations: if s.show == "events" { events.iter().map(cite).collect() } else { Vec::new() },
             diagram: None,
             charts: Vec::new(),
@@ -642,6 +661,24 @@ pub fn produce(
     Ok(Produced { bytes, warnings: built.warnings, cited, checkpoint })
 }
 
+/// The columns of the tables sections show: findings, and the inventory.
+pub(crate) fn columns_of(show: &str) -> Vec<String> {
+    let names: &[&str] = match show {
+        "inventory" => &["model version", "owner", "status", "live in", "last evaluation", "approvals", "findings"],
+        "findings" => &["seq", "finding"],
+        "approvals" => &["seq", "environment", "step", "by", "at", "details"],
+        _ => &[],
+    };
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
+/// A finding as a table row: its evidence's seq, and the finding.
+pub(crate) fn finding_row(finding: Statement) -> Statement {
+    let text = finding.text.strip_prefix("FINDING: ").unwrap_or(&finding.text).to_owned();
+    let seq = finding.seq.to_string();
+    finding.with_cells(vec![seq, text])
+}
+
 /// The parts every statement report shares, filled from a template.
 pub(crate) struct Assembly<'a> {
     pub kind: &'a str,
@@ -669,6 +706,7 @@ pub(crate) fn assemble(
             heading: t.heading.clone(),
             text: fill(&t.text),
             show: t.show.clone(),
+            columns: if statements.iter().any(|s| !s.cells.is_empty()) { columns_of(&t.show) } else { Vec::new() },
             statements,
             citations: Vec::new(),
             diagram: None,

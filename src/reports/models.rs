@@ -302,6 +302,32 @@ fn ownership_breaches(
     Ok(out)
 }
 
+/// "no findings", "1 finding", "3 findings".
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    match n {
+        0 => format!("no {many}"),
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    }
+}
+
+/// "project p", "the projects p and q".
+pub(crate) fn projects_phrase(projects: &[String]) -> String {
+    match projects {
+        [one] => format!("project {one}"),
+        several => format!("the projects {}", and_list(several)),
+    }
+}
+
+/// "a", "a and b", "a, b and c".
+pub(crate) fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
 /// "live now in: …" for a story, as of the checkpoint.
 fn live_line(model: &str, story: &DeploymentStory, tree_size: u64) -> String {
     if story.live.is_empty() {
@@ -309,7 +335,7 @@ fn live_line(model: &str, story: &DeploymentStory, tree_size: u64) -> String {
     }
     let places: Vec<String> =
         story.live.iter().map(|(target, since)| format!("{target} (since seq {})", since.seq)).collect();
-    format!("{model} is live now in: {}, as of checkpoint {tree_size}.", places.join(", "))
+    format!("{model} is live now in {}, as of checkpoint {tree_size}.", and_list(&places))
 }
 
 /// Every deployment entity's reference.
@@ -479,30 +505,97 @@ pub(crate) fn cite_all(
     Ok(())
 }
 
+/// Columns the dossier's diagram shows: those nearest the subject. Five
+/// columns of boxes keep labels at a readable size across an A4 page.
+const DIAGRAM_COLUMNS: usize = 5;
+/// Boxes per column, summary boxes included: more would shrink the drawing.
+const DIAGRAM_ROWS: usize = 10;
+
 /// A lineage diagram of `graph`, in the columns [`super::layout`] draws it
-/// with (the subject's last); each column's references in name order.
+/// with (the subject's last); each column's references in name order. A
+/// large graph is summarized, not shrunk: columns beyond
+/// [`DIAGRAM_COLUMNS`] from the subject become one "+N upstream entities"
+/// box, and a column of more than [`DIAGRAM_ROWS`] boxes keeps the first
+/// by name and shows the rest as "+N more datasets" (per entity type). The
+/// diagram lists what each summary box stands for.
 fn diagram(graph: &lineage::Graph) -> Diagram {
     let refs: Vec<&str> = graph.nodes.iter().map(|n| n.ref_.as_str()).collect();
     let index: BTreeMap<&str, usize> = refs.iter().enumerate().map(|(i, r)| (*r, i)).collect();
-    let arrows: BTreeSet<(String, String)> = graph
+    let arrows: BTreeSet<(&str, &str)> = graph
         .edges
         .iter()
         .filter(|e| index.contains_key(e.source.as_str()) && index.contains_key(e.target.as_str()))
-        .map(|e| (e.source.clone(), e.target.clone()))
+        .map(|e| (e.source.as_str(), e.target.as_str()))
         .collect();
-    let pairs: Vec<(usize, usize)> = arrows.iter().map(|(s, t)| (index[s.as_str()], index[t.as_str()])).collect();
+    let pairs: Vec<(usize, usize)> = arrows.iter().map(|(s, t)| (index[s], index[t])).collect();
     let layout = super::layout::layered(refs.len(), &pairs, super::layout::Sizes::SCREEN);
-    let columns = layout
+    let mut columns: Vec<Vec<&str>> = layout
         .columns
         .iter()
         .map(|c| {
-            let mut column: Vec<String> = c.iter().map(|&n| refs[n].to_owned()).collect();
-            column.sort();
+            let mut column: Vec<&str> = c.iter().map(|&n| refs[n]).collect();
+            column.sort_unstable();
             column
         })
-        .filter(|c: &Vec<String>| !c.is_empty())
+        .filter(|c| !c.is_empty())
         .collect();
-    Diagram { columns, arrows: arrows.into_iter().collect() }
+    // What each reference is drawn as: itself, or the summary box it went into.
+    let mut shown: BTreeMap<&str, String> = refs.iter().map(|r| (*r, (*r).to_owned())).collect();
+    let mut summarized: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut summary_column = Vec::new();
+    if columns.len() > DIAGRAM_COLUMNS {
+        let far: Vec<&str> = columns.drain(..columns.len() - (DIAGRAM_COLUMNS - 1)).flatten().collect();
+        let label = format!("+{} upstream {}", far.len(), if far.len() == 1 { "entity" } else { "entities" });
+        for r in &far {
+            shown.insert(r, label.clone());
+        }
+        summarized.insert(label.clone(), far.iter().map(|r| (*r).to_owned()).collect());
+        summary_column.push(label);
+    }
+    let mut drawn: Vec<Vec<String>> = Vec::with_capacity(columns.len() + 1);
+    if !summary_column.is_empty() {
+        drawn.push(summary_column);
+    }
+    for column in columns {
+        if column.len() <= DIAGRAM_ROWS {
+            drawn.push(column.iter().map(|r| (*r).to_owned()).collect());
+            continue;
+        }
+        let mut by_type: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for r in &column {
+            by_type.entry(r.split(':').next().unwrap_or("entity")).or_default().push(r);
+        }
+        // Each type keeps a share of the boxes, one of which says what is left out.
+        let share = (DIAGRAM_ROWS / by_type.len()).max(2);
+        let mut kept = Vec::new();
+        for (entity_type, members) in by_type {
+            if members.len() <= share {
+                kept.extend(members.iter().map(|r| (*r).to_owned()));
+                continue;
+            }
+            let (visible, hidden) = members.split_at(share - 1);
+            kept.extend(visible.iter().map(|r| (*r).to_owned()));
+            let label = format!("+{} more {}", hidden.len(), plural(entity_type, hidden.len()));
+            for r in hidden {
+                shown.insert(r, label.clone());
+            }
+            summarized.insert(label.clone(), hidden.iter().map(|r| (*r).to_owned()).collect());
+            kept.push(label);
+        }
+        drawn.push(kept);
+    }
+    let arrows: BTreeSet<(String, String)> =
+        arrows.iter().map(|(s, t)| (shown[s].clone(), shown[t].clone())).filter(|(s, t)| s != t).collect();
+    Diagram { columns: drawn, arrows: arrows.into_iter().collect(), summarized }
+}
+
+/// "datasets", "runs", "evaluations": an entity type as counted.
+fn plural(entity_type: &str, n: usize) -> String {
+    match (entity_type, n) {
+        (t, 1) => t.to_owned(),
+        (t, _) if t.ends_with('s') => format!("{t}es"),
+        (t, _) => format!("{t}s"),
+    }
 }
 
 fn section(template_section: &super::template::Section, text: String) -> ReportSection {
@@ -511,6 +604,7 @@ fn section(template_section: &super::template::Section, text: String) -> ReportS
         text,
         show: template_section.show.clone(),
         statements: Vec::new(),
+        columns: Vec::new(),
         citations: Vec::new(),
         diagram: None,
         charts: Vec::new(),
@@ -675,17 +769,28 @@ pub fn model_dossier(
             "approvals" => {
                 for a in &approvals {
                     let attributes = attrs(&a.requested);
-                    s.statements.push(Statement::citing(
-                        format!(
-                            "Approval for {} requested by {} at {} ({} approver(s) needed, valid {} days).",
-                            a.environment,
-                            a.requested.actor,
-                            a.requested.recorded_at,
-                            attributes["required_approvals"],
-                            a.valid_for / 86_400
-                        ),
-                        &a.requested,
-                    ));
+                    let needs = format!(
+                        "{} needed, valid {}",
+                        count(attributes["required_approvals"].as_u64().unwrap_or(1) as usize, "approver", "approvers"),
+                        count((a.valid_for / 86_400) as usize, "day", "days")
+                    );
+                    s.statements.push(
+                        Statement::citing(
+                            format!(
+                                "Approval for {} requested by {} at {} ({needs}).",
+                                a.environment, a.requested.actor, a.requested.recorded_at,
+                            ),
+                            &a.requested,
+                        )
+                        .with_cells(vec![
+                            a.requested.seq.to_string(),
+                            a.environment.clone(),
+                            "requested".into(),
+                            a.requested.actor.clone(),
+                            a.requested.recorded_at.clone(),
+                            needs,
+                        ]),
+                    );
                     for d in &a.decisions {
                         let verb = d.kind.trim_start_matches("approval.");
                         let given = attrs(d);
@@ -693,15 +798,21 @@ pub fn model_dossier(
                             .as_str()
                             .map(|why| format!(" OVERRIDE of failing rules: \"{why}\""))
                             .unwrap_or_default();
-                        s.statements.push(Statement::citing(
-                            format!(
-                                "{verb} by {} at {}: {}{overriding}",
-                                d.actor,
-                                d.recorded_at,
-                                given["reason"].as_str().unwrap_or("")
-                            ),
-                            d,
-                        ));
+                        let reason = given["reason"].as_str().unwrap_or("");
+                        s.statements.push(
+                            Statement::citing(
+                                format!("{verb} by {} at {}: {reason}{overriding}", d.actor, d.recorded_at),
+                                d,
+                            )
+                            .with_cells(vec![
+                                d.seq.to_string(),
+                                a.environment.clone(),
+                                verb.to_owned(),
+                                d.actor.clone(),
+                                d.recorded_at.clone(),
+                                format!("{reason}{overriding}").trim().to_owned(),
+                            ]),
+                        );
                     }
                 }
                 if approvals.is_empty() {
@@ -758,13 +869,16 @@ pub fn model_dossier(
                 }
             }
             _ => {
-                s.statements.extend(found.iter().cloned());
+                s.statements.extend(found.iter().cloned().map(super::finding_row));
                 if found.is_empty() {
                     s.statements.push(Statement::citing(format!("No open findings for {model}."), &registered));
                 }
             }
         }
         cite_all(&mut conn, &s.statements, &mut cited)?;
+        if s.statements.iter().any(|s| !s.cells.is_empty()) {
+            s.columns = super::columns_of(&s.show);
+        }
         sections.push(s);
     }
     let report = Report {
@@ -819,18 +933,6 @@ pub fn model_inventory(
             .iter()
             .map(|a| format!("{} {}", a.environment, if a.valid_at(&as_of) { "valid" } else { "not valid" }))
             .collect();
-        let a = attrs(&registered);
-        rows.push(Statement::citing(
-            format!(
-                "{model}: owner {}, {}; last validation {}; approvals: {}; live in: {}.",
-                a["owner"].as_str().unwrap_or(&registered.actor),
-                if retired.is_some() { "retired" } else { "active" },
-                evaluations.last().map_or("never".to_owned(), |e| format!("{} (seq {})", e.recorded_at, e.seq)),
-                if approved.is_empty() { "none".to_owned() } else { approved.join(", ") },
-                if live.is_empty() { "nowhere".to_owned() } else { live.join(", ") },
-            ),
-            &registered,
-        ));
         let facts = ModelFacts {
             model,
             registered: &registered,
@@ -839,8 +941,25 @@ pub fn model_inventory(
             deployments: &deployments,
             retired: retired.as_ref(),
         };
-        all_findings.extend(findings(&facts, &as_of, rules));
-        all_findings.extend(super::monitoring::open_breach_findings(&own, model, &live));
+        let mut found = findings(&facts, &as_of, rules);
+        found.extend(super::monitoring::open_breach_findings(&own, model, &live));
+        let a = attrs(&registered);
+        let owner = a["owner"].as_str().unwrap_or(&registered.actor).to_owned();
+        let status = if retired.is_some() { "retired" } else { "active" };
+        let evaluated = evaluations.last().map_or("never".to_owned(), |e| format!("{} (seq {})", e.recorded_at, e.seq));
+        let approved = if approved.is_empty() { "none".to_owned() } else { approved.join(", ") };
+        let live = if live.is_empty() { "nowhere".to_owned() } else { live.join(", ") };
+        rows.push(
+            Statement::citing(
+                format!(
+                    "{model}: owner {owner}, {status}; last validation {evaluated}; approvals: {approved}; live in: {live}; {}.",
+                    count(found.len(), "finding", "findings")
+                ),
+                &registered,
+            )
+            .with_cells(vec![model.clone(), owner, status.into(), live, evaluated, approved, found.len().to_string()]),
+        );
+        all_findings.extend(found);
     }
     let in_project = |e: &Event| project.is_none_or(|p| e.project.as_deref() == Some(p));
     all_findings.extend(redefinitions(&mut conn, tree_size, readable, Versions::All(&in_project))?);
@@ -850,9 +969,98 @@ pub fn model_inventory(
     values.push(("findings", all_findings.len().to_string()));
     let scope = match (project, readable) {
         (Some(p), _) => format!("the model versions of project {p}"),
-        (None, Some(projects)) => format!("the model versions of the projects {}", projects.join(", ")),
+        (None, Some(projects)) => format!("the model versions of {}", projects_phrase(projects)),
         (None, None) => "every model version".into(),
     };
     let parts = Assembly { kind: "model-inventory", scope, as_of, checkpoint: info, values };
+    let all_findings: Vec<Statement> = all_findings.into_iter().map(super::finding_row).collect();
     assemble(&mut conn, template, parts, |show| if show == "inventory" { rows.clone() } else { all_findings.clone() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(edges: &[(String, String)]) -> lineage::Graph {
+        let mut refs: BTreeSet<&str> = BTreeSet::new();
+        for (s, t) in edges {
+            refs.extend([s.as_str(), t.as_str()]);
+        }
+        let node = |r: &str| lineage::Node {
+            ref_: r.to_owned(),
+            entity_type: r.split(':').next().unwrap().to_owned(),
+            name: r.to_owned(),
+            version: None,
+            project: None,
+            status: "active".into(),
+            seq: 1,
+        };
+        lineage::Graph {
+            node: "model:m@1".into(),
+            direction: "upstream",
+            depth: 10,
+            as_of_seq: None,
+            nodes: refs.iter().map(|r| node(r)).collect(),
+            edges: edges
+                .iter()
+                .map(|(s, t)| lineage::Edge {
+                    source: s.clone(),
+                    target: t.clone(),
+                    seq: 1,
+                    ended_seq: None,
+                    kind: "run.started".into(),
+                })
+                .collect(),
+            truncated: false,
+            node_limit: 500,
+            omitted_nodes: 0,
+            hidden_nodes: 0,
+        }
+    }
+
+    #[test]
+    fn a_small_diagram_is_drawn_whole() {
+        let edges = vec![
+            ("dataset:a@1".to_owned(), "run:r".to_owned()),
+            ("run:r".to_owned(), "model:m@1".to_owned()),
+            ("dataset:e@1".to_owned(), "model:m@1".to_owned()),
+        ];
+        let d = diagram(&graph(&edges));
+        assert_eq!(d.columns.iter().flatten().count(), 4);
+        assert_eq!(d.arrows.len(), 3);
+        assert!(d.summarized.is_empty());
+    }
+
+    #[test]
+    fn a_wide_column_is_summarized_by_type_and_its_edges_follow_the_summary() {
+        let mut edges: Vec<(String, String)> =
+            (0..24).map(|i| (format!("dataset:d{i:02}@1"), "run:train".to_owned())).collect();
+        edges.push(("run:train".into(), "model:m@1".into()));
+        let d = diagram(&graph(&edges));
+        assert_eq!(d.columns.len(), 3);
+        let first = &d.columns[0];
+        assert!(first.len() <= DIAGRAM_ROWS, "{first:?}");
+        let label = "+15 more datasets";
+        assert_eq!(first.last().map(String::as_str), Some(label), "{first:?}");
+        assert_eq!(d.summarized[label].len(), 15);
+        assert!(d.summarized[label].contains(&"dataset:d23@1".to_owned()));
+        assert!(d.arrows.contains(&(label.to_owned(), "run:train".to_owned())));
+        // Every reference is shown or summarized, once.
+        let shown = first.len() - 1 + d.summarized[label].len();
+        assert_eq!(shown, 24);
+    }
+
+    #[test]
+    fn a_deep_graph_keeps_the_columns_nearest_the_subject() {
+        let chain: Vec<String> = (0..9).map(|i| format!("dataset:step{i}@1")).chain(["model:m@1".into()]).collect();
+        let edges: Vec<(String, String)> = chain.windows(2).map(|w| (w[0].clone(), w[1].clone())).collect();
+        let d = diagram(&graph(&edges));
+        assert_eq!(d.columns.len(), DIAGRAM_COLUMNS);
+        assert_eq!(d.columns[0], ["+6 upstream entities"]);
+        assert_eq!(d.columns.last().unwrap(), &["model:m@1"]);
+        assert!(d.arrows.contains(&("+6 upstream entities".to_owned(), "dataset:step6@1".to_owned())));
+        assert_eq!(d.summarized["+6 upstream entities"].len(), 6);
+        assert_eq!(plural("dataset", 1), "dataset");
+        assert_eq!(plural("process", 2), "processes");
+    }
 }

@@ -8,8 +8,9 @@
 //! named in the report's `warnings`: text never silently vanishes.
 //!
 //! Reproducible by construction: the document id is derived from the
-//! report's content, every date is the report's `as_of`, and the XMP
-//! metadata (which printpdf fills with random instance ids) is left out.
+//! report's content and every date is the report's `as_of`; printpdf's own
+//! XMP (random instance ids) is left out and [`super::archival`] writes a
+//! deterministic one, making the file PDF/A-2b.
 
 use printpdf::lopdf::content::Operation;
 use printpdf::lopdf::{Object, StringFormat};
@@ -146,7 +147,8 @@ fn put_text(
     y: Mm,
 ) {
     let mut runs: Vec<(Source, Vec<u8>)> = Vec::new();
-    for ch in printable(text).chars() {
+    let text = printable(text);
+    for ch in super::shaping::visual(&text, &|c| face.glyph_index(c).is_some()).chars() {
         let (mut source, mut gid) = glyph_of(face, ch);
         if source.is_some_and(|i| fallback.get(i).is_none_or(Option::is_none)) {
             (source, gid) = (None, face.glyph_index('\u{fffd}').unwrap_or_default());
@@ -258,7 +260,9 @@ fn wrap(text: &str, width: f32, measure: impl Fn(&str) -> f32) -> Vec<String> {
             let mut word = word;
             let mut wide = measure(word);
             while wide > width {
-                let (mut end, mut taken) = (0, 0.0f32);
+                // A reference breaks best after its punctuation
+                // (`deployment:` / `staging/`), else where the width ends.
+                let (mut end, mut taken, mut after_mark) = (0, 0.0f32, 0);
                 for (i, c) in word.char_indices() {
                     let w = measure(&word[i..i + c.len_utf8()]);
                     if end > 0 && taken + w > width {
@@ -266,6 +270,12 @@ fn wrap(text: &str, width: f32, measure: impl Fn(&str) -> f32) -> Vec<String> {
                     }
                     end = i + c.len_utf8();
                     taken += w;
+                    if matches!(c, ':' | '/' | '@' | '-' | '_' | '.' | '|') {
+                        after_mark = end;
+                    }
+                }
+                if after_mark * 3 >= end {
+                    end = after_mark.max(1);
                 }
                 if !line.is_empty() {
                     lines.push(std::mem::take(&mut line));
@@ -319,6 +329,33 @@ const CELL_PAD: f32 = 1.5;
 /// The size of table text, in points.
 const TABLE_SIZE: f32 = 6.5;
 
+/// The size of the text of statement tables (inventory, findings,
+/// approvals), in points: fewer columns than the audit trail's, longer text.
+const STATEMENT_TABLE_SIZE: f32 = 7.0;
+
+/// Widths in mm of a statement table's columns: each shape
+/// [`super::columns_of`] gives sums to the 170 between the margins, with a
+/// 7-digit seq and a timestamp to the microsecond on one line; columns a
+/// template names otherwise share the width evenly.
+fn column_widths(columns: &[String]) -> Vec<f32> {
+    let weight = |name: &str| match name {
+        "seq" => 12.5,
+        "model version" => 35.0,
+        "owner" => 18.0,
+        "status" | "findings" => 12.0,
+        "step" => 16.0,
+        "live in" | "by" => 30.0,
+        "last evaluation" | "at" => 42.0,
+        "approvals" => 21.0,
+        "environment" => 18.0,
+        "details" => 51.5,
+        "finding" => 157.5,
+        _ => 30.0,
+    };
+    let total: f32 = columns.iter().map(|c| weight(c)).sum();
+    columns.iter().map(|c| weight(c) * (PAGE_W - 2.0 * MARGIN) / total.max(1.0)).collect()
+}
+
 /// One row of a table: its cells, and a note set under it across the
 /// whole width (an event's hash).
 struct Row {
@@ -360,26 +397,30 @@ impl Writer {
     /// runs onto, then each row with every cell wrapped (or, for a word
     /// longer than the column, cut) within its column, so that nothing runs
     /// into its neighbour. Full values are in the JSON and CSV exports.
-    fn table(&mut self, columns: &[(&str, f32)], rows: impl Iterator<Item = Row>) {
-        let line_h = TABLE_SIZE * PT_TO_MM * 1.3;
+    fn table(&mut self, columns: &[(&str, f32)], size: f32, rows: impl Iterator<Item = Row>) {
+        let line_h = size * PT_TO_MM * 1.3;
         let face = &self.faces.0;
         let header = |w: &mut Self| {
             let mut x = MARGIN;
             w.y -= line_h;
             for (name, width) in columns {
-                put_text(&w.layer, &w.fonts.bold, face, &[], name, TABLE_SIZE, Mm(x), Mm(w.y));
+                put_text(&w.layer, &w.fonts.bold, face, &[], name, size, Mm(x), Mm(w.y));
                 x += width;
             }
             w.y -= 0.8;
             w.polygon(&[(MARGIN, w.y), (MARGIN + columns.iter().map(|c| c.1).sum::<f32>(), w.y)], false);
         };
+        // A header alone at the foot of a page says nothing.
+        if self.y - 4.0 * line_h < BOTTOM {
+            self.new_page();
+        }
         header(self);
         for row in rows {
             let cells: Vec<Vec<String>> = row
                 .cells
                 .iter()
                 .zip(columns)
-                .map(|(text, (_, width))| wrap(text, width - CELL_PAD, |t| text_width(face, t, TABLE_SIZE)))
+                .map(|(text, (_, width))| wrap(text, width - CELL_PAD, |t| text_width(face, t, size)))
                 .collect();
             let lines = cells.iter().map(Vec::len).max().unwrap_or(1);
             let note_h = if row.note.is_some() { 6.0 * PT_TO_MM * 1.3 } else { 0.0 };
@@ -392,16 +433,7 @@ impl Writer {
             for (cell, (_, width)) in cells.iter().zip(columns) {
                 for (i, line) in cell.iter().enumerate() {
                     let y = top - line_h * (i as f32 + 1.0);
-                    put_text(
-                        &self.layer,
-                        &self.fonts.regular,
-                        face,
-                        &self.fonts.fallback,
-                        line,
-                        TABLE_SIZE,
-                        Mm(x),
-                        Mm(y),
-                    );
+                    put_text(&self.layer, &self.fonts.regular, face, &self.fonts.fallback, line, size, Mm(x), Mm(y));
                 }
                 x += width;
             }
@@ -766,10 +798,31 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
         w.paragraph(&section.heading, 13.0, Font::Bold);
         w.gap(1.0);
         w.paragraph(&section.text, 10.0, Font::Regular);
-        for statement in &section.statements {
+        let (rows, prose): (Vec<_>, Vec<_>) =
+            section.statements.iter().partition(|s| !section.columns.is_empty() && !s.cells.is_empty());
+        for (i, statement) in prose.iter().enumerate() {
             w.gap(0.8);
             w.paragraph(&statement.text, 9.0, Font::Regular);
-            w.text(&format!("seq {}, hash {}", statement.seq, statement.hash), 6.5, Font::Mono, 6.0);
+            // Statements that rest on one event (a model card's lines) name it once, after the last.
+            if prose.get(i + 1).is_none_or(|next| next.seq != statement.seq) {
+                w.text(&format!("seq {}, hash {}", statement.seq, statement.hash), 6.5, Font::Mono, 6.0);
+            }
+        }
+        if !rows.is_empty() {
+            w.gap(1.5);
+            let widths = column_widths(&section.columns);
+            let columns: Vec<(&str, f32)> = section.columns.iter().map(String::as_str).zip(widths).collect();
+            // A seq column already names the event; the note adds its hash.
+            let seq_shown = section.columns.first().is_some_and(|c| c == "seq");
+            let rows = rows.into_iter().map(|s| Row {
+                cells: s.cells.clone(),
+                note: Some(if seq_shown {
+                    format!("hash {}", s.hash)
+                } else {
+                    format!("seq {}, hash {}", s.seq, s.hash)
+                }),
+            });
+            w.table(&columns, STATEMENT_TABLE_SIZE, rows);
         }
         if let Some(diagram) = &section.diagram {
             w.diagram(diagram);
@@ -790,70 +843,34 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
                 ],
                 note: Some(format!("hash {}", c.hash)),
             });
-            w.table(&AUDIT_COLUMNS, rows);
+            w.table(&AUDIT_COLUMNS, TABLE_SIZE, rows);
         }
     }
     if let Some(appendix) = &report.appendix {
-        w.new_page();
+        // The appendix follows on the same page when it has room: a page
+        // holding only the last lines of a report reads as a page missing.
+        w.gap(4.0);
+        let lines = wrap(&appendix.text, PAGE_W - 2.0 * MARGIN, |t| text_width(&w.faces.0, t, 10.0)).len();
+        let needed = 3.0 + 13.0 * PT_TO_MM * 1.35 + 1.0 + lines as f32 * 10.0 * PT_TO_MM * 1.35;
+        if w.y - needed < BOTTOM {
+            w.new_page();
+        }
+        w.rule();
         w.paragraph(&appendix.heading, 13.0, Font::Bold);
         w.gap(1.0);
         w.paragraph(&appendix.text, 10.0, Font::Regular);
     }
     let bytes = w.doc.save_to_bytes().map_err(pdf_error)?;
-    with_trailer_id(&bytes, &id)
-}
-
-/// printpdf puts an "instance id" from a process-wide counter into the
-/// trailer's `/ID`, so the n-th PDF of a process differs from the first:
-/// replace both halves with the content-derived id.
-///
-/// printpdf writes the id as two 32-character literal strings in the
-/// cross-reference stream, the file's last object; our id has the same
-/// length, so it is overwritten in place and no offset moves. Anything else
-/// is re-parsed and re-saved, which doubles the rendering time of a large
-/// report.
-fn with_trailer_id(pdf: &[u8], id: &str) -> Result<Vec<u8>, ReportError> {
-    const OPEN: &[u8] = b"/ID[(";
-    // The cross-reference stream starts where `startxref` says; its
-    // dictionary comes first.
-    let xref_at = pdf
-        .windows(b"startxref".len())
-        .rposition(|w| w == b"startxref")
-        .and_then(|p| std::str::from_utf8(&pdf[p + b"startxref".len()..]).ok())
-        .and_then(|rest| rest.split_whitespace().next()?.parse::<usize>().ok())
-        .filter(|&at| at < pdf.len());
-    let found = xref_at.and_then(|at| {
-        let head = &pdf[at..pdf.len().min(at + 512)];
-        head.windows(OPEN.len()).position(|w| w == OPEN).map(|p| at + p + OPEN.len())
-    });
-    if let Some(start) = found {
-        let n = id.len();
-        let fits = n == 32
-            && pdf.len() >= start + 2 * n + 4
-            && &pdf[start + n..start + n + 2] == b")("
-            && &pdf[start + 2 * n + 2..start + 2 * n + 4] == b")]"
-            && pdf[start..start + n]
-                .iter()
-                .chain(&pdf[start + n + 2..start + 2 * n + 2])
-                .all(u8::is_ascii_alphanumeric);
-        if fits {
-            let mut out = pdf.to_vec();
-            out[start..start + n].copy_from_slice(id.as_bytes());
-            out[start + n + 2..start + 2 * n + 2].copy_from_slice(id.as_bytes());
-            return Ok(out);
-        }
-    }
-    reparse_with_trailer_id(pdf, id)
-}
-
-fn reparse_with_trailer_id(pdf: &[u8], id: &str) -> Result<Vec<u8>, ReportError> {
-    use printpdf::lopdf::{Document, Object, StringFormat};
-    let mut doc = Document::load_mem(pdf).map_err(pdf_error)?;
-    let id = Object::String(id.as_bytes().to_vec(), StringFormat::Literal);
-    doc.trailer.set("ID", Object::Array(vec![id.clone(), id]));
-    let mut out = Vec::with_capacity(pdf.len());
-    doc.save_to(&mut out).map_err(pdf_error)?;
-    Ok(out)
+    let created = chrono::DateTime::parse_from_rfc3339(&report.as_of).map_err(pdf_error)?;
+    let created = chrono::DateTime::from_timestamp(created.timestamp(), 0).unwrap_or_default();
+    let described = super::archival::Described {
+        title: &printable(&report.title),
+        author: &report.checkpoint.origin,
+        subject: &printable(&report.scope),
+        created,
+        id: &id,
+    };
+    super::archival::finish(&bytes, &described)
 }
 
 #[cfg(test)]
@@ -888,9 +905,6 @@ mod tests {
         let id = hex::encode(&digest(&SHA256, &serde_json::to_vec(&sample("A")).unwrap()).as_ref()[..16]);
         let trailer_id = format!("/ID[({id})({id})]");
         assert!(first.windows(trailer_id.len()).any(|w| w == trailer_id.as_bytes()), "the content-derived /ID");
-        // The in-place rewrite and the re-parsing one agree on the id.
-        let reparsed = reparse_with_trailer_id(&first, &id).unwrap();
-        assert!(reparsed.windows(trailer_id.len()).any(|w| w == trailer_id.as_bytes()));
         render(&sample("something else")).unwrap();
         assert_eq!(render(&sample("A")).unwrap(), first);
         assert_ne!(render(&sample("B")).unwrap(), first);
@@ -921,6 +935,28 @@ mod tests {
     }
 
     #[test]
+    fn statement_tables_fill_the_text_width_and_fit_seqs_and_timestamps() {
+        let (sans, _) = faces().unwrap();
+        for show in ["inventory", "findings", "approvals"] {
+            let columns = crate::reports::columns_of(show);
+            let widths = column_widths(&columns);
+            assert!((widths.iter().sum::<f32>() - (PAGE_W - 2.0 * MARGIN)).abs() < 0.01, "{show}");
+            for (name, width) in columns.iter().zip(&widths) {
+                let fits = |t: &str| text_width(sans, t, STATEMENT_TABLE_SIZE) <= width - CELL_PAD;
+                assert!(fits(name), "{show}: the header {name:?}");
+                match name.as_str() {
+                    "seq" => assert!(fits("9999999"), "{show}"),
+                    "at" | "last evaluation" => assert!(fits("2026-12-03T07:19:38.780779Z"), "{show}: {name}"),
+                    "step" => {
+                        assert!(["requested", "granted", "rejected", "revoked"].iter().all(|s| fits(s)), "{show}")
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    #[test]
     fn wrapping_measures_glyphs_so_wide_letters_wrap_sooner() {
         let (sans, _) = faces().unwrap();
         let width = 40.0;
@@ -935,6 +971,11 @@ mod tests {
         let cut = fit_label(sans, &"W".repeat(60), 10.0, width);
         assert!(cut.ends_with('~') && text_width(sans, &cut, 10.0) <= width, "{cut}");
         // A word longer than a line is cut within the width, not dropped.
+        assert_eq!(
+            wrap("deployment:staging/fraud-detector", 28.0, measure),
+            ["deployment:", "staging/fraud-", "detector"],
+            "a reference breaks after its punctuation"
+        );
         let long = wrap(&"W".repeat(60), width, measure);
         assert_eq!(long.concat(), "W".repeat(60));
         assert!(long.iter().all(|l| text_width(sans, l, 10.0) <= width));

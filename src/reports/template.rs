@@ -118,11 +118,22 @@ impl Template {
     }
 }
 
-/// Fills `{name}` placeholders; unknown ones are left as written.
+/// Fills `{name}` placeholders, and `{name|one|many}` ones with a count
+/// and the word that agrees with it ("1 finding", "0 findings", "3
+/// findings"); unknown ones are left as written.
 pub fn fill(text: &str, values: &[(&str, String)]) -> String {
     let mut out = text.to_owned();
     for (name, value) in values {
         out = out.replace(&format!("{{{name}}}"), value);
+        let open = format!("{{{name}|");
+        while let Some(at) = out.find(&open) {
+            let Some(len) = out[at..].find('}') else { break };
+            let inner = &out[at + open.len()..at + len];
+            let Some((one, many)) = inner.split_once('|') else { break };
+            let word = if value == "1" { one } else { many };
+            let counted = format!("{value} {word}");
+            out.replace_range(at..=at + len, &counted);
+        }
     }
     out
 }
@@ -130,6 +141,21 @@ pub fn fill(text: &str, values: &[(&str, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counted_placeholders_agree_with_none_one_and_several() {
+        let text = "{findings|finding|findings}: {models|model version|model versions} of {events}.";
+        let with =
+            |n: &str| fill(text, &[("findings", n.to_owned()), ("models", n.to_owned()), ("events", n.to_owned())]);
+        assert_eq!(with("0"), "0 findings: 0 model versions of 0.");
+        assert_eq!(with("1"), "1 finding: 1 model version of 1.");
+        assert_eq!(with("12"), "12 findings: 12 model versions of 12.");
+        assert_eq!(fill("{other|a|b} {findings|x", &[("findings", "1".into())]), "{other|a|b} {findings|x");
+        // No shipped template says "(s)": every count agrees with its noun.
+        for (name, text) in SHIPPED {
+            assert!(!text.contains("(s)"), "{name} has a \"(s)\"");
+        }
+    }
 
     #[test]
     fn every_shipped_template_parses() {
