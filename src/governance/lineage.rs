@@ -121,8 +121,21 @@ fn visible(entity: &EntityRow, readable: Visibility<'_>, as_of: Option<i64>) -> 
 }
 
 /// Walks the graph from `node`. `None` when the node did not exist (at
-/// `as_of_seq`) or is not visible.
+/// `as_of_seq`) or is not visible. One snapshot, on index plans
+/// ([`DbConn::read_on_indexes`]).
 pub fn lineage(
+    conn: &mut DbConn,
+    node: &str,
+    walk: Walk,
+    depth: u32,
+    as_of_seq: Option<u64>,
+    readable: Visibility<'_>,
+    node_limit: usize,
+) -> Result<Option<Graph>, StoreError> {
+    conn.read_on_indexes(|conn| walk_graph(conn, node, walk, depth, as_of_seq, readable, node_limit))
+}
+
+fn walk_graph(
     conn: &mut DbConn,
     node: &str,
     walk: Walk,

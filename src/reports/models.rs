@@ -1019,6 +1019,20 @@ mod tests {
     }
 
     #[test]
+    fn generated_phrases_read_for_none_one_and_several() {
+        let items = |n: usize| (1..=n).map(|i| format!("deployment:{i}")).collect::<Vec<_>>();
+        assert_eq!(and_list(&items(0)), "");
+        assert_eq!(and_list(&items(1)), "deployment:1");
+        assert_eq!(and_list(&items(2)), "deployment:1 and deployment:2");
+        assert_eq!(and_list(&items(3)), "deployment:1, deployment:2 and deployment:3");
+        assert_eq!(count(0, "finding", "findings"), "no findings");
+        assert_eq!(count(1, "approver", "approvers"), "1 approver");
+        assert_eq!(count(2, "day", "days"), "2 days");
+        assert_eq!(projects_phrase(&["credit".into()]), "project credit");
+        assert_eq!(projects_phrase(&["credit".into(), "cards".into()]), "the projects credit and cards");
+    }
+
+    #[test]
     fn a_small_diagram_is_drawn_whole() {
         let edges = vec![
             ("dataset:a@1".to_owned(), "run:r".to_owned()),

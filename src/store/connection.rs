@@ -137,6 +137,56 @@ impl DbConn {
         Ok(())
     }
 
+    /// Runs `read` as one read-only snapshot whose plans stay on the
+    /// indexes. The lineage readers look edges and entities up by key, a
+    /// frontier at a time; on tables autovacuum has not analyzed yet (a new
+    /// deployment, a bulk import in its first minute) PostgreSQL guesses
+    /// that `target = ANY(...)` matches a large part of the table and scans
+    /// all of it, as the writer once did (docs/BENCHMARKS.md). `SET LOCAL`
+    /// keeps the setting to this transaction; the snapshot makes the walk's
+    /// successive reads agree with each other. Inside a transaction already
+    /// open (an append deciding a gate, on the writer's connection, which
+    /// pins its plans for the session), `read` simply joins it.
+    pub fn read_on_indexes<T>(
+        &mut self,
+        read: impl FnOnce(&mut DbConn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let own_transaction = match self {
+            Self::Sqlite(_) => false,
+            Self::Pg(c) => AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()?.is_none(),
+        };
+        if !own_transaction {
+            return read(self);
+        }
+        if let Self::Pg(c) = self {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+            if let Err(e) = c.batch_execute("SET LOCAL enable_seqscan = off") {
+                AnsiTransactionManager::rollback_transaction(c).ok();
+                return Err(e.into());
+            }
+        }
+        match read(self) {
+            Ok(value) => {
+                self.commit()?;
+                Ok(value)
+            }
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Refreshes PostgreSQL's statistics of the projection tables, which
+    /// the readers' plans rest on: after a migration changed them, and after
+    /// a rebuild rewrote them. SQLite plans from its indexes without them.
+    pub fn analyze_projections(&mut self) -> Result<(), StoreError> {
+        if let Self::Pg(c) = self {
+            c.batch_execute("ANALYZE entities, lineage_edges, approvals, approval_decisions, events")?;
+        }
+        Ok(())
+    }
+
     /// Commits the append transaction.
     pub fn commit(&mut self) -> Result<(), StoreError> {
         with_conn!(self, |c| AnsiTransactionManager::commit_transaction(c))?;
@@ -184,9 +234,11 @@ impl ConnectionManager {
             }
             DbConn::Pg(mut c) => {
                 diesel::sql_query(format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})")).execute(&mut c)?;
-                let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+                let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|applied| !applied.is_empty());
                 diesel::sql_query(format!("SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})")).execute(&mut c)?;
-                result.map_err(migration_error)?;
+                if result.map_err(migration_error)? {
+                    DbConn::Pg(c).analyze_projections()?;
+                }
             }
         }
         Ok(())

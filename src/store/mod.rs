@@ -187,13 +187,15 @@ fn catch_up_projections(conn: &mut DbConn) -> Result<u64, StoreError> {
 /// transaction under the append lock (appends wait; reads see the old
 /// projections until it commits). Returns the number of events replayed.
 pub fn rebuild_projections(conn: &mut DbConn) -> Result<u64, StoreError> {
-    in_append_transaction(conn, |conn| {
+    let replayed = in_append_transaction(conn, |conn| {
         projections::clear(conn)?;
         let head = events::head(conn)?.size;
         let replayed = projections::replay(conn, head)?;
         subjects::catch_up(conn, u64::MAX)?;
         Ok(replayed)
-    })
+    })?;
+    conn.analyze_projections()?;
+    Ok(replayed)
 }
 
 fn in_append_transaction<T>(

@@ -25,6 +25,7 @@ mod monitoring;
 mod oidc;
 mod openapi;
 mod personal;
+mod plans;
 mod proofs;
 mod python_client;
 mod readiness;
