@@ -132,80 +132,70 @@ pub fn lineage(
     readable: Visibility<'_>,
     node_limit: usize,
 ) -> Result<Option<Graph>, StoreError> {
-    conn.read_on_indexes(|conn| walk_graph(conn, node, walk, depth, as_of_seq, readable, node_limit))
-}
-
-fn walk_graph(
-    conn: &mut DbConn,
-    node: &str,
-    walk: Walk,
-    depth: u32,
-    as_of_seq: Option<u64>,
-    readable: Visibility<'_>,
-    node_limit: usize,
-) -> Result<Option<Graph>, StoreError> {
-    let as_of = as_of_seq.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
-    let Some(root) = projections::entity(conn, node)?.filter(|e| visible(e, readable, as_of)) else {
-        return Ok(None);
-    };
-    let mut nodes: BTreeMap<String, EntityRow> = BTreeMap::new();
-    nodes.insert(root.ref_.clone(), root);
-    let mut edges: BTreeMap<(String, String, i64), EdgeRow> = BTreeMap::new();
-    let mut truncated = false;
-    let mut hidden = BTreeSet::new();
-    let mut omitted = BTreeSet::new();
-    let node_limit = node_limit.clamp(1, MAX_NODES);
-    let directions: &[Direction] = match walk {
-        Walk::Upstream => &[Direction::Upstream],
-        Walk::Downstream => &[Direction::Downstream],
-        Walk::Both => &[Direction::Upstream, Direction::Downstream],
-    };
-    for &direction in directions {
-        let mut walked =
-            Walked { nodes: &mut nodes, edges: &mut edges, hidden: &mut hidden, omitted: &mut omitted, node_limit };
-        truncated |= walk_from(conn, node, direction, depth, as_of, readable, &mut walked)?;
-    }
-    if let Some(seq) = as_of {
-        for entity in nodes.values_mut() {
-            entity.status = projections::status_at(conn, &entity.ref_, &entity.entity_type, seq)?;
+    conn.read_on_indexes(|conn| {
+        let as_of = as_of_seq.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
+        let Some(root) = projections::entity(conn, node)?.filter(|e| visible(e, readable, as_of)) else {
+            return Ok(None);
+        };
+        let mut nodes: BTreeMap<String, EntityRow> = BTreeMap::new();
+        nodes.insert(root.ref_.clone(), root);
+        let mut edges: BTreeMap<(String, String, i64), EdgeRow> = BTreeMap::new();
+        let mut truncated = false;
+        let mut hidden = BTreeSet::new();
+        let mut omitted = BTreeSet::new();
+        let node_limit = node_limit.clamp(1, MAX_NODES);
+        let directions: &[Direction] = match walk {
+            Walk::Upstream => &[Direction::Upstream],
+            Walk::Downstream => &[Direction::Downstream],
+            Walk::Both => &[Direction::Upstream, Direction::Downstream],
+        };
+        for &direction in directions {
+            let mut walked =
+                Walked { nodes: &mut nodes, edges: &mut edges, hidden: &mut hidden, omitted: &mut omitted, node_limit };
+            truncated |= walk_from(conn, node, direction, depth, as_of, readable, &mut walked)?;
         }
-    }
-    Ok(Some(Graph {
-        node: node.to_owned(),
-        direction: match walk {
-            Walk::Upstream => "upstream",
-            Walk::Downstream => "downstream",
-            Walk::Both => "both",
-        },
-        depth,
-        as_of_seq,
-        nodes: nodes
-            .into_values()
-            .map(|e| Node {
-                status: e.status,
-                ref_: e.ref_,
-                entity_type: e.entity_type,
-                name: e.name,
-                version: e.version,
-                project: e.project,
-                seq: e.created_seq,
-            })
-            .collect(),
-        edges: edges
-            .into_values()
-            .map(|e| Edge {
-                source: e.source,
-                target: e.target,
-                seq: e.created_seq,
-                ended_seq: e.ended_seq.filter(|end| as_of.is_none_or(|s| *end <= s)),
-                kind: e.kind,
-            })
-            .collect(),
-        truncated,
-        node_limit,
-        omitted_nodes: omitted.len(),
-        hidden_nodes: hidden.len(),
-    }))
+        if let Some(seq) = as_of {
+            for entity in nodes.values_mut() {
+                entity.status = projections::status_at(conn, &entity.ref_, &entity.entity_type, seq)?;
+            }
+        }
+        Ok(Some(Graph {
+            node: node.to_owned(),
+            direction: match walk {
+                Walk::Upstream => "upstream",
+                Walk::Downstream => "downstream",
+                Walk::Both => "both",
+            },
+            depth,
+            as_of_seq,
+            nodes: nodes
+                .into_values()
+                .map(|e| Node {
+                    status: e.status,
+                    ref_: e.ref_,
+                    entity_type: e.entity_type,
+                    name: e.name,
+                    version: e.version,
+                    project: e.project,
+                    seq: e.created_seq,
+                })
+                .collect(),
+            edges: edges
+                .into_values()
+                .map(|e| Edge {
+                    source: e.source,
+                    target: e.target,
+                    seq: e.created_seq,
+                    ended_seq: e.ended_seq.filter(|end| as_of.is_none_or(|s| *end <= s)),
+                    kind: e.kind,
+                })
+                .collect(),
+            truncated,
+            node_limit,
+            omitted_nodes: omitted.len(),
+            hidden_nodes: hidden.len(),
+        }))
+    })
 }
 
 /// What a walk has found so far.

@@ -245,22 +245,6 @@ fn info_dictionary(d: &Described<'_>) -> String {
     )
 }
 
-fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            // XML 1.0 has no control characters but these three.
-            c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The XMP packet: PDF/A identification, Dublin Core title, creator and
 /// description, the dates, the producer, and ids derived from the content
 /// (so that regenerating a report gives the same bytes).
@@ -268,7 +252,8 @@ fn xmp(d: &Described<'_>) -> String {
     let date = d.created.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let id = d.id;
     let uuid = format!("{}-{}-{}-{}-{}", &id[..8], &id[8..12], &id[12..16], &id[16..20], &id[20..32]);
-    let (title, author, subject) = (xml_escape(d.title), xml_escape(d.author), xml_escape(d.subject));
+    let (title, author, subject) =
+        (super::escape_markup(d.title), super::escape_markup(d.author), super::escape_markup(d.subject));
     format!(
         "<?xpacket begin=\"\u{feff}\" id=\"W5M0MpCehiHzreSzNTczkc9d\"?>
 <x:xmpmeta xmlns:x=\"adobe:ns:meta/\">

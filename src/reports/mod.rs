@@ -661,6 +661,25 @@ pub fn produce(
     Ok(Produced { bytes, warnings: built.warnings, cited, checkpoint })
 }
 
+/// Escapes `text` for XML and HTML text and attribute values (the
+/// console's SVG, the PDF's XMP packet); control characters, which XML 1.0
+/// cannot hold, become spaces.
+pub fn escape_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The columns of the tables sections show: findings, and the inventory.
 pub(crate) fn columns_of(show: &str) -> Vec<String> {
     let names: &[&str] = match show {

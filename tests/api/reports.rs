@@ -622,19 +622,28 @@ async fn long_names_wrap_within_the_margins() {
     assert!(checked > 20, "{checked} words checked");
 }
 
+/// Whether the fallback fonts for CJK are installed; outside CI, a reason
+/// when they are not.
+fn fallback_fonts_installed() -> bool {
+    let fonts = govledger::reports::pdf::FALLBACK_FONTS;
+    if Path::new(fonts[0]).is_file() && Path::new(fonts[2]).is_file() {
+        return true;
+    }
+    let why = "CJK in reports needs the fallback fonts (apt-get install fonts-droid-fallback fonts-nanum)";
+    if crate::helpers::in_ci() {
+        panic!("CI must check it, but {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    false
+}
+
 /// Latin, Greek, Cyrillic, Chinese, Japanese, Korean, and an emoji no
 /// installed font has.
 const SCRIPTS: &str = "Latin Ελληνικά Кириллица 中文说明：仅供内部使用。 日本語のテキスト 한국어 텍스트 😀";
 
 #[tokio::test]
 async fn every_script_is_in_the_text_and_what_no_font_has_is_replaced_and_reported() {
-    let fonts = govledger::reports::pdf::FALLBACK_FONTS;
-    if !Path::new(fonts[0]).is_file() || !Path::new(fonts[2]).is_file() {
-        let why = "CJK in reports needs the fallback fonts (apt-get install fonts-droid-fallback fonts-nanum)";
-        if crate::helpers::in_ci() {
-            panic!("CI must check it, but {why}");
-        }
-        eprintln!("SKIPPED: {why}");
+    if !fallback_fonts_installed() {
         return;
     }
     let Some(app) = crate::helpers::TestApp::spawn(Backend::Sqlite).await else { return };
@@ -787,7 +796,12 @@ pub(crate) fn assert_pdf_a_2b(pdf: &[u8], title: &str, created: &str, what: &str
         let at = xmp.find(open).unwrap_or_else(|| panic!("{what}: {open} in the XMP")) + open.len();
         xmp[at..].split(close).next().unwrap().to_owned()
     };
-    let escaped = title.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let escaped = title
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;");
     assert_eq!(between("<dc:title><rdf:Alt><rdf:li xml:lang=\"x-default\">", "<"), escaped, "{what}: dc:title");
     let date = format!("{}Z", &created[..19]);
     assert_eq!(between("<xmp:CreateDate>", "<"), date, "{what}: the checkpoint's time");
@@ -885,13 +899,7 @@ const ALL_SCRIPTS: &str =
 #[tokio::test]
 async fn every_report_type_is_archival_reproducible_and_holds_every_script_and_long_name() {
     use unicode_normalization::UnicodeNormalization;
-    let fonts = govledger::reports::pdf::FALLBACK_FONTS;
-    if !Path::new(fonts[0]).is_file() || !Path::new(fonts[2]).is_file() {
-        let why = "CJK in reports needs the fallback fonts (apt-get install fonts-droid-fallback fonts-nanum)";
-        if crate::helpers::in_ci() {
-            panic!("CI must check it, but {why}");
-        }
-        eprintln!("SKIPPED: {why}");
+    if !fallback_fonts_installed() {
         return;
     }
     let Some(app) = crate::helpers::TestApp::spawn(Backend::Sqlite).await else { return };
@@ -978,12 +986,20 @@ async fn every_report_type_is_archival_reproducible_and_holds_every_script_and_l
     }
 }
 
-/// No word of the table whose header holds `header_word` crosses the edges
-/// of its columns (mm from the left margin). Table text is 7 pt, which
-/// pdftotext boxes about 16.7 pt high.
-fn assert_table_columns(pdf: &[u8], header_word: &str, edges_mm: &[f32]) {
+/// A word as `pdftotext -bbox` places it, in points from the top left.
+struct Word {
+    page: usize,
+    text: String,
+    x_min: f32,
+    x_max: f32,
+    y_min: f32,
+    y_max: f32,
+}
+
+/// Every word of `pdf`, with its box.
+fn words_of(pdf: &[u8]) -> Vec<Word> {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("t.pdf");
+    let file = dir.path().join("w.pdf");
     std::fs::write(&file, pdf).unwrap();
     let bbox = Command::new("pdftotext").args(["-bbox", "-enc", "UTF-8"]).arg(&file).arg("-").output().unwrap();
     let html = String::from_utf8(bbox.stdout).unwrap();
@@ -991,31 +1007,43 @@ fn assert_table_columns(pdf: &[u8], header_word: &str, edges_mm: &[f32]) {
         let at = word.find(&format!("{attribute}=\"")).unwrap() + attribute.len() + 2;
         word[at..].split('"').next().unwrap().parse().unwrap()
     };
-    let content =
-        |word: &str| word.split('>').nth(1).unwrap_or_default().split('<').next().unwrap_or_default().to_owned();
-    let edges: Vec<f32> = edges_mm.iter().map(|mm| (20.0 + mm) * 72.0 / 25.4).collect();
-    let page = html.split("<page ").nth(1).unwrap();
-    let words: Vec<&str> = page.split("<word ").skip(1).collect();
-    let top = words.iter().find(|w| content(w) == header_word).map(|w| number(w, "yMin")).expect("the table's header");
-    // The table ends at the next heading (larger text).
-    let bottom = words
-        .iter()
-        .filter(|w| number(w, "yMin") > top && number(w, "yMax") - number(w, "yMin") > 25.0)
-        .map(|w| number(w, "yMin"))
-        .fold(f32::MAX, f32::min);
-    let mut cells = 0;
-    for word in words.iter().filter(|w| (top..bottom).contains(&number(w, "yMin"))) {
-        let height = number(word, "yMax") - number(word, "yMin");
-        if !(16.3..17.1).contains(&height) {
-            continue;
+    let mut words = Vec::new();
+    for (page, html) in html.split("<page ").skip(1).enumerate() {
+        for word in html.split("<word ").skip(1) {
+            words.push(Word {
+                page: page + 1,
+                text: word.split('>').nth(1).unwrap_or_default().split('<').next().unwrap_or_default().to_owned(),
+                x_min: number(word, "xMin"),
+                x_max: number(word, "xMax"),
+                y_min: number(word, "yMin"),
+                y_max: number(word, "yMax"),
+            });
         }
+    }
+    words
+}
+
+/// No word of the table on page 1 whose header holds `header_word`
+/// crosses the edges of its columns (mm from the left margin). Table text
+/// is 7 pt, which pdftotext boxes about 16.7 pt high.
+fn assert_table_columns(pdf: &[u8], header_word: &str, edges_mm: &[f32]) {
+    let edges: Vec<f32> = edges_mm.iter().map(|mm| (20.0 + mm) * 72.0 / 25.4).collect();
+    let words: Vec<Word> = words_of(pdf).into_iter().filter(|w| w.page == 1).collect();
+    let top = words.iter().find(|w| w.text == header_word).map(|w| w.y_min).expect("the table's header");
+    // The table ends at the next heading (larger text).
+    let bottom =
+        words.iter().filter(|w| w.y_min > top && w.y_max - w.y_min > 25.0).map(|w| w.y_min).fold(f32::MAX, f32::min);
+    let mut cells = 0;
+    for word in words.iter().filter(|w| (top..bottom).contains(&w.y_min) && (16.3..17.1).contains(&(w.y_max - w.y_min)))
+    {
         cells += 1;
-        let (x_min, x_max) = (number(word, "xMin"), number(word, "xMax"));
         for edge in &edges {
             assert!(
-                !(x_min < edge - 0.5 && x_max > edge + 0.5),
-                "{:?} ({x_min}..{x_max} pt) crosses the column edge at {edge} pt",
-                content(word)
+                !(word.x_min < edge - 0.5 && word.x_max > edge + 0.5),
+                "{:?} ({}..{} pt) crosses the column edge at {edge} pt",
+                word.text,
+                word.x_min,
+                word.x_max
             );
         }
     }
@@ -1024,22 +1052,17 @@ fn assert_table_columns(pdf: &[u8], header_word: &str, edges_mm: &[f32]) {
 
 /// No word of `pdf` crosses the 20 mm margins of an A4 page.
 fn assert_within_margins(pdf: &[u8], what: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("r.pdf");
-    std::fs::write(&file, pdf).unwrap();
-    let bbox = Command::new("pdftotext").args(["-bbox", "-enc", "UTF-8"]).arg(&file).arg("-").output().unwrap();
-    let html = String::from_utf8(bbox.stdout).unwrap();
-    let number = |word: &str, attribute: &str| -> f32 {
-        let at = word.find(&format!("{attribute}=\"")).unwrap() + attribute.len() + 2;
-        word[at..].split('"').next().unwrap().parse().unwrap()
-    };
     let (left, right) = (56.0, 595.3 - 56.0);
-    let mut checked = 0;
-    for word in html.split("<word ").skip(1) {
-        let (x_min, x_max) = (number(word, "xMin"), number(word, "xMax"));
-        let content = word.split('>').nth(1).unwrap_or_default().split('<').next().unwrap_or_default();
-        assert!(x_min >= left - 0.5 && x_max <= right + 0.5, "{what}: {content:?} runs from {x_min} to {x_max} pt");
-        checked += 1;
+    let words = words_of(pdf);
+    for w in &words {
+        assert!(
+            w.x_min >= left - 0.5 && w.x_max <= right + 0.5,
+            "{what}: {:?} runs from {} to {} pt on page {}",
+            w.text,
+            w.x_min,
+            w.x_max,
+            w.page
+        );
     }
-    assert!(checked > 50, "{what}: {checked} words checked");
+    assert!(words.len() > 50, "{what}: {} words checked", words.len());
 }

@@ -13,21 +13,7 @@ const LABEL_CHARS: usize = 23;
 const PAD: f32 = 16.0;
 
 /// Escapes `text` for SVG/HTML text and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::reports::escape_markup as escape;
 
 /// The entity page of `r`.
 pub fn entity_href(r: &str) -> String {
