@@ -650,11 +650,6 @@ fn tick(value: f64, span: f64) -> String {
     }
 }
 
-fn timestamp(as_of: &str) -> Result<time::OffsetDateTime, ReportError> {
-    let at = chrono::DateTime::parse_from_rfc3339(as_of).map_err(pdf_error)?;
-    time::OffsetDateTime::from_unix_timestamp(at.timestamp()).map_err(pdf_error)
-}
-
 /// The characters of the report beyond ASCII (which DejaVu covers), each
 /// once: what may need a fallback font. Read from the fields the PDF draws,
 /// without serializing the report (a dossier holds 10,000 statements).
@@ -715,7 +710,9 @@ pub fn warnings(report: &Report) -> Vec<String> {
 pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
     let content = serde_json::to_vec(report).map_err(pdf_error)?;
     let id = hex::encode(&digest(&SHA256, &content).as_ref()[..16]);
-    let at = timestamp(&report.as_of)?;
+    // The report's only time, whole seconds: printpdf's dates and the XMP's.
+    let created = chrono::DateTime::parse_from_rfc3339(&report.as_of).map_err(pdf_error)?.timestamp();
+    let at = time::OffsetDateTime::from_unix_timestamp(created).map_err(pdf_error)?;
     // printpdf's information dictionary is replaced (super::archival).
     let (doc, page, layer) = PdfDocument::new("govledger report", Mm(PAGE_W), Mm(PAGE_H), "content");
     let doc = doc
@@ -862,8 +859,7 @@ pub fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
         w.paragraph(&appendix.text, 10.0, Font::Regular);
     }
     let bytes = w.doc.save_to_bytes().map_err(pdf_error)?;
-    let created = chrono::DateTime::parse_from_rfc3339(&report.as_of).map_err(pdf_error)?;
-    let created = chrono::DateTime::from_timestamp(created.timestamp(), 0).unwrap_or_default();
+    let created = chrono::DateTime::from_timestamp(created, 0).unwrap_or_default();
     let described = super::archival::Described {
         title: &printable(&report.title),
         author: &report.checkpoint.origin,
