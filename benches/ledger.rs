@@ -6,7 +6,11 @@
 //!   pragmas; PostgreSQL: `pgbench`, 16 clients, one insert per transaction);
 //! - `verify` throughput over a ledger of 1,000,000 events.
 //!
-//! `cargo bench --bench ledger -- [append-sqlite] [append-postgres] [verify] [personal] [rss] [mixed]`
+//! - the storage floor (`floor`): the rows the HTTP appends wrote, written
+//!   again straight into a fresh ledger in transactions of the same size
+//!   (benches/support/floor.rs), with the bytes each event costs.
+//!
+//! `cargo bench --bench ledger -- [append-sqlite] [append-postgres] [floor] [verify] [personal] [rss] [mixed]`
 //! (all by default; `rss` and `mixed` need `cargo build --release` first). `GOVLEDGER_BENCH_SECONDS` (default 10) sets each load
 //! phase; `GOVLEDGER_BENCH_VERIFY_EVENTS` (default 1000000) the ledger size;
 //! `GOVLEDGER_TEST_POSTGRES_URL` the PostgreSQL server;
@@ -30,6 +34,8 @@ use serde_json::json;
 #[path = "support/raw_http.rs"]
 mod raw_http;
 use raw_http::RawHttp;
+#[path = "support/floor.rs"]
+mod floor;
 
 // The allocator the `govledger` binary runs with (src/main.rs): under
 // glibc's, allocation took a tenth of the writer's time here, which the
@@ -106,6 +112,9 @@ fn main() {
             runtime.block_on(http_appends(StorageTarget::Postgres { url: url.clone() }, seconds, every_second));
         report("postgresql", &result, baseline, "pgbench -c 16, one INSERT per transaction");
         drop_pg_database(&base, &url);
+    }
+    if wants("floor") {
+        storage_floor(&runtime, seconds, every_second);
     }
     if wants("personal") {
         personal_cost(&runtime, seconds);
@@ -319,6 +328,56 @@ fn count_commits_hint(target: &StorageTarget, appends: usize) -> f64 {
     let sql = "SELECT COUNT(DISTINCT recorded_at) AS n FROM events";
     let counted: Count = govledger::with_conn!(&mut conn, |c| diesel::sql_query(sql).get_result(c)).unwrap();
     appends as f64 / counted.n.max(1) as f64
+}
+
+/// WAL bytes PostgreSQL has written since its statistics were reset.
+fn pg_wal_bytes(url: &str) -> u64 {
+    #[derive(diesel::QueryableByName)]
+    struct Bytes {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = diesel::pg::PgConnection::establish(url).unwrap();
+    let bytes: Bytes =
+        diesel::sql_query("SELECT wal_bytes::bigint AS n FROM pg_stat_wal").get_result(&mut conn).unwrap();
+    bytes.n as u64
+}
+
+/// govledger's durable HTTP appends against the storage floor, on both
+/// backends, each with what an event costs in bytes written.
+fn storage_floor(runtime: &tokio::runtime::Runtime, seconds: u64, checkpoints: Option<Duration>) {
+    let line = |backend: &str, r: &LoadResult, f: &floor::Floor, served_bytes: f64, what: &str| {
+        let rate = r.appends as f64 / r.elapsed.as_secs_f64();
+        println!("== storage floor, {backend}");
+        println!(
+            "govledger over HTTP: {rate:.0} appends/s ({} events, {:.1} per commit), {served_bytes:.0} {what} per event",
+            r.appends, r.mean_batch
+        );
+        println!(
+            "floor (the same {} events, {} per commit): {:.0} events/s, {:.0} {what} per event",
+            f.events, f.per_commit, f.events_per_s, f.bytes_per_event
+        );
+        println!("ratio govledger / floor: {:.2}x (goal >= 0.8)", rate / f.events_per_s);
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let result =
+        runtime.block_on(http_appends(StorageTarget::resolve(dir.path(), None).unwrap(), seconds, checkpoints));
+    let per_commit = result.mean_batch.round().max(1.0) as u64;
+    let sqlite = floor::sqlite(dir.path(), per_commit);
+    // govledger's figure includes its search index; the floor has none.
+    let served_bytes = result.bytes_written as f64 / result.appends as f64;
+    line("sqlite", &result, &sqlite, served_bytes, "bytes written (wchar)");
+
+    let base = std::env::var("GOVLEDGER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let url = fresh_pg_database(&base);
+    let wal_before = pg_wal_bytes(&url);
+    let result = runtime.block_on(http_appends(StorageTarget::Postgres { url: url.clone() }, seconds, checkpoints));
+    let served_wal = (pg_wal_bytes(&url) - wal_before) as f64 / result.appends as f64;
+    let per_commit = result.mean_batch.round().max(1.0) as u64;
+    let postgres = floor::postgres(&url, per_commit);
+    line("postgresql", &result, &postgres, served_wal, "WAL bytes (pg_stat_wal)");
+    drop_pg_database(&base, &url);
 }
 
 fn sqlite_baseline(path: &std::path::Path, seconds: u64) -> f64 {

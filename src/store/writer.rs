@@ -236,8 +236,9 @@ pub fn spawn(manager: ConnectionManager, config: WriterConfig) -> Result<(Ledger
     Ok((LedgerWriter { jobs: tx }, handle))
 }
 
-/// The writer's connection, set up for a stream of batched appends.
-fn writer_connection(manager: &ConnectionManager) -> Result<DbConn, StoreError> {
+/// The writer's connection, set up for a stream of batched appends (public
+/// for the storage-floor bench, which must write with the same settings).
+pub fn writer_connection(manager: &ConnectionManager) -> Result<DbConn, StoreError> {
     let mut conn = manager.connect()?;
     match &mut conn {
         DbConn::Pg(c) => {
