@@ -226,6 +226,11 @@ pub fn gdpr_processing(
     })
 }
 
+/// "key id K1", "key ids K1, K2".
+fn key_ids(ids: &[String]) -> String {
+    format!("{} {}", if ids.len() == 1 { "key id" } else { "key ids" }, ids.join(", "))
+}
+
 /// The AI Act record-keeping extract of `deployment` over `[from, to)`.
 pub fn ai_act_log(
     basis: Basis<'_>,
@@ -482,7 +487,7 @@ pub fn gdpr_erasure(basis: Basis<'_>, subject: &str, template: &Template) -> Res
     let keys = if all_keys.is_empty() {
         "none held: the subject was only listed, with no fields".to_owned()
     } else {
-        format!("{} {}", if all_keys.len() == 1 { "key id" } else { "key ids" }, all_keys.join(", "))
+        key_ids(&all_keys)
     };
     let count = certificates.len();
     let mut erasure_statements = Vec::new();
@@ -490,8 +495,7 @@ pub fn gdpr_erasure(basis: Basis<'_>, subject: &str, template: &Template) -> Res
         let destroyed = if certificate.key_ids_destroyed.is_empty() {
             "no key was held".to_owned()
         } else {
-            let ids = &certificate.key_ids_destroyed;
-            format!("{} {} destroyed", if ids.len() == 1 { "key id" } else { "key ids" }, ids.join(", "))
+            format!("{} destroyed", key_ids(&certificate.key_ids_destroyed))
         };
         let reason =
             certificate.reason.as_deref().map_or_else(|| "no reason given".to_owned(), |r| format!("reason: {r}"));

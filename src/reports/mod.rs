@@ -680,6 +680,15 @@ pub fn escape_markup(text: &str) -> String {
     out
 }
 
+/// The columns of a section's table: none unless a statement is a row.
+pub(crate) fn table_columns(show: &str, statements: &[Statement]) -> Vec<String> {
+    if statements.iter().any(|s| !s.cells.is_empty()) {
+        columns_of(show)
+    } else {
+        Vec::new()
+    }
+}
+
 /// The columns of the tables sections show: findings, and the inventory.
 pub(crate) fn columns_of(show: &str) -> Vec<String> {
     let names: &[&str] = match show {
@@ -725,7 +734,7 @@ pub(crate) fn assemble(
             heading: t.heading.clone(),
             text: fill(&t.text),
             show: t.show.clone(),
-            columns: if statements.iter().any(|s| !s.cells.is_empty()) { columns_of(&t.show) } else { Vec::new() },
+            columns: table_columns(&t.show, &statements),
             statements,
             citations: Vec::new(),
             diagram: None,

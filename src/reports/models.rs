@@ -876,9 +876,7 @@ pub fn model_dossier(
             }
         }
         cite_all(&mut conn, &s.statements, &mut cited)?;
-        if s.statements.iter().any(|s| !s.cells.is_empty()) {
-            s.columns = super::columns_of(&s.show);
-        }
+        s.columns = super::table_columns(&s.show, &s.statements);
         sections.push(s);
     }
     let report = Report {
