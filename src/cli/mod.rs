@@ -38,6 +38,7 @@ impl Cli {
             }
             Command::Search(args) => args.run(),
             Command::Rebuild(args) => args.run(),
+            Command::Migrate(args) => args.run(),
             Command::Post(args) => args.run(),
             Command::Gate(args) => args.run(),
             Command::Mlflow { command } => command.run(),
@@ -73,6 +74,10 @@ enum Command {
     /// Drop the projections (entities, lineage, approvals) and rebuild them
     /// from the events. Appends wait while it runs.
     Rebuild(server::RebuildArgs),
+    /// Run the database migrations and build what they add from the events
+    /// (the Merkle tiles), resumably, with a progress bar. The server does
+    /// the same on start, without the bar.
+    Migrate(server::MigrateArgs),
     /// Append one event through a server (GOVLEDGER_URL, GOVLEDGER_TOKEN),
     /// retrying with one idempotency key. For CI hooks.
     Post(remote::PostArgs),

@@ -238,6 +238,43 @@ impl RebuildArgs {
     }
 }
 
+/// Arguments of `govledger migrate`.
+#[derive(Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+}
+
+impl MigrateArgs {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let target = self.storage.existing_target()?;
+        let manager = govledger::store::ConnectionManager::new(target)?;
+        manager.run_migrations()?;
+        let mut conn = manager.connect()?;
+        let started = std::time::Instant::now();
+        let mut drawn = false;
+        let (from, to) = govledger::store::tiles::build(&mut conn, |p| {
+            drawn = true;
+            super::progress::draw(p.covered, p.head, "events in tiles", started);
+        })?;
+        if drawn {
+            eprintln!();
+        }
+        if to.covered == from.covered {
+            println!("the Merkle tiles were up to date ({} events in full tiles)", to.covered);
+        } else {
+            let resumed = if from.covered > 0 { format!(", resumed at event {}", from.covered) } else { String::new() };
+            println!(
+                "built the Merkle tiles of events {}..{} in {:.1}s{resumed}",
+                from.covered + 1,
+                to.covered,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
 /// Arguments of `govledger reindex`.
 #[derive(Args)]
 pub struct ReindexArgs {

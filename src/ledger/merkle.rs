@@ -3,8 +3,10 @@
 //!
 //! The leaves are the 32-byte event hashes in seq order (leaf index =
 //! seq - 1). Proof generation asks a [`SubtreeSource`] for the hashes of
-//! complete, aligned subtrees, so a caller that keeps those (see
-//! [`MerkleIndex`]) answers in O(log n) without rebuilding the tree.
+//! complete, aligned subtrees, so a caller that keeps those answers in
+//! O(log n) without rebuilding the tree: the server reads them from stored
+//! tiles (`tiles`); [`MerkleIndex`] keeps them in memory, the reference the
+//! tiles are tested against.
 
 use ring::digest;
 
@@ -219,7 +221,9 @@ pub const TILE_SIZE: u64 = 1 << TILE_HEIGHT;
 /// The complete subtree hashes of height >= [`TILE_HEIGHT`], built
 /// incrementally from leaves in order. About n/8 hashes for n leaves
 /// (4 MB per million events), so any proof needs only O(log n) memory
-/// lookups plus at most two reads of one tile's leaves.
+/// lookups plus at most two reads of one tile's leaves. The server no longer
+/// keeps one (its memory grew with the ledger); it is the in-memory
+/// reference for the stored tiles.
 #[derive(Debug, Default, Clone)]
 pub struct MerkleIndex {
     /// `levels[h][i]`: the root of leaves `[i * 2^(h+TILE_HEIGHT), (i+1) * 2^(h+TILE_HEIGHT))`.

@@ -11,6 +11,7 @@ pub mod event;
 pub mod kind;
 pub mod merkle;
 pub mod personal;
+pub mod tiles;
 pub mod timestamp;
 pub mod verify;
 

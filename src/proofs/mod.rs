@@ -2,10 +2,11 @@
 //! follows the ledger, inclusion and consistency proofs, and signed
 //! checkpoints.
 //!
-//! The index is a projection kept in memory (complete subtrees of 16 leaves
-//! and up, about 4 MB per million events), rebuilt from the event hashes at
-//! start and extended from the database on demand, so every replica sharing
-//! a PostgreSQL database serves the same proofs.
+//! The tree is stored as C2SP tiles (`store::tiles`), written by the writer
+//! with the events that fill them; a server keeps only the right edge in
+//! memory (under 8 KB a level), read from the stored tiles at start and
+//! extended from the events on demand, so every replica sharing a PostgreSQL
+//! database serves the same proofs and start-up reads no events' hashes.
 
 pub mod evidence;
 pub mod keys;
@@ -16,10 +17,22 @@ use std::sync::RwLock;
 use serde::Serialize;
 
 use crate::ledger::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
-use crate::ledger::merkle::{self, IndexSource, MerkleIndex};
+use crate::ledger::merkle;
+use crate::ledger::tiles::{Tile, TileEdge, TileError, TileSource};
 use crate::ledger::{timestamp, Hash};
 use crate::store::checkpoints::{self, StoredCheckpoint};
-use crate::store::{events, DbConn, Store, StoreError};
+use crate::store::{events, tiles, DbConn, Store, StoreError};
+
+type ReadTile<'a> = dyn FnMut(u32, u64) -> Result<Option<Tile>, StoreError> + 'a;
+type StoredTiles<'e, 'r> = TileSource<'e, &'r mut ReadTile<'r>>;
+
+/// A ledger whose stored events or tiles do not form the tree.
+fn ledger_error(e: StoreError) -> ProofError {
+    match e {
+        StoreError::CorruptRow { seq, reason } if seq > 0 => ProofError::Ledger(format!("seq {seq} is {reason}")),
+        other => ProofError::Store(other),
+    }
+}
 
 /// Errors of the proof service.
 #[derive(Debug, thiserror::Error)]
@@ -84,26 +97,19 @@ pub struct ConsistencyProof {
 /// The proof service for one ledger.
 pub struct Proofs {
     store: Store,
-    index: RwLock<MerkleIndex>,
+    /// The right edge of the tree of tiles; the full tiles are in storage.
+    edge: RwLock<TileEdge>,
     signer: NoteSigner,
     origin: String,
 }
 
 impl Proofs {
-    /// Builds the index from the stored events.
+    /// Reads the right edge of the stored tiles (at most 255 tiles a level)
+    /// and the events after the last full tile: nothing that grows with the
+    /// ledger.
     pub fn new(store: Store, signer: NoteSigner, origin: String) -> Result<Self, ProofError> {
-        let size = store.head()?.size;
-        let mut hashes = Vec::with_capacity(size as usize);
-        events::for_each_hash_after(&mut *store.conn()?, 0, size, |seq, hash| {
-            if seq == hashes.len() as u64 + 1 {
-                hashes.push(hash);
-            }
-        })?;
-        if (hashes.len() as u64) < size {
-            return Err(ProofError::Ledger(format!("seq {} is missing", hashes.len() + 1)));
-        }
-        let index = MerkleIndex::from_event_hashes(&hashes, crate::store::cores() as usize);
-        let proofs = Self { store, index: RwLock::new(index), signer, origin };
+        let edge = tiles::stored_edge(&mut *store.conn()?)?;
+        let proofs = Self { store, edge: RwLock::new(edge), signer, origin };
         proofs.sync()?;
         Ok(proofs)
     }
@@ -113,30 +119,32 @@ impl Proofs {
         self.signer.verifier()
     }
 
-    /// Extends the index to the current head; returns the ledger size.
+    /// Extends the edge to the current head; returns the ledger size. The
+    /// tiles the new events fill were stored with them by the writer.
     pub fn sync(&self) -> Result<u64, ProofError> {
         let size = self.store.head()?.size;
-        if self.read_index().size() >= size {
+        if self.read_edge().size() >= size {
             return Ok(size);
         }
-        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
-        extend_index(&mut index, &mut *self.store.conn()?, size)?;
+        let mut edge = self.edge.write().unwrap_or_else(|e| e.into_inner());
+        if edge.size() < size {
+            tiles::extend(&mut *self.store.conn()?, &mut edge, size).map_err(ledger_error)?;
+        }
         Ok(size)
     }
 
-    fn read_index(&self) -> std::sync::RwLockReadGuard<'_, MerkleIndex> {
-        self.index.read().unwrap_or_else(|e| e.into_inner())
+    fn read_edge(&self) -> std::sync::RwLockReadGuard<'_, TileEdge> {
+        self.edge.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Makes sure the index covers `size` leaves and runs `f` on it.
+    /// Makes sure the edge covers `size` leaves and runs `f` on the tree,
+    /// reading full tiles from storage.
     fn with_tree<T>(
         &self,
         size: u64,
-        f: impl FnOnce(
-            &mut IndexSource<'_, &mut dyn FnMut(u64, u64) -> Result<Vec<Hash>, StoreError>>,
-        ) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut StoredTiles<'_, '_>) -> Result<T, TileError<StoreError>>,
     ) -> Result<T, ProofError> {
-        if self.read_index().size() < size {
+        if self.read_edge().size() < size {
             let ledger_size = self.sync()?;
             if ledger_size < size {
                 return Err(ProofError::OutOfRange(format!(
@@ -144,18 +152,20 @@ impl Proofs {
                 )));
             }
         }
-        let index = self.read_index();
+        let edge = self.read_edge();
         let mut conn = None;
-        let mut read = |first: u64, count: u64| -> Result<Vec<Hash>, StoreError> {
+        let mut read = |level: u32, index: u64| -> Result<Option<Tile>, StoreError> {
             let c = match &mut conn {
                 Some(c) => c,
                 None => conn.insert(self.store.conn()?),
             };
-            events::hashes(c, first + 1, count)
+            tiles::read(c, level, index)
         };
-        let mut source =
-            IndexSource::new(&index, &mut read as &mut dyn FnMut(u64, u64) -> Result<Vec<Hash>, StoreError>);
-        Ok(f(&mut source)?)
+        let mut source = TileSource::new(&edge, &mut read as &mut ReadTile<'_>);
+        f(&mut source).map_err(|e| match e {
+            TileError::Read(e) => ProofError::Store(e),
+            other => ProofError::Ledger(other.to_string()),
+        })
     }
 
     /// The tree head over the first `size` events.
@@ -271,31 +281,54 @@ impl Proofs {
     }
 }
 
-/// Appends the hashes of events `index.size()+1 ..= size` to `index`.
-pub fn extend_index(index: &mut MerkleIndex, conn: &mut DbConn, size: u64) -> Result<(), ProofError> {
-    let mut gap = None;
-    events::for_each_hash_after(conn, index.size(), size, |seq, hash| {
-        if gap.is_none() && seq != index.size() + 1 {
-            gap = Some(format!("seq {} is missing", index.size() + 1));
-        }
-        if gap.is_none() {
-            index.push(&hash);
+/// Recomputes every full tile from the events, streaming (memory is the
+/// tree's right edge, whatever the ledger's size), and compares each with
+/// the stored one; returns the edge at `size` for the checkpoint checks.
+fn check_tiles(
+    events_conn: &mut DbConn,
+    tiles_conn: &mut DbConn,
+    size: u64,
+) -> Result<Result<TileEdge, crate::ledger::VerifyFailure>, ProofError> {
+    use crate::ledger::{VerifyFailure, VerifyFailureKind};
+    let mismatch = |what: String| VerifyFailure { seq: 0, kind: VerifyFailureKind::ProjectionMismatch, message: what };
+    let mut edge = TileEdge::new();
+    let mut found: Result<Option<String>, StoreError> = Ok(None);
+    events::for_each_hash_after(events_conn, 0, size, |_, hash| {
+        for tile in edge.push(&hash) {
+            if !matches!(found, Ok(None)) {
+                return;
+            }
+            found = tiles::read(tiles_conn, tile.level, tile.index).map(|stored| match stored {
+                Some(stored) if stored == tile => None,
+                Some(_) => {
+                    Some(format!("merkle_tiles row {}/{}: differs from the events' hashes", tile.level, tile.index))
+                }
+                None => Some(format!(
+                    "merkle_tiles row {}/{}: missing (govledger migrate builds it)",
+                    tile.level, tile.index
+                )),
+            });
         }
     })?;
-    if let Some(gap) = gap {
-        return Err(ProofError::Ledger(gap));
+    if let Some(what) = found? {
+        return Ok(Err(mismatch(what)));
     }
-    if index.size() < size {
-        return Err(ProofError::Ledger(format!("seq {} is missing", index.size() + 1)));
+    // Tiles beyond the events: left by events that were removed. The head
+    // is read after the tiles, so appends meanwhile (tiles commit with
+    // their events) cannot look like it.
+    let stored = match tiles::stored_edge(tiles_conn) {
+        Ok(stored) => stored,
+        Err(StoreError::CorruptRow { reason, .. }) => return Ok(Err(mismatch(reason))),
+        Err(e) => return Err(e.into()),
+    };
+    let head = events::head(tiles_conn)?.size;
+    if stored.size() > head {
+        return Ok(Err(mismatch(format!(
+            "merkle_tiles: tiles cover {} events but the ledger holds {head}: events were removed",
+            stored.size()
+        ))));
     }
-    Ok(())
-}
-
-/// The tree head over the first `size` leaves of `index`, reading small
-/// subtrees' leaves through `conn`.
-pub fn root_with(index: &MerkleIndex, conn: &mut DbConn, size: u64) -> Result<Hash, StoreError> {
-    let mut read = |first: u64, count: u64| events::hashes(conn, first + 1, count);
-    merkle::root(&mut IndexSource::new(index, &mut read), size)
+    Ok(Ok(edge))
 }
 
 /// Verifies the chain and then every stored checkpoint (and `kept`, a
@@ -339,18 +372,19 @@ where
             failure: Some(failure),
         });
     }
-    let (mut report, index) = crate::store::verify_chain_collecting(
-        &connect,
-        crate::store::cores(),
-        crate::store::PARALLEL_VERIFY_MIN,
-        !notes.is_empty(),
-    )?;
-    // None when nothing was collected or the chain is broken.
-    let Some(index) = index else {
-        if report.failure.is_none() {
-            check_projections(&mut *connect()?, &mut report)?;
-        }
+    let mut report =
+        crate::store::verify_chain_in_ranges(&connect, crate::store::cores(), crate::store::PARALLEL_VERIFY_MIN)?;
+    if report.failure.is_some() {
         return Ok(report);
+    }
+    // The tiles are what proofs are served from: they must be the events'.
+    let edge = match check_tiles(&mut *connect()?, &mut *connect()?, report.size)? {
+        Ok(edge) => edge,
+        Err(failure) => {
+            report.failure = Some(failure);
+            report.ok = false;
+            return Ok(report);
+        }
     };
     let mut conn = connect()?;
     for (what, note) in notes {
@@ -380,7 +414,13 @@ where
             });
             break;
         }
-        let root = root_with(&index, &mut conn, checkpoint.size)?;
+        let root = {
+            let mut read = |level: u32, index: u64| tiles::read(&mut conn, level, index);
+            merkle::root(&mut TileSource::new(&edge, &mut read), checkpoint.size).map_err(|e| match e {
+                TileError::Read(e) => ProofError::Store(e),
+                other => ProofError::Ledger(other.to_string()),
+            })?
+        };
         if root != checkpoint.root {
             report.failure = Some(VerifyFailure {
                 seq: checkpoint.size,

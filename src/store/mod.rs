@@ -15,6 +15,7 @@ pub mod projections;
 pub mod schema;
 mod sealing;
 pub mod subjects;
+pub mod tiles;
 pub mod webhooks;
 pub mod writer;
 
@@ -26,7 +27,6 @@ pub use writer::{
 
 use std::ops::ControlFlow;
 
-use crate::ledger::merkle::{self, MerkleIndex, TILE_SIZE};
 use crate::ledger::{ChainVerifier, Event, VerifyFailure, VerifyFailureKind};
 
 /// Errors of the storage layer.
@@ -104,6 +104,7 @@ impl Store {
         if caught_up > 0 {
             tracing::info!(events = caught_up, "projections caught up with the ledger");
         }
+        build_tiles_logged(&mut manager.connect()?)?;
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .connection_timeout(std::time::Duration::from_secs(10))
@@ -167,6 +168,22 @@ impl Store {
     }
 }
 
+/// Stores the Merkle tiles a ledger from before them lacks (`govledger
+/// migrate` does it with a progress bar), logging progress every few seconds.
+fn build_tiles_logged(conn: &mut DbConn) -> Result<(), StoreError> {
+    let mut logged = std::time::Instant::now();
+    let (from, to) = tiles::build(conn, |p| {
+        if logged.elapsed() >= std::time::Duration::from_secs(5) {
+            tracing::info!(covered = p.covered, head = p.head, "building the Merkle tiles");
+            logged = std::time::Instant::now();
+        }
+    })?;
+    if to.covered > from.covered {
+        tracing::info!(from = from.covered, to = to.covered, "Merkle tiles built for the existing events");
+    }
+    Ok(())
+}
+
 /// Applies to the projections any events they do not reflect yet (a ledger
 /// written before they existed), under the append lock.
 fn catch_up_projections(conn: &mut DbConn) -> Result<u64, StoreError> {
@@ -183,7 +200,7 @@ fn catch_up_projections(conn: &mut DbConn) -> Result<u64, StoreError> {
     })
 }
 
-/// Drops every projection and rebuilds it from the events, in one
+/// Drops every projection (the Merkle tiles too) and rebuilds it from the events, in one
 /// transaction under the append lock (appends wait; reads see the old
 /// projections until it commits). Returns the number of events replayed.
 pub fn rebuild_projections(conn: &mut DbConn) -> Result<u64, StoreError> {
@@ -192,6 +209,8 @@ pub fn rebuild_projections(conn: &mut DbConn) -> Result<u64, StoreError> {
         let head = events::head(conn)?.size;
         let replayed = projections::replay(conn, head)?;
         subjects::catch_up(conn, u64::MAX)?;
+        tiles::clear(conn)?;
+        tiles::edge_at(conn, head)?;
         Ok(replayed)
     })?;
     conn.analyze_projections()?;
@@ -249,7 +268,7 @@ where
     C: std::ops::DerefMut<Target = DbConn>,
     F: Fn() -> Result<C, StoreError> + Sync,
 {
-    Ok(verify_chain_collecting(connect, cores(), PARALLEL_VERIFY_MIN, false)?.0)
+    verify_chain_in_ranges(connect, cores(), PARALLEL_VERIFY_MIN)
 }
 
 /// Threads for parallel work: one per core, at most 8.
@@ -258,34 +277,16 @@ pub fn cores() -> u64 {
 }
 
 /// [`verify_chain`] with `ranges` parallel ranges once the ledger has at
-/// least `min_parallel` events (tests use small ledgers).
+/// least `min_parallel` events (tests use small ledgers). Each range streams
+/// its rows, so memory does not grow with the ledger.
 pub fn verify_chain_in_ranges<C, F>(connect: F, ranges: u64, min_parallel: u64) -> Result<ChainReport, StoreError>
-where
-    C: std::ops::DerefMut<Target = DbConn>,
-    F: Fn() -> Result<C, StoreError> + Sync,
-{
-    Ok(verify_chain_collecting(connect, ranges, min_parallel, false)?.0)
-}
-
-/// [`verify_chain_in_ranges`], also returning, when `collect` is set and the
-/// chain is intact, the Merkle index over the verified events (for checkpoint
-/// checks without a second pass over the ledger). Its tiles are hashed by
-/// the verifier threads while each row is at hand, so no vector of a million
-/// event hashes is built, copied and hashed again afterwards.
-pub fn verify_chain_collecting<C, F>(
-    connect: F,
-    ranges: u64,
-    min_parallel: u64,
-    collect: bool,
-) -> Result<(ChainReport, Option<MerkleIndex>), StoreError>
 where
     C: std::ops::DerefMut<Target = DbConn>,
     F: Fn() -> Result<C, StoreError> + Sync,
 {
     let size = events::head(&mut *connect()?)?.size;
     let threads = if size < min_parallel { 1 } else { ranges.max(1) };
-    // Ranges start on tile boundaries, so each range's tiles are whole.
-    let per_range = size.div_ceil(threads).max(1).div_ceil(TILE_SIZE) * TILE_SIZE;
+    let per_range = size.div_ceil(threads).max(1);
     let bounds: Vec<(u64, u64)> = (0..threads)
         .map(|i| (i * per_range + 1, ((i + 1) * per_range).min(size)))
         .filter(|(first, last)| first <= last)
@@ -297,7 +298,7 @@ where
                 let connect = &connect;
                 scope.spawn(move || {
                     let prev = (first == 1).then_some(crate::ledger::GENESIS_PREV_HASH);
-                    verify_range(&mut *connect()?, first, last, prev, collect)
+                    verify_range(&mut *connect()?, first, last, prev)
                 })
             })
             .collect();
@@ -334,19 +335,13 @@ where
         .find(|o| o.last_verified_seq >= o.first && o.last_verified_seq <= verified)
         .and_then(|o| o.last_hash)
         .map(hex::encode);
-    let index = (collect && failure.is_none()).then(|| {
-        let tile_roots: Vec<crate::ledger::Hash> = outcomes.iter().flat_map(|o| o.tile_roots.iter().copied()).collect();
-        // Only the last range can end inside a tile.
-        let tail = outcomes.last().map_or(&[][..], |o| o.tail.as_slice());
-        MerkleIndex::from_tile_roots(&tile_roots, tail)
-    });
-    Ok((ChainReport { ok: failure.is_none(), verified, size, head_hash, checkpoints_verified: 0, failure }, index))
+    Ok(ChainReport { ok: failure.is_none(), verified, size, head_hash, checkpoints_verified: 0, failure })
 }
 
 /// Verifies one row without building an [`Event`]: the hot loop of
 /// `verify`. A row that cannot be read as an event is a `corrupt_row` failure,
 /// exactly as [`events::EventRow::into_event`] would report it.
-fn push_row(verifier: &mut ChainVerifier, row: &events::EventRow) -> Result<crate::ledger::Hash, VerifyFailure> {
+fn push_row(verifier: &mut ChainVerifier, row: &events::EventRow) -> Result<(), VerifyFailure> {
     let corrupt = |message: String| VerifyFailure {
         seq: verifier.last_verified_seq() + 1,
         kind: VerifyFailureKind::CorruptRow,
@@ -377,16 +372,11 @@ fn push_row(verifier: &mut ChainVerifier, row: &events::EventRow) -> Result<crat
         occurred_at: row.occurred_at.as_deref(),
         idempotency_key: row.idempotency_key.as_deref(),
     };
-    verifier.push_encoded(&input, &hash)?;
-    Ok(hash)
+    verifier.push_encoded(&input, &hash)
 }
 
 struct RangeOutcome {
     first: u64,
-    /// With `collect`: the roots of the range's complete tiles, and the
-    /// event hashes after the last of them.
-    tile_roots: Vec<crate::ledger::Hash>,
-    tail: Vec<crate::ledger::Hash>,
     last_verified_seq: u64,
     first_prev_hash: Option<crate::ledger::Hash>,
     last_hash: Option<crate::ledger::Hash>,
@@ -398,28 +388,14 @@ fn verify_range(
     first: u64,
     last: u64,
     prev: Option<crate::ledger::Hash>,
-    collect: bool,
 ) -> Result<RangeOutcome, StoreError> {
     let mut verifier = ChainVerifier::starting_at(first, prev);
     let mut failure = None;
-    let mut tile_roots = Vec::new();
-    let mut tail = Vec::with_capacity(TILE_SIZE as usize);
-    let scanned = events::for_each_in_range(conn, first, last, |row| {
-        let checked = push_row(&mut verifier, &row).map(|hash| {
-            if collect {
-                tail.push(hash);
-                if tail.len() as u64 == TILE_SIZE {
-                    tile_roots.push(merkle::tile_root(&tail));
-                    tail.clear();
-                }
-            }
-        });
-        match checked {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(f) => {
-                failure = Some(f);
-                ControlFlow::Break(())
-            }
+    let scanned = events::for_each_in_range(conn, first, last, |row| match push_row(&mut verifier, &row) {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(f) => {
+            failure = Some(f);
+            ControlFlow::Break(())
         }
     });
     if let Err(error) = scanned {
@@ -448,8 +424,6 @@ fn verify_range(
     }
     Ok(RangeOutcome {
         first,
-        tile_roots,
-        tail,
         last_verified_seq: verifier.last_verified_seq(),
         first_prev_hash: verifier.first_prev_hash(),
         last_hash: (verifier.verified() > 0).then(|| verifier.last_hash()).flatten(),

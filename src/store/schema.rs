@@ -178,3 +178,11 @@ diesel::table! {
         rules_seq -> BigInt,
     }
 }
+
+diesel::table! {
+    merkle_tiles (level, idx) {
+        level -> SmallInt,
+        idx -> BigInt,
+        hashes -> Binary,
+    }
+}

@@ -15,6 +15,7 @@ use super::sealing::{HeadMark, KeyCache};
 use super::{ConnectionManager, DbConn, StoreError};
 use crate::ledger::encoding::{hash_with, EncodingInput};
 use crate::ledger::personal::MasterKey;
+use crate::ledger::tiles::TileEdge;
 use crate::ledger::{timestamp, Event, EventDraft, GENESIS_PREV_HASH};
 
 /// Tuning for the writer.
@@ -279,6 +280,9 @@ fn run(manager: ConnectionManager, conn: DbConn, mut rx: mpsc::Receiver<Job>, co
     let mut conn = Some(conn);
     let mut scratch = Vec::with_capacity(1024);
     let mut keys = KeyCache::default();
+    // The right edge of the Merkle tiles after the last commit: valid while
+    // no other writer has moved the head since (else rebuilt from storage).
+    let mut tiles: Option<TileEdge> = None;
     let mut unindexed = 0;
     let mut indexed_at = std::time::Instant::now();
     while let Some(first) = rx.blocking_recv() {
@@ -305,7 +309,7 @@ fn run(manager: ConnectionManager, conn: DbConn, mut rx: mpsc::Receiver<Job>, co
                     }
                 },
             };
-            match commit_batch(c, &jobs, config.master_key.as_deref(), &mut scratch, &mut keys) {
+            match commit_batch(c, &jobs, config.master_key.as_deref(), &mut scratch, &mut keys, &mut tiles) {
                 Ok(results) => {
                     outcome = Ok(results);
                     break;
@@ -405,16 +409,20 @@ fn commit_batch(
     master_key: Option<&MasterKey>,
     scratch: &mut Vec<u8>,
     keys: &mut KeyCache,
+    tiles: &mut Option<TileEdge>,
 ) -> Result<Vec<Result<Appended, AppendError>>, BatchFailure> {
     let before_commit = |error| BatchFailure { error, commit_sent: false };
     conn.begin_append().map_err(before_commit)?;
-    match chain_and_insert(conn, jobs, master_key, scratch, keys) {
-        Ok((results, head)) => {
+    let chained = chain_and_insert(conn, jobs, master_key, scratch, keys)
+        .and_then(|(results, head)| Ok((append_tiles(conn, tiles.take(), &results)?, results, head)));
+    match chained {
+        Ok((edge, results, head)) => {
             if let Err(error) = conn.commit() {
                 keys.forget();
                 return Err(BatchFailure { error, commit_sent: true });
             }
             keys.committed(head);
+            *tiles = edge;
             Ok(results)
         }
         Err(e) => {
@@ -423,6 +431,38 @@ fn commit_batch(
             Err(before_commit(e))
         }
     }
+}
+
+/// Stores the Merkle tiles the batch's events fill, in its transaction, so
+/// tiles and events commit together; returns the edge after the batch.
+fn append_tiles(
+    conn: &mut DbConn,
+    cached: Option<TileEdge>,
+    results: &[Result<Appended, AppendError>],
+) -> Result<Option<TileEdge>, StoreError> {
+    let mut created = results
+        .iter()
+        .filter_map(|r| match r {
+            Ok(Appended::Created(events)) => Some(events),
+            _ => None,
+        })
+        .flatten()
+        .peekable();
+    let Some(first) = created.peek() else { return Ok(cached) };
+    let before = first.seq - 1;
+    let mut edge = match cached.filter(|e| e.size() == before) {
+        Some(edge) => edge,
+        None => super::tiles::edge_at(conn, before)?,
+    };
+    let mut filled = Vec::new();
+    for event in created {
+        if event.seq != edge.size() + 1 {
+            return Err(StoreError::CorruptRow { seq: edge.size() + 1, reason: "not chained in order".into() });
+        }
+        filled.extend(edge.push(&event.hash));
+    }
+    super::tiles::insert(conn, &filled)?;
+    Ok(Some(edge))
 }
 
 struct BatchFailure {

@@ -32,5 +32,6 @@ mod readiness;
 mod reports;
 mod search;
 mod tamper;
+mod tiles;
 mod walls;
 mod webhooks;
