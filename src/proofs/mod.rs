@@ -12,18 +12,18 @@ pub mod evidence;
 pub mod keys;
 pub mod recovery;
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
 use crate::ledger::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::ledger::merkle;
-use crate::ledger::tiles::{Tile, TileEdge, TileError, TileSource};
+use crate::ledger::tiles::{TileEdge, TileError, TileSource, TileTree};
 use crate::ledger::{timestamp, Hash};
 use crate::store::checkpoints::{self, StoredCheckpoint};
 use crate::store::{events, tiles, DbConn, Store, StoreError};
 
-type ReadTile<'a> = dyn FnMut(u32, u64) -> Result<Option<Tile>, StoreError> + 'a;
+type ReadTile<'a> = dyn FnMut(u32, u64) -> Result<Option<Arc<TileTree>>, StoreError> + 'a;
 type StoredTiles<'e, 'r> = TileSource<'e, &'r mut ReadTile<'r>>;
 
 /// A ledger whose stored events or tiles do not form the tree.
@@ -99,8 +99,38 @@ pub struct Proofs {
     store: Store,
     /// The right edge of the tree of tiles; the full tiles are in storage.
     edge: RwLock<TileEdge>,
+    upper_tiles: UpperTiles,
     signer: NoteSigner,
     origin: String,
+}
+
+/// Full tiles above level 0, which nearly every proof reads (one per 65,536
+/// events at level 1), with their subtrees hashed: kept once read, as full
+/// tiles never change. Bounded: 2,048 tiles (about 32 MB with their
+/// subtrees) cover 134 M events; past that it starts over.
+#[derive(Default)]
+struct UpperTiles(std::sync::Mutex<std::collections::HashMap<(u32, u64), Arc<TileTree>>>);
+
+const UPPER_TILES_KEPT: usize = 2048;
+
+impl UpperTiles {
+    fn get(&self, level: u32, index: u64) -> Option<Arc<TileTree>> {
+        if level == 0 {
+            return None;
+        }
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&(level, index)).cloned()
+    }
+
+    fn keep(&self, tile: &Arc<TileTree>) {
+        if tile.level == 0 {
+            return;
+        }
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() >= UPPER_TILES_KEPT {
+            kept.clear();
+        }
+        kept.insert((tile.level, tile.index), tile.clone());
+    }
 }
 
 impl Proofs {
@@ -109,7 +139,7 @@ impl Proofs {
     /// ledger.
     pub fn new(store: Store, signer: NoteSigner, origin: String) -> Result<Self, ProofError> {
         let edge = tiles::stored_edge(&mut *store.conn()?)?;
-        let proofs = Self { store, edge: RwLock::new(edge), signer, origin };
+        let proofs = Self { store, edge: RwLock::new(edge), upper_tiles: UpperTiles::default(), signer, origin };
         proofs.sync()?;
         Ok(proofs)
     }
@@ -154,12 +184,18 @@ impl Proofs {
         }
         let edge = self.read_edge();
         let mut conn = None;
-        let mut read = |level: u32, index: u64| -> Result<Option<Tile>, StoreError> {
+        let mut read = |level: u32, index: u64| -> Result<Option<Arc<TileTree>>, StoreError> {
+            if let Some(tile) = self.upper_tiles.get(level, index) {
+                return Ok(Some(tile));
+            }
             let c = match &mut conn {
                 Some(c) => c,
                 None => conn.insert(self.store.conn()?),
             };
-            tiles::read(c, level, index)
+            let Some(tile) = tiles::read(c, level, index)? else { return Ok(None) };
+            let tree = Arc::new(TileTree::new(tile));
+            self.upper_tiles.keep(&tree);
+            Ok(Some(tree))
         };
         let mut source = TileSource::new(&edge, &mut read as &mut ReadTile<'_>);
         f(&mut source).map_err(|e| match e {
@@ -281,47 +317,37 @@ impl Proofs {
     }
 }
 
-/// Recomputes every full tile from the events, streaming (memory is the
-/// tree's right edge, whatever the ledger's size), and compares each with
-/// the stored one; returns the edge at `size` for the checkpoint checks.
-fn check_tiles(
-    events_conn: &mut DbConn,
-    tiles_conn: &mut DbConn,
-    size: u64,
-) -> Result<Result<TileEdge, crate::ledger::VerifyFailure>, ProofError> {
+/// Recomputes every full tile from the events, 65,536 event hashes at a
+/// time (memory is that and the tree's right edge, whatever the ledger's
+/// size; one connection, as a report verifying on a small pool needs), and
+/// compares each with the stored one; returns the edge at `size` for the
+/// checkpoint checks.
+fn check_tiles(conn: &mut DbConn, size: u64) -> Result<Result<TileEdge, crate::ledger::VerifyFailure>, ProofError> {
     use crate::ledger::{VerifyFailure, VerifyFailureKind};
     let mismatch = |what: String| VerifyFailure { seq: 0, kind: VerifyFailureKind::ProjectionMismatch, message: what };
     let mut edge = TileEdge::new();
-    let mut found: Result<Option<String>, StoreError> = Ok(None);
-    events::for_each_hash_after(events_conn, 0, size, |_, hash| {
-        for tile in edge.push(&hash) {
-            if !matches!(found, Ok(None)) {
-                return;
+    while edge.size() < size {
+        let count = (size - edge.size()).min(1 << 16);
+        for hash in events::hashes(conn, edge.size() + 1, count)? {
+            for tile in edge.push(&hash) {
+                let found = match tiles::read(conn, tile.level, tile.index)? {
+                    Some(stored) if stored == tile => continue,
+                    Some(_) => "differs from the events' hashes",
+                    None => "missing (govledger migrate builds it)",
+                };
+                return Ok(Err(mismatch(format!("merkle_tiles row {}/{}: {found}", tile.level, tile.index))));
             }
-            found = tiles::read(tiles_conn, tile.level, tile.index).map(|stored| match stored {
-                Some(stored) if stored == tile => None,
-                Some(_) => {
-                    Some(format!("merkle_tiles row {}/{}: differs from the events' hashes", tile.level, tile.index))
-                }
-                None => Some(format!(
-                    "merkle_tiles row {}/{}: missing (govledger migrate builds it)",
-                    tile.level, tile.index
-                )),
-            });
         }
-    })?;
-    if let Some(what) = found? {
-        return Ok(Err(mismatch(what)));
     }
     // Tiles beyond the events: left by events that were removed. The head
     // is read after the tiles, so appends meanwhile (tiles commit with
     // their events) cannot look like it.
-    let stored = match tiles::stored_edge(tiles_conn) {
+    let stored = match tiles::stored_edge(conn) {
         Ok(stored) => stored,
         Err(StoreError::CorruptRow { reason, .. }) => return Ok(Err(mismatch(reason))),
         Err(e) => return Err(e.into()),
     };
-    let head = events::head(tiles_conn)?.size;
+    let head = events::head(conn)?.size;
     if stored.size() > head {
         return Ok(Err(mismatch(format!(
             "merkle_tiles: tiles cover {} events but the ledger holds {head}: events were removed",
@@ -378,7 +404,7 @@ where
         return Ok(report);
     }
     // The tiles are what proofs are served from: they must be the events'.
-    let edge = match check_tiles(&mut *connect()?, &mut *connect()?, report.size)? {
+    let edge = match check_tiles(&mut *connect()?, report.size)? {
         Ok(edge) => edge,
         Err(failure) => {
             report.failure = Some(failure);
@@ -415,7 +441,8 @@ where
             break;
         }
         let root = {
-            let mut read = |level: u32, index: u64| tiles::read(&mut conn, level, index);
+            let mut read =
+                |level: u32, index: u64| Ok(tiles::read(&mut conn, level, index)?.map(|t| Arc::new(TileTree::new(t))));
             merkle::root(&mut TileSource::new(&edge, &mut read), checkpoint.size).map_err(|e| match e {
                 TileError::Read(e) => ProofError::Store(e),
                 other => ProofError::Ledger(other.to_string()),

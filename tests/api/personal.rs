@@ -481,19 +481,19 @@ async fn keys_survive_the_key_store_migration(backend: Backend) {
     assert_eq!(key_tables(&mut conn), (3, 0), "the keys are in the key log");
 
     // Back to the key store of 2026-11-24 (a rowid table keyed by key id,
-    // no key log; monitoring series, webhook delivery state and entity ownership
-    // reverted first),
+    // no key log; Merkle tiles, monitoring series, webhook delivery state and
+    // entity ownership reverted first),
     // with the keys in it; then
     // open as an upgraded server does.
     let schema_query = match &mut conn {
         DbConn::Sqlite(c) => {
-            for _ in 0..5 {
+            for _ in 0..6 {
                 c.revert_last_migration(SQLITE).unwrap();
             }
             "SELECT sql FROM sqlite_master WHERE name = 'subject_keys'"
         }
         DbConn::Pg(c) => {
-            for _ in 0..5 {
+            for _ in 0..6 {
                 c.revert_last_migration(POSTGRES).unwrap();
             }
             "SELECT pg_get_constraintdef(oid) AS sql FROM pg_constraint WHERE conname = 'subject_keys_pkey'"
