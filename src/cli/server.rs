@@ -14,7 +14,7 @@ use govledger::demo;
 use govledger::process_lock::ProcessLock;
 use govledger::search::SearchIndex;
 use govledger::startup::{Application, StartupError};
-use govledger::store::{DbConn, Store, WriterConfig};
+use govledger::store::{ConnectionManager, DbConn};
 
 use super::args::{KeyArgs, LimitArgs, MasterKeyArgs, StorageArgs, TokenArgs, WebhookArgs};
 
@@ -224,8 +224,9 @@ pub struct RebuildArgs {
 impl RebuildArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let target = self.storage.existing_target()?;
-        // Opening the store runs migrations, so the projection tables exist.
-        Store::open(target.clone(), 1, WriterConfig::default())?.close();
+        // Migrations only: opening the store would first check the very
+        // projections (the tiles) this command replaces.
+        ConnectionManager::new(target.clone())?.run_migrations()?;
         let mut conn = DbConn::establish(&target)?;
         let started = std::time::Instant::now();
         let replayed = govledger::store::rebuild_projections(&mut conn)?;
@@ -248,7 +249,7 @@ pub struct MigrateArgs {
 impl MigrateArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let target = self.storage.existing_target()?;
-        let manager = govledger::store::ConnectionManager::new(target)?;
+        let manager = ConnectionManager::new(target)?;
         manager.run_migrations()?;
         let mut conn = manager.connect()?;
         let started = std::time::Instant::now();

@@ -344,7 +344,7 @@ fn check_tiles(conn: &mut DbConn, size: u64) -> Result<Result<TileEdge, crate::l
     // their events) cannot look like it.
     let stored = match tiles::stored_edge(conn) {
         Ok(stored) => stored,
-        Err(StoreError::CorruptRow { reason, .. }) => return Ok(Err(mismatch(reason))),
+        Err(StoreError::DamagedTiles(reason)) => return Ok(Err(mismatch(format!("merkle_tiles: {reason}")))),
         Err(e) => return Err(e.into()),
     };
     let head = events::head(conn)?.size;

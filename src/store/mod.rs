@@ -52,6 +52,11 @@ pub enum StoreError {
     Backup(String),
     #[error("stored event seq {seq} is damaged: {reason}")]
     CorruptRow { seq: u64, reason: String },
+    /// The stored Merkle tiles do not form the tree of the events.
+    #[error(
+        "merkle_tiles: {0} (govledger verify names what differs; govledger rebuild derives the tiles from the events)"
+    )]
+    DamagedTiles(String),
     /// A fault of the server's own making (what it wrote does not read back).
     #[error("{0}")]
     Internal(String),
@@ -200,9 +205,9 @@ fn catch_up_projections(conn: &mut DbConn) -> Result<u64, StoreError> {
     })
 }
 
-/// Drops every projection (the Merkle tiles too) and rebuilds it from the events, in one
-/// transaction under the append lock (appends wait; reads see the old
-/// projections until it commits). Returns the number of events replayed.
+/// Drops every projection (the Merkle tiles too) and rebuilds it from the
+/// events, in one transaction under the append lock (appends wait; reads see
+/// the old projections until it commits). Returns the number of events replayed.
 pub fn rebuild_projections(conn: &mut DbConn) -> Result<u64, StoreError> {
     let replayed = in_append_transaction(conn, |conn| {
         projections::clear(conn)?;

@@ -10,7 +10,7 @@ use crate::ledger::tiles::{full_tiles, Tile, TileEdge, TILE_WIDTH};
 use crate::with_conn;
 
 fn damaged(reason: String) -> StoreError {
-    StoreError::CorruptRow { seq: 0, reason: format!("merkle_tiles table: {reason}") }
+    StoreError::DamagedTiles(reason)
 }
 
 /// Stores tiles just filled.
@@ -116,23 +116,37 @@ pub fn stored_edge(conn: &mut DbConn) -> Result<TileEdge, StoreError> {
     TileEdge::from_full_tiles(size, partial).ok_or_else(|| damaged(format!("the tiles do not form a tree of {size}")))
 }
 
-/// Extends `edge` with the hashes of events up to `until`; returns the tiles
-/// they fill.
-pub fn extend(conn: &mut DbConn, edge: &mut TileEdge, until: u64) -> Result<Vec<Tile>, StoreError> {
-    let mut filled = Vec::new();
+/// Extends `edge` with the hashes of events up to `until`, streaming; the
+/// tiles they fill are already stored (by the writer, with the events).
+pub fn extend(conn: &mut DbConn, edge: &mut TileEdge, until: u64) -> Result<(), StoreError> {
     let mut gap = None;
     events::for_each_hash_after(conn, edge.size(), until, |seq, hash| {
         if gap.is_none() && seq != edge.size() + 1 {
             gap = Some(edge.size() + 1);
         }
         if gap.is_none() {
-            filled.extend(edge.push(&hash));
+            edge.push(&hash);
         }
     })?;
     match gap.or((edge.size() < until).then_some(edge.size() + 1)) {
         Some(seq) => Err(StoreError::CorruptRow { seq, reason: "missing from the ledger".into() }),
-        None => Ok(filled),
+        None => Ok(()),
     }
+}
+
+/// Extends `edge` to `until`, storing the tiles the events fill, a
+/// [`BUILD_STEP`] of events at a time (memory stays that, however far
+/// behind the tiles are).
+fn extend_storing(conn: &mut DbConn, edge: &mut TileEdge, until: u64) -> Result<(), StoreError> {
+    while edge.size() < until {
+        let count = (until - edge.size()).min(BUILD_STEP);
+        let mut filled = Vec::new();
+        for hash in events::hashes(conn, edge.size() + 1, count)? {
+            filled.extend(edge.push(&hash));
+        }
+        insert(conn, &filled)?;
+    }
+    Ok(())
 }
 
 /// The edge at `size` events, storing any full tile the stored ones lack
@@ -142,8 +156,7 @@ pub fn edge_at(conn: &mut DbConn, size: u64) -> Result<TileEdge, StoreError> {
     if edge.size() > size {
         return Err(damaged(format!("tiles cover {} events but the ledger holds {size}", edge.size())));
     }
-    let filled = extend(conn, &mut edge, size)?;
-    insert(conn, &filled)?;
+    extend_storing(conn, &mut edge, size)?;
     Ok(edge)
 }
 
@@ -172,12 +185,12 @@ pub fn build(
         let step = super::in_append_transaction(conn, |conn| {
             let head = events::head(conn)?.size;
             let mut edge = stored_edge(conn)?;
-            let before = BuildProgress { covered: edge.size(), head };
-            let target = (edge.size() + BUILD_STEP).min(head / TILE_WIDTH * TILE_WIDTH);
-            if target > edge.size() {
-                let filled = extend(conn, &mut edge, target)?;
-                insert(conn, &filled)?;
+            if edge.size() > head {
+                return Err(damaged(format!("tiles cover {} events but the ledger holds {head}", edge.size())));
             }
+            let before = BuildProgress { covered: edge.size(), head };
+            let target = (edge.size() + BUILD_STEP).min(head / TILE_WIDTH * TILE_WIDTH).max(edge.size());
+            extend_storing(conn, &mut edge, target)?;
             Ok((before, BuildProgress { covered: edge.size(), head }))
         })?;
         let started = *first.get_or_insert(step.0);

@@ -198,6 +198,12 @@ fn verify_names_a_tile_that_is_not_the_events_now(backend: Backend) {
     let (code, out, _) = govledger(&["verify"], &db);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("tiles cover 1024 events but the ledger holds 1000: events were removed"), "{out}");
+    // `rebuild` derives the tiles from the events again, with the other projections.
+    let (code, out, err) = govledger(&["rebuild"], &db);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(stored_tiles(&db).len(), 3);
+    let (code, out, _) = govledger(&["verify"], &db);
+    assert_eq!(code, 0, "{out}");
 }
 crate::on_both_backends!(verify_names_a_tile_that_is_not_the_events, verify_names_a_tile_that_is_not_the_events);
 
