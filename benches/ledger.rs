@@ -884,26 +884,11 @@ fn proof_latency(dir: &std::path::Path, events: u64, runtime: &tokio::runtime::R
 /// `/readyz` on the ledger in `dir` (its search index already caught up by
 /// the first start), and its resident memory then: the median of five.
 fn restart_to_ready(dir: &std::path::Path, events: u64, runtime: &tokio::runtime::Runtime) {
-    use std::io::BufRead;
-    let binary = env!("CARGO_MANIFEST_DIR").to_owned() + "/target/release/govledger";
-    if !std::path::Path::new(&binary).exists() {
-        println!("== restart: skipped, build {binary} first (cargo build --release)");
-        return;
-    }
     let mut times = Vec::new();
     let mut rss = Vec::new();
     for _ in 0..6 {
         let started = Instant::now();
-        let mut child = Command::new(&binary)
-            .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2", "--data-dir"])
-            .arg(dir)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.split_whitespace().find_map(|w| w.strip_prefix("http://")).unwrap().to_owned();
+        let Some((mut child, addr)) = release_server(dir, &["--workers", "2"]) else { return };
         runtime.block_on(async {
             let mut http = RawHttp::connect(&addr).await;
             while http.get("/readyz").await != 200 {
