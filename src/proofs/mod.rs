@@ -47,6 +47,17 @@ pub enum ProofError {
     Ledger(String),
 }
 
+/// A tile that cannot be read is a storage error; one missing from, or
+/// outside, the tree the events make is a ledger that is not a chain.
+impl From<TileError<StoreError>> for ProofError {
+    fn from(e: TileError<StoreError>) -> Self {
+        match e {
+            TileError::Read(e) => ProofError::Store(e),
+            other => ProofError::Ledger(other.to_string()),
+        }
+    }
+}
+
 /// An inclusion proof for one event.
 #[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct InclusionProof {
@@ -198,10 +209,7 @@ impl Proofs {
             Ok(Some(tree))
         };
         let mut source = TileSource::new(&edge, &mut read as &mut ReadTile<'_>);
-        f(&mut source).map_err(|e| match e {
-            TileError::Read(e) => ProofError::Store(e),
-            other => ProofError::Ledger(other.to_string()),
-        })
+        Ok(f(&mut source)?)
     }
 
     /// The tree head over the first `size` events.
@@ -443,10 +451,7 @@ where
         let root = {
             let mut read =
                 |level: u32, index: u64| Ok(tiles::read(&mut conn, level, index)?.map(|t| Arc::new(TileTree::new(t))));
-            merkle::root(&mut TileSource::new(&edge, &mut read), checkpoint.size).map_err(|e| match e {
-                TileError::Read(e) => ProofError::Store(e),
-                other => ProofError::Ledger(other.to_string()),
-            })?
+            merkle::root(&mut TileSource::new(&edge, &mut read), checkpoint.size)?
         };
         if root != checkpoint.root {
             report.failure = Some(VerifyFailure {
